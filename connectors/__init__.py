@@ -1,0 +1,40 @@
+"""Connectors: load CRM, ad-spend and community data into the six canonical tables.
+
+``open_source`` picks the connector from what it is given: a folder, a SQLAlchemy URL, or a dict
+of DataFrames.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import pandas as pd
+
+from roi.data.source import CanonicalSource
+
+
+def open_source(spec: str | Path | Mapping[str, pd.DataFrame], *,
+                tables: Mapping[str, str] | None = None,
+                schema: str | None = None) -> CanonicalSource:
+    """A folder path, a database URL (``dialect://...``) or ``{table: DataFrame}``.
+
+    Examples
+    --------
+    >>> from connectors import open_source
+    >>> source = open_source("data/sample")                         # doctest: +SKIP
+    """
+    if isinstance(spec, Mapping):
+        from connectors.frames import from_frames
+
+        return from_frames(spec)
+    if "://" in str(spec):
+        from connectors.sql import from_url
+
+        return from_url(str(spec), tables=tables, schema=schema)
+    from connectors.files import from_folder
+
+    return from_folder(spec)
+
+
+__all__ = ["open_source"]

@@ -1,0 +1,99 @@
+"""A folder of files named after the canonical tables (``customers.csv``, ``orders.parquet``,
+``members.xlsx`` ...), plus optional platform exports listed in ``sources.toml``.
+
+``sources.toml`` example::
+
+    [[export]]
+    platform = "shopify_orders"
+    path = "exports/orders_export.csv"
+
+    [[export]]
+    platform = "discord_members"
+    path = "exports/discord.csv"
+    options = { community = "discord" }
+
+Exports of the same canonical table are stacked; a table given both as a file and as an export
+is an error (which one would win is not obvious).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pandas as pd
+
+from connectors._staging import stage_file, stage_frame
+from roi.data.errors import SourceError
+from roi.data.schema import TABLE_NAMES
+from roi.data.source import CanonicalSource, embedded_engine
+
+SUFFIXES = (".csv", ".parquet", ".xlsx", ".xls")
+MANIFEST = "sources.toml"
+
+
+def table_files(folder: Path) -> dict[str, Path]:
+    """Canonical table -> its file; two files for one table is an error."""
+    found: dict[str, Path] = {}
+    for table in TABLE_NAMES:
+        matches = [folder / f"{table}{s}" for s in SUFFIXES if (folder / f"{table}{s}").is_file()]
+        if len(matches) > 1:
+            names = ", ".join(p.name for p in matches)
+            raise SourceError(f"{table}: more than one file for the table in {folder}: {names}")
+        if matches:
+            found[table] = matches[0]
+    return found
+
+
+def from_folder(folder: str | Path) -> CanonicalSource:
+    """Stage every table file (and listed platform export) of ``folder`` in embedded DuckDB.
+
+    Examples
+    --------
+    >>> from connectors.files import from_folder
+    >>> source = from_folder("data/sample")                        # doctest: +SKIP
+    >>> sorted(source.tables)                                      # doctest: +SKIP
+    ['activity', 'ad_spend', 'community_costs', 'customers', 'members', 'orders']
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SourceError(f"source folder not found: {folder}")
+    engine = embedded_engine()
+    files = table_files(folder)
+    tables = {table: stage_file(engine, table, path) for table, path in files.items()}
+    notes: list[str] = []
+    for table, frame, export_notes in _exports(folder):
+        if table in files:
+            raise SourceError(f"{table}: given both as {files[table].name} and as a platform "
+                              f"export in {MANIFEST}; keep one")
+        tables[table] = stage_frame(engine, table, frame, origin=MANIFEST)
+        notes.extend(export_notes)
+    if not tables:
+        raise SourceError(f"no table files in {folder} (expected e.g. customers.csv, orders.csv)")
+    return CanonicalSource(engine=engine, tables=tables, description=f"folder {folder}",
+                           embedded=True, notes=notes)
+
+
+def _exports(folder: Path) -> list[tuple[str, pd.DataFrame, list[str]]]:
+    """Platform exports listed in the manifest, stacked per canonical table."""
+    manifest = folder / MANIFEST
+    if not manifest.is_file():
+        return []
+    from connectors.platforms import load_export
+
+    try:
+        entries = tomllib.loads(manifest.read_text()).get("export", [])
+    except tomllib.TOMLDecodeError as exc:
+        raise SourceError(f"{manifest}: not valid TOML: {exc}") from None
+    stacked: dict[str, list[pd.DataFrame]] = {}
+    notes: dict[str, list[str]] = {}
+    for entry in entries:
+        if "platform" not in entry or "path" not in entry:
+            raise SourceError(f"{manifest}: every [[export]] needs 'platform' and 'path'")
+        loaded = load_export(folder / entry["path"], platform=entry["platform"],
+                             options=entry.get("options", {}))
+        stacked.setdefault(loaded.table, []).append(loaded.frame)
+        notes.setdefault(loaded.table, []).extend(
+            f"{entry['platform']}: {note}" for note in loaded.notes)
+    return [(table, pd.concat(frames, ignore_index=True), notes[table])
+            for table, frames in stacked.items()]

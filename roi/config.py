@@ -1,0 +1,116 @@
+"""Run configuration from a TOML file: covariates, churn rule, margin, sampler, seed.
+
+Example ``roi.toml``::
+
+    seed = 7
+    gross_margin = 0.6          # share of revenue that is margin (reports show both)
+
+    [data]
+    start = 2023-01-01          # optional analysis window
+    end = 2024-12-31
+    exclude = ["orders_after_churn"]   # count these rows instead of refusing the data
+    covariates = ["segment", "region", "plan"]
+
+    [churn]
+    rule = "auto"               # auto | column | inactivity
+    inactivity_days = 180
+
+    [sampler]
+    backend = "nutpie"          # nutpie | pymc
+    draws = 1000
+    tune = 1000
+    chains = 4
+
+    [source.tables]             # SQL sources only: canonical table -> SELECT
+    orders = "SELECT buyer AS customer_id, day AS order_date, amount AS revenue FROM sales"
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from roi.data.dataset import DataOptions
+from roi.data.errors import RoiError
+
+_TOP_KEYS = {"seed", "gross_margin", "currency", "data", "churn", "sampler", "source"}
+
+
+class ConfigError(RoiError, ValueError):
+    """The config file is unreadable or has an unknown or ill-typed key."""
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    backend: str = "nutpie"
+    draws: int = 1000
+    tune: int = 1000
+    chains: int = 4
+    target_accept: float = 0.9
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    seed: int = 20261123
+    gross_margin: float = 1.0
+    data: DataOptions = field(default_factory=DataOptions)
+    sampler: SamplerSettings = field(default_factory=SamplerSettings)
+    source_tables: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """What ``results.json`` records about the run's settings (no source SQL)."""
+        options = self.data
+        return {"seed": self.seed, "gross_margin": self.gross_margin,
+                "churn_rule": options.churn_rule, "inactivity_days": options.inactivity_days,
+                "exclude": list(options.exclude),
+                "covariates": list(options.covariates) if options.covariates else None,
+                "sampler": self.sampler.__dict__.copy()}
+
+
+def load_config(path: str | Path | None) -> RunConfig:
+    """Read a TOML config; ``None`` gives the documented defaults."""
+    if path is None:
+        return RunConfig()
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"config {path}: {exc}") from None
+    unknown = set(raw) - _TOP_KEYS
+    if unknown:
+        raise ConfigError(f"config {path}: unknown key(s) {sorted(unknown)}; "
+                          f"known: {sorted(_TOP_KEYS)}")
+    try:
+        return RunConfig(seed=int(raw.get("seed", RunConfig.seed)),
+                         gross_margin=float(raw.get("gross_margin", 1.0)),
+                         data=_data_options(raw.get("data", {}), raw.get("churn", {})),
+                         sampler=SamplerSettings(**raw.get("sampler", {})),
+                         source_tables=dict(raw.get("source", {}).get("tables", {})))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"config {path}: {exc}") from None
+
+
+def _data_options(data: dict[str, Any], churn: dict[str, Any]) -> DataOptions:
+    allowed_data = {"start", "end", "exclude", "covariates", "max_categories"}
+    allowed_churn = {"rule", "inactivity_days"}
+    for section, keys, allowed in (("data", data, allowed_data), ("churn", churn, allowed_churn)):
+        extra = set(keys) - allowed
+        if extra:
+            raise ValueError(f"[{section}] unknown key(s) {sorted(extra)}; known: "
+                             f"{sorted(allowed)}")
+    covariates = data.get("covariates")
+    return DataOptions(start=_date(data.get("start")), end=_date(data.get("end")),
+                       churn_rule=churn.get("rule", "auto"),
+                       inactivity_days=int(churn.get("inactivity_days", 180)),
+                       exclude=tuple(data.get("exclude", ())),
+                       covariates=tuple(covariates) if covariates is not None else None,
+                       max_categories=int(data.get("max_categories", 50)))
+
+
+def _date(value: Any) -> dt.date | None:
+    if value is None or isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value))

@@ -1,0 +1,312 @@
+"""Load a source into a validated, typed :class:`Dataset` whose aggregations run in the database.
+
+Examples
+--------
+>>> from connectors import open_source
+>>> from roi.data import load_dataset
+>>> dataset = load_dataset(open_source("data/sample"))        # doctest: +SKIP
+>>> panel = dataset.customer_month_panel()                     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+
+from roi.data import dialect
+from roi.data.errors import DataProblem, DataValidationError
+from roi.data.schema import TABLES
+from roi.data.source import CanonicalSource, execute_scalar_rows
+from roi.data.typed import extra_columns, typed_select
+from roi.data.validate import parse_problems, relation_checks, run_checks, structure_problems
+
+EXCLUDABLE = ("orders_unknown_customer", "orders_after_churn")
+CHURN_RULES = ("auto", "column", "inactivity")
+
+
+@dataclass(frozen=True)
+class DataOptions:
+    """How to read the data (the ``[data]`` and ``[churn]`` sections of the config file).
+
+    Parameters
+    ----------
+    start, end : date, optional
+        Analysis window; default from the first to the last order.
+    churn_rule : {"auto", "column", "inactivity"}
+        ``auto`` uses ``customers.churned_at`` when the column exists, else the inactivity rule.
+    inactivity_days : int
+        Inactivity rule: a customer with no order for more than this many days before the end of
+        the window churned on the day of the last order (or of first_seen without orders).
+    exclude : tuple of str
+        Rules whose breaking rows are excluded and counted instead of being an error:
+        ``orders_unknown_customer``, ``orders_after_churn``.
+    covariates : tuple of str, optional
+        Customer columns used as covariates; default every extra column that is numeric or has at
+        most ``max_categories`` distinct values.
+    """
+
+    start: dt.date | None = None
+    end: dt.date | None = None
+    churn_rule: str = "auto"
+    inactivity_days: int = 180
+    exclude: tuple[str, ...] = ()
+    covariates: tuple[str, ...] | None = None
+    max_categories: int = 50
+
+    def __post_init__(self) -> None:
+        if self.churn_rule not in CHURN_RULES:
+            raise ValueError(f"churn rule must be one of {CHURN_RULES}, got {self.churn_rule!r}")
+        unknown = set(self.exclude) - set(EXCLUDABLE)
+        if unknown:
+            raise ValueError(f"cannot exclude {sorted(unknown)}; excludable: {EXCLUDABLE}")
+        if self.inactivity_days <= 0:
+            raise ValueError("inactivity_days must be positive")
+
+
+@dataclass
+class Dataset:
+    """The validated canonical tables of one source, typed, living in its database.
+
+    Attributes
+    ----------
+    tables : dict
+        Typed selectables: ``customers``, ``life`` (customers with effective churn and
+        covariates), ``orders``, ``members`` (linked), ``activity``, ``ad_spend``,
+        ``community_costs``.
+    covariates : dict
+        Covariate name -> ``"numeric"`` or ``"categorical"``.
+    report : dict
+        The ``data`` block of ``results.json``.
+    """
+
+    source: CanonicalSource
+    options: DataOptions
+    tables: dict[str, sa.FromClause]
+    covariates: dict[str, str]
+    start: dt.date
+    end: dt.date
+    churn_rule: str
+    report: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def engine(self) -> sa.Engine:
+        return self.source.engine
+
+    def customer_month_panel(self) -> pd.DataFrame:
+        """One row per customer and calendar month of their life in the window."""
+        from roi.data.panel import customer_month_panel
+
+        return customer_month_panel(self)
+
+    def weekly_series(self):
+        """Weekly revenue, spend per channel, members, activity and cost per community."""
+        from roi.data.weekly import weekly_series
+
+        return weekly_series(self)
+
+    def survival_table(self) -> pd.DataFrame:
+        """Start-stop table in days since first_seen with membership time-varying."""
+        from roi.data.survival import survival_table
+
+        return survival_table(self)
+
+
+def load_dataset(source: CanonicalSource, options: DataOptions | None = None) -> Dataset:
+    """Validate ``source`` against the contract inside its database and type it.
+
+    Raises
+    ------
+    DataValidationError
+        Listing every broken rule with table, column, rule, row count and examples.
+    """
+    options = options or DataOptions()
+    engine, duckdb = source.engine, source.duckdb
+    for stage in (structure_problems(engine, source.tables),
+                  parse_problems(engine, source.tables, duckdb=duckdb)):
+        if stage:
+            raise DataValidationError(stage)
+    covariates = _detect_covariates(source, options)
+    typed = {name: _materialise(source, name, typed_select(
+                 TABLES[name], raw, duckdb=duckdb,
+                 numeric_extras=tuple(c for c, k in covariates.items() if k == "numeric"),
+                 keep_extras=tuple(covariates) if name == "customers" else ()))
+             for name, raw in source.tables.items() if name in TABLES}
+    checks = relation_checks(typed)
+    problems = run_checks(engine, [c for key, c in checks.items() if key not in options.exclude])
+    if problems:
+        raise DataValidationError(problems)
+    excluded = dict(source.excluded)
+    for key in options.exclude:
+        if key in checks:
+            excluded[key] = checks[key].count(engine)
+    typed["orders"] = _materialise(source, "orders_kept", _kept_orders(typed, options))
+    start, end = _window(engine, typed, options)
+    churn_rule = _churn_rule(typed, options)
+    typed["life"] = _materialise(source, "life", _customer_life(
+        typed, covariates, start=start, end=end, churn_rule=churn_rule,
+        inactivity_days=options.inactivity_days))
+    typed["members"] = _materialise(source, "members_linked", _linked_members(typed))
+    if "activity" in typed:
+        typed["activity"] = _materialise(source, "activity_linked", _linked_activity(typed))
+    dataset = Dataset(source=source, options=options, tables=typed, covariates=covariates,
+                      start=start, end=end, churn_rule=churn_rule)
+    from roi.data.report import data_report
+
+    dataset.report = data_report(dataset, excluded=excluded)
+    return dataset
+
+
+def _materialise(source: CanonicalSource, name: str, select: sa.Select) -> sa.FromClause:
+    """Embedded database: store as a table (parsed once). Warehouse: keep as a subquery."""
+    table_name = f"roi_{name}"
+    if not source.embedded:
+        return select.subquery(table_name)
+    compiled = select.compile(dialect=source.engine.dialect)
+    params = compiled.construct_params()
+    positional = [params[p] for p in compiled.positiontup or []]
+    with source.engine.connect() as connection:
+        driver = connection.connection.driver_connection
+        driver.execute(f'CREATE OR REPLACE TABLE "{table_name}" AS {compiled}', positional)
+    return sa.table(table_name, *(sa.column(c.key, c.type) for c in select.selected_columns))
+
+
+def _detect_covariates(source: CanonicalSource, options: DataOptions) -> dict[str, str]:
+    """Extra customer columns: numeric when every non-empty value parses as a number."""
+    raw = source.tables["customers"]
+    extras = extra_columns(TABLES["customers"], raw)
+    if options.covariates is not None:
+        missing = [c for c in options.covariates if c not in extras]
+        if missing:
+            raise DataValidationError([DataProblem(
+                "customers", ", ".join(missing), "configured covariate is not a column", 0,
+                tuple(extras[:5]))])
+        extras = list(options.covariates)
+    kinds: dict[str, str] = {}
+    for name in extras:
+        text = dialect.as_text(raw.c[name])
+        number = dialect.parse_number(raw.c[name], duckdb=source.duckdb)
+        query = sa.select(
+            sa.func.count(text),
+            sa.func.sum(sa.case((sa.and_(text.is_not(None), number.is_(None)), 1), else_=0)),
+            sa.func.count(sa.distinct(text))).select_from(raw)
+        n_values, n_not_numeric, n_distinct = execute_scalar_rows(source.engine, query)[0]
+        if n_values and not n_not_numeric:
+            kinds[name] = "numeric"
+        elif options.covariates is not None or (n_distinct or 0) <= options.max_categories:
+            kinds[name] = "categorical"
+    return kinds
+
+
+def _kept_orders(typed: dict[str, sa.FromClause], options: DataOptions) -> sa.Select:
+    """Orders of known customers; orders after churn dropped only when the option says so."""
+    orders, customers = typed["orders"], typed["customers"]
+    query = (sa.select(*orders.c)
+             .select_from(orders.join(customers, orders.c.customer_id == customers.c.customer_id)))
+    if "orders_after_churn" in options.exclude and "churned_at" in customers.c:
+        query = query.where(sa.or_(customers.c.churned_at.is_(None),
+                                   orders.c.order_date <= customers.c.churned_at))
+    return query
+
+
+def _window(engine: sa.Engine, typed: dict[str, sa.FromClause],
+            options: DataOptions) -> tuple[dt.date, dt.date]:
+    orders = typed["orders"]
+    first, last = execute_scalar_rows(engine, sa.select(sa.func.min(orders.c.order_date),
+                                                        sa.func.max(orders.c.order_date)))[0]
+    start = options.start or _as_date(first)
+    end = options.end or _as_date(last)
+    if start is None or end is None or start > end:
+        raise DataValidationError([DataProblem("orders", "order_date",
+                                                "no orders inside the analysis window", 0,
+                                                (str(start), str(end)))])
+    return start, end
+
+
+def _as_date(value: Any) -> dt.date | None:
+    if value is None:
+        return None
+    return pd.Timestamp(value).date()
+
+
+def _churn_rule(typed: dict[str, sa.FromClause], options: DataOptions) -> str:
+    has_column = "churned_at" in typed["customers"].c
+    if options.churn_rule == "column" and not has_column:
+        raise DataValidationError([DataProblem("customers", "churned_at",
+                                                "churn rule 'column' needs this column", 0)])
+    if options.churn_rule == "auto":
+        return "column" if has_column else "inactivity"
+    return options.churn_rule
+
+
+def _customer_life(typed: dict[str, sa.FromClause], covariates: dict[str, str], *,
+                   start: dt.date, end: dt.date, churn_rule: str,
+                   inactivity_days: int) -> sa.Select:
+    """Customers with last order and effective churn date (NULL = still a customer at end)."""
+    customers, orders = typed["customers"], typed["orders"]
+    last = (sa.select(orders.c.customer_id, sa.func.max(orders.c.order_date).label("last_order"),
+                      sa.func.count().label("n_orders"))
+            .group_by(orders.c.customer_id).subquery("last_orders"))
+    seen = sa.func.coalesce(last.c.last_order, customers.c.first_seen)
+    if churn_rule == "column":
+        raw_churn = customers.c.churned_at
+    else:
+        lapsed = seen + sa.literal(inactivity_days) < sa.literal(end, sa.Date)
+        raw_churn = sa.case((lapsed, seen), else_=None)
+    churn_date = sa.case((raw_churn <= sa.literal(end, sa.Date), raw_churn), else_=None)
+    return (sa.select(customers.c.customer_id, customers.c.first_seen,
+                      last.c.last_order, sa.func.coalesce(last.c.n_orders, 0).label("n_orders"),
+                      churn_date.label("churn_date"),
+                      *(customers.c[c] for c in covariates))
+            .select_from(customers.outerjoin(last, last.c.customer_id == customers.c.customer_id))
+            .where(customers.c.first_seen <= sa.literal(end, sa.Date)))
+
+
+def _linked_members(typed: dict[str, sa.FromClause]) -> sa.Select:
+    """Members with ``customer_id`` resolved directly or through the hashed e-mail."""
+    members, customers = typed["members"], typed["customers"]
+    by_id = customers.alias("by_id")
+    joins = members.outerjoin(by_id, members.c.customer_id == by_id.c.customer_id) \
+        if "customer_id" in members.c else members
+    linked_id = by_id.c.customer_id if "customer_id" in members.c else sa.null()
+    linked_mail = sa.null()
+    if "email_hash" in members.c and "email_hash" in customers.c:
+        mail = (sa.select(customers.c.email_hash, sa.func.min(customers.c.customer_id)
+                          .label("customer_id"))
+                .where(customers.c.email_hash.is_not(None))
+                .group_by(customers.c.email_hash).subquery("by_mail"))
+        joins = joins.outerjoin(mail, sa.and_(linked_id.is_(None),
+                                              members.c.email_hash == mail.c.email_hash))
+        linked_mail = mail.c.customer_id
+    link = sa.case((linked_id.is_not(None), "customer_id"),
+                   (linked_mail.is_not(None), "email"), else_=None)
+    optional = [members.c[c] for c in ("left_at", "member_id") if c in members.c]
+    return sa.select(members.c.community, members.c.joined_at, *optional,
+                     sa.func.coalesce(linked_id, linked_mail).label("customer_id"),
+                     link.label("link")).select_from(joins)
+
+
+def _linked_activity(typed: dict[str, sa.FromClause]) -> sa.Select:
+    """Activity with a customer (when linkable) and a member key for distinct counts."""
+    activity, members = typed["activity"], typed["members"]
+    count = (sa.func.coalesce(activity.c["count"], 1) if "count" in activity.c
+             else sa.literal(1.0))
+    kind = activity.c.kind if "kind" in activity.c else sa.null()
+    direct = activity.c.customer_id if "customer_id" in activity.c else sa.null()
+    joins = activity
+    via_member = sa.null()
+    if "member_id" in activity.c and "member_id" in members.c:
+        ids = (sa.select(members.c.member_id, sa.func.min(members.c.customer_id)
+                         .label("customer_id"))
+               .where(members.c.member_id.is_not(None))
+               .group_by(members.c.member_id).subquery("member_ids"))
+        joins = activity.outerjoin(ids, activity.c.member_id == ids.c.member_id)
+        via_member = ids.c.customer_id
+    member_id = activity.c.member_id if "member_id" in activity.c else sa.null()
+    return sa.select(activity.c.community, activity.c.date, kind.label("kind"),
+                     sa.cast(count, sa.Double).label("count"),
+                     sa.func.coalesce(direct, via_member).label("customer_id"),
+                     sa.func.coalesce(member_id, direct).label("member_key")).select_from(joins)

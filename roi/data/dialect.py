@@ -1,0 +1,86 @@
+"""The few SQL expressions whose spelling differs between database engines.
+
+Everything else in the aggregations is portable SQLAlchemy Core. Supported: DuckDB (the embedded
+engine) and PostgreSQL; other dialects use the PostgreSQL spellings, which most warehouses accept.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.elements import ColumnElement, TryCast
+
+_ISO_DATE = r"^\s*[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])([ T].*)?$"
+_NUMBER = r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
+
+
+@compiles(TryCast, "duckdb")
+def _duckdb_try_cast(element: TryCast, compiler, **kw) -> str:
+    # SQLAlchemy spells TRY_CAST only for SQL Server; DuckDB has the same function.
+    return (f"TRY_CAST({compiler.process(element.clause, **kw)} "
+            f"AS {compiler.process(element.typeclause, **kw)})")
+
+
+def is_duckdb(engine_or_dialect: sa.Engine | sa.Dialect) -> bool:
+    dialect = getattr(engine_or_dialect, "dialect", engine_or_dialect)
+    return dialect.name == "duckdb"
+
+
+def as_text(column: ColumnElement) -> ColumnElement:
+    """Trimmed text, empty string as NULL."""
+    if isinstance(column.type, sa.String):
+        text = column
+    else:
+        text = sa.cast(column, sa.String)
+    return sa.func.nullif(sa.func.trim(text), "")
+
+
+def parse_date(column: ColumnElement, *, duckdb: bool) -> ColumnElement:
+    """ISO date; a timestamp is truncated to the date as written. NULL when unparsable."""
+    if isinstance(column.type, sa.Date) and not isinstance(column.type, sa.DateTime):
+        return column
+    head = sa.func.substr(as_text(column), 1, 10)
+    if duckdb:
+        return sa.try_cast(head, sa.Date)
+    return sa.case((as_text(column).regexp_match(_ISO_DATE), sa.cast(head, sa.Date)), else_=None)
+
+
+def parse_number(column: ColumnElement, *, duckdb: bool) -> ColumnElement:
+    """Finite number. NULL when unparsable, NaN or infinite."""
+    if duckdb:
+        value = sa.try_cast(as_text(column), sa.Double)
+        return sa.case((sa.func.isfinite(value), value), else_=None)
+    if isinstance(column.type, sa.Integer | sa.Numeric | sa.Float):
+        return sa.cast(column, sa.Double)
+    text = as_text(column)
+    return sa.case((text.regexp_match(_NUMBER), sa.cast(text, sa.Double)), else_=None)
+
+
+def sha256_hex(text: ColumnElement, *, duckdb: bool) -> ColumnElement:
+    """Hex SHA-256 of a UTF-8 string."""
+    if duckdb:
+        return sa.func.sha256(text)
+    return sa.func.encode(sa.func.sha256(sa.func.convert_to(text, "UTF8")), "hex")
+
+
+def normalised_email_hash(column: ColumnElement, *, duckdb: bool) -> ColumnElement:
+    """SHA-256 of the trimmed, lower-cased e-mail (the linking key; raw e-mails never leave)."""
+    return sha256_hex(sa.func.lower(as_text(column)), duckdb=duckdb)
+
+
+def week_start(column: ColumnElement) -> ColumnElement:
+    """Monday of the ISO week, as a date."""
+    return sa.cast(sa.func.date_trunc("week", column), sa.Date)
+
+
+def month_index(column: ColumnElement) -> ColumnElement:
+    """Months since year 0: comparable integers that make month arithmetic portable."""
+    year = sa.cast(sa.extract("year", column), sa.Integer)
+    month = sa.cast(sa.extract("month", column), sa.Integer)
+    return year * 12 + month - 1
+
+
+def day_diff(later: ColumnElement, earlier: ColumnElement) -> ColumnElement:
+    """Whole days between two dates (DATE - DATE is an integer in DuckDB and PostgreSQL)."""
+    return sa.cast(later - earlier, sa.Integer)
+

@@ -1,0 +1,79 @@
+"""The customer-month panel, built by one SQL statement inside the source database.
+
+One row per customer and complete calendar month of the window from the month of ``first_seen``
+to the month of churn (or the window's end). Columns:
+
+``customer_id``, ``month`` (first day), ``month_index`` (year*12 + month-1), ``revenue`` (sum of
+orders, refunds negative, 0 without orders), ``orders``, ``active`` (customer for the whole month:
+first seen before the month began and not churned before it ended, the contract's member-month
+condition), ``member`` (month at or after the month membership started; absorbing),
+``join_month_index`` (NULL for never-members), ``months_since_join``, ``community`` (first
+community joined), ``n_communities``, ``churned`` (churn date falls in the month),
+``first_month_index``, and the covariates.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import sqlalchemy as sa
+
+from roi.data import sql_parts
+from roi.data.source import fetch_frame
+
+
+def panel_select(dataset) -> sa.Select:
+    life, orders = dataset.tables["life"], dataset.tables["orders"]
+    calendar = sql_parts.month_calendar(dataset.start, dataset.end)
+    membership = sql_parts.first_membership(life, dataset.tables["members"])
+    order_month = sql_parts.month_of(orders.c.order_date)
+    revenue = (sa.select(orders.c.customer_id, order_month.label("month_index"),
+                         sa.func.sum(orders.c.revenue).label("revenue"),
+                         sa.func.count().label("orders"))
+               .group_by(orders.c.customer_id, order_month).subquery("monthly_revenue"))
+    life_end = sql_parts.effective_end(life, dataset.end)
+    first_month = sql_parts.month_of(life.c.first_seen)
+    join_month = sql_parts.month_of(membership.c.member_start)
+    in_life = sa.and_(calendar.c.month_index >= first_month,
+                      calendar.c.month_index <= sql_parts.month_of(life_end))
+    joins = (calendar.join(life, in_life)
+             .outerjoin(revenue, sa.and_(revenue.c.customer_id == life.c.customer_id,
+                                         revenue.c.month_index == calendar.c.month_index))
+             .outerjoin(membership, membership.c.customer_id == life.c.customer_id))
+    active = sa.and_(life.c.first_seen < calendar.c.month_start,
+                     sa.or_(life.c.churn_date.is_(None),
+                            life.c.churn_date >= calendar.c.next_month_start))
+    member = sa.and_(join_month.is_not(None), calendar.c.month_index >= join_month)
+    churned = sa.and_(life.c.churn_date.is_not(None),
+                      life.c.churn_date >= calendar.c.month_start,
+                      life.c.churn_date < calendar.c.next_month_start)
+    covariates = [life.c[c] for c in dataset.covariates]
+    return (sa.select(life.c.customer_id, calendar.c.month_start.label("month"),
+                      calendar.c.month_index,
+                      sa.func.coalesce(revenue.c.revenue, 0.0).label("revenue"),
+                      sa.func.coalesce(revenue.c.orders, 0).label("orders"),
+                      active.label("active"), member.label("member"),
+                      join_month.label("join_month_index"),
+                      (calendar.c.month_index - join_month).label("months_since_join"),
+                      membership.c.community, membership.c.n_communities,
+                      churned.label("churned"), first_month.label("first_month_index"),
+                      *covariates)
+            .select_from(joins)
+            .order_by(life.c.customer_id, calendar.c.month_index))
+
+
+def customer_month_panel(dataset) -> pd.DataFrame:
+    frame = fetch_frame(dataset.engine, panel_select(dataset))
+    return _tidy(frame)
+
+
+def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
+    """Stable dtypes whatever the engine: bools, nullable ints, dates as datetime64."""
+    frame["month"] = pd.to_datetime(frame["month"])
+    for column in ("active", "member", "churned"):
+        frame[column] = frame[column].astype(bool)
+    for column in ("month_index", "orders", "first_month_index"):
+        frame[column] = frame[column].astype("int64")
+    for column in ("join_month_index", "months_since_join", "n_communities"):
+        frame[column] = frame[column].astype("Int64")
+    frame["revenue"] = frame["revenue"].astype("float64")
+    return frame.reset_index(drop=True)

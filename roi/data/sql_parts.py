@@ -1,0 +1,82 @@
+"""Pieces shared by the three aggregations: calendars and each customer's first membership."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+
+from roi.data import dialect
+
+FAR_FUTURE = dt.date(9999, 12, 31)
+
+
+def complete_months(start: dt.date, end: dt.date) -> list[tuple[int, dt.date, dt.date]]:
+    """Calendar months wholly inside [start, end]: (month_index, first day, next month's first)."""
+    first = start if start.day == 1 else _next_month(start.replace(day=1))
+    months = []
+    while True:
+        following = _next_month(first)
+        if following - dt.timedelta(days=1) > end:
+            return months
+        months.append((first.year * 12 + first.month - 1, first, following))
+        first = following
+
+
+def complete_weeks(start: dt.date, end: dt.date) -> list[tuple[dt.date, dt.date]]:
+    """Monday-to-Sunday weeks wholly inside [start, end]: (Monday, next Monday)."""
+    monday = start + dt.timedelta(days=(7 - start.weekday()) % 7)
+    weeks = []
+    while monday + dt.timedelta(days=6) <= end:
+        weeks.append((monday, monday + dt.timedelta(days=7)))
+        monday += dt.timedelta(days=7)
+    return weeks
+
+
+def _next_month(day: dt.date) -> dt.date:
+    return dt.date(day.year + day.month // 12, day.month % 12 + 1, 1)
+
+
+def month_calendar(start: dt.date, end: dt.date) -> sa.FromClause:
+    rows = complete_months(start, end)
+    if not rows:
+        raise ValueError(f"the window {start} to {end} holds no complete calendar month")
+    return sa.values(sa.column("month_index", sa.Integer), sa.column("month_start", sa.Date),
+                     sa.column("next_month_start", sa.Date), name="calendar_months").data(rows)
+
+
+def week_calendar(start: dt.date, end: dt.date) -> sa.FromClause:
+    rows = complete_weeks(start, end)
+    if not rows:
+        raise ValueError(f"the window {start} to {end} holds no complete week")
+    return sa.values(sa.column("week_start", sa.Date), sa.column("next_week_start", sa.Date),
+                     name="calendar_weeks").data(rows)
+
+
+def first_membership(life: sa.FromClause, members: sa.FromClause) -> sa.Subquery:
+    """Per linked customer: first community joined and when membership starts.
+
+    Membership starts at ``max(joined_at, first_seen)``: community-led prospects who joined
+    before they bought are members from their first day as customers.
+    """
+    starts = sa.func.greatest(members.c.joined_at, life.c.first_seen)
+    rank = sa.func.row_number().over(partition_by=members.c.customer_id,
+                                     order_by=(starts, members.c.community))
+    ranked = (sa.select(members.c.customer_id, members.c.community, starts.label("member_start"),
+                        rank.label("rank"),
+                        sa.func.count(sa.distinct(members.c.community))
+                        .over(partition_by=members.c.customer_id).label("n_communities"))
+              .select_from(members.join(life, members.c.customer_id == life.c.customer_id))
+              .subquery("ranked_memberships"))
+    return (sa.select(ranked.c.customer_id, ranked.c.community, ranked.c.member_start,
+                      ranked.c.n_communities)
+            .where(ranked.c.rank == 1).subquery("first_membership"))
+
+
+def effective_end(life: sa.FromClause, end: dt.date) -> sa.ColumnElement:
+    """Last day of a customer's life in the window: churn date, else the window end."""
+    return sa.func.coalesce(life.c.churn_date, sa.literal(end, sa.Date))
+
+
+def month_of(column: sa.ColumnElement) -> sa.ColumnElement:
+    return dialect.month_index(column)

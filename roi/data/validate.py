@@ -1,0 +1,173 @@
+"""Contract rules, each run as SQL in the source database: a count and up to five examples.
+
+Two stages: :func:`structure_problems` (tables and columns present, not empty) and
+:func:`parse_problems` (dates and numbers parse) run on the raw tables; :func:`rule_problems`
+(keys, relations, signs) run on the typed tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
+
+from roi.data import dialect
+from roi.data.errors import MAX_EXAMPLES, DataProblem
+from roi.data.schema import TABLES, TableSpec
+from roi.data.source import execute_scalar_rows
+from roi.data.typed import canonical_columns, parsed_column
+
+REQUIRED_TABLES = ("customers", "orders", "members")
+
+
+@dataclass(frozen=True)
+class Check:
+    """A rule as SQL: rows of ``source`` where ``condition`` holds break it."""
+
+    table: str
+    column: str
+    rule: str
+    source: sa.FromClause
+    condition: ColumnElement
+    examples: tuple[ColumnElement, ...]
+
+    def run(self, engine: sa.Engine) -> DataProblem | None:
+        count_query = sa.select(sa.func.count()).select_from(self.source).where(self.condition)
+        n_rows = execute_scalar_rows(engine, count_query)[0][0]
+        if not n_rows:
+            return None
+        example_query = (sa.select(*self.examples).select_from(self.source)
+                         .where(self.condition).limit(MAX_EXAMPLES))
+        rows = execute_scalar_rows(engine, example_query)
+        return DataProblem(self.table, self.column, self.rule, int(n_rows),
+                           tuple(_example(row) for row in rows))
+
+    def count(self, engine: sa.Engine) -> int:
+        query = sa.select(sa.func.count()).select_from(self.source).where(self.condition)
+        return int(execute_scalar_rows(engine, query)[0][0])
+
+
+def _example(row: tuple) -> str:
+    return " ".join(str(v) for v in row) if len(row) > 1 else str(row[0])
+
+
+def run_checks(engine: sa.Engine, checks: Iterable[Check]) -> list[DataProblem]:
+    return [p for p in (check.run(engine) for check in checks) if p is not None]
+
+
+def structure_problems(engine: sa.Engine, tables: dict[str, sa.FromClause]) -> list[DataProblem]:
+    """Missing tables, missing required columns, empty required tables."""
+    problems: list[DataProblem] = []
+    for name, spec in TABLES.items():
+        raw = tables.get(name)
+        if raw is None:
+            if name in REQUIRED_TABLES:
+                problems.append(DataProblem(name, "*", "required table is missing", 0))
+            continue
+        present = set(raw.c.keys())
+        missing = [c for c in spec.required if c not in present]
+        for group in spec.one_of:
+            if not present.intersection(group):
+                missing.append(" or ".join(group))
+        for column in missing:
+            problems.append(DataProblem(name, column, "missing required column", 0,
+                                        tuple(sorted(present))[:MAX_EXAMPLES]))
+        if name in REQUIRED_TABLES and not missing:
+            n_rows = execute_scalar_rows(engine, sa.select(sa.func.count()).select_from(raw))
+            if n_rows[0][0] == 0:
+                problems.append(DataProblem(name, "*", "required table is empty", 0))
+    return problems
+
+
+def _key_columns(spec: TableSpec, raw: sa.FromClause) -> tuple[ColumnElement, ...]:
+    """Columns that identify a row in examples (never an e-mail)."""
+    for key in ("order_id", "member_id", "customer_id", "channel", "community"):
+        if key in raw.c and key != "email":
+            return (dialect.as_text(raw.c[key]),)
+    return ()
+
+
+def parse_checks(spec: TableSpec, raw: sa.FromClause, *, duckdb: bool) -> list[Check]:
+    """Dates that do not parse, amounts that are not finite numbers, empty required values."""
+    checks = []
+    keys = _key_columns(spec, raw)
+    for name in canonical_columns(spec, raw):
+        kind = spec.kind(name)
+        text = dialect.as_text(raw.c[name])
+        if name in spec.required:
+            checks.append(Check(spec.name, name, "empty value in a required column", raw,
+                                text.is_(None), keys or (sa.literal("(row)"),)))
+        if kind not in ("date", "number"):
+            continue
+        rule = "unparsable date (expected YYYY-MM-DD)" if kind == "date" else "non-numeric amount"
+        parsed = parsed_column(spec, raw, name, duckdb=duckdb)
+        checks.append(Check(spec.name, name, rule, raw,
+                            sa.and_(text.is_not(None), parsed.is_(None)), (*keys, text)))
+    return checks
+
+
+def parse_problems(engine: sa.Engine, tables: dict[str, sa.FromClause], *,
+                   duckdb: bool) -> list[DataProblem]:
+    checks = [c for name, raw in tables.items() if name in TABLES
+              for c in parse_checks(TABLES[name], raw, duckdb=duckdb)]
+    return run_checks(engine, checks)
+
+
+def relation_checks(typed: dict[str, sa.FromClause]) -> dict[str, Check]:
+    """Rules across rows and tables, keyed by a short name (options may exclude some)."""
+    customers, orders, members = typed["customers"], typed["orders"], typed["members"]
+    checks: dict[str, Check] = {}
+    duplicates = (sa.select(customers.c.customer_id, sa.func.count().label("n"))
+                  .group_by(customers.c.customer_id).having(sa.func.count() > 1).subquery())
+    checks["customers_duplicate_id"] = Check(
+        "customers", "customer_id", "duplicate customer_id", customers,
+        customers.c.customer_id.in_(sa.select(duplicates.c.customer_id)),
+        (customers.c.customer_id,))
+    if "churned_at" in customers.c:
+        checks["customers_churn_before_first_seen"] = Check(
+            "customers", "churned_at", "churned_at before first_seen", customers,
+            customers.c.churned_at < customers.c.first_seen,
+            (customers.c.customer_id, customers.c.first_seen, customers.c.churned_at))
+    known = sa.select(customers.c.customer_id)
+    checks["orders_unknown_customer"] = Check(
+        "orders", "customer_id", "order for an unknown customer", orders,
+        orders.c.customer_id.not_in(known), (orders.c.customer_id,))
+    if "churned_at" in customers.c:
+        joined = orders.join(customers, orders.c.customer_id == customers.c.customer_id)
+        checks["orders_after_churn"] = Check(
+            "orders", "order_date", "order after the customer's churned_at", joined,
+            orders.c.order_date > customers.c.churned_at,
+            (orders.c.customer_id, orders.c.order_date, customers.c.churned_at))
+    if "currency" in orders.c:
+        checks["orders_currency"] = _currency_check(orders)
+    checks["members_no_identity"] = Check(
+        "members", "customer_id", "member without customer_id and without email", members,
+        sa.and_(*(members.c[c].is_(None) for c in ("customer_id", "email_hash")
+                  if c in members.c)),
+        tuple(members.c[c] for c in ("member_id", "community", "joined_at") if c in members.c))
+    if "left_at" in members.c:
+        checks["members_left_before_joined"] = Check(
+            "members", "left_at", "left_at before joined_at", members,
+            members.c.left_at < members.c.joined_at,
+            (members.c.community, members.c.joined_at, members.c.left_at))
+    for table, column in (("ad_spend", "spend"), ("community_costs", "cost")):
+        if table in typed:
+            source = typed[table]
+            label = source.c["channel"] if table == "ad_spend" else source.c["community"]
+            checks[f"{table}_negative"] = Check(
+                table, column, f"negative {column} (must be >= 0)", source,
+                source.c[column] < 0, (label, source.c.date, source.c[column]))
+    return checks
+
+
+def _currency_check(orders: sa.FromClause) -> Check:
+    """More than one currency: rows in any currency other than the most common one."""
+    counts = (sa.select(orders.c.currency, sa.func.count().label("n"))
+              .where(orders.c.currency.is_not(None)).group_by(orders.c.currency).subquery())
+    majority = sa.select(counts.c.currency).order_by(counts.c.n.desc(), counts.c.currency).limit(1)
+    return Check("orders", "currency", "more than one currency (one currency per project)",
+                 orders, sa.and_(orders.c.currency.is_not(None),
+                                 orders.c.currency != majority.scalar_subquery()),
+                 (orders.c.currency,))

@@ -1,0 +1,171 @@
+"""The weekly series every media-mix model needs, aggregated inside the source database.
+
+Complete Monday-to-Sunday weeks of the window. ``WeeklySeries.totals`` holds revenue, orders and
+active customers (customers at the week's Monday); the wide tables ``spend``, ``impressions``,
+``clicks`` (week x channel) and ``members`` (enrolled at the Monday), ``active_members`` (distinct
+members with activity), ``activity`` (sum of counts), ``cost`` (week x community) hold the rest.
+Community costs are spread evenly over the days of the period each covers (from its ``date`` to
+the next cost row of the same community and category; the last row covers as long as the one
+before it, or 30 days).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import sqlalchemy as sa
+
+from roi.data import dialect, sql_parts
+from roi.data.source import fetch_frame
+
+
+@dataclass
+class WeeklySeries:
+    totals: pd.DataFrame
+    spend: pd.DataFrame
+    impressions: pd.DataFrame
+    clicks: pd.DataFrame
+    members: pd.DataFrame
+    active_members: pd.DataFrame
+    activity: pd.DataFrame
+    cost: pd.DataFrame
+
+    def to_frame(self) -> pd.DataFrame:
+        """One wide frame: ``revenue`` ..., ``spend:<channel>``, ``cost:<community>`` ..."""
+        parts = [self.totals]
+        for name in ("spend", "impressions", "clicks", "members", "active_members", "activity",
+                     "cost"):
+            part = getattr(self, name)
+            parts.append(part.rename(columns=lambda key, n=name: f"{n}:{key}"))
+        return pd.concat(parts, axis=1)
+
+
+def weekly_series(dataset) -> WeeklySeries:
+    calendar = sql_parts.week_calendar(dataset.start, dataset.end)
+    weeks = pd.DatetimeIndex([pd.Timestamp(w) for w, _ in
+                              sql_parts.complete_weeks(dataset.start, dataset.end)], name="week")
+    totals = _fetch(dataset, _totals_select(dataset, calendar)).set_index("week").reindex(weeks)
+    totals = totals.fillna(0.0)
+    totals["orders"] = totals["orders"].astype("int64")
+    totals["active_customers"] = totals["active_customers"].astype("int64")
+    tables = dataset.tables
+    spend = _wide(dataset, _spend_select(tables.get("ad_spend"), calendar), weeks)
+    members = _wide(dataset, _members_select(tables["members"], calendar), weeks)
+    activity = _wide(dataset, _activity_select(tables.get("activity"), calendar), weeks)
+    cost = _wide(dataset, _cost_select(tables.get("community_costs"), calendar), weeks)
+    return WeeklySeries(totals=totals, spend=spend.get("spend", _empty(weeks)),
+                        impressions=spend.get("impressions", _empty(weeks)),
+                        clicks=spend.get("clicks", _empty(weeks)),
+                        members=members.get("members", _empty(weeks)),
+                        active_members=activity.get("active_members", _empty(weeks)),
+                        activity=activity.get("activity", _empty(weeks)),
+                        cost=cost.get("cost", _empty(weeks)))
+
+
+def _fetch(dataset, query: sa.Select) -> pd.DataFrame:
+    frame = fetch_frame(dataset.engine, query)
+    frame["week"] = pd.to_datetime(frame["week"])
+    return frame
+
+
+def _empty(weeks: pd.DatetimeIndex) -> pd.DataFrame:
+    return pd.DataFrame(index=weeks)
+
+
+def _wide(dataset, query: sa.Select | None, weeks: pd.DatetimeIndex) -> dict[str, pd.DataFrame]:
+    """Long (week, key, measures...) -> one week x key table per measure, zeros where absent."""
+    if query is None:
+        return {}
+    frame = _fetch(dataset, query)
+    measures = [c for c in frame.columns if c not in ("week", "key")]
+    out = {}
+    for measure in measures:
+        wide = frame.pivot_table(index="week", columns="key", values=measure, aggfunc="sum")
+        wide = wide.reindex(weeks).fillna(0.0).astype("float64")
+        wide.columns = [str(c) for c in wide.columns]
+        wide.columns.name = None
+        out[measure] = wide.sort_index(axis=1)
+    return out
+
+
+def _totals_select(dataset, calendar: sa.FromClause) -> sa.Select:
+    orders, life = dataset.tables["orders"], dataset.tables["life"]
+    week = dialect.week_start(orders.c.order_date)
+    revenue = (sa.select(week.label("week_start"), sa.func.sum(orders.c.revenue).label("revenue"),
+                         sa.func.count().label("orders"))
+               .group_by(week).subquery("weekly_revenue"))
+    alive = (sa.select(calendar.c.week_start, sa.func.count().label("active_customers"))
+             .select_from(calendar.join(life, sa.and_(
+                 life.c.first_seen <= calendar.c.week_start,
+                 sa.func.coalesce(life.c.churn_date, sa.literal(sql_parts.FAR_FUTURE, sa.Date))
+                 > calendar.c.week_start)))
+             .group_by(calendar.c.week_start).subquery("weekly_alive"))
+    return (sa.select(calendar.c.week_start.label("week"),
+                      sa.func.coalesce(revenue.c.revenue, 0.0).label("revenue"),
+                      sa.func.coalesce(revenue.c.orders, 0).label("orders"),
+                      sa.func.coalesce(alive.c.active_customers, 0).label("active_customers"))
+            .select_from(calendar
+                         .outerjoin(revenue, revenue.c.week_start == calendar.c.week_start)
+                         .outerjoin(alive, alive.c.week_start == calendar.c.week_start)))
+
+
+def _spend_select(spend: sa.FromClause | None, calendar: sa.FromClause) -> sa.Select | None:
+    if spend is None:
+        return None
+    week = dialect.week_start(spend.c.date)
+    measures = [sa.func.sum(spend.c.spend).label("spend")]
+    for name in ("impressions", "clicks"):
+        if name in spend.c:
+            measures.append(sa.func.sum(spend.c[name]).label(name))
+    inner = (sa.select(week.label("week"), spend.c.channel.label("key"), *measures)
+             .group_by(week, spend.c.channel).subquery("weekly_spend"))
+    return (sa.select(inner).select_from(inner.join(calendar,
+                                                     calendar.c.week_start == inner.c.week)))
+
+
+def _members_select(members: sa.FromClause, calendar: sa.FromClause) -> sa.Select:
+    left = (sa.func.coalesce(members.c.left_at, sa.literal(sql_parts.FAR_FUTURE, sa.Date))
+            if "left_at" in members.c else sa.literal(sql_parts.FAR_FUTURE, sa.Date))
+    enrolled = sa.and_(members.c.joined_at <= calendar.c.week_start, left > calendar.c.week_start)
+    return (sa.select(calendar.c.week_start.label("week"), members.c.community.label("key"),
+                      sa.func.count().label("members"))
+            .select_from(calendar.join(members, enrolled))
+            .group_by(calendar.c.week_start, members.c.community))
+
+
+def _activity_select(activity: sa.FromClause | None,
+                     calendar: sa.FromClause) -> sa.Select | None:
+    if activity is None:
+        return None
+    week = dialect.week_start(activity.c.date)
+    inner = (sa.select(week.label("week"), activity.c.community.label("key"),
+                       sa.func.count(sa.distinct(activity.c.member_key)).label("active_members"),
+                       sa.func.sum(activity.c["count"]).label("activity"))
+             .group_by(week, activity.c.community).subquery("weekly_activity"))
+    return sa.select(inner).select_from(inner.join(calendar,
+                                                    calendar.c.week_start == inner.c.week))
+
+
+def _cost_select(costs: sa.FromClause | None, calendar: sa.FromClause) -> sa.Select | None:
+    if costs is None:
+        return None
+    category = (sa.func.coalesce(costs.c.category, "") if "category" in costs.c
+                else sa.literal(""))
+    window = {"partition_by": (costs.c.community, category), "order_by": costs.c.date}
+    previous_gap = dialect.day_diff(costs.c.date, sa.func.lag(costs.c.date).over(**window))
+    period_end = sa.func.coalesce(sa.func.lead(costs.c.date).over(**window),
+                                  costs.c.date + sa.func.coalesce(previous_gap, 30))
+    periods = sa.select(costs.c.community, costs.c.cost, costs.c.date.label("period_start"),
+                        period_end.label("period_end")).subquery("cost_periods")
+    overlap_start = sa.func.greatest(periods.c.period_start, calendar.c.week_start)
+    overlap_end = sa.func.least(periods.c.period_end, calendar.c.next_week_start)
+    share = (sa.cast(dialect.day_diff(overlap_end, overlap_start), sa.Double)
+             / sa.cast(dialect.day_diff(periods.c.period_end, periods.c.period_start), sa.Double))
+    overlaps = sa.and_(periods.c.period_start < calendar.c.next_week_start,
+                       periods.c.period_end > calendar.c.week_start,
+                       periods.c.period_end > periods.c.period_start)
+    return (sa.select(calendar.c.week_start.label("week"), periods.c.community.label("key"),
+                      sa.func.sum(periods.c.cost * share).label("cost"))
+            .select_from(calendar.join(periods, overlaps))
+            .group_by(calendar.c.week_start, periods.c.community))

@@ -1,0 +1,144 @@
+"""One result type for every estimator, whatever the backend (OLS, GLM, Cox, PyMC).
+
+Every estimator returns an :class:`EffectResult`. Reports, widgets and ``results.json`` read only
+this type, so a new estimator plugs in without touching them.
+
+Examples
+--------
+>>> from roi.results import EffectResult
+>>> r = EffectResult(method="naive", estimand="community_revenue_lift", estimate=12.0,
+...                  low=10.0, high=14.0, interval="95% CI", scale="currency per member-month")
+>>> r.to_contract()["estimate"]
+12.0
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+CI95 = "95% CI"
+HDI94 = "94% HDI"
+
+
+@dataclass
+class Diagnostics:
+    """What a reader must know before trusting a number.
+
+    ``converged`` is False when a sampler or optimiser did not meet its gate; ``warnings`` are
+    plain sentences shown wherever the estimate is shown; ``checks`` holds the figures behind them
+    (r-hat, ESS, divergences, overlap, balance, pre-trend p-values ...).
+    """
+
+    converged: bool = True
+    warnings: list[str] = field(default_factory=list)
+    checks: dict[str, Any] = field(default_factory=dict)
+
+    def warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)
+
+    def to_contract(self) -> dict[str, Any]:
+        return {"converged": bool(self.converged), "warnings": list(self.warnings),
+                "checks": _jsonable(self.checks)}
+
+
+@dataclass
+class EffectResult:
+    """Estimate with interval, diagnostics and tidy tables.
+
+    Parameters
+    ----------
+    method : str
+        Method name as it appears in ``results.json`` (``naive``, ``did``, ``cox_time_varying`` ...).
+    estimand : str
+        ``community_revenue_lift``, ``community_retention_lift``, ``roas`` ...
+    estimate, low, high : float
+        Point estimate and interval bounds on the scale named by ``scale``.
+    interval : str
+        ``"95% CI"`` for frequentist methods, ``"94% HDI"`` for Bayesian ones.
+    scale : str
+        What the number is: ``"currency per member-month"``, ``"hazard ratio"`` ...
+    n_treated : int, optional
+        Treated units (members).
+    n_obs : int, optional
+        Treated observations the estimate averages over (member-months for revenue lift).
+    by_group : dict
+        Per-community (or per-segment) estimates, each a dict with estimate, low, high, interval.
+    tables : dict of DataFrame
+        Tidy tables behind the estimate (per cohort, per event time, balance ...).
+    """
+
+    method: str
+    estimand: str
+    estimate: float
+    low: float
+    high: float
+    interval: str
+    scale: str = ""
+    n_treated: int | None = None
+    n_obs: int | None = None
+    by_group: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    diagnostics: Diagnostics = field(default_factory=Diagnostics)
+    value_name: str = "estimate"
+
+    def to_contract(self) -> dict[str, Any]:
+        """The dict written under ``estimates`` in ``results.json``."""
+        out = {self.value_name: _num(self.estimate), "low": _num(self.low),
+               "high": _num(self.high), "interval": self.interval}
+        if not self.diagnostics.converged:
+            out["converged"] = False
+        return out
+
+    def summary(self) -> pd.DataFrame:
+        """One-row table: method, estimate, interval, counts, convergence."""
+        row = {"method": self.method, self.value_name: self.estimate, "low": self.low,
+               "high": self.high, "interval": self.interval, "n_treated": self.n_treated,
+               "n_obs": self.n_obs, "converged": self.diagnostics.converged,
+               "warnings": len(self.diagnostics.warnings)}
+        return pd.DataFrame([row]).set_index("method")
+
+    def sentence(self, currency: str = "$") -> str:
+        """A plain-language sentence a finance reader understands."""
+        caveat = "" if self.diagnostics.converged else " (NOT CONVERGED: do not rely on it)"
+        if self.value_name == "hazard_ratio":
+            change = (1.0 - self.estimate) * 100
+            word = "lowers" if change > 0 else "raises"
+            return (f"{self.method}: membership {word} the monthly churn hazard by "
+                    f"{abs(change):.0f}% (hazard ratio {self.estimate:.2f}, {self.interval} "
+                    f"{self.low:.2f}-{self.high:.2f}){caveat}.")
+        return (f"{self.method}: each member-month adds {currency}{self.estimate:,.2f} "
+                f"({self.interval} {currency}{self.low:,.2f} to {currency}{self.high:,.2f})"
+                f"{caveat}.")
+
+    def __repr__(self) -> str:
+        return (f"EffectResult(method={self.method!r}, {self.value_name}={self.estimate:.4g}, "
+                f"{self.interval}=[{self.low:.4g}, {self.high:.4g}], "
+                f"converged={self.diagnostics.converged})")
+
+
+def _num(value: float | None) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return None if math.isnan(value) else value
+
+
+def _jsonable(value: Any) -> Any:
+    """Turn numpy scalars and containers into plain JSON types."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, str):
+        try:
+            return value.item()
+        except (ValueError, AttributeError):
+            pass
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value

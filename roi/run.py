@@ -1,0 +1,138 @@
+"""The main job: source -> validated dataset -> aggregations -> models -> ``results.json``.
+
+Examples
+--------
+>>> from roi.run import run_job
+>>> results = run_job("data/sample", out="out")                # doctest: +SKIP
+>>> results["data"]["customers"]                                 # doctest: +SKIP
+3000
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from roi.config import RunConfig
+from roi.data import Dataset, load_dataset
+from roi.outputs import write_json
+from roi.progress import progress_steps
+from roi.results import EffectResult
+
+SCHEMA_VERSION = 1
+STEPS = ["open source", "validate", "aggregate in database", "revenue lift", "retention lift",
+         "paid media", "write results"]
+
+
+@dataclass
+class RunOutputs:
+    dataset: Dataset
+    revenue: dict[str, EffectResult]
+    retention: dict[str, EffectResult]
+    results: dict[str, Any]
+
+
+def run_job(source: Any, *, out: str | Path, config: RunConfig | None = None,
+            progress: bool = True) -> dict[str, Any]:
+    """Run everything and write ``out/results.json``; returns the results dict."""
+    return run_models(source, out=out, config=config, progress=progress).results
+
+
+def run_models(source: Any, *, out: str | Path, config: RunConfig | None = None,
+               progress: bool = True) -> RunOutputs:
+    from connectors import open_source
+
+    config = config or RunConfig()
+    with progress_steps(STEPS, enabled=progress) as steps:
+        steps.start("open source")
+        canonical = open_source(source, tables=config.source_tables or None)
+        steps.start("validate")
+        dataset = load_dataset(canonical, config.data)
+        steps.start("aggregate in database")
+        panel = dataset.customer_month_panel()
+        weekly = dataset.weekly_series()
+        survival = dataset.survival_table()
+        steps.start("revenue lift")
+        revenue = revenue_lift_estimates(panel)
+        steps.start("retention lift")
+        retention = retention_lift_estimates(survival, covariates=dataset.covariates)
+        steps.start("paid media")
+        paid = {"channels": {channel: {"spend": float(weekly.spend[channel].sum()),
+                                       "roas": None, "marginal_roas": None}
+                             for channel in weekly.spend.columns}}
+        steps.start("write results")
+        results = assemble_results(dataset=dataset, config=config, revenue=revenue,
+                                   retention=retention, paid_media=paid,
+                                   member_months=int((panel["member"] & panel["active"]).sum()))
+        write_json(Path(out) / "results.json", results)
+    return RunOutputs(dataset=dataset, revenue=revenue, retention=retention, results=results)
+
+
+def revenue_lift_estimates(panel) -> dict[str, EffectResult]:
+    from roi.models.naive_revenue import NaiveRevenueGap
+
+    naive = NaiveRevenueGap().fit(panel, active="active", group="community").result_
+    return {"naive": naive}
+
+
+def retention_lift_estimates(survival, *, covariates: dict[str, str]) -> dict[str, EffectResult]:
+    return {}
+
+
+def _section(estimates: dict[str, EffectResult], *, preferred_order: tuple[str, ...]) -> dict:
+    preferred = next((m for m in preferred_order if m in estimates
+                      and estimates[m].diagnostics.converged), None)
+    section: dict[str, Any] = {
+        "preferred": preferred,
+        "estimates": {name: r.to_contract() for name, r in estimates.items()},
+    }
+    if preferred is not None:
+        section["by_community"] = estimates[preferred].by_group
+    return section
+
+
+def assemble_results(*, dataset: Dataset, config: RunConfig, revenue: dict[str, EffectResult],
+                     retention: dict[str, EffectResult], paid_media: dict[str, Any],
+                     member_months: int) -> dict[str, Any]:
+    """The ``results.json`` document (schema_version 1 of the contract, extended)."""
+    revenue_section = _section(revenue, preferred_order=("did", "bayesian", "aipw",
+                                                         "regression"))
+    revenue_section.setdefault("by_community", {})
+    revenue_section["member_months"] = member_months
+    retention_section = _section(retention, preferred_order=("cox_time_varying", "bayesian"))
+    diagnostics = {f"revenue_{name}": r.diagnostics.to_contract() for name, r in revenue.items()}
+    diagnostics.update({f"retention_{name}": r.diagnostics.to_contract()
+                        for name, r in retention.items()})
+    notes = []
+    if revenue_section["preferred"] is None:
+        notes.append("No causal revenue-lift estimator has produced a trustworthy number in this "
+                     "run: only the naive comparison is shown, and it is biased upwards.")
+    diagnostics["run"] = {"converged": True, "warnings": notes}
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "generated_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+        "data": dataset.report,
+        "community_revenue_lift": revenue_section,
+        "community_retention_lift": retention_section,
+        "paid_media": paid_media,
+        "comparison": [],
+        "diagnostics": diagnostics,
+        "config": config.to_dict(),
+        "environment": _environment(),
+    }
+
+
+def _environment() -> dict[str, str]:
+    from importlib import metadata
+
+    versions = {"python": platform.python_version()}
+    for package in ("community-roi", "pandas", "statsmodels", "pymc", "nutpie", "sqlalchemy",
+                    "duckdb"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions

@@ -62,14 +62,17 @@ def first_membership(life: sa.FromClause, members: sa.FromClause) -> sa.Subquery
     starts = sa.func.greatest(members.c.joined_at, life.c.first_seen)
     rank = sa.func.row_number().over(partition_by=members.c.customer_id,
                                      order_by=(starts, members.c.community))
+    linked = members.join(life, members.c.customer_id == life.c.customer_id)
     ranked = (sa.select(members.c.customer_id, members.c.community, starts.label("member_start"),
-                        rank.label("rank"),
-                        sa.func.count(sa.distinct(members.c.community))
-                        .over(partition_by=members.c.customer_id).label("n_communities"))
-              .select_from(members.join(life, members.c.customer_id == life.c.customer_id))
-              .subquery("ranked_memberships"))
+                        rank.label("rank"))
+              .select_from(linked).subquery("ranked_memberships"))
+    # PostgreSQL has no COUNT(DISTINCT) OVER: count communities in a grouped subquery.
+    counts = (sa.select(members.c.customer_id,
+                        sa.func.count(sa.distinct(members.c.community)).label("n_communities"))
+              .select_from(linked).group_by(members.c.customer_id).subquery("community_counts"))
     return (sa.select(ranked.c.customer_id, ranked.c.community, ranked.c.member_start,
-                      ranked.c.n_communities)
+                      counts.c.n_communities)
+            .select_from(ranked.join(counts, counts.c.customer_id == ranked.c.customer_id))
             .where(ranked.c.rank == 1).subquery("first_membership"))
 
 

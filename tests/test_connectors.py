@@ -1,0 +1,104 @@
+"""Folder (CSV, Parquet, Excel, platform exports), DataFrame and config paths into one dataset."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from connectors import open_source
+from connectors.platforms import load_export
+from roi.config import ConfigError, load_config
+from roi.data import SourceError, load_dataset, mask_url
+
+FIXTURES = Path(__file__).parent / "fixtures" / "platforms"
+
+
+def _write(folder: Path, frames: dict[str, pd.DataFrame], formats: dict[str, str]) -> Path:
+    folder.mkdir(exist_ok=True)
+    for name, frame in frames.items():
+        kind = formats.get(name, "csv")
+        if kind == "csv":
+            frame.to_csv(folder / f"{name}.csv", index=False)
+        elif kind == "parquet":
+            frame.to_parquet(folder / f"{name}.parquet", index=False)
+        else:
+            frame.to_excel(folder / f"{name}.xlsx", index=False)
+    return folder
+
+
+def test_mixed_formats_give_the_same_dataset(tmp_path, tiny):
+    typed_orders = tiny["orders"].assign(
+        revenue=pd.to_numeric(tiny["orders"]["revenue"]),
+        order_date=pd.to_datetime(tiny["orders"]["order_date"].str[:10]))
+    frames = {**tiny, "orders": typed_orders}
+    folder = _write(tmp_path / "mixed", frames, {"orders": "parquet", "members": "excel"})
+    from_folder = load_dataset(open_source(folder))
+    from_frames = load_dataset(open_source(tiny))
+    pd.testing.assert_frame_equal(from_folder.customer_month_panel(),
+                                  from_frames.customer_month_panel())
+    assert from_folder.report["identity"] == from_frames.report["identity"]
+
+
+def test_two_files_for_one_table(tmp_path, tiny):
+    folder = _write(tmp_path / "both", tiny, {})
+    tiny["orders"].to_parquet(folder / "orders.parquet")
+    with pytest.raises(SourceError, match="orders: more than one file"):
+        open_source(folder)
+
+
+def test_platform_exports_in_manifest(tmp_path, tiny):
+    frames = {k: v for k, v in tiny.items() if k != "ad_spend"}
+    folder = _write(tmp_path / "exports", frames, {})
+    for name in ("google_ads_campaigns.csv", "meta_ads_export.csv"):
+        shutil.copy(FIXTURES / name, folder / name)
+    (folder / "sources.toml").write_text(
+        '[[export]]\nplatform = "google_ads_campaigns"\npath = "google_ads_campaigns.csv"\n'
+        '[[export]]\nplatform = "meta_ads"\npath = "meta_ads_export.csv"\n')
+    dataset = load_dataset(open_source(folder))
+    google = load_export(folder / "google_ads_campaigns.csv", platform="google_ads_campaigns")
+    meta = load_export(folder / "meta_ads_export.csv", platform="meta_ads")
+    assert dataset.report["other_tables"]["ad_spend"] == len(google.frame) + len(meta.frame)
+    expected_channels = set(google.frame.channel) | set(meta.frame.channel)
+    assert set(dataset.report["channels"]) == expected_channels
+    assert any(note.startswith("google_ads_campaigns:") for note in dataset.report["notes"])
+
+
+def test_export_and_file_for_the_same_table_is_refused(tmp_path, tiny):
+    folder = _write(tmp_path / "clash", tiny, {})
+    shutil.copy(FIXTURES / "meta_ads_export.csv", folder / "meta.csv")
+    (folder / "sources.toml").write_text('[[export]]\nplatform = "meta_ads"\npath = "meta.csv"\n')
+    with pytest.raises(SourceError, match="ad_spend: given both"):
+        open_source(folder)
+
+
+def test_config_file(tmp_path):
+    path = tmp_path / "roi.toml"
+    path.write_text('seed = 3\n[data]\nstart = 2024-01-01\nexclude = ["orders_after_churn"]\n'
+                    '[churn]\nrule = "inactivity"\ninactivity_days = 90\n'
+                    '[sampler]\ndraws = 200\n')
+    config = load_config(path)
+    assert config.seed == 3 and config.sampler.draws == 200
+    assert config.data.churn_rule == "inactivity" and config.data.inactivity_days == 90
+    assert config.data.start.isoformat() == "2024-01-01"
+    assert config.data.exclude == ("orders_after_churn",)
+    path.write_text("[churn]\nrul = 'auto'\n")
+    with pytest.raises(ConfigError, match=r"\[churn\] unknown key"):
+        load_config(path)
+    path.write_text("[data]\nexclude = ['everything']\n")
+    with pytest.raises(ConfigError, match="cannot exclude"):
+        load_config(path)
+
+
+def test_mask_url():
+    assert mask_url("postgresql+psycopg://ana:p%40ss@db:5432/crm") == \
+        "postgresql+psycopg://ana:***@db:5432/crm"
+    assert mask_url("duckdb:///tmp/x.duckdb") == "duckdb:///tmp/x.duckdb"
+
+
+def test_bad_url_is_masked():
+    with pytest.raises(SourceError) as caught:
+        open_source("postgresql+psycopg://ana:hunter2@127.0.0.1:1/crm")
+    assert "hunter2" not in str(caught.value) and "***" in str(caught.value)

@@ -1,0 +1,91 @@
+"""Aggregations of group-time ATTs as R ``did::aggte`` does them (helper of :mod:`roi.models.did`).
+
+Weights proportional to cohort size are estimated (``P(G = g)``), so a share-weighted average
+carries the extra influence term of R's ``wif``: for unit ``i`` in cohort ``j``,
+``sum_k (1{j = g_k} - p_k) (att_k - average) / sum_k p_k``, which depends on ``i`` only through
+its cohort (a ``LinearForm.cohort_terms`` entry).
+
+Examples
+--------
+>>> items = [LinearForm(1.0, np.array([1.0, 0.0]), np.zeros(2)),
+...          LinearForm(3.0, np.array([0.0, 1.0]), np.zeros(2))]
+>>> share_weighted(items, shares=np.array([0.25, 0.25]), cohort_of_item=np.array([0, 1])).value
+2.0
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from roi.models._did_cells import CellEstimates, Cells
+from roi.models._did_influence import InfluenceMoments, LinearForm
+
+
+def cell_forms(estimates: CellEstimates) -> list[LinearForm]:
+    """One form per cell: its ATT with influence function ``Psi e_k``."""
+    n_cells, n_cohorts = len(estimates.att), estimates.coef.shape[0]
+    identity = np.eye(n_cells)
+    return [LinearForm(float(estimates.att[k]), identity[k], np.zeros(n_cohorts))
+            for k in range(n_cells)]
+
+
+def share_weighted(items: list[LinearForm], *, shares: np.ndarray,
+                   cohort_of_item: np.ndarray) -> LinearForm:
+    """Average weighted by estimated cohort shares, with R's weight-estimation term."""
+    total = float(shares.sum())
+    values = np.array([item.value for item in items])
+    average = _combine(items, shares / total)
+    n_cohorts = len(items[0].cohort_terms)
+    indicator = np.arange(n_cohorts)[:, None] == cohort_of_item[None, :]
+    weight_term = (indicator - shares[None, :]) @ (values - average.value) / total
+    return average + LinearForm(0.0, np.zeros_like(average.cell_weights), weight_term)
+
+
+def equal_weighted(items: list[LinearForm]) -> LinearForm:
+    """Plain mean (R's group-specific and overall dynamic effects: no estimated weights)."""
+    return _combine(items, np.full(len(items), 1.0 / len(items)))
+
+
+def _combine(items: list[LinearForm], mix: np.ndarray) -> LinearForm:
+    return LinearForm(float(sum(m * i.value for m, i in zip(mix, items, strict=True))),
+                      sum(m * i.cell_weights for m, i in zip(mix, items, strict=True)),
+                      sum(m * i.cohort_terms for m, i in zip(mix, items, strict=True)))
+
+
+def nan_form(n_cells: int, n_cohorts: int) -> LinearForm:
+    return LinearForm(float("nan"), np.zeros(n_cells), np.zeros(n_cohorts))
+
+
+def interval_table(forms: list[LinearForm], moments: InfluenceMoments, *,
+                   alpha: float) -> pd.DataFrame:
+    """att, se, low, high for each form (pointwise normal intervals)."""
+    z = float(stats.norm.ppf(1 - alpha / 2))
+    att = np.array([f.value for f in forms], dtype=float)
+    se = np.array([moments.standard_error(f) if np.isfinite(f.value) else np.nan
+                   for f in forms])
+    return pd.DataFrame({"att": att, "se": se, "low": att - z * se, "high": att + z * se})
+
+
+def pretrend_wald(cells: Cells, estimates: CellEstimates, moments: InfluenceMoments, *,
+                  anticipation: int) -> dict[str, float | int | None]:
+    """R's Wald pre-test: ``n^2 att' (Psi'Psi)^-1 att`` over placebo cells, chi2(df).
+
+    Placebo cells are the estimable ones with ``t < g - anticipation`` (R takes ``t < g``;
+    the same without anticipation), leaving out reference cells and zero-variance cells.
+    """
+    variance = np.diag(moments.gram)
+    placebo = (estimates.valid & ~cells.reference & (variance > 0)
+               & (cells.period < cells.cohort - anticipation))
+    att, block = estimates.att[placebo], moments.gram[np.ix_(placebo, placebo)]
+    empty = {"statistic": None, "df": int(placebo.sum()), "p_value": None}
+    if not placebo.any():
+        return empty
+    eigenvalues, eigenvectors = np.linalg.eigh(block)
+    if eigenvalues.min() <= np.finfo(float).eps * eigenvalues.max():
+        return empty  # singular, as R's rcond check: no statistic
+    projected = eigenvectors.T @ att
+    statistic = float(moments.n_units**2 * np.sum(projected**2 / eigenvalues))
+    return {"statistic": statistic, "df": int(placebo.sum()),
+            "p_value": float(stats.chi2.sf(statistic, placebo.sum()))}

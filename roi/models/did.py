@@ -1,0 +1,362 @@
+"""Staggered difference-in-differences (Callaway & Sant'Anna 2021): community revenue lift.
+
+Customers join the community in different months (cohorts ``g``). For every cohort and period
+``(g, t)`` the estimator compares the cohort's change in outcome since a pre-join base period
+with the same change among controls (never-members, or also customers who have not joined
+*yet*), giving a group-time ATT. These are averaged into the contract's estimand, the average
+effect per member-month (``simple``), an event study by months since joining (``dynamic``,
+placebo months before joining included) and per-cohort effects (``group``). Two-way
+fixed-effects regression is not used: with staggered joins and effects that grow with
+membership it compares late joiners with early joiners and is biased (see
+``tests/test_did.py``).
+
+Inference matches R ``did`` (``att_gt(..., bstrap = FALSE)`` then ``aggte``): analytic
+influence functions, clustered by unit, including the term for estimating the cohort-size
+weights. R's point estimates and standard errors are reproduced on ``mpdta`` (tests). One
+deliberate difference: for the overall *group* aggregation R's ``aggte`` builds the weight term
+from the first entries of its group-time cohort vector instead of the cohort list (an indexing
+slip, anti-conservative in general); we use the cohorts themselves. On ``mpdta`` that moves
+the group SE from 0.01242 (R's code path, reproduced here) to 0.01245 (as in moderndid).
+Pointwise intervals only (no bootstrap uniform bands).
+
+Unbalanced panels (customers enter and churn): each ``(g, t)`` comparison uses the units
+observed in both its base period and ``t``; a unit missing either period simply does not enter
+that comparison. (R ``did`` instead balances the panel or switches to repeated cross-sections;
+on a balanced panel the three agree.) Cohort-size weights count every kept unit of the cohort,
+so on an unbalanced panel ``simple`` weights each (g, t) by cohort size, not by the member-months
+observed in it (``group_time_.n_treated``); on a balanced panel the two are the same.
+
+``scale="multiplicative"`` assumes parallel trends in logs of *means* (Poisson-style), the
+natural assumption for revenue whose level differs a lot between customers: the counterfactual
+of cohort ``g`` at ``t`` is its base mean times the controls' growth ``E[Y_t|C] / E[Y_base|C]``.
+The ATT is still reported in currency per treated unit-period (actual minus counterfactual
+mean, i.e. ratio x counterfactual); its standard error is the delta-method influence function.
+
+Examples
+--------
+>>> import numpy as np, pandas as pd
+>>> rng = np.random.default_rng(0)
+>>> units, periods = np.arange(400), np.arange(1, 7)
+>>> panel = pd.DataFrame([(u, t) for u in units for t in periods], columns=["id", "month"])
+>>> panel["joined"] = np.where(panel["id"] % 3 == 0, 4, 0)
+>>> member = (panel["joined"] > 0) & (panel["month"] >= panel["joined"])
+>>> panel["revenue"] = 10 + panel["id"] % 7 + 0.5 * panel["month"] + 2.0 * member
+>>> panel["revenue"] += rng.normal(0, 0.1, len(panel))
+>>> model = StaggeredDiD().fit(panel, unit="id", time="month", group="joined",
+...                            outcome="revenue")
+>>> round(model.result_.estimate, 1), model.result_.method
+(2.0, 'did')
+>>> model.dynamic_[["e", "att"]].round(1).to_dict("list")["e"]
+[-2, -1, 0, 1, 2]
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from roi.models._did_aggregate import (
+    cell_forms,
+    equal_weighted,
+    interval_table,
+    nan_form,
+    pretrend_wald,
+    share_weighted,
+)
+from roi.models._did_cells import (
+    CellEstimates,
+    Cells,
+    cohort_cross_moments,
+    control_mask,
+    estimate_cells,
+    group_time_cells,
+)
+from roi.models._did_influence import (
+    InfluenceMoments,
+    LinearForm,
+    influence_moments,
+    single_threaded_blas,
+)
+from roi.models._did_panel import NEVER, WidePanel, wide_panel
+from roi.results import Diagnostics, EffectResult
+
+ControlGroup = Literal["never_treated", "not_yet_treated"]
+BasePeriod = Literal["varying", "universal"]
+Scale = Literal["additive", "multiplicative"]
+PRETREND_LEVEL = 0.05
+
+
+class StaggeredDiD:
+    """Callaway & Sant'Anna (2021) staggered DiD on a tidy long panel, scikit-learn style.
+
+    Parameters
+    ----------
+    control_group : {"never_treated", "not_yet_treated"}
+        Controls of cell ``(g, t)``: never-treated units only, or also units first treated
+        after ``max(t, base) + anticipation``. Without never-treated units,
+        ``not_yet_treated`` drops the periods from the last cohort's start on (as R does).
+    base_period : {"varying", "universal"}
+        Pre-period cells compare ``t`` with ``t - 1`` (``varying``, R's default) or every cell
+        with ``g - 1 - anticipation`` (``universal``, whose reference cell is 0).
+    anticipation : int
+        Periods before ``g`` in which units may already react; the base period moves back.
+    scale : {"additive", "multiplicative"}
+        Parallel trends in levels, or in logs of means (revenue); both report currency.
+    alpha : float
+        1 - confidence level of the pointwise intervals.
+
+    Attributes
+    ----------
+    group_time_ : DataFrame
+        One row per cell: g, t, e (= t - g in periods), base_period, att, se, low, high,
+        n_treated, n_control (units observed in t and base), counterfactual, att_ratio, post.
+    simple_ : DataFrame
+        One row: the average ATT over post-treatment cells weighted by cohort size
+        (= per member-month on a balanced panel), with se, low, high and n_obs.
+    dynamic_ : DataFrame
+        Event study: e, att, se, low, high, n_treated (treated unit-periods at that event
+        time); ``e < 0`` are placebo periods.
+    group_ : DataFrame
+        Per cohort: g, att, se, low, high, n_units, n_obs.
+    overall_ : DataFrame
+        Indexed by ``simple``, ``dynamic`` (mean of e >= 0) and ``group`` (cohort-size
+        weighted mean of the cohort effects): att, se, low, high.
+    pretrend_ : dict
+        Joint Wald test that the placebo ATTs are 0: statistic, df, p_value.
+    vcov_ : ndarray
+        Covariance of the group-time ATTs, in the order of ``group_time_``.
+    result_ : EffectResult
+        The ``simple`` estimate as the contract's ``community_revenue_lift`` (method ``did``).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> long = pd.DataFrame({"id": [1, 1, 1, 2, 2, 2, 3, 3, 3], "t": [1, 2, 3] * 3,
+    ...                      "g": [3, 3, 3, 0, 0, 0, 0, 0, 0],
+    ...                      "y": [1.0, 2.0, 5.0, 1.0, 2.0, 3.0, 2.0, 3.0, 4.0]})
+    >>> fit = StaggeredDiD().fit(long, unit="id", time="t", group="g", outcome="y")
+    >>> fit.group_time_[["g", "t", "base_period", "att"]].to_dict("list")
+    {'g': [3, 3], 't': [2, 3], 'base_period': [1, 2], 'att': [0.0, 2.0]}
+    """
+
+    def __init__(self, *, control_group: ControlGroup = "never_treated",
+                 base_period: BasePeriod = "varying", anticipation: int = 0,
+                 scale: Scale = "additive", alpha: float = 0.05) -> None:
+        _require_choice(control_group, ("never_treated", "not_yet_treated"), "control_group")
+        _require_choice(base_period, ("varying", "universal"), "base_period")
+        _require_choice(scale, ("additive", "multiplicative"), "scale")
+        if int(anticipation) != anticipation or anticipation < 0:
+            raise ValueError(f"anticipation must be a whole number >= 0, got {anticipation!r}")
+        if not 0 < alpha < 1:
+            raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+        self.control_group, self.base_period = control_group, base_period
+        self.anticipation, self.scale, self.alpha = int(anticipation), scale, alpha
+
+    def fit(self, data: pd.DataFrame, *, unit: str, time: str, group: str,
+            outcome: str) -> StaggeredDiD:
+        """Estimate all group-time ATTs and their aggregations; returns ``self``.
+
+        ``group`` holds the first treated period of the unit (constant within a unit) on the
+        grid of ``time`` (a value between two periods maps to the next one); 0, NaN or a
+        period after the last one means never treated.
+        """
+        panel = wide_panel(data, unit=unit, time=time, group=group, outcome=outcome,
+                           anticipation=self.anticipation,
+                           drop_last_cohort=self.control_group == "not_yet_treated")
+        cohort_codes = np.unique(panel.cohort)
+        treated = cohort_codes[cohort_codes != NEVER]
+        if treated.size == 0:
+            raise ValueError(f"StaggeredDiD: no usable treated unit in column {group!r} "
+                             f"(dropped: {panel.dropped})")
+        cohort_index = np.searchsorted(cohort_codes, panel.cohort)
+        cells = group_time_cells(cohorts=treated, n_periods=len(panel.periods),
+                                 base_period=self.base_period, anticipation=self.anticipation)
+        with single_threaded_blas():
+            estimates = self._estimate_cells(panel, cells, cohort_codes, cohort_index)
+            moments = influence_moments(panel.outcome, cohort_index, cells, estimates)
+            self._tabulate(panel, cells, estimates, moments, cohort_codes)
+        self.result_ = self._effect_result(panel, cells, estimates)
+        return self
+
+    def _estimate_cells(self, panel: WidePanel, cells: Cells, cohort_codes: np.ndarray,
+                        cohort_index: np.ndarray) -> CellEstimates:
+        controls = control_mask(cells, cohort_codes=cohort_codes,
+                                control_group=self.control_group,
+                                anticipation=self.anticipation)
+        sums, counts = cohort_cross_moments(panel.outcome, cohort_index, len(cohort_codes))
+        return estimate_cells(cells, sums=sums, counts=counts, controls=controls,
+                              treated_index=np.searchsorted(cohort_codes, cells.cohort),
+                              n_units=panel.n_units, scale=self.scale)
+
+    def _tabulate(self, panel: WidePanel, cells: Cells, estimates: CellEstimates,
+                  moments: InfluenceMoments, cohort_codes: np.ndarray) -> None:
+        cell_cohort = np.searchsorted(cohort_codes, cells.cohort)
+        shares = moments.cohort_sizes / moments.n_units
+        forms = cell_forms(estimates)
+        post = estimates.valid & (cells.period >= cells.cohort)
+        simple = _share_weighted_cells(forms, post, shares, cell_cohort)
+        by_event = {int(e): _share_weighted_cells(forms, estimates.valid & (cells.event_time == e),
+                                                  shares, cell_cohort)
+                    for e in np.unique(cells.event_time)}
+        by_cohort = {int(g): _equal_weighted_cells(forms, post & (cells.cohort == g))
+                     for g in np.unique(cells.cohort)}
+        overall = {"simple": simple, "dynamic": _dynamic_overall(by_event),
+                   "group": _group_overall(by_cohort, cohort_codes, shares)}
+        self.vcov_ = moments.gram / moments.n_units**2
+        self.group_time_ = self._group_time_table(panel, cells, estimates, forms, moments)
+        self.overall_ = interval_table(list(overall.values()), moments, alpha=self.alpha)
+        self.overall_.index = pd.Index(list(overall), name="aggregation")
+        member_months = int(estimates.n_treated[post].sum())
+        self.simple_ = self.overall_.loc[["simple"]].assign(n_obs=member_months)
+        self.dynamic_ = self._event_table(by_event, cells, estimates, moments)
+        self.group_ = self._cohort_table(by_cohort, panel, cells, estimates, moments, post)
+        self.pretrend_ = pretrend_wald(cells, estimates, moments, anticipation=self.anticipation)
+
+    def _group_time_table(self, panel: WidePanel, cells: Cells, estimates: CellEstimates,
+                          forms: list[LinearForm], moments: InfluenceMoments) -> pd.DataFrame:
+        periods = panel.periods
+        table = pd.DataFrame({"g": [panel.cohort_labels[int(c)] for c in cells.cohort],
+                              "t": periods[cells.period], "e": cells.event_time,
+                              "base_period": periods[cells.base]})
+        table = pd.concat([table, interval_table(forms, moments, alpha=self.alpha)], axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = estimates.att / estimates.counterfactual
+        return table.assign(n_treated=estimates.n_treated, n_control=estimates.n_control,
+                            counterfactual=estimates.counterfactual, att_ratio=ratio,
+                            post=cells.period >= cells.cohort)
+
+    def _event_table(self, by_event: dict[int, LinearForm], cells: Cells,
+                     estimates: CellEstimates, moments: InfluenceMoments) -> pd.DataFrame:
+        table = interval_table(list(by_event.values()), moments, alpha=self.alpha)
+        table.insert(0, "e", list(by_event))
+        counted = np.where(estimates.valid, estimates.n_treated, 0)
+        table["n_treated"] = [int(counted[cells.event_time == e].sum()) for e in by_event]
+        return table
+
+    def _cohort_table(self, by_cohort: dict[int, LinearForm], panel: WidePanel, cells: Cells,
+                      estimates: CellEstimates, moments: InfluenceMoments,
+                      post: np.ndarray) -> pd.DataFrame:
+        table = interval_table(list(by_cohort.values()), moments, alpha=self.alpha)
+        table.insert(0, "g", [panel.cohort_labels[g] for g in by_cohort])
+        table["n_units"] = [int((panel.cohort == g).sum()) for g in by_cohort]
+        table["n_obs"] = [int(estimates.n_treated[post & (cells.cohort == g)].sum())
+                          for g in by_cohort]
+        return table
+
+    def _effect_result(self, panel: WidePanel, cells: Cells,
+                       estimates: CellEstimates) -> EffectResult:
+        simple = self.simple_.iloc[0]
+        post = estimates.valid & (cells.period >= cells.cohort)
+        members = int(np.isin(panel.cohort, np.unique(cells.cohort[post])).sum())
+        tables = {"group_time": self.group_time_, "dynamic": self.dynamic_,
+                  "group": self.group_, "overall": self.overall_}
+        return EffectResult(method="did", estimand="community_revenue_lift",
+                            estimate=float(simple["att"]), low=float(simple["low"]),
+                            high=float(simple["high"]), interval=self.interval_label,
+                            scale="currency per member-month", n_treated=members,
+                            n_obs=int(simple["n_obs"]), tables=tables,
+                            diagnostics=self._diagnostics(panel, estimates))
+
+    def _diagnostics(self, panel: WidePanel, estimates: CellEstimates) -> Diagnostics:
+        no_controls = estimates.n_control == 0
+        checks = {"pretrend": self.pretrend_, "control_group": self.control_group,
+                  "base_period": self.base_period, "anticipation": self.anticipation,
+                  "scale": self.scale, "n_units": panel.n_units,
+                  "n_periods": len(panel.periods), "n_cells": len(estimates.att),
+                  "cells_without_controls": int(no_controls.sum()),
+                  "cells_not_estimable": int((~estimates.valid).sum()), "dropped": panel.dropped}
+        diagnostics = Diagnostics(checks=checks)
+        pre = self.pretrend_
+        if pre["p_value"] is not None and pre["p_value"] < PRETREND_LEVEL:
+            diagnostics.warn(
+                f"Pre-trend test rejects parallel trends at 5% (Wald {pre['statistic']:.2f}, "
+                f"df {pre['df']}, p = {pre['p_value']:.3g}): members already differed "
+                "before joining, so the lift may be biased.")
+        if no_controls.all():
+            diagnostics.warn("No valid control units in any comparison: no DiD estimate.")
+        elif no_controls.any():
+            diagnostics.warn(f"{int(no_controls.sum())} of {len(no_controls)} group-time "
+                             "comparisons have no valid control units and are left out.")
+        other = ~estimates.valid & ~no_controls
+        if other.any():
+            diagnostics.warn(f"{int(other.sum())} group-time comparisons are not estimable (no "
+                             "treated unit observed in both periods, or a zero control mean "
+                             "in the base period on the multiplicative scale) and are left out.")
+        if panel.dropped.get("units_treated_from_first_period", 0):
+            diagnostics.warn(f"{panel.dropped['units_treated_from_first_period']} units treated "
+                             "from the first period on have no pre-period and are left out.")
+        return diagnostics
+
+    @property
+    def interval_label(self) -> str:
+        """``"95% CI"`` for ``alpha=0.05``."""
+        return f"{100 * (1 - self.alpha):g}% CI"
+
+    def summary(self) -> str:
+        """Plain-text report: settings, aggregations, pre-trend test, tables, warnings."""
+        checks = self.result_.diagnostics.checks
+        pre = self.pretrend_
+        lines = [f"Staggered DiD (Callaway & Sant'Anna 2021): controls {self.control_group}, "
+                 f"base period {self.base_period}, anticipation {self.anticipation}, "
+                 f"scale {self.scale}",
+                 f"units {checks['n_units']}, periods {checks['n_periods']}, "
+                 f"cohorts {len(self.group_)}, member-months {self.result_.n_obs}",
+                 "", f"Aggregated ATT ({self.interval_label}, pointwise):",
+                 self.overall_.to_string(float_format="{:.4f}".format), "",
+                 f"Pre-trend Wald test: statistic {_format(pre['statistic'], '.3f')}, "
+                 f"df {pre['df']}, p-value {_format(pre['p_value'], '.4f')}", "", "Event study (e < 0: placebo):",
+                 self.dynamic_.to_string(index=False, float_format="{:.4f}".format), "",
+                 "Per cohort:", self.group_.to_string(index=False, float_format="{:.4f}".format),
+                 "", f"Group-time ATTs: {len(self.group_time_)} rows in group_time_"]
+        lines += [f"WARNING: {w}" for w in self.result_.diagnostics.warnings]
+        return "\n".join(lines)
+
+
+def _format(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def _require_choice(value: str, allowed: tuple[str, ...], name: str) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+
+
+def _share_weighted_cells(forms: list[LinearForm], keep: np.ndarray, shares: np.ndarray,
+                          cell_cohort: np.ndarray) -> LinearForm:
+    if not keep.any():
+        return nan_form(len(forms), len(shares))
+    chosen = [forms[k] for k in np.flatnonzero(keep)]
+    return share_weighted(chosen, shares=shares[cell_cohort[keep]],
+                          cohort_of_item=cell_cohort[keep])
+
+
+def _equal_weighted_cells(forms: list[LinearForm], keep: np.ndarray) -> LinearForm:
+    if not keep.any():
+        return nan_form(len(forms), len(forms[0].cohort_terms))
+    return equal_weighted([forms[k] for k in np.flatnonzero(keep)])
+
+
+def _dynamic_overall(by_event: dict[int, LinearForm]) -> LinearForm:
+    """Mean of the event-time effects from e = 0 on (R's overall dynamic effect)."""
+    after = [form for e, form in by_event.items() if e >= 0 and np.isfinite(form.value)]
+    if not after:
+        first = next(iter(by_event.values()))
+        return nan_form(len(first.cell_weights), len(first.cohort_terms))
+    return equal_weighted(after)
+
+
+def _group_overall(by_cohort: dict[int, LinearForm], cohort_codes: np.ndarray,
+                   shares: np.ndarray) -> LinearForm:
+    """Cohort-size weighted mean of cohort effects, with the weight-estimation term.
+
+    The term uses each cohort's own indicator (R indexes its group-time vector here instead;
+    see the module notes).
+    """
+    finite = {g: form for g, form in by_cohort.items() if np.isfinite(form.value)}
+    if not finite:
+        first = next(iter(by_cohort.values()))
+        return nan_form(len(first.cell_weights), len(first.cohort_terms))
+    index = np.searchsorted(cohort_codes, np.array(list(finite)))
+    return share_weighted(list(finite.values()), shares=shares[index], cohort_of_item=index)

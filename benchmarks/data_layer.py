@@ -40,13 +40,14 @@ def measure(folder: Path) -> dict:
     from connectors import open_source
     from roi.data import load_dataset
 
-    timings = {}
+    timings, peaks = {}, {}
     clock = time.perf_counter()
 
     def lap(name: str) -> None:
         nonlocal clock
         now = time.perf_counter()
         timings[name] = round(now - clock, 2)
+        peaks[name] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 2)
         clock = now
 
     dataset = load_dataset(open_source(folder))
@@ -60,7 +61,7 @@ def measure(folder: Path) -> dict:
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     return {"customers": dataset.report["customers"], "orders": dataset.report["orders"],
             "panel_rows": len(panel), "weeks": len(weekly.totals),
-            "survival_rows": len(survival), "seconds": timings,
+            "survival_rows": len(survival), "seconds": timings, "peak_gib_after": peaks,
             "total_seconds": round(sum(timings.values()), 2), "peak_rss_gib": round(peak_gib, 2)}
 
 

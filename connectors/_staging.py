@@ -68,7 +68,8 @@ def stage_file(engine: sa.Engine, table: str, path: Path) -> sa.TableClause:
     reader = ("read_csv($1, all_varchar=true, header=true)" if suffix == ".csv"
               else "read_parquet($1)")
     select = f"SELECT * FROM {reader}"
-    return _create(engine, table, select, [str(path)], origin=path.name)
+    return _create(engine, table, select, [str(path)], origin=path.name,
+                   view=suffix == ".parquet")
 
 
 def stage_frame(engine: sa.Engine, table: str, frame: pd.DataFrame, *,
@@ -85,19 +86,25 @@ def stage_frame(engine: sa.Engine, table: str, frame: pd.DataFrame, *,
 
 
 def _create(engine: sa.Engine, table: str, select: str, params: list, *,
-            origin: str) -> sa.TableClause:
+            origin: str, view: bool = False) -> sa.TableClause:
+    """A raw table (or, for Parquet, a view: no copy) with canonical column names."""
     import duckdb
 
     raw = f"raw_{table}"
     driver = _driver(engine)
     try:
-        driver.execute(f"CREATE OR REPLACE TABLE {quote_identifier(raw)} AS {select}", params)
+        columns = [row[0] for row in driver.execute(f"DESCRIBE {select}", params).fetchall()]
+        names = canonical_names(table, columns, origin=origin)
+        renamed = ", ".join(f"{quote_identifier(old)} AS {quote_identifier(new)}"
+                            for old, new in names.items())
+        kind = "VIEW" if view else "TABLE"
+        body = f"SELECT {renamed} FROM ({select})"
+        if view and params:
+            # DuckDB views cannot hold parameters; the only parameter is our own file path.
+            body = body.replace("$1", "'" + str(params[0]).replace("'", "''") + "'")
+            params = []
+        driver.execute(f"CREATE OR REPLACE {kind} {quote_identifier(raw)} AS {body}", params)
     except duckdb.Error as exc:
         reason = str(exc).splitlines()[0]
         raise SourceError(f"{table}: cannot read {origin}: {reason}") from None
-    columns = [row[0] for row in driver.execute(f"DESCRIBE {quote_identifier(raw)}").fetchall()]
-    for old, new in canonical_names(table, columns, origin=origin).items():
-        if old != new:
-            driver.execute(f"ALTER TABLE {quote_identifier(raw)} RENAME COLUMN "
-                           f"{quote_identifier(old)} TO {quote_identifier(new)}")
     return _raw_table(engine, raw)

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from roi.data import dialect
+from roi.data import dialect, sql_parts
 from roi.data.errors import DataProblem, DataValidationError
 from roi.data.schema import TABLES
 from roi.data.source import CanonicalSource, execute_scalar_rows
@@ -74,8 +74,8 @@ class Dataset:
     Attributes
     ----------
     tables : dict
-        Typed selectables: ``customers``, ``life`` (customers with effective churn and
-        covariates), ``orders``, ``members`` (linked), ``activity``, ``ad_spend``,
+        Typed selectables: ``customers``, ``life`` (one row per customer: effective churn,
+        first membership, month indices, covariates), ``orders``, ``members`` (linked), ``activity``, ``ad_spend``,
         ``community_costs``.
     covariates : dict
         Covariate name -> ``"numeric"`` or ``"categorical"``.
@@ -133,7 +133,8 @@ def load_dataset(source: CanonicalSource, options: DataOptions | None = None) ->
     typed = {name: _materialise(source, name, typed_select(
                  TABLES[name], raw, duckdb=duckdb,
                  numeric_extras=tuple(c for c, k in covariates.items() if k == "numeric"),
-                 keep_extras=tuple(covariates) if name == "customers" else ()))
+                 keep_extras=tuple(covariates) if name == "customers" else ()),
+                 store=_needs_parsing(TABLES[name], raw))
              for name, raw in source.tables.items() if name in TABLES}
     checks = relation_checks(typed)
     problems = run_checks(engine, [c for key, c in checks.items() if key not in options.exclude])
@@ -143,15 +144,21 @@ def load_dataset(source: CanonicalSource, options: DataOptions | None = None) ->
     for key in options.exclude:
         if key in checks:
             excluded[key] = checks[key].count(engine)
-    typed["orders"] = _materialise(source, "orders_kept", _kept_orders(typed, options))
+    if set(options.exclude) & {"orders_unknown_customer", "orders_after_churn"}:
+        # Only an exclusion option can leave orders to drop; otherwise the checks passed.
+        typed["orders"] = _materialise(source, "orders_kept", _kept_orders(typed, options),
+                                       store=False)
     start, end = _window(engine, typed, options)
     churn_rule = _churn_rule(typed, options)
-    typed["life"] = _materialise(source, "life", _customer_life(
+    life_base = _materialise(source, "life_base", _customer_life(
         typed, covariates, start=start, end=end, churn_rule=churn_rule,
-        inactivity_days=options.inactivity_days))
-    typed["members"] = _materialise(source, "members_linked", _linked_members(typed))
+        inactivity_days=options.inactivity_days), store=True)
+    typed["members"] = _materialise(source, "members_linked", _linked_members(typed), store=True)
+    typed["life"] = _materialise(source, "life", sql_parts.customer_summary(
+        life_base, typed["members"], end=end), store=True)
     if "activity" in typed:
-        typed["activity"] = _materialise(source, "activity_linked", _linked_activity(typed))
+        typed["activity"] = _materialise(source, "activity_linked", _linked_activity(typed),
+                                         store=False)
     dataset = Dataset(source=source, options=options, tables=typed, covariates=covariates,
                       start=start, end=end, churn_rule=churn_rule)
     from roi.data.report import data_report
@@ -160,18 +167,33 @@ def load_dataset(source: CanonicalSource, options: DataOptions | None = None) ->
     return dataset
 
 
-def _materialise(source: CanonicalSource, name: str, select: sa.Select) -> sa.FromClause:
-    """Embedded database: store as a table (parsed once). Warehouse: keep as a subquery."""
+def _materialise(source: CanonicalSource, name: str, select: sa.Select, *,
+                 store: bool) -> sa.FromClause:
+    """Embedded database: a table (computed once) when ``store``, else a view (no copy of
+    large tables). Warehouse: a subquery, since the toolkit only reads there."""
     table_name = f"roi_{name}"
     if not source.embedded:
         return select.subquery(table_name)
     compiled = select.compile(dialect=source.engine.dialect)
     params = compiled.construct_params()
     positional = [params[p] for p in compiled.positiontup or []]
+    kind = "TABLE" if store else "VIEW"
+    sql = str(compiled)
+    if positional and not store:
+        # DuckDB views cannot hold parameters: inline the (internal, non-user) literals.
+        sql = str(select.compile(dialect=source.engine.dialect,
+                                 compile_kwargs={"literal_binds": True}))
+        positional = []
     with source.engine.connect() as connection:
         driver = connection.connection.driver_connection
-        driver.execute(f'CREATE OR REPLACE TABLE "{table_name}" AS {compiled}', positional)
+        driver.execute(f'CREATE OR REPLACE {kind} "{table_name}" AS {sql}', positional)
     return sa.table(table_name, *(sa.column(c.key, c.type) for c in select.selected_columns))
+
+
+def _needs_parsing(spec, raw: sa.FromClause) -> bool:
+    """True when dates or numbers arrive as text (CSV, Excel): parse them once, store typed."""
+    return any(not (dialect.is_native_date(raw.c[c]) or dialect.is_native_number(raw.c[c]))
+               for c in raw.c.keys() if spec.kind(c) in ("date", "number"))
 
 
 def _detect_covariates(source: CanonicalSource, options: DataOptions) -> dict[str, str]:
@@ -257,7 +279,10 @@ def _customer_life(typed: dict[str, sa.FromClause], covariates: dict[str, str], 
         lapsed = seen + sa.literal(inactivity_days) < sa.literal(end, sa.Date)
         raw_churn = sa.case((lapsed, seen), else_=None)
     churn_date = sa.case((raw_churn <= sa.literal(end, sa.Date), raw_churn), else_=None)
-    return (sa.select(customers.c.customer_id, customers.c.first_seen,
+    # An integer per customer in customer_id order: cheap deterministic ordering downstream.
+    customer_key = sa.func.row_number().over(order_by=customers.c.customer_id)
+    return (sa.select(customers.c.customer_id, customer_key.label("customer_key"),
+                      customers.c.first_seen,
                       last.c.last_order, sa.func.coalesce(last.c.n_orders, 0).label("n_orders"),
                       churn_date.label("churn_date"),
                       *(customers.c[c] for c in covariates))

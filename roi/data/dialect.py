@@ -37,7 +37,7 @@ def as_text(column: ColumnElement) -> ColumnElement:
 
 def parse_date(column: ColumnElement, *, duckdb: bool) -> ColumnElement:
     """ISO date; a timestamp is truncated to the date as written. NULL when unparsable."""
-    if isinstance(column.type, sa.Date) and not isinstance(column.type, sa.DateTime):
+    if is_native_date(column):
         return column
     head = sa.func.substr(as_text(column), 1, 10)
     if duckdb:
@@ -45,14 +45,25 @@ def parse_date(column: ColumnElement, *, duckdb: bool) -> ColumnElement:
     return sa.case((as_text(column).regexp_match(_ISO_DATE), sa.cast(head, sa.Date)), else_=None)
 
 
+def is_native_number(column: ColumnElement) -> bool:
+    return isinstance(column.type, sa.Integer | sa.Numeric | sa.Float)
+
+
+def is_native_date(column: ColumnElement) -> bool:
+    return isinstance(column.type, sa.Date) and not isinstance(column.type, sa.DateTime)
+
+
 def parse_number(column: ColumnElement, *, duckdb: bool) -> ColumnElement:
     """Finite number. NULL when unparsable, NaN or infinite."""
-    if duckdb:
-        value = sa.try_cast(as_text(column), sa.Double)
+    if is_native_number(column):
+        value = sa.cast(column, sa.Double)
+        if not duckdb:
+            return value
         return sa.case((sa.func.isfinite(value), value), else_=None)
-    if isinstance(column.type, sa.Integer | sa.Numeric | sa.Float):
-        return sa.cast(column, sa.Double)
     text = as_text(column)
+    if duckdb:
+        value = sa.try_cast(text, sa.Double)
+        return sa.case((sa.func.isfinite(value), value), else_=None)
     return sa.case((text.regexp_match(_NUMBER), sa.cast(text, sa.Double)), else_=None)
 
 

@@ -6,10 +6,13 @@ database. Nothing here pulls row-level data into Python.
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from dataclasses import dataclass, field
 
 import pandas as pd
+import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.pool import StaticPool
 
@@ -52,8 +55,16 @@ class CanonicalSource:
 
 
 def embedded_engine() -> sa.Engine:
-    """A private in-memory DuckDB; one connection shared so registered data stays visible."""
-    return sa.create_engine("duckdb:///:memory:", poolclass=StaticPool)
+    """A private in-memory DuckDB; one connection shared so registered data stays visible.
+
+    Memory is capped (``ROI_DUCKDB_MEMORY``, default 1GB) with spilling to a temp folder, and
+    insertion order is not preserved, so 20M-order worlds fit a 2-core, few-GiB budget.
+    """
+    config = {"memory_limit": os.environ.get("ROI_DUCKDB_MEMORY", "1GB"),
+              "temp_directory": tempfile.mkdtemp(prefix="roi-duckdb-"),
+              "preserve_insertion_order": False}
+    return sa.create_engine("duckdb:///:memory:", poolclass=StaticPool,
+                            connect_args={"config": config})
 
 
 def mask_url(text: str) -> str:
@@ -67,10 +78,14 @@ def mask_url(text: str) -> str:
     return _PASSWORD_IN_URL.sub(lambda m: f"{m.group('head')}***@", str(text))
 
 
-def fetch_frame(engine: sa.Engine, statement: sa.Executable) -> pd.DataFrame:
+def fetch_frame(engine: sa.Engine, statement: sa.Executable, *,
+                categorical: tuple[str, ...] = ()) -> pd.DataFrame:
     """Run a statement in the database and return its (aggregated) result as a DataFrame.
 
     DuckDB results come back through Arrow (columnar, fast); other engines through pandas.
+    Columns named in ``categorical`` (community, categorical covariates) become pandas
+    categoricals: one byte a row instead of a string, which keeps a 13M-row panel small. Other
+    text is Arrow-backed strings, whatever the engine.
     """
     with engine.connect() as connection:
         if is_duckdb(engine):
@@ -78,8 +93,67 @@ def fetch_frame(engine: sa.Engine, statement: sa.Executable) -> pd.DataFrame:
             params = compiled.construct_params()
             positional = [params[name] for name in compiled.positiontup or []]
             driver = connection.connection.driver_connection
-            return driver.execute(str(compiled), positional).df()
-        return pd.read_sql(statement, connection)
+            table = driver.sql(str(compiled), params=positional or None).to_arrow_table()
+            return _sorted_categories(_to_pandas(_categorical_text(table, categorical)),
+                                      categorical)
+        frame = pd.read_sql(statement, connection)
+    # Same dtypes as the DuckDB path.
+    for column in frame.columns:
+        if column in categorical:
+            frame[column] = frame[column].astype("category")
+        elif frame[column].dtype == object and frame[column].map(
+                lambda v: v is None or isinstance(v, str)).all():
+            frame[column] = frame[column].astype(pd.StringDtype("pyarrow"))
+    return _sorted_categories(frame, categorical)
+
+
+def _sorted_categories(frame: pd.DataFrame, categorical: tuple[str, ...]) -> pd.DataFrame:
+    """Categories in sorted order, so the result does not depend on row order or engine."""
+    for column in categorical:
+        if column in frame and isinstance(frame[column].dtype, pd.CategoricalDtype):
+            categories = sorted(frame[column].cat.categories)
+            frame[column] = frame[column].cat.reorder_categories(categories)
+    return frame
+
+
+def _categorical_text(table: pa.Table, categorical: tuple[str, ...]) -> pa.Table:
+    for index, arrow_field in enumerate(table.schema):
+        is_text = pa.types.is_string(arrow_field.type) or pa.types.is_large_string(arrow_field.type)
+        if arrow_field.name in categorical and is_text:
+            encoded = table.column(index).dictionary_encode()
+            table = table.set_column(index, arrow_field.name, encoded)
+    return table
+
+
+def _to_pandas(table: pa.Table) -> pd.DataFrame:
+    """Column by column, releasing each Arrow column once converted (halves the peak).
+
+    Integers without NULLs become numpy integers, with NULLs nullable pandas integers; dates
+    become datetime64; text stays Arrow-backed or categorical."""
+    columns: dict[str, pd.Series] = {}
+    for name in table.column_names:
+        column = table.column(name)
+        table = table.drop_columns([name])
+        if pa.types.is_integer(column.type) and column.null_count:
+            series = column.to_pandas(types_mapper=_nullable_integers)
+        else:
+            series = column.to_pandas(types_mapper=_arrow_strings, date_as_object=False)
+        columns[name] = series
+        del column
+    return pd.DataFrame(columns, copy=False)
+
+
+def _nullable_integers(arrow_type: pa.DataType):
+    if pa.types.is_integer(arrow_type):
+        return pd.Int32Dtype() if arrow_type.bit_width <= 32 else pd.Int64Dtype()
+    return None
+
+
+def _arrow_strings(arrow_type: pa.DataType):
+    """Strings stay Arrow-backed in pandas (a fraction of the memory of Python objects)."""
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return pd.StringDtype("pyarrow")
+    return None
 
 
 def execute_scalar_rows(engine: sa.Engine, statement: sa.Executable) -> list[tuple]:

@@ -76,6 +76,20 @@ def first_membership(life: sa.FromClause, members: sa.FromClause) -> sa.Subquery
             .where(ranked.c.rank == 1).subquery("first_membership"))
 
 
+def customer_summary(life: sa.FromClause, members: sa.FromClause, *,
+                     end: dt.date) -> sa.Select:
+    """One row per customer with everything the panel and survival table need precomputed:
+    first membership (community, start, number of communities) and month indices."""
+    membership = first_membership(life, members)
+    return (sa.select(*life.c, membership.c.community, membership.c.member_start,
+                      membership.c.n_communities,
+                      month_of(life.c.first_seen).label("first_month_index"),
+                      month_of(effective_end(life, end)).label("end_month_index"),
+                      month_of(membership.c.member_start).label("join_month_index"))
+            .select_from(life.outerjoin(membership,
+                                        membership.c.customer_id == life.c.customer_id)))
+
+
 def effective_end(life: sa.FromClause, end: dt.date) -> sa.ColumnElement:
     """Last day of a customer's life in the window: churn date, else the window end."""
     return sa.func.coalesce(life.c.churn_date, sa.literal(end, sa.Date))
@@ -83,3 +97,9 @@ def effective_end(life: sa.FromClause, end: dt.date) -> sa.ColumnElement:
 
 def month_of(column: sa.ColumnElement) -> sa.ColumnElement:
     return dialect.month_index(column)
+
+
+def categorical_columns(dataset) -> tuple[str, ...]:
+    """Columns returned as pandas categoricals: the community and categorical covariates."""
+    return ("community", *(c for c, kind in dataset.covariates.items()
+                           if kind == "categorical"))

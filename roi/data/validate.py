@@ -95,16 +95,19 @@ def parse_checks(spec: TableSpec, raw: sa.FromClause, *, duckdb: bool) -> list[C
     keys = _key_columns(spec, raw)
     for name in canonical_columns(spec, raw):
         kind = spec.kind(name)
-        text = dialect.as_text(raw.c[name])
+        column = raw.c[name]
+        native = dialect.is_native_date(column) or dialect.is_native_number(column)
+        # A natively typed column is only NULL or a value; text is trimmed, '' counts as empty.
+        value = column if native else dialect.as_text(column)
         if name in spec.required:
             checks.append(Check(spec.name, name, "empty value in a required column", raw,
-                                text.is_(None), keys or (sa.literal("(row)"),)))
-        if kind not in ("date", "number"):
+                                value.is_(None), keys or (sa.literal("(row)"),)))
+        if kind not in ("date", "number") or dialect.is_native_date(column):
             continue
         rule = "unparsable date (expected YYYY-MM-DD)" if kind == "date" else "non-numeric amount"
         parsed = parsed_column(spec, raw, name, duckdb=duckdb)
         checks.append(Check(spec.name, name, rule, raw,
-                            sa.and_(text.is_not(None), parsed.is_(None)), (*keys, text)))
+                            sa.and_(value.is_not(None), parsed.is_(None)), (*keys, value)))
     return checks
 
 

@@ -81,7 +81,8 @@ def _wide(dataset, query: sa.Select | None, weeks: pd.DatetimeIndex) -> dict[str
     measures = [c for c in frame.columns if c not in ("week", "key")]
     out = {}
     for measure in measures:
-        wide = frame.pivot_table(index="week", columns="key", values=measure, aggfunc="sum")
+        wide = frame.pivot_table(index="week", columns="key", values=measure, aggfunc="sum",
+                                  observed=True)
         wide = wide.reindex(weeks).fillna(0.0).astype("float64")
         wide.columns = [str(c) for c in wide.columns]
         wide.columns.name = None

@@ -70,6 +70,10 @@ def _run(source: str | Path, *, out: str, config_path: str | None, progress: boo
     for name, estimate in results["community_revenue_lift"]["estimates"].items():
         print(f"Revenue lift [{name}]: {estimate['estimate']:.2f} per member-month "
               f"({estimate['interval']} {estimate['low']:.2f} to {estimate['high']:.2f})")
+    for name, estimate in results["community_retention_lift"]["estimates"].items():
+        print(f"Churn hazard ratio, members vs non-members [{name}]: "
+              f"{estimate['hazard_ratio']:.2f} ({estimate['interval']} {estimate['low']:.2f} "
+              f"to {estimate['high']:.2f})")
     print(f"Outputs written to {Path(out).resolve()}:")
     for path in sorted(Path(out).iterdir()):
         if not path.name.startswith("."):

@@ -72,14 +72,36 @@ def run_models(source: Any, *, out: str | Path, config: RunConfig | None = None,
 
 
 def revenue_lift_estimates(panel) -> dict[str, EffectResult]:
+    """Naive (for contrast) and staggered DiD on whole-month customer-months.
+
+    DiD compares each join cohort with never-members before and after joining, which removes
+    self-selection on a stable trait; per community, members of that community against
+    never-members. The other estimators of the revenue-lift issue plug in here.
+    """
+    from roi.models.did import StaggeredDiD
     from roi.models.naive_revenue import NaiveRevenueGap
 
-    naive = NaiveRevenueGap().fit(panel, active="active", group="community").result_
-    return {"naive": naive}
+    active = panel[panel["active"]]
+    naive = NaiveRevenueGap().fit(active, group="community").result_
+    columns = {"unit": "customer_id", "time": "month_index", "group": "join_month_index",
+               "outcome": "revenue"}
+    did = StaggeredDiD(control_group="never_treated").fit(active, **columns).result_
+    for community in sorted(active["community"].dropna().unique()):
+        rows = active[active["community"].isna() | (active["community"] == community)]
+        did.by_group[str(community)] = (StaggeredDiD(control_group="never_treated")
+                                        .fit(rows, **columns).result_.to_contract())
+    return {"naive": naive, "did": did}
 
 
 def retention_lift_estimates(survival, *, covariates: dict[str, str]) -> dict[str, EffectResult]:
-    return {}
+    """Naive ever-member Cox (immortal-time biased, for contrast) and time-varying Cox."""
+    from roi.models.cox_naive import NaiveCox
+    from roi.models.cox_time_varying import CoxTimeVarying
+
+    names = list(covariates)
+    naive = NaiveCox().fit(survival, community="community").result_
+    adjusted = CoxTimeVarying().fit(survival, covariates=names, community="community").result_
+    return {"naive": naive, "cox_time_varying": adjusted}
 
 
 def _section(estimates: dict[str, EffectResult], *, preferred_order: tuple[str, ...]) -> dict:
@@ -107,6 +129,7 @@ def assemble_results(*, dataset: Dataset, config: RunConfig, revenue: dict[str, 
     diagnostics.update({f"retention_{name}": r.diagnostics.to_contract()
                         for name, r in retention.items()})
     notes = []
+    retention_section.setdefault("by_community", {})
     if revenue_section["preferred"] is None:
         notes.append("No causal revenue-lift estimator has produced a trustworthy number in this "
                      "run: only the naive comparison is shown, and it is biased upwards.")

@@ -70,3 +70,20 @@ def test_naive_is_far_from_truth(results, truth):
 
 def test_no_raw_emails_in_results(results):
     assert "@" not in json.dumps(results)
+
+
+def test_causal_estimates_cover_the_truth(results, truth):
+    """DiD and time-varying Cox are preferred and their intervals hold the simulator's truth;
+    the naive numbers do not (self-selection, immortal time)."""
+    lift = results["community_revenue_lift"]
+    assert lift["preferred"] == "did"
+    did = lift["estimates"]["did"]
+    assert did["low"] < truth["att_per_member_month"] < did["high"]
+    assert set(lift["by_community"]) == {"discord", "forum"}
+    retention = results["community_retention_lift"]
+    assert retention["preferred"] == "cox_time_varying"
+    cox = retention["estimates"]["cox_time_varying"]
+    assert cox["low"] < truth["churn_hazard_ratio"] < cox["high"]
+    assert abs(cox["hazard_ratio"] - truth["churn_hazard_ratio"]) < 0.05
+    naive_hr = retention["estimates"]["naive"]["hazard_ratio"]
+    assert naive_hr < truth["churn_hazard_ratio"] - 0.2

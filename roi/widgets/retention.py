@@ -1,0 +1,187 @@
+"""Retention explorer: landmark retention curves of members vs non-members, and hazard ratios.
+
+A plain curve of ever-members against never-members credits members with the months before
+they joined (immortal time). The landmark curves read membership at a fixed point (3, 6, 12
+months after first seen) and follow both groups from there; see
+:mod:`roi.models.survival_curves`.
+
+Examples
+--------
+>>> from roi.run import run_models
+>>> from roi.widgets import retention_explorer
+>>> explorer = retention_explorer(run_models("data/sample", out="out"))   # doctest: +SKIP
+>>> explorer.landmark.value = 12                                            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ipywidgets as widgets
+import pandas as pd
+from matplotlib.figure import Figure
+
+from roi.models.survival_curves import RetentionCurves
+from roi.results import EffectResult
+from roi.widgets._common import (
+    ALL,
+    MEMBER_COLOUR,
+    OTHER_COLOUR,
+    STYLE,
+    community_options,
+    figure_output,
+    html_table,
+    interval_text,
+    ratio,
+    text_output,
+    warning_list,
+)
+
+
+def _landmark_label(month: float) -> str:
+    if month == 0:
+        return "none: all customers (Kaplan–Meier)"
+    return f"{month:g} months after first seen"
+
+
+class RetentionExplorer(widgets.VBox):
+    """Community and landmark dropdowns, curves with bands, hazard ratios and retention table.
+
+    Attributes
+    ----------
+    community, landmark : Dropdown
+    table : HTML
+        Hazard ratios of every retention estimator and retention at the horizons.
+    plot : Output
+        Retention curves with pointwise 95% bands.
+    curves : RetentionCurves
+    """
+
+    def __init__(self, outputs: Any, *, curves: RetentionCurves | None = None) -> None:
+        self.retention: dict[str, EffectResult] = outputs.retention
+        self.results = outputs.results
+        if curves is None:
+            curves = RetentionCurves().fit(outputs.dataset.survival_table(),
+                                           community="community")
+        self.curves = curves
+        groups = {g for r in self.retention.values() for g in r.by_group}
+        groups |= {g.removeprefix("member: ") for g in curves.curves_["group"].unique()
+                   if g.startswith("member: ")}
+        months = [_plain(m) for m in sorted(curves.curves_["landmark_month"].unique()) if m != 0]
+        months.append(0)
+        self.community = widgets.Dropdown(options=community_options(groups),
+                                          description="Community")
+        self.landmark = widgets.Dropdown(options=[(_landmark_label(m), m) for m in months],
+                                         description="Landmark",
+                                         style={"description_width": "initial"})
+        self.table = widgets.HTML()
+        self.plot = widgets.Output()
+        self.community.observe(self._update, names="value")
+        self.landmark.observe(self._update, names="value")
+        super().__init__(children=[widgets.HBox([self.community, self.landmark]),
+                                   self.plot, self.table])
+        self._update()
+
+    def _groups(self) -> list[str]:
+        if self.landmark.value == 0:
+            return ["all"]
+        member = "member" if self.community.value == ALL else f"member: {self.community.value}"
+        return [member, "non-member"]
+
+    def __repr__(self) -> str:  # text/plain outside a widget frontend (cut at 110 chars)
+        parts = []
+        for name, result in self.retention.items():
+            entry = (result.to_contract() if self.community.value == ALL
+                     else result.by_group.get(self.community.value))
+            if entry:
+                parts.append(f"{name} {ratio(entry.get('hazard_ratio'))}")
+        return f"RetentionExplorer [{self.community.label}]: hazard ratio " + ", ".join(parts)
+
+    def _update(self, _change: Any = None) -> None:
+        self.table.value = self._table_html()
+        self.plot.outputs = (self._plot_output(),)
+
+    def _table_html(self) -> str:
+        community, scope = self.community.value, self.community.label
+        rows, warnings = [], []
+        preferred = self.results.get("community_retention_lift", {}).get("preferred")
+        for name, result in self.retention.items():
+            entry = result.to_contract() if community == ALL else result.by_group.get(community)
+            value = ratio(entry.get("hazard_ratio")) if entry else "—"
+            label = f"{name} (preferred)" if name == preferred else name
+            rows.append([label, value, interval_text(entry, ratio),
+                         "yes" if result.diagnostics.converged else "NO"])
+            warnings += [w if w.startswith(f"{name}:") else f"{name}: {w}"
+                         for w in result.diagnostics.warnings]
+        html = STYLE + (f"<h4>Churn hazard ratio, members vs non-members: {scope}</h4>"
+                        + html_table(["method", "hazard ratio", "interval", "converged"], rows)
+                        + "<p>Below 1: members churn less. The naive ratio treats members as "
+                          "members from their first day as customers (immortal time).</p>")
+        kept = self.curves.retention_[
+            (self.curves.retention_["landmark_month"] == self.landmark.value)
+            & self.curves.retention_["group"].isin(self._groups())]
+        retention_rows = [[r.group, f"{r.horizon_month:g}", f"{r.customers:,}",
+                           _percent(r.retention), f"{_percent(r.low)} to {_percent(r.high)}"]
+                          for r in kept.itertuples()]
+        html += (f"<h4>Retention, landmark: {_landmark_label(self.landmark.value)}</h4>"
+                 + html_table(["group", "months after landmark", "customers at landmark",
+                               "retention", "95% CI"], retention_rows))
+        return html + warning_list(warnings)
+
+    def _plot_output(self) -> dict[str, Any]:
+        curves = self.curves.curves_
+        month, groups = self.landmark.value, self._groups()
+        shown = curves[(curves["landmark_month"] == month) & curves["group"].isin(groups)]
+        if shown.empty:
+            return text_output(f"No customers in {groups} at landmark {month}.")
+        figure = _curves_figure(shown, groups, title=f"Retention: {self.community.label}, "
+                                f"landmark {_landmark_label(month)}")
+        sizes = ", ".join(f"{g}: {int(shown.loc[shown['group'] == g, 'at_risk'].max()):,} "
+                          f"customers" for g in groups if (shown["group"] == g).any())
+        return figure_output(figure, f"Retention curves ({self.community.label}, landmark "
+                                     f"{month:g} months): {sizes}.")
+
+
+def _plain(month: Any) -> int | float:
+    month = float(month)
+    return int(month) if month.is_integer() else month
+
+
+def _percent(value: float) -> str:
+    return "—" if pd.isna(value) else f"{value:.1%}"
+
+
+def _curves_figure(curves: pd.DataFrame, groups: list[str], *, title: str) -> Figure:
+    figure = Figure(figsize=(8, 3.6))
+    ax = figure.add_subplot()
+    for group in groups:
+        rows = curves[curves["group"] == group]
+        colour = OTHER_COLOUR if group == "non-member" else MEMBER_COLOUR
+        ax.fill_between(rows["month"], rows["low"], rows["high"], step="post", color=colour,
+                        alpha=0.2)
+        ax.step(rows["month"], rows["survival"], where="post", color=colour, label=group)
+    ax.set_xlabel("months after landmark")
+    ax.set_ylabel("still a customer")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8, loc="lower left")
+    return figure
+
+
+def retention_explorer(outputs: Any, *, curves: RetentionCurves | None = None
+                       ) -> RetentionExplorer:
+    """Community and landmark dropdowns over the run's retention results.
+
+    Parameters
+    ----------
+    outputs : RunOutputs
+        What :func:`roi.run.run_models` returned (its dataset gives the survival table).
+    curves : RetentionCurves, optional
+        Already fitted curves (with ``community="community"``); fitted here when omitted.
+
+    Returns
+    -------
+    RetentionExplorer
+        A ``VBox`` with ``community``, ``landmark``, ``table`` and ``plot`` attributes.
+    """
+    return RetentionExplorer(outputs, curves=curves)

@@ -1,4 +1,5 @@
-"""Command line: ``roi validate SOURCE``, ``roi run SOURCE --out DIR``, ``roi demo``.
+"""Command line: ``roi validate SOURCE``, ``roi run SOURCE --out DIR``, ``roi report
+RESULTS``, ``roi demo``.
 
 SOURCE is a folder of table files or a SQLAlchemy URL. Invalid data exits with code 2 and a
 message naming table, column, rule, row count and examples; no traceback reaches the user
@@ -33,6 +34,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", required=True, help="output folder")
     run.add_argument("--config", help="TOML config file")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    run.add_argument("--no-pdf", action="store_true", help="skip report.pdf (needs Chromium)")
+    report = commands.add_parser("report", help="write the reports again from a results.json")
+    report.add_argument("results", help="results.json, or the folder holding it")
+    report.add_argument("--out", help="output folder (default: beside results.json)")
+    report.add_argument("--no-pdf", action="store_true", help="skip report.pdf (needs Chromium)")
     demo = commands.add_parser("demo", help="run on the bundled sample data")
     demo.add_argument("--out", default="out", help="output folder (default: out)")
     demo.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -60,10 +66,27 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(source: str | Path, *, out: str, config_path: str | None, progress: bool) -> int:
+def _report(args: argparse.Namespace) -> int:
+    from roi.reports import write_reports
+
+    path = Path(args.results)
+    path = path / "results.json" if path.is_dir() else path
+    try:
+        results = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise RoiError(f"cannot read {path}: {exc}") from None
+    for name, written in write_reports(results, args.out or path.parent,
+                                       pdf=not args.no_pdf).items():
+        print(f"{name}: {written}")
+    return 0
+
+
+def _run(source: str | Path, *, out: str, config_path: str | None, progress: bool,
+         pdf: bool = True) -> int:
     from roi.run import run_job
 
-    results = run_job(source, out=out, config=load_config(config_path), progress=progress)
+    results = run_job(source, out=out, config=load_config(config_path), progress=progress,
+                      pdf=pdf)
     data = results["data"]
     print(f"Data: {data['customers']:,} customers, {data['orders']:,} orders, "
           f"{data['members']:,} member rows, {data['start']} to {data['end']}.")
@@ -88,7 +111,9 @@ def main(argv: list[str] | None = None) -> int:
             return _validate(args)
         if args.command == "run":
             return _run(args.source, out=args.out, config_path=args.config,
-                        progress=not args.no_progress)
+                        progress=not args.no_progress, pdf=not args.no_pdf)
+        if args.command == "report":
+            return _report(args)
         return _run(sample_folder(), out=args.out, config_path=None,
                     progress=not args.no_progress)
     except RoiError as exc:

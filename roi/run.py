@@ -24,7 +24,7 @@ from roi.results import EffectResult
 
 SCHEMA_VERSION = 1
 STEPS = ["open source", "validate", "aggregate in database", "revenue lift", "retention lift",
-         "paid media", "write results"]
+         "paid media", "write results", "write reports"]
 
 
 @dataclass
@@ -33,16 +33,17 @@ class RunOutputs:
     revenue: dict[str, EffectResult]
     retention: dict[str, EffectResult]
     results: dict[str, Any]
+    reports: dict[str, Path]
 
 
 def run_job(source: Any, *, out: str | Path, config: RunConfig | None = None,
-            progress: bool = True) -> dict[str, Any]:
-    """Run everything and write ``out/results.json``; returns the results dict."""
-    return run_models(source, out=out, config=config, progress=progress).results
+            progress: bool = True, pdf: bool = True) -> dict[str, Any]:
+    """Run everything and write ``out/results.json`` and the reports; returns the results."""
+    return run_models(source, out=out, config=config, progress=progress, pdf=pdf).results
 
 
 def run_models(source: Any, *, out: str | Path, config: RunConfig | None = None,
-               progress: bool = True) -> RunOutputs:
+               progress: bool = True, pdf: bool = True) -> RunOutputs:
     from connectors import open_source
 
     config = config or RunConfig()
@@ -68,7 +69,23 @@ def run_models(source: Any, *, out: str | Path, config: RunConfig | None = None,
                                    retention=retention, paid_media=paid,
                                    member_months=int((panel["member"] & panel["active"]).sum()))
         write_json(Path(out) / "results.json", results)
-    return RunOutputs(dataset=dataset, revenue=revenue, retention=retention, results=results)
+        steps.start("write reports")
+        reports = _write_reports(results, Path(out), pdf=pdf)
+    return RunOutputs(dataset=dataset, revenue=revenue, retention=retention, results=results,
+                      reports=reports)
+
+
+def _write_reports(results: dict[str, Any], out: Path, *, pdf: bool) -> dict[str, Path]:
+    """HTML and Excel always; PDF when Chromium is installed (else a warning, not a failure)."""
+    import sys
+
+    from roi.reports import PdfUnavailableError, write_reports
+
+    try:
+        return write_reports(results, out, pdf=pdf)
+    except PdfUnavailableError as exc:
+        print(f"warning: report.pdf not written: {exc}", file=sys.stderr)
+        return {name: out / f"report.{name}" for name in ("html", "xlsx")}
 
 
 def revenue_lift_estimates(panel) -> dict[str, EffectResult]:

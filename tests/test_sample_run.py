@@ -16,10 +16,22 @@ REQUIRED = {"schema_version", "data", "community_revenue_lift", "community_reten
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory):
+def out_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("out")
-    assert main(["run", str(SAMPLE), "--out", str(out), "--no-progress"]) == 0
-    return json.loads((out / "results.json").read_text())
+    assert main(["run", str(SAMPLE), "--out", str(out), "--no-progress", "--no-pdf"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def results(out_dir):
+    return json.loads((out_dir / "results.json").read_text())
+
+
+def test_run_writes_reports_and_report_command_rewrites_them(out_dir, tmp_path):
+    assert (out_dir / "report.html").stat().st_size > 10_000
+    assert (out_dir / "report.xlsx").stat().st_size > 5_000
+    assert main(["report", str(out_dir), "--out", str(tmp_path), "--no-pdf"]) == 0
+    assert (tmp_path / "report.html").read_text() == (out_dir / "report.html").read_text()
 
 
 @pytest.fixture(scope="module")

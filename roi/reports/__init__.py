@@ -1,0 +1,42 @@
+"""Reports read a results dict (the parsed ``results.json``) and nothing else.
+
+``write_reports`` writes ``report.html`` (self-contained), ``report.xlsx`` and, with Chromium
+installed, ``report.pdf``, each atomically.
+
+Examples
+--------
+>>> import json, tempfile
+>>> from roi.reports import write_reports
+>>> results = json.load(open("out/results.json"))  # doctest: +SKIP
+>>> write_reports(results, tempfile.mkdtemp(), pdf=False)  # doctest: +SKIP
+{'html': PosixPath('.../report.html'), 'xlsx': PosixPath('.../report.xlsx')}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from roi.reports.excel import write_excel
+from roi.reports.html import write_html
+from roi.reports.pdf import PdfUnavailableError, write_pdf
+
+__all__ = ["PdfUnavailableError", "write_excel", "write_html", "write_pdf", "write_reports"]
+
+
+def write_reports(results: dict, out_dir: str | Path, *, pdf: bool = True,
+                  currency: str = "$") -> dict[str, Path]:
+    """Write report.html, report.xlsx and (``pdf=True``) report.pdf into ``out_dir``.
+
+    Raises
+    ------
+    PdfUnavailableError
+        With ``pdf=True`` when Chromium is missing or fails; the HTML and Excel reports are
+        already written by then.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = {"html": write_html(results, out_dir / "report.html", currency=currency),
+               "xlsx": write_excel(results, out_dir / "report.xlsx", currency=currency)}
+    if pdf:
+        written["pdf"] = write_pdf(written["html"], out_dir / "report.pdf")
+    return written

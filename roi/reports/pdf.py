@@ -1,0 +1,86 @@
+"""Print the HTML report to PDF with headless Chromium (Debian package ``chromium``).
+
+The page size and margins come from the report's ``@page`` rule (A4); Chromium's own header and
+footer (date, file path) are switched off. The PDF is written to a temporary file in the target
+folder and renamed, so a reader never sees half a PDF.
+
+Examples
+--------
+>>> from roi.reports.pdf import chromium_path
+>>> chromium_path() is None or chromium_path().endswith("chromium")  # doctest: +SKIP
+True
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+PACKAGE_HINT = ("PDF reports need headless Chromium: install the Debian package 'chromium' "
+                "(apt-get install -y chromium) or set ROI_CHROMIUM to the browser binary, or "
+                "write the reports with pdf=False.")
+
+
+class PdfUnavailableError(RuntimeError):
+    """Chromium is missing or failed to print."""
+
+
+def chromium_path() -> str | None:
+    """The Chromium binary: ``$ROI_CHROMIUM``, else ``chromium`` / ``chromium-browser`` on PATH."""
+    configured = os.environ.get("ROI_CHROMIUM")
+    if configured:
+        return shutil.which(configured) or (configured if Path(configured).is_file() else None)
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def chromium_command(binary: str, html_path: Path, pdf_path: Path, profile: Path) -> list[str]:
+    return [binary, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--disable-extensions", "--no-default-browser-check", "--no-pdf-header-footer",
+            f"--user-data-dir={profile}", f"--print-to-pdf={pdf_path}",
+            html_path.resolve().as_uri()]
+
+
+def write_pdf(html_path: str | Path, pdf_path: str | Path, *, timeout: float = 120.0) -> Path:
+    """Print ``html_path`` to ``pdf_path`` with headless Chromium.
+
+    Raises
+    ------
+    PdfUnavailableError
+        If Chromium is not installed (names the Debian package) or does not produce a PDF.
+    """
+    html_path, pdf_path = Path(html_path), Path(pdf_path)
+    binary = chromium_path()
+    if binary is None:
+        raise PdfUnavailableError(f"chromium not found. {PACKAGE_HINT}")
+    if not html_path.is_file():
+        raise FileNotFoundError(html_path)
+    pdf_path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{pdf_path.name}.", suffix=".pdf",
+                                         dir=pdf_path.parent)
+    os.close(handle)
+    try:
+        with tempfile.TemporaryDirectory(prefix="roi-chromium-") as profile:
+            _print(chromium_command(binary, html_path, Path(temporary), Path(profile)),
+                   Path(temporary), timeout, profile)
+        os.replace(temporary, pdf_path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return pdf_path
+
+
+def _print(command: list[str], output: Path, timeout: float, profile: str) -> None:
+    env = {**os.environ, "HOME": profile}
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                              env=env, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as error:
+        raise PdfUnavailableError(f"chromium did not finish printing within {timeout:.0f} s") \
+            from error
+    if output.stat().st_size < 100 or not output.read_bytes()[:5] == b"%PDF-":
+        tail = "\n".join((done.stderr or "").strip().splitlines()[-5:])
+        raise PdfUnavailableError(f"chromium (exit {done.returncode}) wrote no PDF: {tail}")

@@ -57,7 +57,7 @@ def run_models(source: Any, *, out: str | Path, config: RunConfig | None = None,
         weekly = dataset.weekly_series()
         survival = dataset.survival_table()
         steps.start("revenue lift")
-        revenue = revenue_lift_estimates(panel)
+        revenue = revenue_lift_estimates(panel, covariates=dataset.covariates)
         steps.start("retention lift")
         retention = retention_lift_estimates(survival, covariates=dataset.covariates)
         steps.start("paid media")
@@ -88,12 +88,14 @@ def _write_reports(results: dict[str, Any], out: Path, *, pdf: bool) -> dict[str
         return {name: out / f"report.{name}" for name in ("html", "xlsx")}
 
 
-def revenue_lift_estimates(panel) -> dict[str, EffectResult]:
-    """Naive (for contrast) and staggered DiD on whole-month customer-months.
+def revenue_lift_estimates(panel, *,
+                           covariates: dict[str, str] | None = None) -> dict[str, EffectResult]:
+    """Naive (for contrast), staggered DiD, and (with covariates) regression adjustment and AIPW.
 
     DiD compares each join cohort with never-members before and after joining, which removes
     self-selection on a stable trait; per community, members of that community against
-    never-members. The other estimators of the revenue-lift issue plug in here.
+    never-members. Regression adjustment and AIPW use each customer's own pre-join revenue as
+    the baseline and cover only members with pre-join history (their diagnostics say how much).
     """
     from roi.models.did import StaggeredDiD
     from roi.models.naive_revenue import NaiveRevenueGap
@@ -107,7 +109,16 @@ def revenue_lift_estimates(panel) -> dict[str, EffectResult]:
         rows = active[active["community"].isna() | (active["community"] == community)]
         did.by_group[str(community)] = (StaggeredDiD(control_group="never_treated")
                                         .fit(rows, **columns).result_.to_contract())
-    return {"naive": naive, "did": did}
+    estimates = {"naive": naive, "did": did}
+    if covariates is not None:
+        from roi.models.regression_adjustment import RegressionAdjustment
+        from roi.models.weighting import AIPW
+
+        adjusted = {**columns, "active": "active", "covariates": list(covariates)}
+        estimates["regression"] = RegressionAdjustment().fit(panel, community="community",
+                                                             **adjusted).result_
+        estimates["aipw"] = AIPW().fit(panel, community="community", **adjusted).result_
+    return estimates
 
 
 def retention_lift_estimates(survival, *, covariates: dict[str, str]) -> dict[str, EffectResult]:

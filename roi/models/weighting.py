@@ -1,0 +1,325 @@
+"""Inverse-probability weighting (IPW) and doubly robust AIPW for the community revenue lift.
+
+Both work on the stacked cohort design of :mod:`roi.models.regression_adjustment` (read its
+notes): per join cohort ``g``, members with pre-join history against never-members with history
+over the same calendar window, outcome rows at ``t >= g``.
+
+Propensity
+    Per cohort, a logit (statsmodels) of "member of cohort g" on the unit's pre-treatment
+    features: covariates (categoricals as dummies) and the pre-join outcome history (mean, its
+    square root and ``log1p``, months observed). ATT weights: members 1, controls ``p / (1 - p)``.
+Trimming
+    Units (members and controls) with ``p > 1 - trim`` (default 0.99) leave the cohort's
+    comparison: members there have no comparable controls, controls there would carry huge
+    weights. No lower bound: for the ATT a small ``p`` only means a small control weight, and a
+    cohort of ~300 members among ~10,000 controls puts most propensities below 0.01 by design
+    (a [0.01, 0.99] rule dropped 8,000 of them on the simulated world). The Crump et al. (2009)
+    rule targets the ATE and is not used. Counts per group are in
+    ``diagnostics.checks["overlap"]`` (``OverlapCheck``).
+Estimate
+    Cell ``(g, t)``: mean over the cell's members of ``y - m(x)`` minus the weighted mean over
+    its controls of ``y - m(x)``; ``m = 0`` for IPW, the regression-adjustment outcome model for
+    AIPW (Sant'Anna & Zhao 2020, "DR-DiD" without differencing). Cells are averaged with their
+    member-month counts: the ATT per member-month over the covered member-months.
+Inference
+    Influence functions per row, summed by customer (cluster-robust; a control enters many
+    cohorts and months), ``G / (G - 1)``. The propensity and outcome models are treated as known
+    (their estimation terms are left out), which is first-order exact for AIPW when both models
+    are right (locally efficient DR) and usually conservative for IPW; a bootstrap is left to do.
+Measured
+    On 20k-customer worlds, seeds 1 and 2 (truth over covered member-months 31.6 and 30.5, naive
+    174 and 166): IPW on covariates + history 137.6 and 120.1 although every |SMD| after
+    weighting is below 0.03 -- balancing a noisy history does not balance the trait. AIPW with
+    the default outcome model and a covariates-only propensity: 44.5 and 21.6; with the history
+    also in the propensity it falls back toward IPW (118 and 109).
+Diagnostics
+    :class:`roi.checks.OverlapCheck` on the stacked propensities and
+    :class:`roi.checks.BalanceCheck` on the stacked unit features (cohort-size normalised weights);
+    their warnings are copied to ``result_.diagnostics``.
+
+Examples
+--------
+>>> import numpy as np, pandas as pd
+>>> rng = np.random.default_rng(1)
+>>> n = 800
+>>> x = rng.normal(size=n)
+>>> g = np.where(rng.random(n) < 1 / (1 + np.exp(1 - x)), 2.0, np.nan)
+>>> rows = pd.DataFrame({"id": np.repeat(np.arange(n), 2), "t": np.tile([1, 2], n),
+...                      "g": np.repeat(g, 2), "x": np.repeat(x, 2)})
+>>> rows["y"] = 10 + 3 * rows["x"] + 4.0 * (rows["t"] >= rows["g"]) + rng.normal(size=2 * n)
+>>> fit = AIPW(lookback=0, min_history=0).fit(rows, unit="id", time="t", group="g",
+...                                           outcome="y", covariates=["x"])
+>>> round(fit.result_.estimate), fit.result_.method
+(4, 'aipw')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+
+from roi.checks import BalanceCheck, OverlapCheck
+from roi.models._did_influence import single_threaded_blas
+from roi.models.regression_adjustment import (
+    HISTORY,
+    CohortStack,
+    HistoryMode,
+    StackedDesign,
+    by_community,
+    cluster_se,
+    coverage_warning,
+    fit_outcome,
+    normal_interval,
+    stacked_design,
+)
+from roi.results import CI95, Diagnostics, EffectResult
+
+
+def propensity(stack: CohortStack, *, history: bool = True) -> np.ndarray:
+    """Logit propensity of being in the cohort, from the unit's pre-treatment features
+    (covariates, and the outcome history when ``history``)."""
+    features = stack.features
+    if not history and stack.history:
+        features = features[:, :-len(HISTORY)]
+    features = features[:, features.std(axis=0) > 0]
+    design = sm.add_constant(features, has_constant="add")
+    fit = sm.Logit(stack.treated.astype(float), design).fit(disp=0, maxiter=100,
+                                                            method="newton")
+    return np.asarray(fit.predict(design))
+
+
+@dataclass
+class _Weighted:
+    """One cohort after trimming: the cell estimates' ingredients."""
+
+    stack: CohortStack
+    p: np.ndarray            # per unit of the stack
+    keep: np.ndarray         # per unit, p <= 1 - trim
+    residual: np.ndarray     # per row: y - m(x)
+
+
+class IPW:
+    """ATT per member-month by inverse-probability (odds) weighting of never-members.
+
+    Parameters
+    ----------
+    trim : float
+        Units with a propensity above ``1 - trim`` are left out (see the module notes).
+    lookback, min_history : int
+        History window and minimum history months (see :mod:`roi.models.regression_adjustment`).
+    history : str
+        Outcome model of :class:`AIPW` (``"additive"``, ``"scale"``, ``"iv"``, ``"regressor"``,
+        ``"none"``); unused by IPW.
+    propensity_history : bool
+        Put the history features in the propensity (default True for IPW, False for AIPW).
+    alpha : float
+        1 - confidence level.
+
+    Attributes
+    ----------
+    result_ : EffectResult
+        ``community_revenue_lift``; tables ``group_time``, ``overlap``, ``balance``;
+        ``diagnostics.checks`` has ``overlap``, ``balance``, ``coverage``, ``se``.
+    overlap_ : OverlapCheck
+    balance_ : BalanceCheck
+    group_time_ : DataFrame
+        Per cell: g, t (period position from g), att, n_obs, control_weight.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> rows = pd.DataFrame({"id": [1, 2, 3, 4], "t": [1] * 4, "g": [1, 1, None, None],
+    ...                      "x": [0.0, 1.0, 0.0, 1.0], "y": [5.0, 7.0, 1.0, 3.0]})
+    >>> fit = IPW(lookback=0, min_history=0).fit(rows, unit="id", time="t", group="g",
+    ...                                          outcome="y", covariates=["x"])
+    >>> round(fit.result_.estimate, 6)
+    4.0
+    """
+
+    method = "ipw"
+    doubly_robust = False
+
+    def __init__(self, *, trim: float = 0.01, lookback: int = 12, min_history: int = 1,
+                 history: HistoryMode = "additive", propensity_history: bool = True,
+                 alpha: float = 0.05) -> None:
+        if not 0 <= trim < 0.5:
+            raise ValueError(f"trim must be in [0, 0.5), got {trim!r}")
+        self.trim, self.lookback, self.min_history = trim, lookback, min_history
+        self.history, self.alpha = history, alpha
+        self.propensity_history = propensity_history
+
+    def fit(self, data: pd.DataFrame, *, unit: str, time: str, group: str, outcome: str,
+            covariates: list[str] | None = None, active: str | None = None,
+            community: str | None = None) -> IPW:
+        """Estimate the ATT per member-month; ``community`` adds per-community estimates."""
+        options = {"unit": unit, "time": time, "group": group, "outcome": outcome,
+                   "covariates": list(covariates or []), "active": active}
+        self.result_ = self._estimate(data, **options)
+        if community is not None:
+            self.result_.by_group = by_community(self, data, community=community,
+                                                 group=group, options=options)
+        return self
+
+    def _estimate(self, data: pd.DataFrame, **options: Any) -> EffectResult:
+        design = stacked_design(data, lookback=self.lookback, min_history=self.min_history,
+                                **options)
+        if not design.stacks:
+            raise ValueError(f"{type(self).__name__}: no cohort has both treated units and "
+                             "controls with enough pre-join history")
+        with single_threaded_blas():
+            weighted = [self._weigh(stack) for stack in design.stacks]
+            cells = pd.concat([_cells(w) for w in weighted], ignore_index=True)
+            cells = cells[(cells["n_obs"] > 0) & (cells["control_weight"] > 0)]
+            n_obs = int(cells["n_obs"].sum())
+            estimate = float((cells["att"] * cells["n_obs"]).sum() / n_obs)
+            se = self._se(design, weighted, cells, estimate, n_obs)
+            self.group_time_ = cells.reset_index(drop=True)
+            self._run_checks(design, weighted)
+        return self._result(design, estimate, se, n_obs, weighted)
+
+    def _weigh(self, stack: CohortStack) -> _Weighted:
+        p = propensity(stack, history=self.propensity_history)
+        keep = p <= 1 - self.trim
+        if self.doubly_robust:
+            residual = fit_outcome(stack, history=self.history).residual
+        else:
+            residual = stack.row_y
+        return _Weighted(stack, p, keep, residual)
+
+    def _se(self, design: StackedDesign, weighted: list[_Weighted], cells: pd.DataFrame,
+            estimate: float, n_obs: int) -> float:
+        parts, clusters = [], []
+        for w in weighted:
+            contribution, rows = _influence(w, cells, estimate)
+            parts.append(contribution / n_obs)
+            clusters.append(design.unit_labels[w.stack.units[w.stack.row_unit[rows]]])
+        return cluster_se(np.concatenate(parts), np.concatenate(clusters))
+
+    def _run_checks(self, design: StackedDesign, weighted: list[_Weighted]) -> None:
+        p = np.concatenate([w.p for w in weighted])
+        treated = np.concatenate([w.stack.treated for w in weighted])
+        self.overlap_ = OverlapCheck(low=0.0, high=1 - self.trim).run(p, treated=treated)
+        keep = np.concatenate([w.keep for w in weighted])
+        features = np.concatenate([w.stack.features for w in weighted])
+        names = design.feature_names
+        if not self.propensity_history and weighted[0].stack.history:
+            features, names = features[:, :-len(HISTORY)], names[:-len(HISTORY)]
+        after, before = zip(*(_balance_weights(w) for w in weighted), strict=True)
+        self.balance_ = BalanceCheck().run(features[keep], treated=treated[keep],
+                                           weights=np.concatenate(after)[keep],
+                                           base_weights=np.concatenate(before)[keep],
+                                           names=names)
+
+    def _result(self, design: StackedDesign, estimate: float, se: float, n_obs: int,
+                weighted: list[_Weighted]) -> EffectResult:
+        low, high = normal_interval(estimate, se, alpha=self.alpha)
+        checks = {"coverage": design.coverage, "se": se, "trim": self.trim,
+                  "lookback": self.lookback, "overlap": self.overlap_.to_checks(),
+                  "balance": self.balance_.to_checks()}
+        diagnostics = Diagnostics(checks=checks)
+        for message in self.overlap_.warnings_ + self.balance_.warnings_:
+            diagnostics.warn(message)
+        coverage_warning(diagnostics, design.coverage)
+        members = sum(int((w.stack.treated & w.keep).sum()) for w in weighted)
+        return EffectResult(method=self.method, estimand="community_revenue_lift",
+                            estimate=estimate, low=low, high=high, interval=CI95,
+                            scale="currency per member-month", n_treated=members, n_obs=n_obs,
+                            tables={"group_time": self.group_time_,
+                                    "overlap": self.overlap_.table_,
+                                    "balance": self.balance_.table_},
+                            diagnostics=diagnostics)
+
+    def summary(self) -> pd.DataFrame:
+        """One-row table of the estimate (see :meth:`EffectResult.summary`)."""
+        return self.result_.summary()
+
+
+class AIPW(IPW):
+    """Doubly robust ATT per member-month: IPW of the outcome model's residuals.
+
+    Same parameters and attributes as :class:`IPW`, plus ``history``: how the pre-join history
+    enters the outcome model (see :mod:`roi.models.regression_adjustment`). By default the
+    propensity uses the covariates only (``propensity_history=False``): the outcome model
+    already carries the history, and weighting on a *noisy* history picks controls whose true
+    level is below the members' (regression to the mean), so the structural residuals of the
+    weighted controls are not centred and the correction term re-introduces the bias (see the
+    module notes for the numbers).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> rows = pd.DataFrame({"id": [1, 2, 3, 4, 5], "t": [1] * 5, "g": [1, 1, None, None, None],
+    ...                      "x": [0.0, 1.0, 0.0, 1.0, 2.0], "y": [5.0, 7.0, 1.0, 3.0, 5.0]})
+    >>> fit = AIPW(lookback=0, min_history=0).fit(rows, unit="id", time="t", group="g",
+    ...                                           outcome="y", covariates=["x"])
+    >>> round(fit.result_.estimate, 6)
+    4.0
+    """
+
+    method = "aipw"
+    doubly_robust = True
+
+    def __init__(self, *, trim: float = 0.01, lookback: int = 12, min_history: int = 1,
+                 history: HistoryMode = "additive", propensity_history: bool = False,
+                 alpha: float = 0.05) -> None:
+        super().__init__(trim=trim, lookback=lookback, min_history=min_history,
+                         history=history, propensity_history=propensity_history, alpha=alpha)
+
+
+def _row_weights(w: _Weighted) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: kept, and the ATT weight (1 treated, p / (1 - p) control)."""
+    unit_weight = np.where(w.stack.treated, 1.0, _odds(w.p))
+    kept = w.keep[w.stack.row_unit]
+    return kept, unit_weight[w.stack.row_unit]
+
+
+def _cells(w: _Weighted) -> pd.DataFrame:
+    kept, weight = _row_weights(w)
+    treated = w.stack.row_treated
+    period = w.stack.row_period
+    n = int(period.max()) + 1
+    t_rows, c_rows = kept & treated, kept & ~treated
+    n_obs = np.bincount(period[t_rows], minlength=n)
+    t_sum = np.bincount(period[t_rows], w.residual[t_rows], minlength=n)
+    c_weight = np.bincount(period[c_rows], weight[c_rows], minlength=n)
+    c_sum = np.bincount(period[c_rows], (weight * w.residual)[c_rows], minlength=n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        treated_mean, control_mean = t_sum / n_obs, c_sum / c_weight
+    return pd.DataFrame({"g": w.stack.cohort, "t": np.arange(n), "att": treated_mean
+                         - control_mean, "treated_mean": treated_mean,
+                         "control_mean": control_mean, "n_obs": n_obs,
+                         "control_weight": c_weight})
+
+
+def _influence(w: _Weighted, cells: pd.DataFrame,
+               estimate: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per kept row of valid cells: its term of N * (theta_hat - theta)."""
+    kept, weight = _row_weights(w)
+    mine = cells[cells["g"] == w.stack.cohort].set_index("t")
+    period = w.stack.row_period
+    rows = kept & np.isin(period, mine.index.to_numpy())
+    cell = mine.reindex(period[rows])
+    residual, treated = w.residual[rows], w.stack.row_treated[rows]
+    control_mean = cell["control_mean"].to_numpy()
+    treated_term = residual - control_mean - estimate
+    control_term = -(cell["n_obs"].to_numpy() * weight[rows] * (residual - control_mean)
+                     / cell["control_weight"].to_numpy())
+    return np.where(treated, treated_term, control_term), rows
+
+
+def _balance_weights(w: _Weighted) -> tuple[np.ndarray, np.ndarray]:
+    """Per unit: ATT weights and unweighted ones, controls scaled to the cohort's member count."""
+    treated, keep = w.stack.treated, w.keep
+    odds = np.where(treated, 1.0, _odds(w.p))
+    n_treated = max(int((treated & keep).sum()), 1)
+    after = np.where(treated, 1.0, odds * n_treated / odds[~treated & keep].sum())
+    before = np.where(treated, 1.0, n_treated / max(int((~treated & keep).sum()), 1))
+    return after, before
+
+
+def _odds(p: np.ndarray) -> np.ndarray:
+    return p / np.clip(1 - p, 1e-12, None)

@@ -59,14 +59,18 @@ def run_models(source: Any, *, out: str | Path, config: RunConfig | None = None,
         steps.start("revenue lift")
         revenue = revenue_lift_estimates(panel, covariates=dataset.covariates)
         steps.start("retention lift")
-        retention = retention_lift_estimates(survival, covariates=dataset.covariates)
+        retention, cox = _retention_models(survival, covariates=dataset.covariates,
+                                           sampler=config.sampler, seed=config.seed)
+        money = retention_money(survival, panel, cox=cox, covariates=dataset.covariates,
+                                revenue=revenue, seed=config.seed)
         steps.start("paid media")
         paid = {"channels": {channel: {"spend": float(weekly.spend[channel].sum()),
                                        "roas": None, "marginal_roas": None}
                              for channel in weekly.spend.columns}}
         steps.start("write results")
         results = assemble_results(dataset=dataset, config=config, revenue=revenue,
-                                   retention=retention, paid_media=paid,
+                                   retention=retention, retention_money=money,
+                                   paid_media=paid,
                                    member_months=int((panel["member"] & panel["active"]).sum()))
         write_json(Path(out) / "results.json", results)
         steps.start("write reports")
@@ -121,15 +125,44 @@ def revenue_lift_estimates(panel, *,
     return estimates
 
 
-def retention_lift_estimates(survival, *, covariates: dict[str, str]) -> dict[str, EffectResult]:
-    """Naive ever-member Cox (immortal-time biased, for contrast) and time-varying Cox."""
+def retention_lift_estimates(survival, *, covariates: dict[str, str],
+                             sampler=None, seed: int = 0) -> dict[str, EffectResult]:
+    """Naive ever-member Cox (immortal-time biased, for contrast), time-varying Cox, and the
+    Bayesian piecewise-exponential model on person-period cells (``sampler`` settings)."""
+    return _retention_models(survival, covariates=covariates, sampler=sampler, seed=seed)[0]
+
+
+def _retention_models(survival, *, covariates: dict[str, str], sampler=None,
+                      seed: int = 0) -> tuple[dict[str, EffectResult], Any]:
+    from roi.models.bayes_survival import BayesianPiecewiseSurvival
     from roi.models.cox_naive import NaiveCox
     from roi.models.cox_time_varying import CoxTimeVarying
 
     names = list(covariates)
     naive = NaiveCox().fit(survival, community="community").result_
-    adjusted = CoxTimeVarying().fit(survival, covariates=names, community="community").result_
-    return {"naive": naive, "cox_time_varying": adjusted}
+    cox = CoxTimeVarying().fit(survival, covariates=names, community="community")
+    estimates = {"naive": naive, "cox_time_varying": cox.result_}
+    if sampler is not None:
+        bayes = BayesianPiecewiseSurvival(
+            sampler=sampler.backend, draws=sampler.draws, tune=sampler.tune,
+            chains=sampler.chains, random_seed=seed,
+        ).fit(survival, covariates=names, community="community")
+        estimates["bayesian"] = bayes.result_
+    return estimates, cox
+
+
+def retention_money(survival, panel, *, cox, covariates: dict[str, str],
+                    revenue: dict[str, EffectResult], seed: int) -> dict[str, Any]:
+    """Extra retained customer-months caused by membership and their revenue (Cox hazards), net
+    of the per-member-month revenue lift so nothing is counted twice."""
+    from roi.models.retention_value import retention_revenue
+
+    preferred = revenue.get("did")
+    lift = ({k: v["estimate"] for k, v in preferred.by_group.items()} if preferred else None)
+    money = retention_revenue(survival, panel, model=cox, covariates=list(covariates),
+                              lift_att=lift, seed=seed)
+    money.pop("value", None)
+    return money
 
 
 def _section(estimates: dict[str, EffectResult], *, preferred_order: tuple[str, ...]) -> dict:
@@ -146,7 +179,8 @@ def _section(estimates: dict[str, EffectResult], *, preferred_order: tuple[str, 
 
 def assemble_results(*, dataset: Dataset, config: RunConfig, revenue: dict[str, EffectResult],
                      retention: dict[str, EffectResult], paid_media: dict[str, Any],
-                     member_months: int) -> dict[str, Any]:
+                     member_months: int,
+                     retention_money: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``results.json`` document (schema_version 1 of the contract, extended)."""
     revenue_section = _section(revenue, preferred_order=("did", "bayesian", "aipw",
                                                          "regression"))
@@ -158,6 +192,8 @@ def assemble_results(*, dataset: Dataset, config: RunConfig, revenue: dict[str, 
                         for name, r in retention.items()})
     notes = []
     retention_section.setdefault("by_community", {})
+    if retention_money is not None:
+        retention_section["retention_revenue"] = retention_money
     if revenue_section["preferred"] is None:
         notes.append("No causal revenue-lift estimator has produced a trustworthy number in this "
                      "run: only the naive comparison is shown, and it is biased upwards.")

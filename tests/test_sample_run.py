@@ -99,3 +99,18 @@ def test_causal_estimates_cover_the_truth(results, truth):
     assert abs(cox["hazard_ratio"] - truth["churn_hazard_ratio"]) < 0.05
     naive_hr = retention["estimates"]["naive"]["hazard_ratio"]
     assert naive_hr < truth["churn_hazard_ratio"] - 0.2
+
+
+def test_bayesian_retention_and_retention_money(results, truth):
+    """The Bayesian piecewise model passes its convergence gate and agrees with the truth; the
+    extra retained customer-months per community hold the simulator's truth in their intervals."""
+    retention = results["community_retention_lift"]
+    bayes = retention["estimates"]["bayesian"]
+    assert bayes["interval"] == "94% HDI" and "converged" not in bayes
+    assert bayes["low"] < truth["churn_hazard_ratio"] < bayes["high"]
+    assert results["diagnostics"]["retention_bayesian"]["converged"] is True
+    money = retention["retention_revenue"]["by_community"]
+    for community, true_months in truth["retention_extra_customer_months_by_community"].items():
+        months = money[community]["extra_customer_months"]
+        assert months["low"] < true_months < months["high"]
+        assert months["estimate"] == pytest.approx(true_months, rel=0.25)

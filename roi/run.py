@@ -20,7 +20,7 @@ from roi.config import RunConfig
 from roi.data import Dataset, load_dataset
 from roi.outputs import write_json
 from roi.progress import progress_steps
-from roi.results import EffectResult
+from roi.results import EffectResult, _jsonable
 
 SCHEMA_VERSION = 1
 STEPS = ["open source", "validate", "aggregate in database", "revenue lift", "retention lift",
@@ -63,6 +63,7 @@ def run_models(source: Any, *, out: str | Path, config: RunConfig | None = None,
                                            sampler=config.sampler, seed=config.seed)
         money = retention_money(survival, panel, cox=cox, covariates=dataset.covariates,
                                 revenue=revenue, seed=config.seed)
+        curves = retention_curves(survival)
         steps.start("paid media")
         paid = {"channels": {channel: {"spend": float(weekly.spend[channel].sum()),
                                        "roas": None, "marginal_roas": None}
@@ -70,6 +71,7 @@ def run_models(source: Any, *, out: str | Path, config: RunConfig | None = None,
         steps.start("write results")
         results = assemble_results(dataset=dataset, config=config, revenue=revenue,
                                    retention=retention, retention_money=money,
+                                   retention_curves=curves,
                                    paid_media=paid,
                                    member_months=int((panel["member"] & panel["active"]).sum()))
         write_json(Path(out) / "results.json", results)
@@ -165,6 +167,18 @@ def retention_money(survival, panel, *, cox, covariates: dict[str, str],
     return money
 
 
+def retention_curves(survival) -> dict[str, Any]:
+    """Landmark retention (members vs non-members alive at 3, 6, 12 months) at 6 and 12 months
+    after the landmark, with 95% CIs, and the member minus non-member difference."""
+    from roi.models.survival_curves import RetentionCurves
+
+    curves = RetentionCurves().fit(survival)
+    columns = ["landmark_month", "group", "horizon_month", "customers", "retention", "low",
+               "high", "interval"]
+    return {"retention": curves.retention_[columns].to_dict(orient="records"),
+            "difference": curves.difference_.to_dict(orient="records")}
+
+
 def _section(estimates: dict[str, EffectResult], *, preferred_order: tuple[str, ...]) -> dict:
     preferred = next((m for m in preferred_order if m in estimates
                       and estimates[m].diagnostics.converged), None)
@@ -180,7 +194,8 @@ def _section(estimates: dict[str, EffectResult], *, preferred_order: tuple[str, 
 def assemble_results(*, dataset: Dataset, config: RunConfig, revenue: dict[str, EffectResult],
                      retention: dict[str, EffectResult], paid_media: dict[str, Any],
                      member_months: int,
-                     retention_money: dict[str, Any] | None = None) -> dict[str, Any]:
+                     retention_money: dict[str, Any] | None = None,
+                     retention_curves: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``results.json`` document (schema_version 1 of the contract, extended)."""
     revenue_section = _section(revenue, preferred_order=("did", "bayesian", "aipw",
                                                          "regression"))
@@ -194,11 +209,14 @@ def assemble_results(*, dataset: Dataset, config: RunConfig, revenue: dict[str, 
     retention_section.setdefault("by_community", {})
     if retention_money is not None:
         retention_section["retention_revenue"] = retention_money
+    if retention_curves is not None:
+        retention_section["landmark_retention"] = retention_curves
     if revenue_section["preferred"] is None:
         notes.append("No causal revenue-lift estimator has produced a trustworthy number in this "
                      "run: only the naive comparison is shown, and it is biased upwards.")
     diagnostics["run"] = {"converged": True, "warnings": notes}
-    return {
+    # NaN -> null and numpy scalars -> plain numbers, so the file is strict JSON.
+    return _jsonable({
         "schema_version": SCHEMA_VERSION,
         "generated_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
         "data": dataset.report,
@@ -209,7 +227,7 @@ def assemble_results(*, dataset: Dataset, config: RunConfig, revenue: dict[str, 
         "diagnostics": diagnostics,
         "config": config.to_dict(),
         "environment": _environment(),
-    }
+    })
 
 
 def _environment() -> dict[str, str]:

@@ -10,6 +10,7 @@ import tempfile
 
 import pytest
 
+from roi.config import RunConfig, SamplerSettings
 from roi.run import RunOutputs, run_models
 from roi.widgets import data_overview, lift_explorer, retention_explorer
 from tests.conftest import SAMPLE
@@ -20,7 +21,9 @@ def sample_outputs() -> RunOutputs:
     """One run of every model on data/sample, shared by this module and test_notebooks."""
     out = tempfile.mkdtemp(prefix="roi-widgets-")
     atexit.register(shutil.rmtree, out, ignore_errors=True)
-    outputs = run_models(SAMPLE, out=out, progress=False)
+    # The notebooks' parameters (seed 7, 200 draws), so sampled numbers match theirs exactly.
+    config = RunConfig(seed=7, sampler=SamplerSettings(draws=200))
+    outputs = run_models(SAMPLE, out=out, progress=False, config=config, pdf=False)
     outputs.out = out
     return outputs
 

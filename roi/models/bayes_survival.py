@@ -74,6 +74,7 @@ import arviz as az
 import numpy as np
 import pandas as pd
 
+from roi.checks.convergence import convergence_gate
 from roi.models.cox_time_varying import check_start_stop
 from roi.results import HDI94, Diagnostics, EffectResult
 
@@ -251,33 +252,6 @@ def sample(model, *, sampler: str, draws: int, tune: int, chains: int, random_se
     return idata, used
 
 
-def convergence_gate(idata: az.InferenceData, *, draws: int, chains: int,
-                     var_names: Sequence[str] = ("alpha_c", "beta", "mu", "sigma", "z"),
-                     ) -> Diagnostics:
-    """r-hat <= 1.01, bulk ESS >= ``min(400, max(100, draws * chains / 4))``, no divergences."""
-    present = [v for v in var_names if v in idata.posterior and idata.posterior[v].size]
-    summary = az.summary(idata, var_names=present, kind="diagnostics", round_to="none")
-    need = min(400.0, max(100.0, draws * chains / 4))
-    divergences = int(idata.sample_stats["diverging"].sum()) if "diverging" in \
-        idata.sample_stats else 0
-    rhat, ess = float(summary["r_hat"].max()), float(summary["ess_bulk"].min())
-    diagnostics = Diagnostics(checks={"max_r_hat": rhat, "min_ess_bulk": ess,
-                                      "ess_threshold": need, "divergences": divergences})
-    if not rhat <= 1.01:
-        bad = summary.index[~(summary["r_hat"] <= 1.01)].tolist()[:5]
-        diagnostics.warn(f"bayes_piecewise: r-hat up to {rhat:.3f} (> 1.01) for {bad}; "
-                         "chains disagree, run longer.")
-    if not ess >= need:
-        bad = summary.index[~(summary["ess_bulk"] >= need)].tolist()[:5]
-        diagnostics.warn(f"bayes_piecewise: bulk ESS down to {ess:.0f} (< {need:.0f}) for "
-                         f"{bad}; run more draws.")
-    if divergences:
-        diagnostics.warn(f"bayes_piecewise: {divergences} divergent transition(s); raise "
-                         "target_accept or the result may be biased.")
-    diagnostics.converged = not diagnostics.warnings
-    return diagnostics
-
-
 def hdi_entry(values: np.ndarray) -> dict[str, Any]:
     """Posterior mean of a hazard ratio with its 94% HDI.
 
@@ -373,7 +347,10 @@ class BayesianPiecewiseSurvival:
                                    tune=self.tune, chains=self.chains,
                                    random_seed=self.random_seed,
                                    target_accept=self.target_accept)
-        diagnostics = convergence_gate(self.idata_, draws=self.draws, chains=self.chains)
+        diagnostics = convergence_gate(
+            self.idata_, draws=self.draws, chains=self.chains, method="bayes_piecewise",
+            var_names=("alpha_c", "beta", "mu", "sigma", "z"),
+            divergence_advice="raise target_accept or the result may be biased.")
         diagnostics.checks.update({"sampler": used, "cells": len(cells), "rows": len(table),
                                    "events": int(cells["events"].sum()),
                                    "seconds_cells_and_model": round(sampled - began, 3),

@@ -63,6 +63,7 @@ import arviz as az
 import numpy as np
 import pandas as pd
 
+from roi.checks.convergence import convergence_gate
 from roi.models.media.components import GeometricAdstock, HillSaturation
 from roi.results import HDI94, Diagnostics, EffectResult
 
@@ -239,30 +240,6 @@ def sample(model, *, sampler: str, draws: int, tune: int, chains: int, seed: int
     return idata, sampler, None
 
 
-def convergence_gate(idata: az.InferenceData, *, draws: int, chains: int) -> Diagnostics:
-    """r-hat <= 1.01, bulk ESS >= ``min(400, max(100, draws * chains / 4))``, no divergences."""
-    summary = az.summary(idata, var_names=list(idata.posterior.data_vars), kind="diagnostics")
-    need = min(400.0, max(100.0, draws * chains / 4))
-    stats = idata.sample_stats
-    divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
-    rhat, ess = float(summary["r_hat"].max()), float(summary["ess_bulk"].min())
-    diagnostics = Diagnostics(checks={"max_r_hat": rhat, "min_ess_bulk": ess,
-                                      "ess_threshold": need, "divergences": divergences})
-    if not rhat <= 1.01:
-        bad = summary.index[~(summary["r_hat"] <= 1.01)].tolist()[:5]
-        diagnostics.warn(f"{METHOD}: r-hat up to {rhat:.3f} (> 1.01) for {bad}; chains "
-                         "disagree, run longer.")
-    if not ess >= need:
-        bad = summary.index[~(summary["ess_bulk"] >= need)].tolist()[:5]
-        diagnostics.warn(f"{METHOD}: bulk ESS down to {ess:.0f} (< {need:.0f}) for {bad}; "
-                         "run more draws.")
-    if divergences:
-        diagnostics.warn(f"{METHOD}: {divergences} divergent transition(s); the posterior may "
-                         "be biased.")
-    diagnostics.converged = not diagnostics.warnings
-    return diagnostics
-
-
 def posterior_draws(idata: az.InferenceData) -> dict[str, np.ndarray]:
     """Every posterior variable with chains and draws stacked on axis 0."""
     post = idata.posterior
@@ -371,7 +348,8 @@ class MediaMixModel:
             self.model_, sampler=self.sampler, draws=draws, tune=tune, chains=self.chains,
             seed=self.seed if seed is None else seed, compiled=self.compiled_)
         self.fit_seconds_ = {**self.fit_seconds_, "sample": clock.perf_counter() - started}
-        diagnostics = convergence_gate(self.idata_, draws=draws, chains=self.chains)
+        diagnostics = convergence_gate(self.idata_, draws=draws, chains=self.chains,
+                                       method=METHOD)
         diagnostics.checks["sampler"] = used
         if used != self.sampler:
             diagnostics.warn(f"{METHOD}: sampled with {used}.")

@@ -69,7 +69,7 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import numpy as np
 import pandas as pd
@@ -328,7 +328,24 @@ def cluster_se(contributions: np.ndarray, clusters: np.ndarray) -> float:
     return float(np.sqrt(np.sum(totals**2) * n / max(n - 1, 1)))
 
 
-class RegressionAdjustment:
+class CohortEstimator:
+    """The shared ``fit`` of the per-cohort estimators (regression adjustment, IPW, AIPW):
+    subclasses provide ``_estimate(data, **options) -> EffectResult``."""
+
+    def fit(self, data: pd.DataFrame, *, unit: str, time: str, group: str, outcome: str,
+            covariates: list[str] | None = None, active: str | None = None,
+            community: str | None = None) -> Self:
+        """Estimate the ATT per member-month; ``community`` adds per-community estimates."""
+        options = {"unit": unit, "time": time, "group": group, "outcome": outcome,
+                   "covariates": list(covariates or []), "active": active}
+        self.result_ = self._estimate(data, **options)
+        if community is not None:
+            self.result_.by_group = by_community(self, data, community=community,
+                                                 group=group, options=options)
+        return self
+
+
+class RegressionAdjustment(CohortEstimator):
     """Imputation estimator of the ATT per member-month on the stacked cohort design.
 
     Parameters
@@ -368,18 +385,6 @@ class RegressionAdjustment:
             raise ValueError("lookback and min_history must be >= 0")
         self.history, self.lookback = history, lookback
         self.min_history, self.alpha = min_history, alpha
-
-    def fit(self, data: pd.DataFrame, *, unit: str, time: str, group: str, outcome: str,
-            covariates: list[str] | None = None, active: str | None = None,
-            community: str | None = None) -> RegressionAdjustment:
-        """Estimate the ATT per member-month; ``community`` adds per-community estimates."""
-        options = {"unit": unit, "time": time, "group": group, "outcome": outcome,
-                   "covariates": list(covariates or []), "active": active}
-        self.result_ = self._estimate(data, **options)
-        if community is not None:
-            self.result_.by_group = by_community(self, data, community=community,
-                                                 group=group, options=options)
-        return self
 
     def _design(self, data: pd.DataFrame, **options: Any) -> StackedDesign:
         return stacked_design(data, lookback=self.lookback, min_history=self.min_history,

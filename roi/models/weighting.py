@@ -66,10 +66,10 @@ from roi.checks import BalanceCheck, OverlapCheck
 from roi.models._did_influence import single_threaded_blas
 from roi.models.regression_adjustment import (
     HISTORY,
+    CohortEstimator,
     CohortStack,
     HistoryMode,
     StackedDesign,
-    by_community,
     cluster_se,
     coverage_warning,
     fit_outcome,
@@ -102,7 +102,7 @@ class _Weighted:
     residual: np.ndarray     # per row: y - m(x)
 
 
-class IPW:
+class IPW(CohortEstimator):
     """ATT per member-month by inverse-probability (odds) weighting of never-members.
 
     Parameters
@@ -151,18 +151,6 @@ class IPW:
         self.trim, self.lookback, self.min_history = trim, lookback, min_history
         self.history, self.alpha = history, alpha
         self.propensity_history = propensity_history
-
-    def fit(self, data: pd.DataFrame, *, unit: str, time: str, group: str, outcome: str,
-            covariates: list[str] | None = None, active: str | None = None,
-            community: str | None = None) -> IPW:
-        """Estimate the ATT per member-month; ``community`` adds per-community estimates."""
-        options = {"unit": unit, "time": time, "group": group, "outcome": outcome,
-                   "covariates": list(covariates or []), "active": active}
-        self.result_ = self._estimate(data, **options)
-        if community is not None:
-            self.result_.by_group = by_community(self, data, community=community,
-                                                 group=group, options=options)
-        return self
 
     def _estimate(self, data: pd.DataFrame, **options: Any) -> EffectResult:
         design = stacked_design(data, lookback=self.lookback, min_history=self.min_history,

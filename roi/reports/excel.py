@@ -18,8 +18,6 @@ Examples
 from __future__ import annotations
 
 import datetime as dt
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ from openpyxl import Workbook
 from openpyxl.styles import Font, PatternFill
 from openpyxl.worksheet.worksheet import Worksheet
 
+from roi.outputs import atomic_target
 from roi.reports.html import (
     ESTIMANDS,
     METHOD_NOTES,
@@ -318,15 +317,7 @@ def write_excel(results: dict, path: str | Path, *, currency: str = "$") -> Path
         Symbol used in the currency number format.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     book = build_workbook(results, currency=currency)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".xlsx",
-                                         dir=path.parent)
-    os.close(handle)
-    try:
+    with atomic_target(path) as temporary:
         book.save(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
     return path

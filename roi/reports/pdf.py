@@ -19,6 +19,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from roi.outputs import atomic_target
+
 PACKAGE_HINT = ("PDF reports need headless Chromium: install the Debian package 'chromium' "
                 "(apt-get install -y chromium) or set ROI_CHROMIUM to the browser binary, or "
                 "write the reports with pdf=False.")
@@ -58,18 +60,10 @@ def write_pdf(html_path: str | Path, pdf_path: str | Path, *, timeout: float = 1
         raise PdfUnavailableError(f"chromium not found. {PACKAGE_HINT}")
     if not html_path.is_file():
         raise FileNotFoundError(html_path)
-    pdf_path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{pdf_path.name}.", suffix=".pdf",
-                                         dir=pdf_path.parent)
-    os.close(handle)
-    try:
-        with tempfile.TemporaryDirectory(prefix="roi-chromium-") as profile:
-            _print(chromium_command(binary, html_path, Path(temporary), Path(profile)),
-                   Path(temporary), timeout, profile)
-        os.replace(temporary, pdf_path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_target(pdf_path) as temporary, \
+            tempfile.TemporaryDirectory(prefix="roi-chromium-") as profile:
+        _print(chromium_command(binary, html_path, temporary, Path(profile)),
+               temporary, timeout, profile)
     return pdf_path
 
 

@@ -114,3 +114,19 @@ def test_bayesian_retention_and_retention_money(results, truth):
         months = money[community]["extra_customer_months"]
         assert months["low"] < true_months < months["high"]
         assert months["estimate"] == pytest.approx(true_months, rel=0.25)
+
+
+
+def test_run_without_chromium_warns_and_keeps_the_other_outputs(tmp_path, monkeypatch, capsys):
+    """A fresh machine without Debian's chromium: results, HTML and Excel are still written."""
+    from roi.run import _write_reports
+
+    monkeypatch.setenv("ROI_CHROMIUM", str(tmp_path / "no-such-chromium"))
+    minimal = {"schema_version": 1, "data": {}, "community_revenue_lift": {},
+               "community_retention_lift": {}, "paid_media": {}, "comparison": [],
+               "diagnostics": {}}
+    written = _write_reports(minimal, tmp_path, pdf=True)
+    assert sorted(written) == ["html", "xlsx"]
+    assert (tmp_path / "report.html").is_file() and (tmp_path / "report.xlsx").is_file()
+    assert not (tmp_path / "report.pdf").exists()
+    assert "report.pdf not written" in capsys.readouterr().err

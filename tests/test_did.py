@@ -266,6 +266,24 @@ def test_pretrend_rejection_is_a_warning() -> None:
     assert any("Pre-trend test rejects" in w for w in fit.result_.diagnostics.warnings)
 
 
+def test_event_time_pretrend_test_size_and_power() -> None:
+    """The event-time test keeps its size under parallel trends and rejects a pre-trend; its
+    statistic equals a Wald test built from the event-study SEs when only one lead exists."""
+    clean, _, _ = _additive_world(seed=4)
+    fit = StaggeredDiD().fit(clean, unit="unit", time="t", group="g", outcome="y")
+    assert fit.pretrend_event_["df"] == int((fit.dynamic_["e"] < 0).sum())
+    assert fit.pretrend_event_["p_value"] > 0.05
+    trending, _, _ = _additive_world(seed=4, pretrend=0.4)
+    fit = StaggeredDiD().fit(trending, unit="unit", time="t", group="g", outcome="y")
+    assert fit.pretrend_event_["p_value"] < 1e-6
+    one_lead = clean[(clean["t"] >= 2) & clean["g"].isin([0, 4])]
+    fit = StaggeredDiD().fit(one_lead, unit="unit", time="t", group="g", outcome="y")
+    leads = fit.dynamic_[fit.dynamic_["e"] < 0]
+    assert len(leads) == 1 and fit.pretrend_event_["df"] == 1
+    by_hand = float((leads["att"].iloc[0] / leads["se"].iloc[0]) ** 2)
+    assert fit.pretrend_event_["statistic"] == pytest.approx(by_hand, rel=1e-9)
+
+
 def test_no_never_treated_controls_is_a_warning_not_a_number() -> None:
     panel, _, _ = _additive_world(seed=2, n_units=300)
     treated_only = panel[panel["g"] > 0]

@@ -89,3 +89,30 @@ def pretrend_wald(cells: Cells, estimates: CellEstimates, moments: InfluenceMome
     statistic = float(moments.n_units**2 * np.sum(projected**2 / eigenvalues))
     return {"statistic": statistic, "df": int(placebo.sum()),
             "p_value": float(stats.chi2.sf(statistic, placebo.sum()))}
+
+
+def event_pretrend_wald(by_event: dict[int, LinearForm], moments: InfluenceMoments, *,
+                        anticipation: int) -> dict[str, float | int | None]:
+    """Joint Wald test of the event-time placebo effects (``e < -anticipation``), chi2(df).
+
+    One coefficient per month before joining instead of one per (cohort, period) cell: on
+    customer panels with many small join cohorts the cell-level test of R is singular, while
+    the event-time one stays well conditioned. Covariance from the same influence moments.
+    """
+    placebo = [form for e, form in sorted(by_event.items()) if e < -anticipation
+               and np.isfinite(form.value) and np.isfinite(moments.standard_error(form))]
+    empty = {"statistic": None, "df": len(placebo), "p_value": None}
+    if not placebo:
+        return empty
+    weights = np.array([form.cell_weights for form in placebo])
+    cohort_terms = np.array([form.cohort_terms for form in placebo])
+    cross = weights @ moments.by_cohort @ cohort_terms.T
+    covariance = (weights @ moments.gram @ weights.T + cross + cross.T
+                  + (cohort_terms * moments.cohort_sizes) @ cohort_terms.T) / moments.n_units**2
+    eigenvalues, eigenvectors = np.linalg.eigh(covariance)
+    if eigenvalues.min() <= np.finfo(float).eps * eigenvalues.max() * len(placebo):
+        return empty
+    att = np.array([form.value for form in placebo])
+    statistic = float(np.sum((eigenvectors.T @ att) ** 2 / eigenvalues))
+    return {"statistic": statistic, "df": len(placebo),
+            "p_value": float(stats.chi2.sf(statistic, len(placebo)))}

@@ -60,6 +60,7 @@ import pandas as pd
 from roi.models._did_aggregate import (
     cell_forms,
     equal_weighted,
+    event_pretrend_wald,
     interval_table,
     nan_form,
     pretrend_wald,
@@ -123,6 +124,9 @@ class StaggeredDiD:
     overall_ : DataFrame
         Indexed by ``simple``, ``dynamic`` (mean of e >= 0) and ``group`` (cohort-size
         weighted mean of the cohort effects): att, se, low, high.
+    pretrend_event_ : dict
+        Joint Wald test of the event-time placebo effects (months before joining); used in the
+        diagnostics when R's cell-level ``pretrend_`` is singular.
     pretrend_ : dict
         Joint Wald test that the placebo ATTs are 0: statistic, df, p_value.
     vcov_ : ndarray
@@ -213,6 +217,8 @@ class StaggeredDiD:
         self.dynamic_ = self._event_table(by_event, cells, estimates, moments)
         self.group_ = self._cohort_table(by_cohort, panel, cells, estimates, moments, post)
         self.pretrend_ = pretrend_wald(cells, estimates, moments, anticipation=self.anticipation)
+        self.pretrend_event_ = event_pretrend_wald(by_event, moments,
+                                                   anticipation=self.anticipation)
 
     def _group_time_table(self, panel: WidePanel, cells: Cells, estimates: CellEstimates,
                           forms: list[LinearForm], moments: InfluenceMoments) -> pd.DataFrame:
@@ -261,19 +267,25 @@ class StaggeredDiD:
 
     def _diagnostics(self, panel: WidePanel, estimates: CellEstimates) -> Diagnostics:
         no_controls = estimates.n_control == 0
-        checks = {"pretrend": self.pretrend_, "control_group": self.control_group,
+        checks = {"pretrend": self.pretrend_, "pretrend_event": self.pretrend_event_,
+                  "control_group": self.control_group,
                   "base_period": self.base_period, "anticipation": self.anticipation,
                   "scale": self.scale, "n_units": panel.n_units,
                   "n_periods": len(panel.periods), "n_cells": len(estimates.att),
                   "cells_without_controls": int(no_controls.sum()),
                   "cells_not_estimable": int((~estimates.valid).sum()), "dropped": panel.dropped}
         diagnostics = Diagnostics(checks=checks)
-        pre = self.pretrend_
+        # R's cell-level test first; where it is singular (many small cohorts), the joint test
+        # of the event-time placebo effects.
+        pre = self.pretrend_ if self.pretrend_["p_value"] is not None else self.pretrend_event_
         if pre["p_value"] is not None and pre["p_value"] < PRETREND_LEVEL:
             diagnostics.warn(
                 f"Pre-trend test rejects parallel trends at 5% (Wald {pre['statistic']:.2f}, "
                 f"df {pre['df']}, p = {pre['p_value']:.3g}): members already differed "
                 "before joining, so the lift may be biased.")
+        elif pre["p_value"] is None:
+            diagnostics.warn("No pre-trend test could be computed (no estimable months before "
+                             "joining): parallel trends are unchecked.")
         if no_controls.all():
             diagnostics.warn("No valid control units in any comparison: no DiD estimate.")
         elif no_controls.any():

@@ -59,8 +59,8 @@ def run_models(source: Any, *, out: str | Path, config: RunConfig | None = None,
         steps.start("revenue lift")
         revenue = revenue_lift_estimates(panel, covariates=dataset.covariates)
         steps.start("retention lift")
-        retention, cox = _retention_models(survival, covariates=dataset.covariates,
-                                           sampler=config.sampler, seed=config.seed)
+        retention, cox = retention_models(survival, covariates=dataset.covariates,
+                                          sampler=config.sampler, seed=config.seed)
         money = retention_money(survival, panel, cox=cox, covariates=dataset.covariates,
                                 revenue=revenue, seed=config.seed)
         curves = retention_curves(survival)
@@ -127,15 +127,11 @@ def revenue_lift_estimates(panel, *,
     return estimates
 
 
-def retention_lift_estimates(survival, *, covariates: dict[str, str],
-                             sampler=None, seed: int = 0) -> dict[str, EffectResult]:
-    """Naive ever-member Cox (immortal-time biased, for contrast), time-varying Cox, and the
-    Bayesian piecewise-exponential model on person-period cells (``sampler`` settings)."""
-    return _retention_models(survival, covariates=covariates, sampler=sampler, seed=seed)[0]
-
-
-def _retention_models(survival, *, covariates: dict[str, str], sampler=None,
-                      seed: int = 0) -> tuple[dict[str, EffectResult], Any]:
+def retention_models(survival, *, covariates: dict[str, str], sampler=None,
+                     seed: int = 0) -> tuple[dict[str, EffectResult], Any]:
+    """Naive ever-member Cox (immortal-time biased, for contrast), time-varying Cox, and (with
+    ``sampler`` settings) the Bayesian piecewise-exponential model on person-period cells;
+    also returns the fitted time-varying Cox model, which the retention money reads."""
     from roi.models.bayes_survival import BayesianPiecewiseSurvival
     from roi.models.cox_naive import NaiveCox
     from roi.models.cox_time_varying import CoxTimeVarying

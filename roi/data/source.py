@@ -101,8 +101,8 @@ def fetch_frame(engine: sa.Engine, statement: sa.Executable, *,
     for column in frame.columns:
         if column in categorical:
             frame[column] = frame[column].astype("category")
-        elif frame[column].dtype == object and frame[column].map(
-                lambda v: v is None or isinstance(v, str)).all():
+        elif frame[column].dtype == object and pd.api.types.infer_dtype(
+                frame[column], skipna=True) in ("string", "empty"):
             frame[column] = frame[column].astype(pd.StringDtype("pyarrow"))
     return _sorted_categories(frame, categorical)
 

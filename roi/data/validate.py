@@ -34,14 +34,13 @@ class Check:
     examples: tuple[ColumnElement, ...]
 
     def run(self, engine: sa.Engine) -> DataProblem | None:
-        count_query = sa.select(sa.func.count()).select_from(self.source).where(self.condition)
-        n_rows = execute_scalar_rows(engine, count_query)[0][0]
+        n_rows = self.count(engine)
         if not n_rows:
             return None
         example_query = (sa.select(*self.examples).select_from(self.source)
                          .where(self.condition).limit(MAX_EXAMPLES))
         rows = execute_scalar_rows(engine, example_query)
-        return DataProblem(self.table, self.column, self.rule, int(n_rows),
+        return DataProblem(self.table, self.column, self.rule, n_rows,
                            tuple(_example(row) for row in rows))
 
     def count(self, engine: sa.Engine) -> int:

@@ -73,12 +73,27 @@ def run_models(source: Any, *, out: str | Path, config: RunConfig | None = None,
                                    retention=retention, retention_money=money,
                                    retention_curves=curves,
                                    paid_media=paid,
-                                   member_months=int((panel["member"] & panel["active"]).sum()))
+                                   member_months=int((panel["member"] & panel["active"]).sum()),
+                                   member_months_by_community=_member_months_by_community(panel),
+                                   community_costs=_community_costs(weekly))
         write_json(Path(out) / "results.json", results)
         steps.start("write reports")
         reports = _write_reports(results, Path(out), pdf=pdf)
     return RunOutputs(dataset=dataset, revenue=revenue, retention=retention, results=results,
                       reports=reports)
+
+
+def _member_months_by_community(panel) -> dict[str, int]:
+    """Active member-months per community: what a per-member-month lift is multiplied by."""
+    rows = panel[panel["member"] & panel["active"]]
+    return {str(k): int(v) for k, v in rows.groupby("community").size().items()}
+
+
+def _community_costs(weekly) -> dict[str, float]:
+    """Community cost in the analysis window (complete weeks), per community."""
+    communities = list(weekly.active_members.columns)
+    totals = weekly.cost.reindex(columns=communities).fillna(0.0).sum()
+    return {str(k): float(v) for k, v in totals.items()}
 
 
 def _write_reports(results: dict[str, Any], out: Path, *, pdf: bool) -> dict[str, Path]:
@@ -190,6 +205,8 @@ def _section(estimates: dict[str, EffectResult], *, preferred_order: tuple[str, 
 def assemble_results(*, dataset: Dataset, config: RunConfig, revenue: dict[str, EffectResult],
                      retention: dict[str, EffectResult], paid_media: dict[str, Any],
                      member_months: int,
+                     member_months_by_community: dict[str, int] | None = None,
+                     community_costs: dict[str, float] | None = None,
                      retention_money: dict[str, Any] | None = None,
                      retention_curves: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``results.json`` document (schema_version 1 of the contract, extended)."""
@@ -197,6 +214,7 @@ def assemble_results(*, dataset: Dataset, config: RunConfig, revenue: dict[str, 
                                                          "regression"))
     revenue_section.setdefault("by_community", {})
     revenue_section["member_months"] = member_months
+    revenue_section["member_months_by_community"] = member_months_by_community or {}
     retention_section = _section(retention, preferred_order=("cox_time_varying", "bayesian"))
     diagnostics = {f"revenue_{name}": r.diagnostics.to_contract() for name, r in revenue.items()}
     diagnostics.update({f"retention_{name}": r.diagnostics.to_contract()
@@ -215,7 +233,7 @@ def assemble_results(*, dataset: Dataset, config: RunConfig, revenue: dict[str, 
     return _jsonable({
         "schema_version": SCHEMA_VERSION,
         "generated_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
-        "data": dataset.report,
+        "data": {**dataset.report, "community_costs": community_costs or {}},
         "community_revenue_lift": revenue_section,
         "community_retention_lift": retention_section,
         "paid_media": paid_media,

@@ -34,6 +34,7 @@ class RunOutputs:
     retention: dict[str, EffectResult]
     results: dict[str, Any]
     reports: dict[str, Path]
+    paid_media: EffectResult | None = None
 
 
 def run_job(source: Any, *, out: str | Path, config: RunConfig | None = None,
@@ -65,14 +66,12 @@ def run_models(source: Any, *, out: str | Path, config: RunConfig | None = None,
                                 revenue=revenue, seed=config.seed)
         curves = retention_curves(survival)
         steps.start("paid media")
-        paid = {"channels": {channel: {"spend": float(weekly.spend[channel].sum()),
-                                       "roas": None, "marginal_roas": None}
-                             for channel in weekly.spend.columns}}
+        paid, media = paid_media_model(weekly, sampler=config.sampler, seed=config.seed)
         steps.start("write results")
         results = assemble_results(dataset=dataset, config=config, revenue=revenue,
                                    retention=retention, retention_money=money,
                                    retention_curves=curves,
-                                   paid_media=paid,
+                                   paid_media=paid, paid_media_result=media,
                                    member_months=int((panel["member"] & panel["active"]).sum()),
                                    member_months_by_community=_member_months_by_community(panel),
                                    community_costs=_community_costs(weekly))
@@ -80,7 +79,7 @@ def run_models(source: Any, *, out: str | Path, config: RunConfig | None = None,
         steps.start("write reports")
         reports = _write_reports(results, Path(out), pdf=pdf)
     return RunOutputs(dataset=dataset, revenue=revenue, retention=retention, results=results,
-                      reports=reports)
+                      reports=reports, paid_media=media)
 
 
 def _member_months_by_community(panel) -> dict[str, int]:
@@ -140,6 +139,22 @@ def revenue_lift_estimates(panel, *,
                                                              **adjusted).result_
         estimates["aipw"] = AIPW().fit(panel, community="community", **adjusted).result_
     return estimates
+
+
+def paid_media_model(weekly, *, sampler, seed: int) -> tuple[dict[str, Any], Any]:
+    """The Bayesian media-mix model on the weekly series: the ``paid_media`` block and its
+    result; a spend-only block with a warning when no channel has spend to model."""
+    from roi.models.media import MediaMixModel
+
+    try:
+        mmm = MediaMixModel(sampler=sampler.backend, draws=sampler.draws, tune=sampler.tune,
+                            chains=sampler.chains, seed=seed).fit(weekly)
+    except ValueError as exc:
+        spend = {channel: {"spend": float(weekly.spend[channel].sum()), "roas": None,
+                           "marginal_roas": None} for channel in weekly.spend.columns}
+        return {"channels": spend, "converged": False,
+                "warnings": [f"media-mix model not fitted: {exc}"]}, None
+    return mmm.to_contract(), mmm.result_
 
 
 def retention_models(survival, *, covariates: dict[str, str], sampler=None,
@@ -204,7 +219,7 @@ def _section(estimates: dict[str, EffectResult], *, preferred_order: tuple[str, 
 
 def assemble_results(*, dataset: Dataset, config: RunConfig, revenue: dict[str, EffectResult],
                      retention: dict[str, EffectResult], paid_media: dict[str, Any],
-                     member_months: int,
+                     member_months: int, paid_media_result: EffectResult | None = None,
                      member_months_by_community: dict[str, int] | None = None,
                      community_costs: dict[str, float] | None = None,
                      retention_money: dict[str, Any] | None = None,
@@ -228,6 +243,8 @@ def assemble_results(*, dataset: Dataset, config: RunConfig, revenue: dict[str, 
     if revenue_section["preferred"] is None:
         notes.append("No causal revenue-lift estimator has produced a trustworthy number in this "
                      "run: only the naive comparison is shown, and it is biased upwards.")
+    if paid_media_result is not None:
+        diagnostics["paid_media_mmm"] = paid_media_result.diagnostics.to_contract()
     diagnostics["run"] = {"converged": True, "warnings": notes}
     # NaN -> null and numpy scalars -> plain numbers, so the file is strict JSON.
     return _jsonable({

@@ -85,7 +85,8 @@ def run_models(source: Any, *, out: str | Path, config: RunConfig | None = None,
 def _member_months_by_community(panel) -> dict[str, int]:
     """Active member-months per community: what a per-member-month lift is multiplied by."""
     rows = panel[panel["member"] & panel["active"]]
-    return {str(k): int(v) for k, v in rows.groupby("community").size().items()}
+    sizes = rows.groupby("community", observed=True).size()
+    return {str(k): int(v) for k, v in sizes.items() if v > 0}
 
 
 def _community_costs(weekly) -> dict[str, float]:
@@ -246,8 +247,11 @@ def assemble_results(*, dataset: Dataset, config: RunConfig, revenue: dict[str, 
     if paid_media_result is not None:
         diagnostics["paid_media_mmm"] = paid_media_result.diagnostics.to_contract()
     diagnostics["run"] = {"converged": True, "warnings": notes}
-    # NaN -> null and numpy scalars -> plain numbers, so the file is strict JSON.
-    return _jsonable({
+    from roi.budget import with_comparison_and_budget
+
+    # NaN -> null and numpy scalars -> plain numbers, so the file is strict JSON. The comparison
+    # and budget blocks are computed last, from the assembled document only.
+    return with_comparison_and_budget(_jsonable({
         "schema_version": SCHEMA_VERSION,
         "generated_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
         "data": {**dataset.report, "community_costs": community_costs or {}},
@@ -258,7 +262,7 @@ def assemble_results(*, dataset: Dataset, config: RunConfig, revenue: dict[str, 
         "diagnostics": diagnostics,
         "config": config.to_dict(),
         "environment": _environment(),
-    })
+    }), seed=config.seed)
 
 
 def _environment() -> dict[str, str]:

@@ -109,3 +109,128 @@ def tiny_frames() -> dict[str, pd.DataFrame]:
 @pytest.fixture
 def tiny() -> dict[str, pd.DataFrame]:
     return tiny_frames()
+
+
+# The notebooks' seed and draws; tune and chains cut from 1000 and 4 (the notebook tests pass
+# the same to papermill) so that the runs fit the CI budget.
+SAMPLE_RUN = {"seed": 7, "draws": 200, "tune": 150, "chains": 2}
+
+
+@pytest.fixture(scope="session")
+def sample_run(tmp_path_factory):
+    """One run of every model on data/sample with the notebooks' parameters (SAMPLE_RUN),
+    shared by the report, widget and notebook tests; ``.out`` is its output folder."""
+    from roi.config import RunConfig, SamplerSettings
+    from roi.run import run_models
+
+    out = tmp_path_factory.mktemp("sample-run")
+    config = RunConfig(seed=SAMPLE_RUN["seed"], sampler=SamplerSettings(
+        draws=SAMPLE_RUN["draws"], tune=SAMPLE_RUN["tune"], chains=SAMPLE_RUN["chains"]))
+    outputs = run_models(SAMPLE, out=out, progress=False, config=config, pdf=False)
+    outputs.out = out
+    return outputs
+
+
+# --------------------------------------------------------------------------- hardening (issue 7)
+
+PLANTED_EMAIL = "Planted.Person+roi7@Example.org"
+PLANTED_PASSWORD = "Pw-planted-4417-zq"
+SMALL_SAMPLER = "seed = 11\n[sampler]\ndraws = 150\ntune = 150\nchains = 2\n"
+
+
+@pytest.fixture(scope="session")
+def small_world(tmp_path_factory) -> Path:
+    """A 600-customer simulated world as CSV, with one planted raw e-mail (a customer's, and a
+    member row linked only by it), and ``roi.toml`` (small sampler) in a sibling folder."""
+    from roi.simulate import simulate_world
+
+    world = simulate_world(n_customers=600, seed=3)
+    tables = {name: frame.copy() for name, frame in world.tables.items()}
+    customers, members = tables["customers"], tables["members"]
+    customers["email"] = customers["email"].astype(object)
+    customers.loc[customers.index[5], "email"] = PLANTED_EMAIL
+    planted = members.iloc[[0]].copy()
+    planted["customer_id"] = ""
+    planted["email"] = "  " + PLANTED_EMAIL.upper() + " "
+    planted["member_id"] = "planted-member"
+    tables["members"] = pd.concat([members, planted], ignore_index=True)
+    root = tmp_path_factory.mktemp("small-world")
+    (root / "data").mkdir()
+    for name, frame in tables.items():
+        frame.to_csv(root / "data" / f"{name}.csv", index=False)
+    (root / "roi.toml").write_text(SMALL_SAMPLER)
+    return root
+
+
+def run_cli(argv: list[str]) -> tuple[int, str, str]:
+    """``roi`` in this process (compiled models are reused); exit code, stdout, stderr."""
+    import contextlib
+    import io
+
+    from roi.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="session")
+def small_world_run(small_world, tmp_path_factory) -> tuple[Path, str, str]:
+    """``roi run`` of the small world from its CSV folder (no PDF): output folder, stdout,
+    stderr."""
+    out = tmp_path_factory.mktemp("small-world-files")
+    code, stdout, stderr = run_cli(["run", str(small_world / "data"), "--out", str(out),
+                                    "--config", str(small_world / "roi.toml"), "--no-pdf"])
+    assert code == 0, stderr[-3000:]
+    return out, stdout, stderr
+
+
+def load_world_into_postgres(url: str, folder: Path, database: str) -> str:
+    """A fresh database holding the world's CSV tables with typed date and number columns; the
+    URL to it (as given: no password added)."""
+    import sqlalchemy as sa
+
+    from roi.data.schema import TABLES
+
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{database}"'))
+        connection.execute(sa.text(f'CREATE DATABASE "{database}"'))
+    admin.dispose()
+    target = url.rsplit("/", 1)[0] + f"/{database}"
+    engine = sa.create_engine(target)
+    for path in sorted(folder.glob("*.csv")):
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        spec = TABLES[path.stem]
+        for column in frame.columns:
+            if spec.kind(column) == "date":
+                frame[column] = pd.to_datetime(frame[column].replace("", None).str[:10]).dt.date
+            elif spec.kind(column) == "number":
+                frame[column] = pd.to_numeric(frame[column].replace("", None))
+            else:
+                frame[column] = frame[column].replace("", None)
+        frame.to_sql(path.stem, engine, index=False)
+    engine.dispose()
+    return target
+
+
+@pytest.fixture(scope="session")
+def small_world_pg_run(small_world, postgres_url, tmp_path_factory) -> dict:
+    """The small world in its own PostgreSQL database, run through a URL that carries a
+    password (the role is given that password; the test server trusts local connections), with
+    the PDF when Chromium is installed. Keys: out, stdout, stderr, url, pdf."""
+    import sqlalchemy as sa
+
+    target = load_world_into_postgres(postgres_url, small_world / "data", "small_world")
+    engine = sa.create_engine(target)
+    with engine.begin() as connection:
+        connection.execute(sa.text(f"ALTER ROLE roi PASSWORD '{PLANTED_PASSWORD}'"))
+    engine.dispose()
+    url = target.replace("://roi@", f"://roi:{PLANTED_PASSWORD}@")
+    out = tmp_path_factory.mktemp("small-world-pg")
+    pdf = shutil.which("chromium") is not None
+    argv = ["run", url, "--out", str(out), "--config", str(small_world / "roi.toml")]
+    code, stdout, stderr = run_cli(argv + ([] if pdf else ["--no-pdf"]))
+    assert code == 0, stderr[-3000:]
+    return {"out": out, "stdout": stdout, "stderr": stderr, "url": url, "pdf": pdf}

@@ -305,10 +305,15 @@ SAMPLE_RESULTS = json.loads(r"""
 
 
 def resolve(results, key: str):
-    """``"a.b.0.c"`` -> ``results["a"]["b"][0]["c"]``."""
-    node = results
-    for part in key.split("."):
-        node = node[int(part)] if isinstance(node, list) else node[part]
+    """``"a.b.0.c"`` -> ``results["a"]["b"][0]["c"]``; a key holding dots (a quantile "0.05")
+    is matched whole, longest first."""
+    node, parts = results, key.split(".")
+    while parts:
+        if isinstance(node, list):
+            node, parts = node[int(parts[0])], parts[1:]
+            continue
+        size = next(n for n in range(len(parts), 0, -1) if ".".join(parts[:n]) in node)
+        node, parts = node[".".join(parts[:size])], parts[size:]
     return node
 
 
@@ -374,30 +379,128 @@ def shown_matches(text: str, value: float) -> bool:
     return abs(shown - value * scale) <= 0.5 * 10 ** -decimals + 1e-9
 
 
-def future_results() -> dict:
-    """What later issues add: ROAS (94% HDI), comparison rows, budget scenarios."""
+def _entry(estimate: float, low: float, high: float, interval: str = "94% HDI") -> dict:
+    return {"estimate": estimate, "low": low, "high": high, "interval": interval}
+
+
+CHANNEL_ROAS = {"display": 0.8, "search": 2.4, "social": 1.5, "video": 1.1}
+MULTIPLIERS = [0.0, 0.5, 1.0, 1.5, 2.0]
+
+
+def _response_draws(spend: float, roas: float, n_draws: int = 40) -> list[list[float]]:
+    """Saturating curves through ``roas * spend`` at multiplier 1, spread over draws."""
+    return [[round(roas * spend * (1 + 0.01 * (i - n_draws // 2)) * (2 * m / (1 + m)), 2)
+             for m in MULTIPLIERS] for i in range(n_draws)]
+
+
+def _paid_media() -> dict:
+    channels = {}
+    for name, roas in CHANNEL_ROAS.items():
+        spend = SAMPLE_RESULTS["paid_media"]["channels"][name]["spend"]
+        channels[name] = {"spend": spend, "roas": _entry(roas, roas * 0.7, roas * 1.3),
+                          "marginal_roas": _entry(roas / 2, roas / 3, roas / 1.5),
+                          "incremental_revenue": _entry(roas * spend, 0.7 * roas * spend,
+                                                        1.3 * roas * spend)}
+    weeks = ["2024-11-04", "2024-11-11", "2024-11-18", "2024-11-25"]
+    return {
+        "method": "mmm", "converged": True, "channels": channels,
+        "communities": {"discord": {"cost": 96000.0,
+                                    "incremental_revenue": _entry(250000.0, 90000.0, 410000.0)},
+                        "forum": {"cost": 48000.0,
+                                  "incremental_revenue": _entry(70000.0, -10000.0, 150000.0)}},
+        "response_curves": {"multipliers": MULTIPLIERS,
+                            "spend": {n: [c["spend"] * m for m in MULTIPLIERS]
+                                      for n, c in channels.items()},
+                            "draws": {n: _response_draws(c["spend"], CHANNEL_ROAS[n])
+                                      for n, c in channels.items()}},
+        "weekly_contributions": [
+            {"week": week, "channel": name, "contribution": 1000.0 * (i + 1) + 10 * k,
+             "low": 800.0 * (i + 1), "high": 1300.0 * (i + 1) + 10 * k}
+            for i, name in enumerate(channels) for k, week in enumerate(weeks)],
+        "regression_baseline": {"method": "regression", "channels": {
+            n: {"roas": _entry(r + 0.9, r + 0.1, r + 1.7, "95% CI")}
+            for n, r in CHANNEL_ROAS.items()}},
+        "lift_tests": [{"channel": "search", "start": "2024-06-03", "end": "2024-06-30",
+                        "spend_change": 20000.0, "revenue_change": 41000.0,
+                        "standard_error": 9000.0}],
+    }
+
+
+def _comparison(paid: dict) -> list[dict]:
+    rows = []
+    for name, channel in paid["channels"].items():
+        roas = channel["roas"]
+        rows.append({"name": name, "kind": "paid", "cost": channel["spend"], "method": "mmm",
+                     "incremental_revenue": channel["incremental_revenue"],
+                     "revenue_per_dollar": roas, "notes": []})
+    for name, cost, lift, kept in (("discord", 96000.0, 301000.0, 42000.0),
+                                   ("forum", 48000.0, 120000.0, 25000.0)):
+        total = lift + kept
+        rows.append({"name": name, "kind": "community", "cost": cost, "method": "did + cox",
+                     "incremental_revenue": _entry(total, total * 0.4, total * 1.6, "95% CI"),
+                     "revenue_per_dollar": _entry(total / cost, 0.4 * total / cost,
+                                                  1.6 * total / cost, "95% CI"),
+                     "parts": {"lift_revenue": _entry(lift, lift * 0.3, lift * 1.7, "95% CI"),
+                               "retention_revenue": _entry(kept, kept * 0.5, kept * 1.5,
+                                                           "95% CI")},
+                     "notes": ["revenue per dollar assumed constant when money moves in"]})
+    return rows
+
+
+def _budget(paid: dict) -> dict:
+    current = {n: c["spend"] for n, c in paid["channels"].items()}
+    current.update({"discord": 96000.0, "forum": 48000.0})
+    moved = {**current, "display": current["display"] - 50000.0,
+             "discord": current["discord"] + 50000.0}
+    optimised = {**current, "display": current["display"] * 0.5,
+                 "search": current["search"] + current["display"] * 0.5}
+    return {
+        "current": current,
+        "scenarios": [{"name": "display to discord",
+                       "moves": [{"from": "display", "to": "discord", "amount": 50000.0}],
+                       "spend": moved, "revenue_change": _entry(118000.0, 21000.0, 230000.0)}],
+        "optimised": {"total": sum(current.values()),
+                      "bounds": {n: [0.5 * v, 1.5 * v] for n, v in current.items()},
+                      "spend": optimised, "revenue_change": _entry(151000.0, 64000.0, 240000.0)},
+        "notes": ["Moves into a community assume its revenue per dollar stays constant."],
+    }
+
+
+def full_results() -> dict:
+    """The sample results with every contract section 4 block filled, as the MMM,
+    roi/comparison.py and roi/budget.py write them (realistic values, not a run)."""
     results = copy.deepcopy(SAMPLE_RESULTS)
-    for index, channel in enumerate(results["paid_media"]["channels"].values()):
-        roas = 1.2 + 0.4 * index
-        channel["roas"] = {"estimate": roas, "low": roas - 0.5, "high": roas + 0.6,
-                           "interval": "94% HDI"}
-        channel["marginal_roas"] = {"estimate": roas / 2, "low": roas / 3, "high": roas / 1.5,
-                                    "interval": "94% HDI"}
-    results["comparison"] = [
-        {"name": "search", "kind": "paid", "cost": 325964.37,
-         "incremental_revenue": {"estimate": 521543.0, "low": 358598.8, "high": 717121.6},
-         "revenue_per_dollar": {"estimate": 1.6, "low": 1.1, "high": 2.2}},
-        {"name": "discord", "kind": "community", "cost": 120000.0,
-         "incremental_revenue": {"estimate": 410000.0, "low": 60000.0, "high": 790000.0},
-         "revenue_per_dollar": {"estimate": 3.4166, "low": 0.5, "high": 6.5833}},
-    ]
-    results["budget_scenarios"] = [
-        {"scenario": "current", "spend": 1218419.51, "revenue": 2400000.0},
-        {"scenario": "+10% search", "spend": 1251015.95, "revenue": 2451000.0},
-    ]
-    results["diagnostics"]["paid_media"] = {"converged": True, "warnings": [],
-                                            "checks": {"r_hat_max": 1.004, "divergences": 0}}
+    results["paid_media"] = _paid_media()
+    results["comparison"] = _comparison(results["paid_media"])
+    results["budget_scenarios"] = _budget(results["paid_media"])
+    results["data"]["community_costs"] = {"discord": 96000.0, "forum": 48000.0}
+    lift = results["community_revenue_lift"]
+    lift["member_months_by_community"] = {"discord": 7900, "forum": 5519}
+    lift["event_study"] = {"method": "did", "interval": "95% CI", "points": [
+        {"e": e, "estimate": 3.0 * e if e >= 0 else 1.5 * (e % 2), "low": 3.0 * e - 20,
+         "high": 3.0 * e + 20, "n_treated": 500} for e in range(-6, 12)]}
+    retention = results["community_retention_lift"]
+    retention["landmark_retention"] = {"retention": [
+        {"landmark_month": 6, "group": group, "horizon_month": h, "customers": n,
+         "retention": r, "low": r - 0.03, "high": r + 0.03, "interval": "95% CI"}
+        for group, n, base in (("member", 640, 0.93), ("non-member", 1510, 0.88))
+        for h, r in ((6, base), (12, base - 0.07))], "difference": []}
+    retention["retention_revenue"] = {"interval": "95% CI", "source": "cox", "by_community": {
+        name: {"extra_customer_months": _entry(m, m * 0.5, m * 1.5, "95% CI"),
+               "revenue": _entry(v, v * 0.5, v * 1.5, "95% CI"), "members": 700,
+               "value_per_month": v / m}
+        for name, m, v in (("discord", 310.0, 42000.0), ("forum", 190.0, 25000.0))},
+        "total": {"extra_customer_months": _entry(500.0, 260.0, 740.0, "95% CI"),
+                  "revenue": _entry(67000.0, 34000.0, 99000.0, "95% CI")}}
+    results["diagnostics"]["paid_media_mmm"] = {
+        "converged": True, "warnings": ["search and social spend move together (r = 0.62)"],
+        "checks": {"r_hat_max": 1.004, "divergences": 0, "ess_bulk_min": 612.0}}
     return results
+
+
+def empty_results() -> dict:
+    """Today's run: paid media with spend only, no comparison rows, no budget scenarios."""
+    return copy.deepcopy(SAMPLE_RESULTS)
 
 
 def unconverged_results() -> dict:
@@ -474,7 +577,7 @@ def test_html_is_self_contained(sample_reports, sample_html):
     assert "url(" not in raw
 
 
-def test_unconverged_estimate_is_labelled_loudly(tmp_path):
+def test_unconverged_estimate_is_labelled_loudly(tmp_path, no_charts):
     results = unconverged_results()
     page = parse(write_html(results, tmp_path / "report.html"))
     text = " ".join("".join(page.text).split())
@@ -491,26 +594,202 @@ def test_unconverged_estimate_is_labelled_loudly(tmp_path):
     assert did[-1] == NOT_CONVERGED
 
 
-def test_future_sections_render_with_hdi(tmp_path):
-    results = future_results()
-    page = parse(write_html(results, tmp_path / "report.html"))
+def _sections(raw: str) -> dict[str, str]:
+    """Section id -> its HTML."""
+    parts = raw.split('<section id="')[1:]
+    return {part.split('"', 1)[0]: part for part in parts}
+
+
+@pytest.fixture
+def no_charts(monkeypatch) -> None:
+    """Charts are checked on the full report; elsewhere skip drawing them (seconds each)."""
+    for chart in ("interval_chart", "bar_chart", "response_curve_chart", "contribution_chart",
+                  "event_study_chart"):
+        monkeypatch.setattr(plots, chart, lambda *args, **kwargs: None)
+
+
+@pytest.fixture(scope="module")
+def full_reports(tmp_path_factory) -> dict[str, Path]:
+    return write_reports(full_results(), tmp_path_factory.mktemp("full"), pdf=False)
+
+
+def test_full_results_every_number_equals_results(full_reports):
+    results = full_results()
+    page = parse(full_reports["html"])
     for item in page.numbers:
         value = resolve(results, item["key"])
         assert float(item["value"]) == value and shown_matches(item["text"], value), item
     keys = {n["key"] for n in page.numbers}
-    assert "paid_media.channels.video.roas.estimate" in keys
-    assert "comparison.1.revenue_per_dollar.estimate" in keys
-    assert "budget_scenarios.1.spend" in keys
-    text = "".join(page.text)
-    assert "94% HDI" in text and "not estimated in this run" not in text.split("Budget")[0]
+    expected = {
+        "paid_media.channels.video.roas.estimate", "paid_media.channels.search.marginal_roas.low",
+        "paid_media.channels.social.incremental_revenue.high",
+        "paid_media.regression_baseline.channels.search.roas.estimate",
+        "paid_media.communities.forum.incremental_revenue.low",
+        "paid_media.lift_tests.0.revenue_change",
+        "comparison.5.revenue_per_dollar.estimate", "comparison.4.parts.retention_revenue.high",
+        "comparison.1.incremental_revenue.estimate", "budget_scenarios.current.discord",
+        "budget_scenarios.scenarios.0.spend.display",
+        "budget_scenarios.scenarios.0.revenue_change.low",
+        "budget_scenarios.optimised.spend.search", "budget_scenarios.optimised.bounds.forum.1",
+        "budget_scenarios.optimised.total",
+        "community_retention_lift.landmark_retention.retention.3.retention",
+        "community_retention_lift.retention_revenue.by_community.discord.revenue.estimate",
+        "community_retention_lift.retention_revenue.total.extra_customer_months.high",
+        "community_revenue_lift.by_community.forum.estimate",
+    }
+    assert expected <= keys
+    assert len(keys) > 250
+
+
+def test_full_summary_reads_like_a_sentence_for_finance(full_reports):
+    summary = _sections(full_reports["html"].read_text())["summary"]
+    page = Collector()
+    page.feed(summary)
+    text = " ".join("".join(page.text).split())
+    assert ("Per community: each discord member-month adds $47 (95% CI -$4 to $98); each forum "
+            "member-month adds $34 (95% CI -$15 to $83).") in text
+    assert ("Per dollar spent, the discord community returns $3.57 (95% CI $1.43 to $5.72); "
+            "the forum community returns $3.02 (95% CI $1.21 to $4.83), against $2.40 "
+            "(94% HDI $1.68 to $3.12) for search; $1.50") in text
+    assert ("Scenario 'display to discord' (move $50,000 from display to discord) would change "
+            "revenue by $118,000 (94% HDI $21,000 to $230,000).") in text
+    assert ("Re-allocating the same total within the bounds would change revenue by $151,000 "
+            "(94% HDI $64,000 to $240,000).") in text
+    assert "not estimated" not in text
+
+
+def test_full_sections_have_their_tables_and_charts(full_reports):
+    sections = _sections(full_reports["html"].read_text())
+    charts = {name: html.count("data:image/png;base64,") for name, html in sections.items()}
+    assert charts == {"summary": 0, "comparison": 1, "revenue": 2, "retention": 2,
+                      "paid-media": 4, "budget": 1, "diagnostics": 0, "data": 0,
+                      "assumptions": 0}
+    assert "Where community revenue comes from" in sections["comparison"]
+    assert "revenue per dollar assumed constant when money moves in" in sections["comparison"]
+    assert "Moves into a community assume its revenue per dollar stays constant." \
+        in sections["budget"]
+    assert "Event study" in sections["revenue"] and "Retention curves" in sections["retention"]
+    assert "search and social spend move together (r = 0.62)" in sections["diagnostics"]
+    assert "Lift tests used to calibrate the model" in sections["paid-media"]
+
+
+def test_todays_results_render_with_spend_only(tmp_path, no_charts):
+    results = empty_results()
+    page = parse(write_html(results, tmp_path / "report.html"))
+    text = " ".join("".join(page.text).split())
+    assert "Comparison of revenue per dollar: not estimated in this run" in text
+    assert "Budget scenarios: not estimated in this run" in text
+    assert "return on ad spend (ROAS) not estimated in this run" in text
+    assert "Event study: not estimated in this run" in text
+    spend = {n["key"]: float(n["value"]) for n in page.numbers if n["key"].endswith(".spend")}
+    assert spend == {f"paid_media.channels.{k}.spend": v["spend"]
+                     for k, v in results["paid_media"]["channels"].items()}
+    assert NOT_CONVERGED not in text
     book = load_workbook(write_excel(results, tmp_path / "report.xlsx"))
-    rows = list(book["Comparison"].iter_rows(min_row=2, values_only=True))
-    assert rows[1][:3] == ("discord", "community", 120000.0) and rows[1][6] == 3.4166
-    roas = {r[0]: r[2] for r in book["Paid media"].iter_rows(min_row=2, values_only=True)}
-    # openpyxl writes 16 significant digits (Excel keeps 15): equal to that precision
-    assert roas == pytest.approx({k: v["roas"]["estimate"]
-                                  for k, v in results["paid_media"]["channels"].items()},
-                                 rel=1e-15)
+    assert book["Budget scenarios"]["A1"].value == "Budget scenarios: not estimated in this run"
+    assert book["Comparison"]["A1"].value == ("Comparison of revenue per dollar: not estimated "
+                                              "in this run")
+
+
+def test_media_model_not_fitted_says_why_at_the_top_and_in_its_section(tmp_path, no_charts):
+    results = empty_results()
+    why = "media-mix model not fitted: no channel has spend in 8 or more weeks"
+    results["paid_media"].update({"converged": False, "warnings": [why]})
+    raw = write_html(results, tmp_path / "report.html").read_text()
+    sections = _sections(raw)
+    assert why in raw.split("<nav>")[0]  # the caution above the summary
+    assert why in sections["paid-media"]
+    assert "not-converged-banner" not in raw  # nothing estimated, nothing to distrust
+    book = load_workbook(write_excel(results, tmp_path / "report.xlsx"))
+    cells = [c for row in book["Paid media"].iter_rows(values_only=True) for c in row]
+    assert f"warning: {why}" in cells
+
+
+def test_unconverged_media_model_is_marked_wherever_its_numbers_appear(tmp_path, no_charts):
+    results = full_results()
+    results["paid_media"]["converged"] = False
+    results["diagnostics"]["paid_media_mmm"]["converged"] = False
+    raw = write_html(results, tmp_path / "report.html").read_text()
+    sections, page = _sections(raw), parse(tmp_path / "report.html")
+    assert "not-converged-banner" in page.ids
+    flagged = {n["key"] for n in page.numbers if n["next"] == "not-converged"}
+    for name in CHANNEL_ROAS:
+        assert f"paid_media.channels.{name}.roas.estimate" in flagged
+    assert {"comparison.0.revenue_per_dollar.estimate",
+            "budget_scenarios.scenarios.0.revenue_change.estimate",
+            "budget_scenarios.optimised.revenue_change.estimate"} <= flagged
+    assert "comparison.4.revenue_per_dollar.estimate" not in flagged  # community row
+    for name in ("summary", "comparison", "paid-media", "budget"):
+        assert NOT_CONVERGED in sections[name], name
+    book = load_workbook(write_excel(results, tmp_path / "report.xlsx"))
+    status = {r[0]: r[-1] for r in book["Paid media"].iter_rows(min_row=2, max_row=5,
+                                                                 values_only=True)}
+    assert status == dict.fromkeys(CHANNEL_ROAS, NOT_CONVERGED)
+    comparison = {r[0]: r[11] for r in book["Comparison"].iter_rows(min_row=2, max_row=7,
+                                                                     values_only=True)}
+    assert comparison == {**dict.fromkeys(CHANNEL_ROAS, NOT_CONVERGED), "discord": None,
+                          "forum": None}  # an empty status cell
+
+
+def _rows_after(sheet, header: str) -> list[tuple]:
+    rows = list(sheet.iter_rows(values_only=True))
+    start = next(i for i, r in enumerate(rows) if r[0] == header)
+    out = []
+    for row in rows[start + 1:]:
+        if row[0] is None:
+            break
+        out.append(row)
+    return out
+
+
+def test_full_workbook_numbers_equal_results(full_reports):
+    results, book = full_results(), load_workbook(full_reports["xlsx"])
+    paid = {r[0].value: r for r in book["Paid media"].iter_rows(min_row=2, max_row=5)}
+    for name, channel in results["paid_media"]["channels"].items():
+        row = paid[name]
+        assert row[1].value == channel["spend"] and "$" in row[1].number_format
+        assert [c.value for c in row[2:5]] == pytest.approx(
+            [channel["roas"][k] for k in ("estimate", "low", "high")], rel=1e-15)
+        assert row[2].number_format == "0.00"
+        assert row[10].value == pytest.approx(channel["incremental_revenue"]["estimate"],
+                                              rel=1e-15)
+        baseline = results["paid_media"]["regression_baseline"]["channels"][name]["roas"]
+        assert row[14].value == pytest.approx(baseline["estimate"], rel=1e-15)
+    comparison = {r[0]: r for r in _rows_after(book["Comparison"], "Name")}
+    for row in results["comparison"]:
+        shown = comparison[row["name"]]
+        assert shown[2] == row["cost"]
+        assert shown[6:10] == (pytest.approx(row["revenue_per_dollar"]["estimate"], rel=1e-15),
+                               pytest.approx(row["revenue_per_dollar"]["low"], rel=1e-15),
+                               pytest.approx(row["revenue_per_dollar"]["high"], rel=1e-15),
+                               row["revenue_per_dollar"]["interval"])
+    budget = results["budget_scenarios"]
+    spend = {r[0]: r[1:4] for r in _rows_after(book["Budget scenarios"], "Spend")}
+    assert spend == {n: (budget["current"][n], budget["scenarios"][0]["spend"][n],
+                         budget["optimised"]["spend"][n]) for n in budget["current"]}
+    changes = {r[0]: r[2:5] for r in _rows_after(book["Budget scenarios"], "Allocation")}
+    assert changes == {"display to discord": (118000.0, 21000.0, 230000.0),
+                       "optimised": (151000.0, 64000.0, 240000.0)}
+    curve = [r for r in _rows_after(book["Paid media"], "Response curve") if r[0] == "search"]
+    assert [r[2] for r in curve] == results["paid_media"]["response_curves"]["spend"]["search"]
+    weekly = _rows_after(book["Paid media"], "Week")
+    assert len(weekly) == len(results["paid_media"]["weekly_contributions"])
+    assert weekly[0][2] == results["paid_media"]["weekly_contributions"][0]["contribution"]
+
+
+def test_reports_never_show_e_mails_or_credentials(tmp_path, no_charts):
+    results = full_results()
+    results["data"]["source"] = "postgresql+psycopg://roi:hunter2@db.internal/shop"
+    results["data"]["notes"] = ["member row for jane.doe@example.com folded"]
+    results["comparison"][4]["notes"] = ["owner: ops@brand.example"]
+    written = write_reports(results, tmp_path, pdf=False)
+    raw = written["html"].read_text()
+    cells = [str(c.value) for sheet in load_workbook(written["xlsx"]) for row in
+             sheet.iter_rows() for c in row if c.value is not None]
+    for text in (raw, "\n".join(cells)):
+        assert "hunter2" not in text and "jane.doe@example.com" not in text
+        assert "ops@brand.example" not in text and "[e-mail removed]" in text
+    assert "postgresql+psycopg://roi:***@db.internal/shop" in raw
 
 
 @pytest.mark.parametrize("results", [
@@ -534,10 +813,8 @@ def test_missing_sections_do_not_crash(tmp_path, results):
     (("diagnostics", "revenue_did", "warnings"), "one warning written as a string"),
     (("data", "churn"), "column"),
 ])
-def test_malformed_values_do_not_crash(tmp_path, monkeypatch, path, value):
-    for chart in ("interval_chart", "bar_chart"):  # charts are tested elsewhere; keep this fast
-        monkeypatch.setattr(plots, chart, lambda *args, **kwargs: None)
-    results = future_results()
+def test_malformed_values_do_not_crash(tmp_path, no_charts, path, value):
+    results = full_results()
     node = results
     for key in path[:-1]:
         node = node[key]
@@ -627,3 +904,31 @@ def test_pdf_renders_pages(tmp_path):
     assert NOT_CONVERGED in text
     assert re.search(r"comparison\s+says\s+\$172", text)
     assert "http" not in text
+
+
+# --------------------------------------------------------------------------- the real run
+
+
+def test_reports_of_the_sample_run_equal_its_results_json(sample_run):
+    """The reports ``run_models`` wrote, opened for real, against the results.json beside them."""
+    out = Path(sample_run.out)
+    results = json.loads((out / "results.json").read_text())
+    page = parse(out / "report.html")
+    assert len(page.numbers) > 60
+    for item in page.numbers:
+        value = resolve(results, item["key"])
+        assert float(item["value"]) == value and shown_matches(item["text"], value), item
+    keys = {n["key"] for n in page.numbers}
+    preferred = results["community_revenue_lift"]["preferred"]
+    assert f"community_revenue_lift.estimates.{preferred}.estimate" in keys
+    for name in results["paid_media"]["channels"]:
+        assert f"paid_media.channels.{name}.spend" in keys
+    book = load_workbook(out / "report.xlsx")
+    assert book.sheetnames == SHEETS
+    lift = {(r[0], r[1]): r for r in book["Revenue lift"].iter_rows(min_row=2, values_only=True)}
+    for method, entry in results["community_revenue_lift"]["estimates"].items():
+        assert lift[("all members", method)][3] == pytest.approx(entry["estimate"], rel=1e-15)
+    text = "".join(page.text)
+    for diag in results["diagnostics"].values():
+        for warning in diag.get("warnings", []):
+            assert " ".join(warning.split()) in " ".join(text.split())

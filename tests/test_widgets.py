@@ -1,36 +1,26 @@
-"""Dashboards on the sample run, driven without a browser: change a dropdown, check the display."""
+"""Dashboards on the sample run, driven without a browser: change a dropdown, check the display.
+
+The run is the session fixture ``sample_run`` (tests/conftest.py, the notebooks' seed and draws);
+the paid media explorer is also driven with results that have every contract section 4 block
+filled (``tests.test_reports.full_results``) and with today's spend-only block.
+"""
 
 from __future__ import annotations
 
-import atexit
 import base64
-import functools
-import shutil
-import tempfile
+from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 
-from roi.config import RunConfig, SamplerSettings
-from roi.run import RunOutputs, run_models
-from roi.widgets import data_overview, lift_explorer, retention_explorer
-from tests.conftest import SAMPLE
-
-
-@functools.cache
-def sample_outputs() -> RunOutputs:
-    """One run of every model on data/sample, shared by this module and test_notebooks."""
-    out = tempfile.mkdtemp(prefix="roi-widgets-")
-    atexit.register(shutil.rmtree, out, ignore_errors=True)
-    # The notebooks' parameters (seed 7, 200 draws), so sampled numbers match theirs exactly.
-    config = RunConfig(seed=7, sampler=SamplerSettings(draws=200))
-    outputs = run_models(SAMPLE, out=out, progress=False, config=config, pdf=False)
-    outputs.out = out
-    return outputs
+from roi.run import RunOutputs
+from roi.widgets import data_overview, lift_explorer, paid_media_explorer, retention_explorer
+from tests.test_reports import empty_results, full_results, resolve
 
 
 @pytest.fixture(scope="module")
-def outputs() -> RunOutputs:
-    return sample_outputs()
+def outputs(sample_run) -> RunOutputs:
+    return sample_run
 
 
 def _text(output_widget) -> str:
@@ -106,3 +96,116 @@ def test_retention_explorer_follows_community_and_landmark(outputs):
         assert f"{members['retention'].iloc[-1]:.1%}" in explorer.table.value
     explorer.landmark.value = 0
     assert "all:" in _text(explorer.plot) and "non-member" not in _text(explorer.plot)
+
+
+# --------------------------------------------------------------------------- paid media
+
+
+def _roas_text(entry: dict) -> str:
+    return (f"{entry['estimate']:.2f} ({entry['interval']} {entry['low']:.2f} to "
+            f"{entry['high']:.2f})")
+
+
+def test_paid_media_explorer_shows_roas_curves_and_contributions():
+    results = full_results()
+    channels = results["paid_media"]["channels"]
+    explorer = paid_media_explorer(results)
+    for name, channel in channels.items():
+        assert _roas_text(channel["roas"]) in explorer.table.value
+        assert _roas_text(channel["marginal_roas"]) in explorer.table.value
+        assert f"${channel['spend']:,.2f}" in explorer.table.value
+        baseline = results["paid_media"]["regression_baseline"]["channels"][name]["roas"]
+        assert _roas_text(baseline) in explorer.table.value
+    assert _has_png(explorer.curves) and _has_png(explorer.contributions)
+    assert _text(explorer.curves) == f"Response curves (mean, 94% HDI) for {', '.join(channels)}."
+    explorer.channel.value = "search"
+    assert _text(explorer.curves) == "Response curves (mean, 94% HDI) for search."
+    assert _text(explorer.contributions) == "Weekly contributions, 4 weeks, for search."
+    assert _roas_text(channels["search"]["roas"]) in explorer.table.value
+    assert _roas_text(channels["video"]["roas"]) not in explorer.table.value
+    assert repr(explorer) == f"PaidMediaExplorer [search]: search ROAS " \
+                             f"{_roas_text(channels['search']['roas'])}"
+
+
+def test_paid_media_explorer_curve_band_is_the_hdi_of_the_draws():
+    from roi.widgets.paid_media import curve_series
+
+    paid = full_results()["paid_media"]
+    spend, mean, low, high = curve_series(paid)["search"]
+    draws = paid["response_curves"]["draws"]["search"]
+    column = sorted(row[2] for row in draws)  # multiplier 1.0
+    assert spend == paid["response_curves"]["spend"]["search"]
+    assert mean[2] == pytest.approx(sum(column) / len(column), rel=1e-12)
+    assert column[0] <= low[2] < mean[2] < high[2] <= column[-1]
+    inside = sum(low[2] <= value <= high[2] for value in column)
+    assert inside == 38  # ceil(0.94 * 40) draws in the narrowest interval
+
+
+def test_paid_media_explorer_without_the_model_says_why():
+    results = empty_results()
+    explorer = paid_media_explorer(results)
+    assert _text(explorer.curves) == ("No response curves in this run: the media-mix model "
+                                      "did not run.")
+    assert _text(explorer.contributions) == "No weekly contributions in this run."
+    for channel in results["paid_media"]["channels"].values():
+        assert f"${channel['spend']:,.2f}" in explorer.table.value
+    # ROAS, marginal ROAS, revenue caused and regression ROAS for each of 4 channels
+    assert explorer.table.value.count("not estimated") == 16
+
+
+def test_paid_media_explorer_marks_an_unconverged_model():
+    results = full_results()
+    results["paid_media"]["converged"] = False
+    explorer = paid_media_explorer(results)
+    assert "NOT CONVERGED - do not rely on it" in explorer.table.value
+    assert "[NOT CONVERGED - do not rely on it]" in repr(explorer)
+
+
+def test_paid_media_explorer_on_the_run(outputs):
+    explorer = paid_media_explorer(outputs)
+    for channel in outputs.results["paid_media"]["channels"].values():
+        assert f"${channel['spend']:,.2f}" in explorer.table.value
+        if isinstance(channel.get("roas"), dict):
+            assert _roas_text(channel["roas"]) in explorer.table.value
+
+
+# --------------------------------------------------------------------------- export
+
+
+class _Keys(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.values: dict[str, str] = {}
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if "data-key" in attrs:
+            self.values[attrs["data-key"]] = attrs["data-value"]
+
+
+def test_export_button_writes_the_reports_and_shows_the_paths(tmp_path):
+    results = full_results()
+    explorer = paid_media_explorer(results)
+    explorer.export.folder.value = str(tmp_path / "exported")
+    explorer.export.pdf.value = False
+    explorer.export.button.click()
+    written = explorer.export.written
+    assert sorted(written) == ["html", "xlsx"]
+    for path in written.values():
+        assert path.is_file() and str(path.resolve()) in explorer.export.paths.value
+    parser = _Keys()
+    parser.feed(Path(written["html"]).read_text())
+    key = "paid_media.channels.search.roas.estimate"
+    assert float(parser.values[key]) == resolve(results, key)
+    assert len(parser.values) > 100
+
+
+def test_export_without_chromium_writes_html_and_excel_and_says_why(tmp_path, monkeypatch):
+    monkeypatch.setenv("ROI_CHROMIUM", str(tmp_path / "no-such-chromium"))
+    overview = data_overview(empty_results())
+    overview.export.folder.value = str(tmp_path)
+    overview.export.pdf.value = True
+    overview.export.button.click()
+    assert "report.pdf not written" in overview.export.paths.value
+    assert "Debian package" in overview.export.paths.value
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html", "report.xlsx"]

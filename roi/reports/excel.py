@@ -26,7 +26,7 @@ from openpyxl.styles import Font, PatternFill
 from openpyxl.worksheet.worksheet import Worksheet
 
 from roi.outputs import atomic_target
-from roi.reports.html import (
+from roi.reports.base import (
     ESTIMANDS,
     METHOD_NOTES,
     NOT_CONVERGED,
@@ -36,18 +36,27 @@ from roi.reports.html import (
     as_list,
     flatten,
     get,
-    group_entries,
     is_converged,
     mapping,
     method_label,
     number,
     plain,
     preferred_method,
+    redact,
     sequence,
-    summary_sentences,
     unconverged_models,
     value_of,
 )
+from roi.reports.html import group_entries
+from roi.reports.media import (
+    comparison_rows,
+    entry_ok,
+    media_converged,
+    move_text,
+    scenario_rows,
+)
+from roi.reports.plots import curve_summary
+from roi.reports.summary import summary_sentences
 
 SHEETS = ["Summary", "Comparison", "Revenue lift", "Retention", "Paid media",
           "Budget scenarios", "Diagnostics", "Data quality", "Assumptions"]
@@ -138,57 +147,124 @@ def estimate_sheet(sheet: Worksheet, results: dict, section: str, fmt: str) -> N
 
 
 def comparison_sheet(sheet: Worksheet, results: dict, money: str) -> None:
-    rows = []
-    for row in sequence(results.get("comparison")):
-        if not isinstance(row, dict):
-            continue
+    rows, parts = [], []
+    for _, row, ok in comparison_rows(results):
         rpd = row.get("revenue_per_dollar")
-        ok = row.get("converged") is not False and get(rpd, "converged") is not False
         rows.append([row.get("name"), row.get("kind"), Fmt(number(row.get("cost")), money),
                      *_estimate(row.get("incremental_revenue"), money)[:3],
-                     *_estimate(rpd, RATIO)[:3], _status(ok)])
+                     *_estimate(rpd, money), row.get("method"), _status(ok),
+                     "; ".join(map(str, as_list(row.get("notes"))))])
+        parts += [[row.get("name"), part, *_estimate(entry, money)]
+                  for part, entry in mapping(row.get("parts")).items()]
     if not rows:
         sheet.append([f"Comparison of revenue per dollar: {NOT_ESTIMATED}"])
         return
-    write_table(sheet, ["Name", "Kind", "Cost", "Incremental revenue", "Low", "High",
-                        "Revenue per dollar", "Low", "High", "Status"], rows)
+    after = write_table(sheet, ["Name", "Kind", "Cost", "Incremental revenue", "Low", "High",
+                                "Revenue per dollar", "Low", "High", "Interval", "Method",
+                                "Status", "Notes"], rows)
+    if parts:
+        write_table(sheet, ["Community", "Part", "Revenue", "Low", "High", "Interval"], parts,
+                    start=after)
+
+
+def _channel_rows(results: dict, money: str) -> list[list[Any]]:
+    ok_model = media_converged(results)
+    baseline = mapping(get(results, "paid_media", "regression_baseline", "channels"))
+    rows = []
+    for name, entry in mapping(get(results, "paid_media", "channels")).items():
+        roas, marginal = get(entry, "roas"), get(entry, "marginal_roas")
+        ok = ok_model and all(is_converged(results, "paid_media", name, e)
+                              for e in (roas, marginal) if isinstance(e, dict))
+        note = "" if isinstance(roas, dict) else f"ROAS {NOT_ESTIMATED}"
+        rows.append([name, Fmt(number(get(entry, "spend")), money), *_estimate(roas, RATIO),
+                     *_estimate(marginal, RATIO),
+                     *_estimate(get(entry, "incremental_revenue"), money),
+                     *_estimate(get(baseline, name, "roas"), RATIO)[:3], _status(ok, note)])
+    return rows
+
+
+def _curve_rows(results: dict, money: str) -> list[list[Any]]:
+    curves = mapping(get(results, "paid_media", "response_curves"))
+    multipliers = sequence(curves.get("multipliers"))
+    rows = []
+    for name, draws in mapping(curves.get("draws")).items():
+        spend = sequence(get(curves, "spend", name))
+        if not draws or len(spend) != len(multipliers):
+            continue
+        xs, mean, low, high = curve_summary(spend, draws)
+        rows += [[name, Fmt(m, RATIO), Fmt(x, money), Fmt(y, money), Fmt(lo, money),
+                  Fmt(hi, money), "94% HDI"]
+                 for m, x, y, lo, hi in zip(multipliers, xs, mean, low, high, strict=True)]
+    return rows
 
 
 def paid_media_sheet(sheet: Worksheet, results: dict, money: str) -> None:
-    channels = get(results, "paid_media", "channels")
-    if not isinstance(channels, dict) or not channels:
+    rows = _channel_rows(results, money)
+    if not rows:
         sheet.append([f"Paid media: {NOT_ESTIMATED}"])
         return
-    rows = []
-    for name, entry in channels.items():
-        roas, marginal = get(entry, "roas"), get(entry, "marginal_roas")
-        ok = all(is_converged(results, "paid_media", name, e) for e in (roas, marginal)
-                 if isinstance(e, dict))
-        note = "" if isinstance(roas, dict) else f"ROAS {NOT_ESTIMATED}"
-        rows.append([name, Fmt(number(get(entry, "spend")), money), *_estimate(roas, RATIO),
-                     *_estimate(marginal, RATIO), _status(ok, note)])
-    write_table(sheet, ["Channel", "Spend", "ROAS", "Low", "High", "Interval", "Marginal ROAS",
-                        "Low", "High", "Interval", "Status"], rows)
+    paid = mapping(results.get("paid_media"))
+    warnings = [[f"warning: {w}"] for w in as_list(paid.get("warnings"))]
+    at = write_table(sheet, ["Channel", "Spend", "ROAS", "Low", "High", "Interval",
+                             "Marginal ROAS", "Low", "High", "Interval", "Incremental revenue",
+                             "Low", "High", "Interval", "Regression ROAS", "Low", "High",
+                             "Status"], rows + warnings)
+    communities = [[name, Fmt(number(get(e, "cost")), money),
+                    *_estimate(get(e, "incremental_revenue"), money)]
+                   for name, e in mapping(paid.get("communities")).items()]
+    tests = [[t.get("channel"), t.get("start"), t.get("end"),
+              *[Fmt(number(t.get(f)), money) for f in ("spend_change", "revenue_change",
+                                                       "standard_error")]]
+             for t in sequence(paid.get("lift_tests")) if isinstance(t, dict)]
+    weekly = [[r.get("week"), r.get("channel"),
+               *[Fmt(number(r.get(f)), money) for f in ("contribution", "low", "high")]]
+              for r in sequence(paid.get("weekly_contributions")) if isinstance(r, dict)]
+    for headers, extra in (
+            (["Community", "Cost", "Incremental revenue", "Low", "High", "Interval"],
+             communities),
+            (["Lift test channel", "Start", "End", "Spend change", "Revenue change",
+              "Standard error"], tests),
+            (["Response curve", "Spend multiplier", "Spend", "Revenue caused", "Low", "High",
+              "Interval"], _curve_rows(results, money)),
+            (["Week", "Channel", "Contribution", "Low", "High"], weekly)):
+        if extra:
+            at = write_table(sheet, headers, extra, start=at)
 
 
-def budget_sheet(sheet: Worksheet, results: dict) -> None:
-    scenarios = results.get("budget_scenarios")
-    if isinstance(scenarios, dict):
-        scenarios = [{"scenario": k, **v} if isinstance(v, dict) else {"scenario": k, "value": v}
-                     for k, v in scenarios.items()]
-    scenarios = [s for s in sequence(scenarios) if isinstance(s, dict)]
-    if not scenarios:
+def budget_sheet(sheet: Worksheet, results: dict, money: str, currency: str) -> None:
+    budget = mapping(results.get("budget_scenarios"))
+    scenarios = scenario_rows(results)
+    if not scenarios and not mapping(budget.get("current")):
         sheet.append([f"Budget scenarios: {NOT_ESTIMATED}"])
         return
-    columns = list(dict.fromkeys(k for row in scenarios for k in row))
-    write_table(sheet, columns, [[_cell(row.get(c)) for c in columns] for row in scenarios])
+    ok = media_converged(results)
+    columns = [("current", mapping(budget.get("current")))]
+    columns += [(label, mapping(s.get("spend"))) for label, _, s in scenarios]
+    names = list(dict.fromkeys(n for _, spend in columns for n in spend))
+    at = write_table(sheet, ["Spend", *[label for label, _ in columns]],
+                     [[n, *[Fmt(number(spend.get(n)), money) for _, spend in columns]]
+                      for n in names])
+    rows = [[label, "; ".join(move_text(m, currency) for m in sequence(s.get("moves"))),
+             *_estimate(s.get("revenue_change"), money),
+             _status(entry_ok(s.get("revenue_change"), ok))] for label, _, s in scenarios]
+    at = write_table(sheet, ["Allocation", "Moves", "Revenue change", "Low", "High", "Interval",
+                             "Status"], rows, start=at)
+    bounds = mapping(get(budget, "optimised", "bounds"))
+    at = write_table(sheet, ["Bounds", "Lowest spend", "Highest spend"],
+                     [[n, *[Fmt(number(v), money) for v in sequence(b)[:2]]]
+                      for n, b in bounds.items()], start=at) if bounds else at
+    for note in as_list(budget.get("notes")):
+        sheet.cell(row=at, column=1, value=redact(f"note: {note}"))
+        at += 1
 
 
 def _cell(value: Any) -> Any:
     """Numbers stay numbers; lists and dicts become readable text."""
     if isinstance(value, bool):
         return "yes" if value else "no"
-    if isinstance(value, int | float | str) or value is None:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, int | float) or value is None:
         return value
     if isinstance(value, list | tuple):
         return ", ".join(str(v) for v in value) if value else "none"
@@ -255,7 +331,7 @@ def summary_sheet(sheet: Worksheet, results: dict, money: str, currency: str) ->
         sheet.append([f"{NOT_CONVERGED}: {', '.join(bad)} did not converge."])
         _put(sheet, sheet.max_row, 1, sheet.cell(sheet.max_row, 1).value)
     for sentence in summary_sentences(results, currency):
-        sheet.append([plain(sentence)])
+        sheet.append([redact(plain(sentence))])
     start = sheet.max_row + 2
     rows = []
     for section, label, fmt in ((REVENUE, "Revenue lift per member-month", money),
@@ -270,8 +346,25 @@ def summary_sheet(sheet: Worksheet, results: dict, money: str, currency: str) ->
     if any(s is not None for s in spend):
         rows.append(["Paid media spend, all channels", "", Fmt(sum(s for s in spend if s), money),
                      None, None, None, ""])
+    rows += _money_summary_rows(results, money)
     write_table(sheet, ["Measure", "Method", "Estimate", "Low", "High", "Interval", "Status"],
                 rows, start=start)
+
+
+def _money_summary_rows(results: dict, money: str) -> list[list[Any]]:
+    """ROAS per channel, revenue per dollar per comparison row, revenue change per scenario."""
+    ok = media_converged(results)
+    rows = [["ROAS (revenue per $1 of spend)", name, *_estimate(get(c, "roas"), RATIO),
+             _status(entry_ok(get(c, "roas"), ok))]
+            for name, c in mapping(get(results, "paid_media", "channels")).items()
+            if isinstance(get(c, "roas"), dict)]
+    rows += [["Revenue per dollar", f"{row.get('name')} ({row.get('kind')})",
+              *_estimate(row.get("revenue_per_dollar"), money), _status(good)]
+             for _, row, good in comparison_rows(results)]
+    rows += [["Budget: revenue change", label, *_estimate(s.get("revenue_change"), money),
+              _status(entry_ok(s.get("revenue_change"), ok))]
+             for label, _, s in scenario_rows(results)]
+    return rows
 
 
 def _widths(sheet: Worksheet) -> None:
@@ -292,7 +385,7 @@ def build_workbook(results: dict, *, currency: str = "$") -> Workbook:
     estimate_sheet(sheets["Revenue lift"], results, REVENUE, money)
     estimate_sheet(sheets["Retention"], results, RETENTION, RATIO)
     paid_media_sheet(sheets["Paid media"], results, money)
-    budget_sheet(sheets["Budget scenarios"], results)
+    budget_sheet(sheets["Budget scenarios"], results, money, currency)
     diagnostics_sheet(sheets["Diagnostics"], results)
     data_sheet(sheets["Data quality"], results)
     assumptions_sheet(sheets["Assumptions"], results)

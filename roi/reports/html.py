@@ -6,6 +6,11 @@ come straight from the results carry ``data-key`` (their dotted path in ``result
 ``data-value`` (the exact value), so tests and other tools can compare what is displayed with
 what was estimated. Sections that a run did not produce say "not estimated in this run"; results
 that did not converge are labelled "NOT CONVERGED - do not rely on it" wherever they appear.
+A key holding a dot (a quantile ``0.05``) stays whole in the path: match keys longest first.
+
+Layout: :mod:`roi.reports.base` reads and formats, :mod:`roi.reports.summary` writes the
+plain-language summary, :mod:`roi.reports.media` the paid media, comparison and budget sections;
+this module the lift, retention, diagnostics, data and assumptions sections and the page.
 
 Examples
 --------
@@ -20,433 +25,47 @@ True
 
 from __future__ import annotations
 
-import base64
-import html
-import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from roi.outputs import write_atomic
 from roi.reports import plots
-
-NOT_CONVERGED = "NOT CONVERGED - do not rely on it"
-NOT_ESTIMATED = "not estimated in this run"
-REVENUE = "community_revenue_lift"
-RETENTION = "community_retention_lift"
-
-METHOD_LABELS = {
-    "naive": "naive comparison (ever-members vs never-members)",
-    "did": "difference-in-differences",
-    "cox_time_varying": "Cox model with membership as a time-varying state",
-    "bayes": "Bayesian model",
-    "mmm": "Bayesian media-mix model",
-}
-METHOD_NOTES = {
-    "naive": "Plain comparison of ever-members with never-members, as community dashboards "
-             "report it. It mixes the community's effect with who chooses to join (the best "
-             "customers join) and, for churn, with immortal time (customers must survive to "
-             "join). Always shown for contrast, never preferred.",
-    "did": "Staggered difference-in-differences (Callaway and Sant'Anna): each join cohort is "
-           "compared with itself before joining and with customers who have not joined, month "
-           "by month, then averaged over member-months. Assumes members would have followed the "
-           "same revenue trend as non-members had they not joined (parallel trends; see the "
-           "pre-trend check in Diagnostics). Customers who were members from the first month "
-           "have no before-period and are left out.",
-    "cox_time_varying": "Cox proportional-hazards model in which membership is a state that "
-                        "starts on the join date, adjusted for the covariates listed under Data "
-                        "quality. Time before joining counts as non-member time, which removes "
-                        "the immortal-time bias of the naive comparison. Assumes proportional "
-                        "hazards (see the ph_p checks in Diagnostics).",
-}
-ESTIMANDS = [
-    ("Member-month", "a complete calendar month, at or after the month the customer joined, in "
-                     "which the customer was a customer for the whole month."),
-    ("Community revenue lift", "average over member-months of actual revenue minus the revenue "
-                               "the same customer would have had without membership."),
-    ("Retention lift", "hazard ratio of churn, members vs non-members; 0.72 means members churn "
-                       "28% less in any given month."),
-    ("ROAS", "revenue a channel caused within the window divided by its spend; marginal ROAS "
-             "is the same for the next unit of spend."),
-    ("Revenue per dollar", "incremental revenue divided by cost, for paid channels and "
-                           "communities alike, so they can be compared directly."),
-    ("Intervals", "95% CI: frequentist confidence interval; 94% HDI: Bayesian "
-                  "highest-density interval."),
-]
-
-
-# --------------------------------------------------------------------------- reading results
-
-
-def get(results: Any, *path: str) -> Any:
-    """``results[path[0]][path[1]]...`` or None when any level is missing or not a dict."""
-    for key in path:
-        if not isinstance(results, dict):
-            return None
-        results = results.get(key)
-    return results
-
-
-def number(value: Any) -> float | None:
-    """A finite float, or None for missing, null, text and NaN."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
-def value_of(entry: Any) -> tuple[str, float | None]:
-    """The value field of an estimate (``estimate`` or ``hazard_ratio``) and its value."""
-    for field in ("estimate", "hazard_ratio"):
-        if isinstance(entry, dict) and field in entry:
-            return field, number(entry[field])
-    return "estimate", None
-
-
-def preferred_method(results: dict, section: str) -> str | None:
-    """The ``preferred`` method name of a section, or None when absent or malformed."""
-    preferred = get(results, section, "preferred")
-    return preferred if isinstance(preferred, str) and preferred else None
-
-
-def method_label(method: str | None) -> str:
-    if not method:
-        return "unknown method"
-    return METHOD_LABELS.get(method, method.replace("_", " "))
-
-
-def diagnostics_entry(results: dict, section: str, method: str) -> dict | None:
-    """The diagnostics block of the model behind one estimate, if the run recorded one."""
-    prefix = {REVENUE: "revenue", RETENTION: "retention", "paid_media": "paid_media"}
-    candidates = [f"{prefix.get(section, section)}_{method}", method]
-    if section == "paid_media":
-        candidates += ["paid_media", "mmm", "media_mix"]
-    diagnostics = mapping(results.get("diagnostics"))
-    for key in candidates:
-        if isinstance(diagnostics.get(key), dict):
-            return diagnostics[key]
-    return None
-
-
-def is_converged(results: dict, section: str, method: str, entry: Any) -> bool:
-    """False when the estimate or its model's diagnostics say ``converged: false``."""
-    if isinstance(entry, dict) and entry.get("converged") is False:
-        return False
-    diag = diagnostics_entry(results, section, method)
-    return not (diag is not None and diag.get("converged") is False)
-
-
-def mapping(value: Any) -> dict:
-    """``value`` if it is a dict, else an empty dict (null or malformed sections)."""
-    return value if isinstance(value, dict) else {}
-
-
-def sequence(value: Any) -> list:
-    return value if isinstance(value, list) else []
-
-
-def as_list(value: Any) -> list:
-    """Warnings and notes as a list, whether the run wrote a list, one string or nothing."""
-    if value is None:
-        return []
-    return [value] if isinstance(value, str) or not isinstance(value, list) else value
-
-
-def unconverged_models(results: dict) -> list[str]:
-    """Names of every model or estimate that did not converge, for the top banner."""
-    diagnostics = mapping(results.get("diagnostics"))
-    names = [name for name, diag in diagnostics.items()
-             if isinstance(diag, dict) and diag.get("converged") is False]
-    for section in (REVENUE, RETENTION):
-        for method, entry in mapping(get(results, section, "estimates")).items():
-            if isinstance(entry, dict) and entry.get("converged") is False:
-                names.append(f"{section}.{method}")
-    for channel, entry in mapping(get(results, "paid_media", "channels")).items():
-        for field in ("roas", "marginal_roas"):
-            if isinstance(get(entry, field), dict) and entry[field].get("converged") is False:
-                names.append(f"paid_media.{channel}.{field}")
-    for row in sequence(results.get("comparison")):
-        if isinstance(row, dict) and row.get("converged") is False:
-            names.append(f"comparison.{row.get('name')}")
-    return list(dict.fromkeys(names))
-
-
-# --------------------------------------------------------------------------- formatting
-
-
-def money(value: Any, currency: str = "$", decimals: int = 2) -> str:
-    value = number(value)
-    if value is None:
-        return "n/a"
-    sign = "-" if value < 0 else ""
-    return f"{sign}{currency}{abs(value):,.{decimals}f}"
-
-
-def fixed(value: Any, decimals: int = 2) -> str:
-    value = number(value)
-    return "n/a" if value is None else f"{value:,.{decimals}f}"
-
-
-def headline_decimals(value: float | None) -> int:
-    """Whole units for figures of 10 or more, cents below (a $4.25 lift must not read $4)."""
-    return 0 if value is not None and abs(value) >= 10 else 2
-
-
-@dataclass(frozen=True)
-class Shown:
-    """A number taken from the results, with its path and how it is displayed."""
-
-    key: str
-    value: float | None
-    text: str
-    converged: bool = True
-    css: str = "num"
-
-    def html(self) -> str:
-        value = "" if self.value is None else repr(self.value)
-        span = (f'<span class="{self.css}" data-key="{esc(self.key)}" '
-                f'data-value="{esc(value)}">{esc(self.text)}</span>')
-        if not self.converged:
-            span += f' <span class="not-converged">{esc(NOT_CONVERGED)}</span>'
-        return span
-
-    def plain(self) -> str:
-        return self.text if self.converged else f"{self.text} ({NOT_CONVERGED})"
-
-
-Fragment = str | Shown
-
-
-def esc(text: Any) -> str:
-    return html.escape(str(text), quote=True)
-
-
-def render(fragments: list[Fragment]) -> str:
-    return "".join(f.html() if isinstance(f, Shown) else esc(f) for f in fragments)
-
-
-def plain(fragments: list[Fragment]) -> str:
-    """The same sentence as plain text (for the Excel summary)."""
-    return "".join(f.plain() if isinstance(f, Shown) else f for f in fragments)
-
-
-# --------------------------------------------------------------------------- summary sentences
-
-
-def _money_shown(key: str, value: float | None, currency: str, decimals: int, *,
-                 converged: bool = True, css: str = "headline") -> Shown:
-    return Shown(key, value, money(value, currency, decimals), converged, css)
-
-
-def revenue_summary(results: dict, currency: str = "$") -> list[Fragment]:
-    """"Each community member-month adds $42 (95% CI $6 to $79) by ...", or why it cannot."""
-    section = get(results, REVENUE)
-    estimates = mapping(get(section, "estimates"))
-    preferred = preferred_method(results, REVENUE)
-    entry = estimates.get(preferred) if preferred != "naive" else None
-    naive = number(get(estimates, "naive", "estimate"))
-    if not isinstance(entry, dict):
-        if naive is None:
-            return [f"Community revenue lift: {NOT_ESTIMATED}."]
-        key = f"{REVENUE}.estimates.naive.estimate"
-        return ["No causal revenue estimate in this run; the dashboard (naive) comparison says ",
-                _money_shown(key, naive, currency, headline_decimals(naive)),
-                " per member-month, which mixes the community's effect with who chooses to join."]
-    base = f"{REVENUE}.estimates.{preferred}"
-    value = number(entry.get("estimate"))
-    ok = is_converged(results, REVENUE, preferred, entry)
-    decimals = headline_decimals(value)
-    parts: list[Fragment] = [
-        "Each community member-month adds " if ok else
-        f"The preferred method ({method_label(preferred)}) did not converge; it would say each "
-        "member-month adds ",
-        _money_shown(f"{base}.estimate", value, currency, decimals, converged=ok),
-        f" ({entry.get('interval', 'interval')} ",
-        _money_shown(f"{base}.low", number(entry.get("low")), currency, decimals),
-        " to ", _money_shown(f"{base}.high", number(entry.get("high")), currency, decimals), ")",
-        f" by the preferred method ({method_label(preferred)})" if ok else "",
-    ]
-    parts += _naive_revenue_clause(naive, value if ok else None, currency, decimals)
-    parts += _revenue_caveats(section, entry, ok, currency)
-    return parts
-
-
-def _naive_revenue_clause(naive: float | None, value: float | None, currency: str,
-                          decimals: int) -> list[Fragment]:
-    if naive is None:
-        return ["."]
-    shown = _money_shown(f"{REVENUE}.estimates.naive.estimate", naive, currency, decimals)
-    if value is not None and naive > value and naive > 0:
-        share = "mostly" if naive - value > 0.5 * naive else "partly"
-        return ["; the dashboard comparison says ", shown,
-                f", which {share} reflects that the best customers join."]
-    return ["; the dashboard (naive) comparison says ", shown, "."]
-
-
-def _revenue_caveats(section: Any, entry: dict, ok: bool, currency: str) -> list[Fragment]:
-    low, high, value = (number(entry.get(k)) for k in ("low", "high", "estimate"))
-    out: list[Fragment] = []
-    if ok and low is not None and high is not None and low <= 0 <= high:
-        out.append(" The interval includes zero: the data cannot rule out no effect.")
-    months = number(get(section, "member_months"))
-    if ok and months and value is not None and low is not None and high is not None:
-        key = f"{REVENUE}.member_months"
-        out += [" Over ", Shown(key, months, f"{months:,.0f}"),
-                f" member-months that is about {money(value * months, currency, 0)} of extra "
-                f"revenue ({money(low * months, currency, 0)} to "
-                f"{money(high * months, currency, 0)})."]
-    return out
-
-
-def _churn_change(ratio: float) -> str:
-    change = (1.0 - ratio) * 100
-    return f"{abs(change):.0f}% {'less' if change >= 0 else 'more'}"
-
-
-def retention_summary(results: dict) -> list[Fragment]:
-    """"Members churn 28% less (hazard ratio 0.72, 95% CI 0.62-0.84); a naive ..."."""
-    estimates = mapping(get(results, RETENTION, "estimates"))
-    preferred = preferred_method(results, RETENTION)
-    entry = estimates.get(preferred) if preferred != "naive" else None
-    naive = number(get(estimates, "naive", "hazard_ratio"))
-    naive_key = f"{RETENTION}.estimates.naive.hazard_ratio"
-    if not isinstance(entry, dict) or number(entry.get("hazard_ratio")) is None:
-        if naive is None:
-            return [f"Community retention lift: {NOT_ESTIMATED}."]
-        return ["No causal retention estimate in this run; a naive comparison says members "
-                f"churn {_churn_change(naive)} (hazard ratio ",
-                Shown(naive_key, naive, fixed(naive), css="headline"),
-                "), which overstates the effect because customers must survive to join."]
-    base = f"{RETENTION}.estimates.{preferred}"
-    ratio = number(entry["hazard_ratio"])
-    ok = is_converged(results, RETENTION, preferred, entry)
-    parts: list[Fragment] = [
-        f"Members churn {_churn_change(ratio)}" if ok else
-        f"The preferred retention model ({method_label(preferred)}) did not converge; it would "
-        f"say members churn {_churn_change(ratio)}",
-        " (hazard ratio ", Shown(f"{base}.hazard_ratio", ratio, fixed(ratio), ok, "headline"),
-        f", {entry.get('interval', 'interval')} ",
-        Shown(f"{base}.low", number(entry.get("low")), fixed(entry.get("low")), css="headline"),
-        "-",
-        Shown(f"{base}.high", number(entry.get("high")), fixed(entry.get("high")),
-              css="headline"),
-        f") by the preferred method ({method_label(preferred)})" if ok else ")",
-    ]
-    if naive is None:
-        return [*parts, "."]
-    why = (" because customers must survive to join"
-           if naive > 0 and ratio > 0 and abs(math.log(naive)) > abs(math.log(ratio)) else "")
-    return [*parts, f"; a naive comparison says {_churn_change(naive)} (hazard ratio ",
-            Shown(naive_key, naive, fixed(naive), css="headline"), f"){why}."]
-
-
-def paid_media_summary(results: dict, currency: str = "$") -> list[Fragment]:
-    channels = get(results, "paid_media", "channels")
-    if not isinstance(channels, dict) or not channels:
-        return [f"Paid media: {NOT_ESTIMATED}."]
-    spend = [number(get(c, "spend")) for c in channels.values()]
-    total = sum(s for s in spend if s is not None)
-    parts: list[Fragment] = [f"Paid media: {money(total, currency, 0)} spent on "
-                             f"{len(channels)} channel{'s' if len(channels) != 1 else ''}"]
-    with_roas = [(name, c["roas"]) for name, c in channels.items()
-                 if isinstance(get(c, "roas"), dict) and number(c["roas"].get("estimate"))
-                 is not None]
-    if not with_roas:
-        return [*parts, f"; return on ad spend (ROAS) {NOT_ESTIMATED}."]
-    parts.append("; each dollar returns ")
-    ranked = sorted(((not is_converged(results, "paid_media", name, roas), -roas["estimate"],
-                      name, roas) for name, roas in with_roas), key=lambda r: r[:2])
-    for index, (bad, _, name, roas) in enumerate(ranked):
-        ok = not bad
-        key = f"paid_media.channels.{name}.roas.estimate"
-        parts += ["; " if index else "", Shown(key, roas["estimate"],
-                                               money(roas["estimate"], currency), ok, "headline"),
-                  f" on {name} ({roas.get('interval', 'interval')} "
-                  f"{money(roas.get('low'), currency)} to {money(roas.get('high'), currency)})"]
-    return [*parts, "."]
-
-
-def comparison_summary(results: dict, currency: str = "$") -> list[Fragment]:
-    rows = [(index, row) for index, row in enumerate(sequence(results.get("comparison")))
-            if number(get(row, "revenue_per_dollar", "estimate")) is not None]
-    if not rows:
-        return [f"Community against paid media, revenue per dollar: {NOT_ESTIMATED} (it needs "
-                "both community costs with lift and paid-media ROAS)."]
-    rows.sort(key=lambda item: (item[1].get("converged") is False or
-                                item[1]["revenue_per_dollar"].get("converged") is False,
-                                -item[1]["revenue_per_dollar"]["estimate"]))
-    parts: list[Fragment] = ["Revenue per dollar spent: "]
-    for position, (index, row) in enumerate(rows):
-        rpd = row["revenue_per_dollar"]
-        ok = row.get("converged") is not False and rpd.get("converged") is not False
-        parts += ["; " if position else "", f"{row.get('name')} ({row.get('kind', '?')}) ",
-                  Shown(f"comparison.{index}.revenue_per_dollar.estimate", number(
-                      rpd["estimate"]), money(rpd["estimate"], currency), ok, "headline"),
-                  f" ({money(rpd.get('low'), currency)} to {money(rpd.get('high'), currency)})"]
-    return [*parts, "."]
-
-
-def summary_sentences(results: dict, currency: str = "$") -> list[list[Fragment]]:
-    """The plain-language summary, one sentence (list of fragments) per topic."""
-    return [revenue_summary(results, currency), retention_summary(results),
-            paid_media_summary(results, currency), comparison_summary(results, currency)]
-
-
-# --------------------------------------------------------------------------- tables
-
-
-@dataclass(frozen=True)
-class Raw:
-    """Markup built here from escaped parts (status labels)."""
-
-    markup: str
-
-
-Cell = str | Shown | Raw | None
-
-
-def cell_html(cell: Cell) -> str:
-    if isinstance(cell, Shown):
-        return cell.html()
-    if isinstance(cell, Raw):
-        return cell.markup
-    return esc("" if cell is None else cell)
-
-
-def table(headers: list[str], rows: list[list[Cell]], *, numeric_from: int = 1) -> str:
-    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
-    body = "".join(
-        "<tr>" + "".join(
-            f'<td class="{"r" if i >= numeric_from and isinstance(c, Shown) else "l"}">'
-            f"{cell_html(c)}</td>" for i, c in enumerate(row)) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def status(ok: bool, note: str = "") -> Raw:
-    if not ok:
-        return Raw(f'<span class="not-converged">{esc(NOT_CONVERGED)}</span>')
-    return Raw(f'<span class="note">{esc(note)}</span>' if note else "")
-
-
-def missing(what: str) -> str:
-    return f'<p class="missing">{esc(what)}: {esc(NOT_ESTIMATED)}.</p>'
-
-
-def figure(png: bytes | None, alt: str) -> str:
-    if png is None:
-        return ""
-    data = base64.b64encode(png).decode("ascii")
-    return f'<figure><img alt="{esc(alt)}" src="data:image/png;base64,{data}"></figure>'
-
-
-def _shown(key: str, value: Any, fmt) -> Shown:
-    return Shown(key, number(value), fmt(value))
-
-
-def _estimate_cells(key: str, entry: dict, fmt) -> list[Cell]:
-    field, value = value_of(entry)
-    return [Shown(f"{key}.{field}", value, fmt(value)),
-            _shown(f"{key}.low", entry.get("low"), fmt),
-            _shown(f"{key}.high", entry.get("high"), fmt), entry.get("interval", "")]
+from roi.reports.base import (
+    ESTIMANDS,
+    METHOD_NOTES,
+    NOT_CONVERGED,
+    NOT_ESTIMATED,
+    RETENTION,
+    REVENUE,
+    Cell,
+    Shown,
+    as_list,
+    esc,
+    estimate_cells,
+    figure,
+    fixed,
+    flat_text,
+    flatten,
+    get,
+    is_converged,
+    key_value_table,
+    mapping,
+    method_label,
+    missing,
+    money,
+    number,
+    preferred_method,
+    render,
+    section,
+    sequence,
+    shown,
+    status,
+    table,
+    unconverged_models,
+    value_of,
+)
+from roi.reports.media import budget_section, comparison_section, paid_media_section
+from roi.reports.summary import churn_change, summary_sentences
 
 
 def _method_note(method: str, preferred: Any) -> str:
@@ -469,7 +88,7 @@ def estimate_rows(results: dict, section: str, fmt, gap_fmt) -> list[list[Cell]]
         ok = is_converged(results, section, method, entry)
         gap = "" if method == "naive" or value is None or naive is None else gap_fmt(value, naive)
         rows.append([method_label(method),
-                     *_estimate_cells(f"{section}.estimates.{method}", entry, fmt),
+                     *estimate_cells(f"{section}.estimates.{method}", entry, fmt),
                      gap, status(ok, _method_note(method, preferred))])
     return rows
 
@@ -500,7 +119,7 @@ def group_rows(results: dict, section: str, fmt) -> list[list[Cell]]:
     for group, method, key, item, ok in group_entries(results, section):
         counts = ", ".join(f"{k.replace('_', ' ')} {item[k]:,}" for k in ("n_treated", "events")
                            if isinstance(item.get(k), int))
-        rows.append([group, method_label(method), *_estimate_cells(key, item, fmt), counts,
+        rows.append([group, method_label(method), *estimate_cells(key, item, fmt), counts,
                      status(ok)])
     return rows
 
@@ -528,10 +147,6 @@ def chart_rows(results: dict, section: str) -> list[plots.Row]:
 # --------------------------------------------------------------------------- sections
 
 
-def section(anchor: str, title: str, body: str) -> str:
-    return f'<section id="{esc(anchor)}"><h2>{esc(title)}</h2>{body}</section>'
-
-
 def revenue_section(results: dict, currency: str) -> str:
     lift = get(results, REVENUE)
     if not isinstance(get(lift, "estimates"), dict) or not lift["estimates"]:
@@ -542,7 +157,7 @@ def revenue_section(results: dict, currency: str) -> str:
     intro = ("<p>Extra revenue per member-month (" + esc(currency) + " per member-month), each "
              "method beside the naive comparison that dashboards show.")
     if months is not None:
-        intro += f" Member-months in the window: {_shown(f'{REVENUE}.member_months', months, lambda v: f'{v:,.0f}').html()}."
+        intro += f" Member-months in the window: {shown(f'{REVENUE}.member_months', months, lambda v: f'{v:,.0f}').html()}."
     body = intro + "</p>" + table(
         ["Method", "Estimate", "Low", "High", "Interval", "Difference", "Status"],
         estimate_rows(results, REVENUE, fmt, gap))
@@ -554,14 +169,34 @@ def revenue_section(results: dict, currency: str) -> str:
                                         xlabel=f"{currency} per member-month",
                                         title="Revenue lift per member-month"),
                    "Revenue lift per member-month with intervals")
-    return section("revenue", "Community revenue lift", body)
+    return section("revenue", "Community revenue lift", body + event_study(results, currency))
 
 
-def retention_section(results: dict) -> str:
+def event_study(results: dict, currency: str) -> str:
+    """The event study of the preferred method: ``community_revenue_lift.event_study``."""
+    study = get(results, REVENUE, "event_study")
+    points = sequence(get(study, "points") if isinstance(study, dict) else study)
+    rows = [(number(p.get("e")), number(p.get("estimate", p.get("att"))), number(p.get("low")),
+             number(p.get("high"))) for p in points if isinstance(p, dict)]
+    png = plots.event_study_chart(rows, currency=currency,
+                                  interval=str(get(study, "interval") or "95% CI"))
+    if png is None:
+        return "<h3>Event study</h3>" + missing("Event study")
+    p_value = number(get(results, "diagnostics", f"revenue_{get(study, 'method') or 'did'}",
+                         "checks", "pretrend", "p_value"))
+    test = (f"the joint pre-trend test gives p = {p_value:.3f} (small means members were "
+            "already on a different path)" if p_value is not None else
+            "no joint pre-trend test could be computed, so read the shaded months by eye")
+    return ("<h3>Event study</h3><p>Effect by months since joining. Months before joining are "
+            f"placebo checks and should hover around zero; {esc(test)}.</p>"
+            + figure(png, "Event study: effect by months since joining"))
+
+
+def retention_section(results: dict, currency: str = "$") -> str:
     if not isinstance(get(results, RETENTION, "estimates"), dict) or \
             not results[RETENTION]["estimates"]:
         return section("retention", "Retention", missing("Community retention lift"))
-    gap = lambda v, n: f"churn {_churn_change(v)} vs {_churn_change(n)} naive"  # noqa: E731
+    gap = lambda v, n: f"churn {churn_change(v)} vs {churn_change(n)} naive"  # noqa: E731
     body = ("<p>Hazard ratio of churn, members against non-members: below 1 means members churn "
             "less (0.72 = 28% less in any month).</p>" + table(
                 ["Method", "Hazard ratio", "Low", "High", "Interval", "Churn", "Status"],
@@ -574,142 +209,63 @@ def retention_section(results: dict) -> str:
                                         xlabel="hazard ratio of churn (log scale; 1 = no effect)",
                                         title="Churn hazard ratio, members vs non-members"),
                    "Churn hazard ratios with intervals")
+    body += landmark_retention(results) + retention_revenue(results, currency)
     return section("retention", "Retention", body)
 
 
-def _roas_cells(results: dict, name: str, field: str, entry: Any) -> tuple[list[Cell], bool]:
-    if not isinstance(entry, dict):
-        return ["not estimated", "", "", ""], True
-    key = f"paid_media.channels.{name}.{field}"
-    return _estimate_cells(key, entry, fixed), is_converged(results, "paid_media", name, entry)
-
-
-def paid_media_section(results: dict, currency: str) -> str:
-    channels = get(results, "paid_media", "channels")
-    if not isinstance(channels, dict) or not channels:
-        return section("paid-media", "Paid media", missing("Paid media"))
+def landmark_retention(results: dict) -> str:
+    """Share still a customer, members vs non-members followed from a landmark month."""
+    base = f"{RETENTION}.landmark_retention.retention"
+    records = sequence(get(results, RETENTION, "landmark_retention", "retention"))
     rows: list[list[Cell]] = []
     chart: list[plots.Row] = []
-    for name, entry in channels.items():
-        roas, ok_roas = _roas_cells(results, name, "roas", get(entry, "roas"))
-        marginal, ok_marginal = _roas_cells(results, name, "marginal_roas",
-                                            get(entry, "marginal_roas"))
-        spend = _shown(f"paid_media.channels.{name}.spend", get(entry, "spend"),
-                       lambda v: money(v, currency))
-        rows.append([name, spend, *roas, *marginal[:3], status(ok_roas and ok_marginal)])
-        if isinstance(get(entry, "roas"), dict):
-            chart.append((name, number(entry["roas"].get("estimate")),
-                          number(entry["roas"].get("low")), number(entry["roas"].get("high")),
-                          ok_roas))
-    body = ("<p>Spend in the analysis window and return on ad spend (revenue caused per "
-            f"{esc(currency)}1 of spend). Not estimated means the media-mix model did not run."
-            "</p>" + table(["Channel", "Spend", "ROAS", "Low", "High", "Interval",
-                            "Marginal ROAS", "Low", "High", "Status"], rows))
-    body += figure(plots.bar_chart([(n, number(get(c, "spend"))) for n, c in channels.items()],
-                                   xlabel=f"spend ({currency})", title="Spend per channel"),
-                   "Spend per channel")
-    body += figure(plots.interval_chart(chart, reference=1.0, xlabel="ROAS (1 = break-even)",
-                                        title="ROAS per channel"), "ROAS per channel")
-    return section("paid-media", "Paid media", body)
-
-
-def comparison_section(results: dict, currency: str) -> str:
-    rows_in = [r for r in sequence(results.get("comparison")) if isinstance(r, dict)]
-    if not rows_in:
-        return section("comparison", "Community against paid media",
-                       missing("Comparison of revenue per dollar"))
-    fmt = lambda v: money(v, currency)  # noqa: E731
-    rows: list[list[Cell]] = []
-    chart: list[plots.Row] = []
-    for index, row in enumerate(results["comparison"]):
-        if not isinstance(row, dict):
+    pct = lambda v: f"{v:.1%}" if number(v) is not None else "n/a"  # noqa: E731
+    for i, r in enumerate(records):
+        if not isinstance(r, dict):
             continue
-        base = f"comparison.{index}"
-        inc = row.get("incremental_revenue") if isinstance(row.get("incremental_revenue"),
-                                                           dict) else {}
-        rpd = row.get("revenue_per_dollar") if isinstance(row.get("revenue_per_dollar"),
-                                                          dict) else {}
-        ok = row.get("converged") is not False and rpd.get("converged") is not False \
-            and inc.get("converged") is not False
-        rows.append([row.get("name", ""), row.get("kind", ""),
-                     _shown(f"{base}.cost", row.get("cost"), fmt),
-                     *_estimate_cells(f"{base}.incremental_revenue", inc, fmt)[:3],
-                     *_estimate_cells(f"{base}.revenue_per_dollar", rpd, fmt)[:3], status(ok)])
-        chart.append((f"{row.get('name', '')} ({row.get('kind', '')})",
-                      number(rpd.get("estimate")), number(rpd.get("low")),
-                      number(rpd.get("high")), ok))
-    body = ("<p>Incremental revenue per dollar spent, for paid channels and communities alike "
-            "(community: revenue lift plus retention revenue, divided by community cost).</p>"
-            + table(["Name", "Kind", "Cost", "Incremental revenue", "Low", "High",
-                     "Revenue per $", "Low", "High", "Status"], rows, numeric_from=2))
-    body += figure(plots.interval_chart(chart, reference=1.0, xlabel="revenue per dollar",
-                                        title="Revenue per dollar"), "Revenue per dollar")
-    return section("comparison", "Community against paid media", body)
+        label = (f"{r.get('group')}, still here {flat_text(r.get('landmark_month'))} months "
+                 f"after first seen, {flat_text(r.get('horizon_month'))} months later")
+        rows.append([label, shown(f"{base}.{i}.customers", r.get("customers"), flat_text),
+                     *[shown(f"{base}.{i}.{f}", r.get(f), pct) for f in ("retention", "low",
+                                                                        "high")],
+                     r.get("interval", "")])
+        chart.append((label.split(",")[0] + f" (landmark {flat_text(r.get('landmark_month'))}"
+                      f", +{flat_text(r.get('horizon_month'))} m)", number(r.get("retention")),
+                      number(r.get("low")), number(r.get("high")), True))
+    if not rows:
+        return "<h3>Retention curves</h3>" + missing("Landmark retention")
+    return ("<h3>Retention curves</h3><p>Customers still here at a landmark (months after first "
+            "seen), split by whether they were members then, and followed for 6 and 12 months. "
+            "Reading membership at the landmark avoids crediting members with the months before "
+            "they joined.</p>" + table(["Group", "Customers", "Still a customer", "Low", "High",
+                                        "Interval"], rows)
+            + figure(plots.interval_chart(chart, reference=None, xlabel="share still a customer",
+                                          title="Retention after the landmark"),
+                     "Landmark retention, members vs non-members"))
 
 
-def budget_section(results: dict) -> str:
-    scenarios = results.get("budget_scenarios")
-    if isinstance(scenarios, dict):
-        items = [(str(k), {"scenario": k, **v} if isinstance(v, dict) else {"scenario": k,
-                                                                            "value": v})
-                 for k, v in scenarios.items()]
-    elif isinstance(scenarios, list):
-        items = [(str(i), row) for i, row in enumerate(scenarios) if isinstance(row, dict)]
-    else:
-        items = []
-    if not items:
-        return section("budget", "Budget scenarios", missing("Budget scenarios"))
-    columns = list(dict.fromkeys(k for _, row in items for k in row))
-    rows: list[list[Cell]] = [
-        [_shown(f"budget_scenarios.{i}.{c}", row.get(c), fixed)
-         if number(row.get(c)) is not None else flat_text(row.get(c)) for c in columns]
-        for i, row in items]
-    return section("budget", "Budget scenarios", table(columns, rows))
-
-
-def flat_text(value: Any) -> str:
-    """One readable string for a scalar or a list of scalars."""
-    if value is None:
-        return "n/a"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        if value.is_integer() and abs(value) < 1e15:
-            return f"{value:,.0f}"
-        return f"{value:,.1f}" if abs(value) >= 1000 else f"{value:.4g}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, list | tuple):
-        return ", ".join(flat_text(v) for v in value) if value else "none"
-    return str(value)
-
-
-def flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
-    """``{"a": {"b": 1}}`` -> ``[("a.b", 1)]``; lists stay whole (shown joined)."""
-    if isinstance(value, dict):
-        if not value:
-            return [(prefix, "none")] if prefix else []
-        out = []
-        for key, item in value.items():
-            out += flatten(item, f"{prefix}.{key}" if prefix else str(key))
-        return out
-    return [(prefix, value)]
-
-
-def key_value_table(pairs: list[tuple[str, Any]], key_prefix: str | None = None, *,
-                    grouping: bool = True) -> str:
-    """Two columns; numbers keyed to their results path when ``key_prefix`` is given."""
+def retention_revenue(results: dict, currency: str) -> str:
+    """Extra customer-months members stay, and the revenue of those months."""
+    money_block = get(results, RETENTION, "retention_revenue")
+    base = f"{RETENTION}.retention_revenue"
+    groups = [(f"{base}.by_community.{n}", n, e) for n, e in
+              mapping(get(money_block, "by_community")).items()]
+    groups.append((f"{base}.total", "all communities", mapping(get(money_block, "total"))))
     rows: list[list[Cell]] = []
-    for name, value in pairs:
-        if not grouping and isinstance(value, int | float) and not isinstance(value, bool):
-            rows.append([name, str(value)])
-        elif key_prefix is not None and name.endswith("rate") and number(value) is not None:
-            rows.append([name, Shown(f"{key_prefix}.{name}", number(value), f"{value:.1%}")])
-        elif key_prefix is not None and number(value) is not None:
-            rows.append([name, Shown(f"{key_prefix}.{name}", number(value), flat_text(value))])
-        else:
-            rows.append([name, flat_text(value)])
-    return table(["Item", "Value"], rows)
+    for key, name, entry in groups:
+        months, revenue = get(entry, "extra_customer_months"), get(entry, "revenue")
+        if isinstance(months, dict) and isinstance(revenue, dict):
+            rows.append([name, *estimate_cells(f"{key}.extra_customer_months", months,
+                                               lambda v: fixed(v, 0))[:3],
+                         *estimate_cells(f"{key}.revenue", revenue,
+                                         lambda v: money(v, currency, 0))])
+    if not rows:
+        return ""
+    return ("<h3>Revenue of the extra months members stay</h3><p>Customer-months that "
+            "membership adds by lowering churn, and their revenue net of the revenue lift "
+            "already counted per member-month.</p>" + table(
+                ["Community", "Extra customer-months", "Low", "High", "Revenue", "Low", "High",
+                 "Interval"], rows))
 
 
 def diagnostics_section(results: dict) -> str:
@@ -831,6 +387,10 @@ def banners(results: dict) -> str:
     if count:
         out += (f'<p class="caution">{count} diagnostic warning{"s" if count != 1 else ""}: '
                 'see <a href="#diagnostics">Diagnostics</a>.</p>')
+    media = as_list(get(results, "paid_media", "warnings"))
+    if media:
+        out += ('<p class="caution">Paid media: ' + esc("; ".join(map(str, media)))
+                + ' (see <a href="#paid-media">Paid media</a>).</p>')
     return out
 
 
@@ -849,8 +409,8 @@ def render_html(results: dict, *, currency: str = "$") -> str:
     nav = " | ".join(f'<a href="#{a}">{esc(t)}</a>' for a, t in SECTIONS)
     body = [banners(results), f"<nav>{nav}</nav>", summary_section(results, currency),
             comparison_section(results, currency), revenue_section(results, currency),
-            retention_section(results), paid_media_section(results, currency),
-            budget_section(results), diagnostics_section(results), data_section(results),
+            retention_section(results, currency), paid_media_section(results, currency),
+            budget_section(results, currency), diagnostics_section(results), data_section(results),
             assumptions_section(results)]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<title>Community ROI report</title>"

@@ -100,3 +100,116 @@ def bar_chart(bars: Sequence[tuple[str, float | None]], *, xlabel: str,
     if title:
         axes.set_title(title, fontsize=11, loc="left")
     return _png(figure)
+
+
+Curve = tuple[list[float], list[float], list[float], list[float]]
+PALETTE = ("#1f5f99", "#e07b00", "#2e8b57", "#8e44ad", "#c0392b", "#7f8c8d", "#b7950b")
+
+
+def hdi(values: Sequence[float], prob: float = 0.94) -> tuple[float, float]:
+    """Narrowest interval holding ``prob`` of the values (a highest-density interval)."""
+    ordered = sorted(values)
+    width = max(1, min(len(ordered), math.ceil(prob * len(ordered))))
+    starts = range(len(ordered) - width + 1)
+    best = min(starts, key=lambda i: ordered[i + width - 1] - ordered[i])
+    return ordered[best], ordered[best + width - 1]
+
+
+def curve_summary(spend: Sequence[float], draws: Sequence[Sequence[float | None]]) -> Curve:
+    """``(spend, mean, low, high)`` over the columns of ``draws`` (rows = posterior draws)."""
+    means, lows, highs = [], [], []
+    for column in range(len(spend)):
+        values = [row[column] for row in draws if _finite(row[column])]
+        low, high = hdi(values) if values else (math.nan, math.nan)
+        means.append(sum(values) / len(values) if values else math.nan)
+        lows.append(low)
+        highs.append(high)
+    return list(spend), means, lows, highs
+
+
+def _money_axis(axes, axis: str = "y") -> None:
+    target = axes.yaxis if axis == "y" else axes.xaxis
+    target.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
+
+
+def response_curve_chart(curves: dict[str, Curve], current: dict[str, float | None], *,
+                         currency: str = "$") -> bytes | None:
+    """Revenue caused against window spend per channel, mean and 94% HDI band; a dot marks
+    today's spend."""
+    if not curves:
+        return None
+    figure = Figure(figsize=(7.0, 3.8))
+    axes = figure.add_subplot()
+    for index, (name, (spend, mean, low, high)) in enumerate(curves.items()):
+        colour = PALETTE[index % len(PALETTE)]
+        axes.fill_between(spend, low, high, color=colour, alpha=0.15, linewidth=0)
+        axes.plot(spend, mean, color=colour, label=name)
+        now = current.get(name)
+        if _finite(now) and spend[0] <= now <= spend[-1]:
+            axes.plot([now], [_interpolate(spend, mean, now)], "o", color=colour)
+    _money_axis(axes, "x")
+    _money_axis(axes, "y")
+    axes.set_xlabel(f"spend in the window ({currency}); dot = current spend")
+    axes.set_ylabel(f"revenue caused ({currency})")
+    axes.set_title("Response curves (mean, 94% HDI)", fontsize=11, loc="left")
+    axes.legend(fontsize=8)
+    axes.grid(alpha=0.3)
+    return _png(figure)
+
+
+def _interpolate(xs: Sequence[float], ys: Sequence[float], x: float) -> float:
+    for (x0, y0), (x1, y1) in zip(zip(xs, ys, strict=True), zip(xs[1:], ys[1:], strict=True),
+                                  strict=False):
+        if x0 <= x <= x1:
+            return y0 if x1 == x0 else y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+    return ys[-1]
+
+
+def contribution_chart(series: dict[str, tuple[list[str], list, list, list]], *,
+                       currency: str = "$") -> bytes | None:
+    """Weekly revenue caused by each channel, mean with its band."""
+    if not series:
+        return None
+    figure = Figure(figsize=(7.0, 3.4))
+    axes = figure.add_subplot()
+    for index, (name, (weeks, mean, low, high)) in enumerate(series.items()):
+        colour = PALETTE[index % len(PALETTE)]
+        positions = list(range(len(weeks)))
+        if all(_finite(v) for v in low + high):
+            axes.fill_between(positions, low, high, color=colour, alpha=0.12, linewidth=0)
+        axes.plot(positions, mean, color=colour, linewidth=1.2, label=name)
+    weeks = next(iter(series.values()))[0]
+    step = max(1, len(weeks) // 6)
+    axes.set_xticks(range(0, len(weeks), step), weeks[::step], fontsize=7)
+    _money_axis(axes)
+    axes.set_ylabel(f"revenue caused per week ({currency})")
+    axes.set_title("Weekly contribution per channel (mean, 94% HDI)", fontsize=11, loc="left")
+    axes.legend(fontsize=8)
+    axes.grid(alpha=0.3)
+    return _png(figure)
+
+
+def event_study_chart(points: Sequence[tuple[float, float, float | None, float | None]], *,
+                      currency: str = "$", interval: str = "95% CI") -> bytes | None:
+    """Effect by months since joining; months before joining (placebo) shaded."""
+    points = [p for p in points if _finite(p[0]) and _finite(p[1])]
+    if not points:
+        return None
+    figure = Figure(figsize=(7.0, 3.2))
+    axes = figure.add_subplot()
+    months = [p[0] for p in points]
+    if min(months) < 0:
+        axes.axvspan(min(months) - 0.5, -0.5, color="#dddddd", alpha=0.6,
+                     label="before joining (should be near 0)")
+    axes.axhline(0, color="black", linewidth=0.8)
+    banded = [p for p in points if _finite(p[2]) and _finite(p[3])]
+    axes.fill_between([p[0] for p in banded], [p[2] for p in banded], [p[3] for p in banded],
+                      color=OK_COLOUR, alpha=0.2, label=interval)
+    axes.plot(months, [p[1] for p in points], "o-", color=OK_COLOUR, markersize=3,
+              label="effect per member-month")
+    axes.set_xlabel("months since joining")
+    axes.set_ylabel(f"revenue ({currency})")
+    axes.set_title("Event study", fontsize=11, loc="left")
+    axes.legend(fontsize=7, loc="upper left")
+    axes.grid(alpha=0.3)
+    return _png(figure)

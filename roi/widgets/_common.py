@@ -24,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import ipywidgets as widgets
 from matplotlib.figure import Figure
 
 ALL = ""
@@ -53,6 +54,11 @@ def results_of(source: Any) -> dict[str, Any]:
 
 def finite(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def symbol(currency: str | None) -> str:
+    """``$`` for USD, the code itself for others, ``$`` when unknown (as the reports do)."""
+    return SYMBOLS.get(currency or "USD", currency or "$")
 
 
 def money(value: Any, currency: str | None = None) -> str:
@@ -105,3 +111,48 @@ def text_output(text: str) -> dict[str, Any]:
 
 def community_options(communities: Iterable[str]) -> list[tuple[str, str]]:
     return [(ALL_LABEL, ALL)] + [(str(c), str(c)) for c in sorted(set(communities))]
+
+
+class ExportReport(widgets.VBox):
+    """Folder box, PDF check box and an "Export report" button that writes report.html,
+    report.xlsx (and report.pdf) with :func:`roi.reports.write_reports`; ``paths`` lists them.
+
+    Attributes
+    ----------
+    folder : Text
+    pdf : Checkbox
+        Ticked by default when headless Chromium is installed.
+    button : Button
+    paths : HTML
+        The files written, or why the PDF was not.
+    written : dict
+        ``{"html": Path, "xlsx": Path[, "pdf": Path]}`` of the last export.
+    """
+
+    def __init__(self, results: dict[str, Any], *, folder: str = "report") -> None:
+        from roi.reports.pdf import chromium_path
+
+        self.results = results
+        self.written: dict[str, Path] = {}
+        self.folder = widgets.Text(value=folder, description="Folder")
+        self.pdf = widgets.Checkbox(value=chromium_path() is not None, description="PDF",
+                                    indent=False)
+        self.button = widgets.Button(description="Export report", icon="download")
+        self.paths = widgets.HTML()
+        self.button.on_click(self._export)
+        super().__init__(children=[widgets.HBox([self.folder, self.pdf, self.button]),
+                                   self.paths])
+
+    def _export(self, _button: Any = None) -> None:
+        from roi.reports import PdfUnavailableError, write_reports
+
+        folder = Path(self.folder.value).expanduser()
+        note = ""
+        try:
+            self.written = write_reports(self.results, folder, pdf=self.pdf.value)
+        except PdfUnavailableError as error:
+            self.written = {k: folder / f"report.{k}" for k in ("html", "xlsx")}
+            note = f'<p class="roi-warn">report.pdf not written: {html.escape(str(error))}</p>'
+        items = "".join(f"<li>{html.escape(str(p.resolve()))}</li>"
+                        for p in self.written.values())
+        self.paths.value = STYLE + f"<p>Written:</p><ul>{items}</ul>" + note

@@ -24,6 +24,7 @@ from roi.widgets._common import (
     MEMBER_COLOUR,
     NAIVE_COLOUR,
     STYLE,
+    ExportReport,
     community_options,
     figure_output,
     html_table,
@@ -55,6 +56,8 @@ class LiftExplorer(widgets.VBox):
         The selected estimate with its interval beside the naive one.
     plot : Output
         The event study of the selected estimator (``tables["dynamic"]``).
+    export : ExportReport
+        Writes the reports of the run into a chosen folder.
     """
 
     def __init__(self, outputs: Any, *, min_treated: int = 30) -> None:
@@ -71,10 +74,11 @@ class LiftExplorer(widgets.VBox):
                                           description="Community")
         self.summary = widgets.HTML()
         self.plot = widgets.Output()
+        self.export = ExportReport(outputs.results)
         self.estimator.observe(self._update, names="value")
         self.community.observe(self._update, names="value")
         super().__init__(children=[widgets.HBox([self.estimator, self.community]),
-                                   self.summary, self.plot])
+                                   self.summary, self.plot, self.export])
         self._update()
 
     def __repr__(self) -> str:  # text/plain outside a widget frontend (cut at 110 chars)

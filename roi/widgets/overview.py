@@ -15,7 +15,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from roi.widgets._common import STYLE, html_table, results_of, warning_list
+from roi.widgets._common import STYLE, ExportReport, html_table, results_of, warning_list
 
 
 def _rows(data: dict[str, Any]) -> list[tuple[str, str]]:
@@ -62,7 +62,8 @@ def _warnings(results: dict[str, Any]) -> list[str]:
 
 
 class DataOverview(widgets.VBox):
-    """The run's ``data`` block and every warning, as one HTML widget (``.table``)."""
+    """The run's ``data`` block and every warning, as one HTML widget (``.table``), and an
+    "Export report" button (``.export``)."""
 
     def __init__(self, results_or_outputs: Any) -> None:
         results = results_of(results_or_outputs)
@@ -71,7 +72,8 @@ class DataOverview(widgets.VBox):
         body = STYLE + "<h4>Data</h4>" + html_table(["", "value"], _rows(results.get("data", {})))
         body += "<h4>Warnings</h4>" + (warning_list(self.warnings) or "<p>none</p>")
         self.table = widgets.HTML(value=body)
-        super().__init__(children=[self.table])
+        self.export = ExportReport(results)
+        super().__init__(children=[self.table, self.export])
 
     def __repr__(self) -> str:  # the text/plain form outside a widget frontend
         data = self.results.get("data", {})

@@ -28,6 +28,7 @@ from roi.widgets._common import (
     MEMBER_COLOUR,
     OTHER_COLOUR,
     STYLE,
+    ExportReport,
     community_options,
     figure_output,
     html_table,
@@ -55,6 +56,8 @@ class RetentionExplorer(widgets.VBox):
     plot : Output
         Retention curves with pointwise 95% bands.
     curves : RetentionCurves
+    export : ExportReport
+        Writes the reports of the run into a chosen folder.
     """
 
     def __init__(self, outputs: Any, *, curves: RetentionCurves | None = None) -> None:
@@ -76,10 +79,11 @@ class RetentionExplorer(widgets.VBox):
                                          style={"description_width": "initial"})
         self.table = widgets.HTML()
         self.plot = widgets.Output()
+        self.export = ExportReport(outputs.results)
         self.community.observe(self._update, names="value")
         self.landmark.observe(self._update, names="value")
         super().__init__(children=[widgets.HBox([self.community, self.landmark]),
-                                   self.plot, self.table])
+                                   self.plot, self.table, self.export])
         self._update()
 
     def _groups(self) -> list[str]:

@@ -1,0 +1,356 @@
+"""HTML sections for money: paid media (ROAS, response curves, weekly contributions), the
+comparison of revenue per dollar, and budget scenarios (``results.json`` contract, section 4).
+
+Every number is a :class:`~roi.reports.base.Shown` keyed to its results path. Numbers that come
+from the media-mix model (ROAS, paid comparison rows, budget revenue changes) are labelled NOT
+CONVERGED wherever they appear when the model did not converge.
+
+Examples
+--------
+>>> "not estimated" in paid_media_section({}, "$")
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from roi.reports import plots
+from roi.reports.base import (
+    Cell,
+    Shown,
+    as_list,
+    esc,
+    estimate_cells,
+    figure,
+    fixed,
+    flat_text,
+    get,
+    mapping,
+    missing,
+    money,
+    number,
+    section,
+    sequence,
+    shown,
+    status,
+    table,
+)
+
+PAID = "paid_media"
+
+
+def media_converged(results: dict) -> bool:
+    """False when ``paid_media.converged`` or the media-mix diagnostics say it did not."""
+    if get(results, PAID, "converged") is False:
+        return False
+    diagnostics = mapping(results.get("diagnostics"))
+    return all(get(diagnostics, key, "converged") is not False
+               for key in ("paid_media_mmm", "paid_media", "mmm", "media_mix"))
+
+
+def entry_ok(entry: Any, model_ok: bool) -> bool:
+    return model_ok and not (isinstance(entry, dict) and entry.get("converged") is False)
+
+
+def notes_list(notes: Any, css: str = "warning") -> str:
+    items = "".join(f'<li class="{css}">{esc(n)}</li>' for n in as_list(notes))
+    return f"<ul>{items}</ul>" if items else ""
+
+
+def _cells(key: str, entry: Any, fmt, ok: bool) -> list[Cell]:
+    """Estimate, low, high, interval of one entry; the estimate labelled when not converged."""
+    if not isinstance(entry, dict):
+        return ["not estimated", "", "", ""]
+    cells = estimate_cells(key, entry, fmt)
+    if not ok and isinstance(cells[0], Shown):
+        cells[0] = replace(cells[0], converged=False)
+    return cells
+
+
+# --------------------------------------------------------------------------- paid media
+
+
+def _roas_rows(results: dict, currency: str,
+               ok: bool) -> tuple[list[list[Cell]], list[plots.Row]]:
+    rows, chart = [], []
+    for name, entry in mapping(get(results, PAID, "channels")).items():
+        base = f"{PAID}.channels.{name}"
+        roas, marginal = get(entry, "roas"), get(entry, "marginal_roas")
+        good = entry_ok(roas, ok) and entry_ok(marginal, ok)
+        spend = shown(f"{base}.spend", get(entry, "spend"), lambda v: money(v, currency, 0))
+        rows.append([name, spend, *_cells(f"{base}.roas", roas, fixed, good),
+                     *_cells(f"{base}.marginal_roas", marginal, fixed, good)[:3],
+                     status(good) if isinstance(roas, dict) else "ROAS not estimated"])
+        if isinstance(roas, dict):
+            chart.append((name, number(roas.get("estimate")), number(roas.get("low")),
+                          number(roas.get("high")), good))
+    return rows, chart
+
+
+def _revenue_rows(results: dict, currency: str, ok: bool) -> list[list[Cell]]:
+    fmt = lambda v: money(v, currency, 0)  # noqa: E731
+    baseline = mapping(get(results, PAID, "regression_baseline", "channels"))
+    rows = []
+    for name, entry in mapping(get(results, PAID, "channels")).items():
+        revenue = get(entry, "incremental_revenue")
+        regression = get(baseline, name, "roas")
+        if not isinstance(revenue, dict) and not isinstance(regression, dict):
+            continue
+        key = f"{PAID}.regression_baseline.channels.{name}.roas"
+        rows.append([name, *_cells(f"{PAID}.channels.{name}.incremental_revenue", revenue, fmt,
+                                   entry_ok(revenue, ok)),
+                     *_cells(key, regression, fixed, True)[:4]])
+    return rows
+
+
+def _community_rows(results: dict, currency: str, ok: bool) -> list[list[Cell]]:
+    fmt = lambda v: money(v, currency, 0)  # noqa: E731
+    rows = []
+    for name, entry in mapping(get(results, PAID, "communities")).items():
+        base = f"{PAID}.communities.{name}"
+        revenue = get(entry, "incremental_revenue")
+        rows.append([name, shown(f"{base}.cost", get(entry, "cost"), fmt),
+                     *_cells(f"{base}.incremental_revenue", revenue, fmt, entry_ok(revenue, ok)),
+                     status(entry_ok(revenue, ok))])
+    return rows
+
+
+def _lift_test_rows(results: dict, currency: str) -> list[list[Cell]]:
+    fmt = lambda v: money(v, currency, 0)  # noqa: E731
+    rows = []
+    for index, test in enumerate(sequence(get(results, PAID, "lift_tests"))):
+        if isinstance(test, dict):
+            base = f"{PAID}.lift_tests.{index}"
+            rows.append([test.get("channel", ""), test.get("start", ""), test.get("end", ""),
+                         *[shown(f"{base}.{f}", test.get(f), fmt) for f in
+                           ("spend_change", "revenue_change", "standard_error")]])
+    return rows
+
+
+def _curve_series(results: dict) -> dict[str, plots.Curve]:
+    """Channel -> (spend, mean, low, high) over the multipliers, 94% HDI across draws."""
+    curves = mapping(get(results, PAID, "response_curves"))
+    spend, draws = mapping(curves.get("spend")), mapping(curves.get("draws"))
+    out = {}
+    for name, rows in draws.items():
+        matrix = [[number(v) for v in row] for row in sequence(rows) if isinstance(row, list)]
+        xs = [number(v) for v in sequence(spend.get(name))]
+        if matrix and xs and len(xs) == len(matrix[0]) and None not in xs:
+            out[name] = plots.curve_summary(xs, matrix)
+    return out
+
+
+def _contribution_series(results: dict) -> dict[str, tuple[list[str], list, list, list]]:
+    series: dict[str, tuple[list[str], list, list, list]] = {}
+    for row in sequence(get(results, PAID, "weekly_contributions")):
+        if not isinstance(row, dict) or number(row.get("contribution")) is None:
+            continue
+        weeks, mean, low, high = series.setdefault(str(row.get("channel")), ([], [], [], []))
+        weeks.append(str(row.get("week")))
+        mean.append(number(row["contribution"]))
+        low.append(number(row.get("low")))
+        high.append(number(row.get("high")))
+    return series
+
+
+def _charts(results: dict, currency: str, roas_chart: list[plots.Row]) -> str:
+    channels = mapping(get(results, PAID, "channels"))
+    current = {n: number(get(c, "spend")) for n, c in channels.items()}
+    body = figure(plots.bar_chart(list(current.items()), xlabel=f"spend ({currency})",
+                                  title="Spend per channel in the window"), "Spend per channel")
+    body += figure(plots.interval_chart(roas_chart, reference=1.0,
+                                        xlabel="ROAS (revenue per $1 of spend; 1 = break-even)",
+                                        title="ROAS per channel, 94% HDI"), "ROAS per channel")
+    body += figure(plots.response_curve_chart(_curve_series(results), current,
+                                              currency=currency), "Response curves")
+    body += figure(plots.contribution_chart(_contribution_series(results), currency=currency),
+                   "Weekly revenue caused by each channel")
+    return body
+
+
+def paid_media_section(results: dict, currency: str) -> str:
+    channels = get(results, PAID, "channels")
+    if not isinstance(channels, dict) or not channels:
+        return section("paid-media", "Paid media", missing("Paid media"))
+    ok = media_converged(results)
+    rows, roas_chart = _roas_rows(results, currency, ok)
+    body = ("<p>Spend in the analysis window and return on ad spend (ROAS): revenue the channel "
+            f"caused per {esc(currency)}1 of spend, from the "
+            f"{esc(get(results, PAID, 'method') or 'media-mix')} model. Marginal ROAS is the "
+            "return on the next dollar; below 1 the next dollar loses money.</p>"
+            + notes_list(get(results, PAID, "warnings"))
+            + table(["Channel", "Spend", "ROAS", "Low", "High", "Interval", "Marginal ROAS",
+                     "Low", "High", "Status"], rows))
+    body += _optional_tables(results, currency, ok)
+    return section("paid-media", "Paid media", body + _charts(results, currency, roas_chart))
+
+
+def _optional_tables(results: dict, currency: str, ok: bool) -> str:
+    body = ""
+    revenue = _revenue_rows(results, currency, ok)
+    if revenue:
+        body += ("<h3>Revenue caused, with a plain regression for contrast</h3>" + table(
+            ["Channel", "Incremental revenue", "Low", "High", "Interval", "Regression ROAS",
+             "Low", "High", "Interval"], revenue))
+    communities = _community_rows(results, currency, ok)
+    if communities:
+        body += ("<h3>Communities in the media-mix model</h3>" + table(
+            ["Community", "Cost", "Incremental revenue", "Low", "High", "Interval", "Status"],
+            communities))
+    tests = _lift_test_rows(results, currency)
+    if tests:
+        body += ("<h3>Lift tests used to calibrate the model</h3>" + table(
+            ["Channel", "Start", "End", "Spend change", "Revenue change", "Standard error"],
+            tests, numeric_from=3))
+    return body
+
+
+# --------------------------------------------------------------------------- comparison
+
+
+def comparison_rows(results: dict) -> list[tuple[int, dict, bool]]:
+    """``(index, row, converged)``; paid rows follow the media-mix model's convergence."""
+    model_ok = media_converged(results)
+    out = []
+    for index, row in enumerate(sequence(results.get("comparison"))):
+        if not isinstance(row, dict):
+            continue
+        ok = row.get("converged") is not False and all(
+            get(row, f, "converged") is not False
+            for f in ("incremental_revenue", "revenue_per_dollar"))
+        out.append((index, row, ok and (model_ok or row.get("kind") != "paid")))
+    return out
+
+
+def _comparison_table(results: dict, currency: str) -> tuple[str, list[plots.Row]]:
+    fmt, rpd = (lambda v: money(v, currency, 0)), (lambda v: money(v, currency))
+    rows, chart, parts = [], [], []
+    for index, row, ok in comparison_rows(results):
+        base = f"comparison.{index}"
+        rows.append([row.get("name", ""), row.get("kind", ""), shown(f"{base}.cost",
+                                                                     row.get("cost"), fmt),
+                     *_cells(f"{base}.incremental_revenue", row.get("incremental_revenue"),
+                             fmt, ok)[:3],
+                     *_cells(f"{base}.revenue_per_dollar", row.get("revenue_per_dollar"), rpd,
+                             ok), row.get("method", ""), status(ok)])
+        entry = mapping(row.get("revenue_per_dollar"))
+        chart.append((f"{row.get('name', '')} ({row.get('kind', '')})",
+                      number(entry.get("estimate")), number(entry.get("low")),
+                      number(entry.get("high")), ok))
+        for part, label in (("lift_revenue", "revenue lift on member-months"),
+                            ("retention_revenue", "revenue of extra retained months")):
+            if isinstance(get(row, "parts", part), dict):
+                parts.append([row.get("name", ""), label, *_cells(
+                    f"{base}.parts.{part}", row["parts"][part], fmt, ok)])
+    html = table(["Name", "Kind", "Cost", "Incremental revenue", "Low", "High", "Revenue per $",
+                  "Low", "High", "Interval", "Method", "Status"], rows, numeric_from=2)
+    if parts:
+        html += "<h3>Where community revenue comes from</h3>" + table(
+            ["Community", "Part", "Revenue", "Low", "High", "Interval"], parts, numeric_from=2)
+    return html, chart
+
+
+def comparison_section(results: dict, currency: str) -> str:
+    if not comparison_rows(results):
+        return section("comparison", "Community against paid media",
+                       missing("Comparison of revenue per dollar"))
+    html, chart = _comparison_table(results, currency)
+    notes = [f"{row.get('name')}: {note}" for _, row, _ in comparison_rows(results)
+             for note in as_list(row.get("notes"))]
+    body = ("<p>Incremental revenue per dollar spent, for paid channels and communities alike. "
+            "A community's revenue is its revenue lift on member-months plus the revenue of the "
+            "extra months members stay; its cost is what the community cost in the window.</p>"
+            + html + notes_list(notes, "note"))
+    body += figure(plots.interval_chart(chart, reference=1.0,
+                                        xlabel=f"revenue per {currency}1 (1 = break-even)",
+                                        title="Revenue per dollar"), "Revenue per dollar")
+    return section("comparison", "Community against paid media", body)
+
+
+# --------------------------------------------------------------------------- budget
+
+
+def move_text(move: Any, currency: str) -> str:
+    if not isinstance(move, dict):
+        return flat_text(move)
+    return (f"move {money(move.get('amount'), currency, 0)} from {move.get('from', '?')} to "
+            f"{move.get('to', '?')}")
+
+
+def scenario_rows(results: dict) -> list[tuple[str, str, dict]]:
+    """``(label, results path, scenario)`` for each scenario, then the optimised allocation."""
+    budget = mapping(results.get("budget_scenarios"))
+    rows = [(str(s.get("name", f"scenario {i + 1}")), f"budget_scenarios.scenarios.{i}", s)
+            for i, s in enumerate(sequence(budget.get("scenarios"))) if isinstance(s, dict)]
+    if isinstance(budget.get("optimised"), dict):
+        rows.append(("optimised", "budget_scenarios.optimised",
+                     budget["optimised"]))
+    return rows
+
+
+def _budget_names(budget: dict) -> list[str]:
+    names = list(mapping(budget.get("current")))
+    for _, _, scenario in scenario_rows({"budget_scenarios": budget}):
+        names += [n for n in mapping(scenario.get("spend")) if n not in names]
+    return names
+
+
+def _spend_table(results: dict, currency: str) -> str:
+    """One row per channel or community, one column per allocation."""
+    budget, fmt = mapping(results.get("budget_scenarios")), (lambda v: money(v, currency, 0))
+    columns = [("current", "budget_scenarios.current", mapping(budget.get("current")))]
+    columns += [(label, f"{key}.spend", mapping(s.get("spend")))
+                for label, key, s in scenario_rows(results)]
+    rows: list[list[Cell]] = [
+        [name, *[shown(f"{key}.{name}", spend.get(name), fmt) if name in spend else ""
+                 for _, key, spend in columns]] for name in _budget_names(budget)]
+    return table(["Spend", *[label for label, _, _ in columns]], rows)
+
+
+def _budget_table(results: dict, currency: str) -> tuple[str, list[plots.Row]]:
+    ok, fmt = media_converged(results), (lambda v: money(v, currency, 0))
+    rows: list[list[Cell]] = []
+    chart: list[plots.Row] = []
+    for label, key, scenario in scenario_rows(results):
+        change = scenario.get("revenue_change")
+        good = entry_ok(change, ok)
+        moves = "; ".join(move_text(m, currency) for m in sequence(scenario.get("moves")))
+        rows.append([label, moves or "best split of the same total",
+                     *_cells(f"{key}.revenue_change", change, fmt, good), status(good)])
+        chart.append((label, number(get(change, "estimate")), number(get(change, "low")),
+                      number(get(change, "high")), good))
+    html = table(["Allocation", "Moves", "Revenue change", "Low", "High", "Interval", "Status"],
+                 rows, numeric_from=2)
+    return _spend_table(results, currency) + html, chart
+
+
+def _bounds_table(results: dict, currency: str) -> str:
+    optimised = mapping(get(results, "budget_scenarios", "optimised"))
+    bounds = mapping(optimised.get("bounds"))
+    if not bounds:
+        return ""
+    fmt = lambda v: money(v, currency, 0)  # noqa: E731
+    key = "budget_scenarios.optimised"
+    rows = [[name, *[shown(f"{key}.bounds.{name}.{i}", v, fmt)
+                     for i, v in enumerate(sequence(pair)[:2])]]
+            for name, pair in bounds.items()]
+    total = shown(f"{key}.total", optimised.get("total"), fmt).html()
+    return (f"<h3>Bounds of the optimised allocation</h3><p>Total kept at {total}.</p>"
+            + table(["Name", "Lowest spend", "Highest spend"], rows))
+
+
+def budget_section(results: dict, currency: str = "$") -> str:
+    if not scenario_rows(results) and not mapping(get(results, "budget_scenarios", "current")):
+        return section("budget", "Budget scenarios", missing("Budget scenarios"))
+    html, chart = _budget_table(results, currency)
+    body = ("<p>What moving money between channels and communities would do to revenue over the "
+            "window, from the posterior draws of the response curves (94% HDI).</p>"
+            + notes_list(get(results, "budget_scenarios", "notes"), "note") + html
+            + _bounds_table(results, currency))
+    body += figure(plots.interval_chart(chart, reference=0.0,
+                                        xlabel=f"revenue change ({currency})",
+                                        title="Revenue change per scenario"),
+                   "Revenue change per scenario")
+    return section("budget", "Budget scenarios", body)

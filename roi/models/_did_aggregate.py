@@ -43,15 +43,37 @@ def share_weighted(items: list[LinearForm], *, shares: np.ndarray,
     return average + LinearForm(0.0, np.zeros_like(average.cell_weights), weight_term)
 
 
+def member_month_weighted(items: list[LinearForm], *, counts: np.ndarray,
+                          cells: np.ndarray, n_units: int) -> LinearForm:
+    """Average weighted by the treated units observed in each cell (member-months), with the
+    term for estimating those weights: ``sum_k (M[i, k] - p_k) (att_k - average) / sum_k p_k``
+    with ``p_k = n_k / n`` (``M`` and ``p`` as in :mod:`roi.models._did_influence`).
+
+    ``cells`` are the positions of the items' cells; each item must be that cell's own form.
+    """
+    shares = counts / n_units
+    total = float(shares.sum())
+    values = np.array([item.value for item in items])
+    average = _combine(items, shares / total)
+    terms = np.zeros_like(average.cell_weights)
+    terms[cells] = (values - average.value) / total
+    return LinearForm(average.value, average.cell_weights, average.cohort_terms, terms)
+
+
 def equal_weighted(items: list[LinearForm]) -> LinearForm:
     """Plain mean (R's group-specific and overall dynamic effects: no estimated weights)."""
     return _combine(items, np.full(len(items), 1.0 / len(items)))
 
 
 def _combine(items: list[LinearForm], mix: np.ndarray) -> LinearForm:
-    return LinearForm(float(sum(m * i.value for m, i in zip(mix, items, strict=True))),
-                      sum(m * i.cell_weights for m, i in zip(mix, items, strict=True)),
-                      sum(m * i.cohort_terms for m, i in zip(mix, items, strict=True)))
+    """``sum_k mix_k item_k``, influence terms included (one stacked product, not a loop)."""
+    mix = np.asarray(mix, dtype=float)
+    terms = None
+    if any(item.cell_terms is not None for item in items):
+        terms = mix @ np.array([item.cell_terms_or_zero() for item in items])
+    return LinearForm(float(mix @ np.array([item.value for item in items])),
+                      mix @ np.array([item.cell_weights for item in items]),
+                      mix @ np.array([item.cohort_terms for item in items]), terms)
 
 
 def nan_form(n_cells: int, n_cohorts: int) -> LinearForm:
@@ -63,8 +85,8 @@ def interval_table(forms: list[LinearForm], moments: InfluenceMoments, *,
     """att, se, low, high for each form (pointwise normal intervals)."""
     z = float(stats.norm.ppf(1 - alpha / 2))
     att = np.array([f.value for f in forms], dtype=float)
-    se = np.array([moments.standard_error(f) if np.isfinite(f.value) else np.nan
-                   for f in forms])
+    se = moments.standard_errors(forms) if forms else np.zeros(0)
+    se = np.where(np.isfinite(att), se, np.nan)
     return pd.DataFrame({"att": att, "se": se, "low": att - z * se, "high": att + z * se})
 
 
@@ -92,27 +114,34 @@ def pretrend_wald(cells: Cells, estimates: CellEstimates, moments: InfluenceMome
 
 
 def event_pretrend_wald(by_event: dict[int, LinearForm], moments: InfluenceMoments, *,
-                        anticipation: int) -> dict[str, float | int | None]:
+                        anticipation: int, n_treated: dict[int, int],
+                        min_treated: int) -> dict[str, float | int | None]:
     """Joint Wald test of the event-time placebo effects (``e < -anticipation``), chi2(df).
 
     One coefficient per month before joining instead of one per (cohort, period) cell: on
     customer panels with many small join cohorts the cell-level test of R is singular, while
     the event-time one stays well conditioned. Covariance from the same influence moments.
+
+    Leads with fewer than ``min_treated`` treated unit-periods (``n_treated[e]``) are left out
+    and counted in ``leads_left_out``: with a handful of customers of skewed revenue the
+    analytic variance is far too small (z-scores with SD 3-7 instead of 1 on simulated worlds
+    where parallel trends hold), and the few earliest leads alone made the test reject a true
+    null 25-30% of the time at the 5% level.
     """
-    placebo = [form for e, form in sorted(by_event.items()) if e < -anticipation
-               and np.isfinite(form.value) and np.isfinite(moments.standard_error(form))]
-    empty = {"statistic": None, "df": len(placebo), "p_value": None}
+    leads = [e for e in sorted(by_event) if e < -anticipation]
+    kept = [e for e in leads if n_treated.get(e, 0) >= min_treated]
+    placebo = [by_event[e] for e in kept if np.isfinite(by_event[e].value)
+               and np.isfinite(moments.standard_error(by_event[e]))]
+    left_out = len(leads) - len(kept)
+    empty = {"statistic": None, "df": len(placebo), "p_value": None,
+             "leads_left_out": left_out}
     if not placebo:
         return empty
-    weights = np.array([form.cell_weights for form in placebo])
-    cohort_terms = np.array([form.cohort_terms for form in placebo])
-    cross = weights @ moments.by_cohort @ cohort_terms.T
-    covariance = (weights @ moments.gram @ weights.T + cross + cross.T
-                  + (cohort_terms * moments.cohort_sizes) @ cohort_terms.T) / moments.n_units**2
+    covariance = moments.covariance(placebo)
     eigenvalues, eigenvectors = np.linalg.eigh(covariance)
     if eigenvalues.min() <= np.finfo(float).eps * eigenvalues.max() * len(placebo):
         return empty
     att = np.array([form.value for form in placebo])
     statistic = float(np.sum((eigenvectors.T @ att) ** 2 / eigenvalues))
     return {"statistic": statistic, "df": len(placebo),
-            "p_value": float(stats.chi2.sf(statistic, len(placebo)))}
+            "p_value": float(stats.chi2.sf(statistic, len(placebo))), "leads_left_out": left_out}

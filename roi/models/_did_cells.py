@@ -60,6 +60,8 @@ class CellEstimates:
     coef: np.ndarray
     centre: np.ndarray
     theta: np.ndarray
+    treated_cohort: np.ndarray
+    """Cohort index (into the sorted cohort codes) of each cell's treated units."""
 
 
 def group_time_cells(*, cohorts: np.ndarray, n_periods: int, base_period: str,
@@ -138,4 +140,5 @@ def estimate_cells(cells: Cells, *, sums: np.ndarray, counts: np.ndarray,
     return CellEstimates(att=np.where(valid, att, np.nan), counterfactual=counterfactual,
                          n_treated=n_treated.astype(np.int64),
                          n_control=n_control.astype(np.int64), valid=valid, coef=coef,
-                         centre=centre, theta=np.where(usable, theta, 1.0))
+                         centre=centre, theta=np.where(usable, theta, 1.0),
+                         treated_cohort=np.asarray(treated_index))

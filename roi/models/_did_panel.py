@@ -143,3 +143,34 @@ def _drop_unusable_units(panel: WidePanel, *, anticipation: int) -> WidePanel:
     cohort = panel.cohort[keep]
     labels = {p: v for p, v in panel.cohort_labels.items() if (cohort == p).any()}
     return WidePanel(panel.outcome[keep], cohort, panel.periods, labels, dropped)
+
+
+def member_event_times(data: pd.DataFrame, *, unit: str, time: str, group: str,
+                       outcome: str) -> pd.DataFrame:
+    """Every treated row from its first treated period on: ``unit``, ``e`` (periods since the start,
+    counted on the grid of ``time`` as :func:`wide_panel` does) and the outcome.
+
+    Rows of units that :func:`wide_panel` drops (no period before joining) are kept: these are
+    the member-months an estimate per member-month must also speak for. Rows without an outcome
+    are left out.
+
+    Examples
+    --------
+    >>> long = pd.DataFrame({"id": [1, 1, 1, 2, 2], "t": [1, 2, 3, 2, 3], "g": [2, 2, 2, 1, 1],
+    ...                      "y": [1.0, 2.0, 3.0, 4.0, None]})
+    >>> member_event_times(long, unit="id", time="t", group="g", outcome="y").to_dict("list")
+    {'unit': [1, 1, 2], 'e': [0, 1, 1], 'outcome': [2.0, 3.0, 4.0]}
+    """
+    periods = np.sort(data[time].dropna().unique())
+    joined = data[group]
+    never = joined.isna().to_numpy()
+    if pd.api.types.is_numeric_dtype(joined):
+        never |= (joined == 0).fillna(False).to_numpy(dtype=bool)
+    filled = joined.astype(object).where(~never, periods[0]).to_numpy()
+    filled = filled.astype(periods.dtype) if periods.dtype.kind in "iufM" else filled
+    start = np.searchsorted(periods, filled, side="left")
+    never |= start >= len(periods)
+    event = np.searchsorted(periods, data[time].to_numpy()) - start
+    keep = ~never & (event >= 0) & data[outcome].notna().to_numpy()
+    return pd.DataFrame({"unit": data[unit].to_numpy()[keep], "e": event[keep].astype(np.int64),
+                         "outcome": data[outcome].to_numpy(dtype=float, na_value=np.nan)[keep]})

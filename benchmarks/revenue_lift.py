@@ -1,0 +1,158 @@
+"""Benchmark of the five community revenue-lift estimators on a 20,000-customer world, cold.
+
+A fresh process simulates the world (default parameters), runs it through the data layer (not
+counted), then fits each estimator as ``roi.run`` would (overall and per community), importing
+its module inside its own lap so that import and compile costs are counted ("cold"):
+naive, regression adjustment, AIPW, staggered DiD (additive, member-month weights) plus its
+multiplicative variant, and the Bayesian hierarchical lift (``roi.models.bayes_revenue``;
+skipped with a message when the module is not there). ``--cold`` also empties the PyTensor
+compile cache. Prints wall seconds and peak RSS after each step, and estimates against truth.
+
+Usage::
+
+    PYTENSOR_FLAGS=base_compiledir=.cache/pytensor .venv/bin/python benchmarks/revenue_lift.py
+    .venv/bin/python benchmarks/revenue_lift.py --cold --customers 20000
+
+Target: all five together under 60 s cold (data layer excluded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+COLUMNS = {"unit": "customer_id", "time": "month_index", "group": "join_month_index",
+           "outcome": "revenue"}
+
+
+class Laps:
+    """Wall time and peak RSS (GiB, so far) after each named step."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.peak_gib: dict[str, float] = {}
+        self.clock = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = round(now - self.clock, 2)
+        self.peak_gib[name] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                                    / 1024**2, 2)
+        # progress on stderr: a cold Bayesian compile can take minutes on a busy machine
+        print(f"{name}: {self.seconds[name]} s, peak {self.peak_gib[name]} GiB",
+              file=sys.stderr, flush=True)
+        self.clock = now
+
+
+def _entry(result) -> dict:
+    contract = result.to_contract()
+    return {k: (round(v, 2) if isinstance(v, float) else v) for k, v in contract.items()}
+
+
+def _by_community(cls, active, **options) -> dict:
+    """Overall and per-community fits (members of one community against never-members)."""
+    out = {"all": _entry(cls(**options).fit(active, **COLUMNS).result_)}
+    for community in sorted(active["community"].dropna().unique()):
+        rows = active[active["community"].isna() | (active["community"] == community)]
+        out[str(community)] = _entry(cls(**options).fit(rows, **COLUMNS).result_)
+    return out
+
+
+def measure(customers: int, seed: int, draws: int, chains: int) -> dict:
+    from connectors import open_source
+    from roi.data import load_dataset
+    from roi.simulate import simulate_world
+
+    laps = Laps()
+    world = simulate_world(n_customers=customers, seed=seed)
+    dataset = load_dataset(open_source(world.tables))
+    panel = dataset.customer_month_panel()
+    covariates = list(dataset.covariates)
+    active = panel[panel["active"]]
+    laps.lap("simulate + data layer (not counted)")
+    estimates = _estimators(panel, active, covariates, laps=laps, draws=draws, chains=chains)
+    counted = sum(v for k, v in laps.seconds.items() if "not counted" not in k)
+    truth = {"att": round(world.truth["att_per_member_month"], 2),
+             "by_community": {k: round(v, 2) for k, v in world.truth["att_by_community"].items()}}
+    return {"customers": customers, "panel_rows": len(panel), "seconds": laps.seconds,
+            "peak_gib_after": laps.peak_gib, "estimators_seconds": round(counted, 2),
+            "peak_rss_gib": max(laps.peak_gib.values()), "estimates": estimates,
+            "truth": truth}
+
+
+def _estimators(panel, active, covariates: list[str], *, laps: Laps, draws: int,
+                chains: int) -> dict:
+    from roi.models.naive_revenue import NaiveRevenueGap
+
+    out = {"naive": _entry(NaiveRevenueGap().fit(active, group="community").result_)}
+    laps.lap("naive")
+    from roi.models.regression_adjustment import RegressionAdjustment
+
+    adjusted = {**COLUMNS, "active": "active", "covariates": covariates}
+    out["regression"] = _entry(RegressionAdjustment().fit(panel, community="community",
+                                                          **adjusted).result_)
+    laps.lap("regression adjustment")
+    from roi.models.weighting import AIPW
+
+    out["aipw"] = _entry(AIPW().fit(panel, community="community", **adjusted).result_)
+    laps.lap("AIPW")
+    from roi.models.did import StaggeredDiD
+    from roi.models.did_multiplicative import MultiplicativeDiD
+
+    out["did"] = _by_community(StaggeredDiD, active, weights="member_months")
+    out["did_multiplicative"] = _by_community(MultiplicativeDiD, active)
+    laps.lap("DiD + multiplicative DiD (overall + per community)")
+    out["bayesian"] = _bayesian(panel, covariates, draws=draws, chains=chains)
+    laps.lap("Bayesian hierarchical lift (import + compile + sample)")
+    return out
+
+
+def _bayesian(panel, covariates: list[str], *, draws: int, chains: int) -> dict | str:
+    if importlib.util.find_spec("roi.models.bayes_revenue") is None:
+        return "skipped: roi.models.bayes_revenue is not there yet"
+    try:
+        from roi.models.bayes_revenue import BayesianHierarchicalLift
+    except ImportError as exc:
+        return f"skipped: {exc}"
+    # its cells take the few covariates that drive revenue and churn (its docstring), not all
+    keys = [c for c in ("segment", "plan") if c in covariates]
+    fit = BayesianHierarchicalLift(draws=draws, tune=draws, chains=chains).fit(
+        panel, **COLUMNS, community="community", active="active", covariates=keys)
+    return _entry(fit.result_)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=20_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--draws", type=int, default=500)
+    parser.add_argument("--chains", type=int, default=4)
+    parser.add_argument("--cold", action="store_true", help="empty PyTensor compile cache")
+    parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(measure(args.customers, args.seed, args.draws, args.chains)))
+        return
+    env = dict(os.environ)
+    if args.cold:
+        env["PYTENSOR_FLAGS"] = f"base_compiledir={tempfile.mkdtemp(prefix='pytensor-')}"
+    env.setdefault("PYTENSOR_FLAGS", f"base_compiledir={ROOT / '.cache' / 'pytensor'}")
+    command = [sys.executable, __file__, "--measure", "--customers", str(args.customers),
+               "--seed", str(args.seed), "--draws", str(args.draws), "--chains",
+               str(args.chains)]
+    done = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True, env=env,
+                          cwd=ROOT)
+    print(json.dumps(json.loads(done.stdout.strip().splitlines()[-1]), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -16,7 +18,18 @@ _DUCKDB_TYPES = {"DATE": sa.Date, "TIMESTAMP": sa.DateTime, "DOUBLE": sa.Double,
 
 
 def quote_identifier(name: str) -> str:
+    """Double-quoted SQL identifier (inner quotes doubled); refuses what cannot be quoted."""
+    check_identifier(name, what="identifier")
     return '"' + str(name).replace('"', '""') + '"'
+
+
+def check_identifier(name: object, *, what: str) -> str:
+    """A name that may reach SQL: non-empty text without NUL or control characters."""
+    text = str(name)
+    if not text.strip() or any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+        raise SourceError(f"{what} {text!r} is not a usable name (empty, or has control "
+                          "characters)")
+    return text
 
 
 def canonical_names(table: str, columns: list[str], *, origin: str) -> dict[str, str]:
@@ -28,6 +41,7 @@ def canonical_names(table: str, columns: list[str], *, origin: str) -> dict[str,
     canonical = {c.lower(): c for c in (*spec.required, *spec.optional)}
     renamed: dict[str, str] = {}
     for column in columns:
+        check_identifier(column, what=f"{table} ({origin}): column")
         clean = str(column).strip().lstrip("\ufeff")
         target = canonical.get(clean.lower(), clean)
         if target in renamed.values():
@@ -42,11 +56,12 @@ def _driver(engine: sa.Engine):
 
 def _raw_table(engine: sa.Engine, name: str) -> sa.TableClause:
     described = _driver(engine).execute(f"DESCRIBE {quote_identifier(name)}").fetchall()
-    return sa.table(name, *(sa.column(row[0], _sql_type(row[1])) for row in described))
+    return sa.table(name, *(sa.column(row[0], duckdb_type(row[1])) for row in described))
 
 
-def _sql_type(duckdb_type: str):
-    base = duckdb_type.split("(")[0].upper()
+def duckdb_type(type_name: str) -> type[sa.types.TypeEngine]:
+    """The SQLAlchemy type of a DuckDB column type name (DECIMAL as a double)."""
+    base = type_name.split("(")[0].upper()
     if base.startswith("DECIMAL"):
         return sa.Double
     if base.startswith("TIMESTAMP"):
@@ -61,15 +76,81 @@ def stage_file(engine: sa.Engine, table: str, path: Path) -> sa.TableClause:
         try:
             frame = pd.read_excel(path, dtype=str)
         except Exception as exc:  # openpyxl raises many types for broken files
-            raise SourceError(f"{table}: cannot read {path.name}: {exc}") from None
+            raise SourceError(f"{table}: cannot read {path.name}: {_first_line(exc)}") from None
         return stage_frame(engine, table, frame, origin=path.name)
     if path.stat().st_size == 0:
         raise SourceError(f"{table}: {path.name} is an empty file (not even a header row)")
-    reader = ("read_csv($1, all_varchar=true, header=true)" if suffix == ".csv"
-              else "read_parquet($1)")
-    select = f"SELECT * FROM {reader}"
-    return _create(engine, table, select, [str(path)], origin=path.name,
-                   view=suffix == ".parquet")
+    if suffix == ".parquet":
+        return _create(engine, table, "SELECT * FROM read_parquet($1)", [str(path)],
+                       origin=path.name, view=True)
+    dialect = sniff_csv(table, path)
+    reader = (f"read_csv($1, all_varchar=true, header=true, encoding='{dialect.encoding}', "
+              f"delim='{dialect.delimiter}')")
+    return _create(engine, table, f"SELECT * FROM {reader}", [str(path)], origin=path.name,
+                   width=len(dialect.header))
+
+
+@dataclass(frozen=True)
+class CsvDialect:
+    encoding: str
+    delimiter: str
+    header: tuple[str, ...]
+
+
+DELIMITERS = (",", ";", "\t", "|")
+_HEAD_BYTES = 1 << 16
+
+
+def sniff_csv(table: str, path: Path) -> CsvDialect:
+    """Encoding (UTF-8, UTF-16 by BOM or NUL bytes, else Latin-1), delimiter (the candidate
+    that splits the header line into the most fields) and header names, from the file's head.
+
+    Raises SourceError for a header without names or with a name twice (case-insensitive)."""
+    with path.open("rb") as handle:
+        head = handle.read(_HEAD_BYTES)
+    encoding = _encoding(head)
+    text = head.decode({"utf-16": "utf-16", "latin-1": "latin-1"}.get(encoding, "utf-8-sig"),
+                       errors="ignore").lstrip("\ufeff")
+    first = next(iter(text.splitlines()), "")
+    if not first.strip():
+        raise SourceError(f"{table}: {path.name} has no header row (the first line is empty)")
+    delimiter = max(DELIMITERS, key=lambda d: len(next(csv.reader([first], delimiter=d))))
+    header = tuple(next(csv.reader([first], delimiter=delimiter)))
+    seen: dict[str, str] = {}
+    for name in header:
+        key = name.strip().lower()
+        if key in seen:
+            raise SourceError(f"{table} ({path.name}): duplicate column {name.strip()!r} in "
+                              f"the header (also {seen[key]!r})")
+        seen[key] = name.strip()
+    return CsvDialect(encoding=encoding, delimiter=delimiter, header=header)
+
+
+def _encoding(head: bytes) -> str:
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or head[:200].count(b"\x00") > 10:
+        return "utf-16"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # A multi-byte character cut by the end of the head is still UTF-8.
+        if exc.start < len(head) - 3:
+            return "latin-1"
+    return "utf-8"
+
+
+def _reason(exc: BaseException) -> str:
+    """DuckDB's first line, plus what a sniffing failure usually means. Later lines are left
+    out: they quote raw rows, which may hold e-mails."""
+    reason = _first_line(exc)
+    if "sniffing file" in reason:
+        reason = ("the rows do not parse as CSV with the header's delimiter (a row with more "
+                  "fields than the header, an unclosed quote, or not a CSV file)")
+    return reason
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def stage_frame(engine: sa.Engine, table: str, frame: pd.DataFrame, *,
@@ -86,14 +167,19 @@ def stage_frame(engine: sa.Engine, table: str, frame: pd.DataFrame, *,
 
 
 def _create(engine: sa.Engine, table: str, select: str, params: list, *,
-            origin: str, view: bool = False) -> sa.TableClause:
-    """A raw table (or, for Parquet, a view: no copy) with canonical column names."""
+            origin: str, view: bool = False, width: int | None = None) -> sa.TableClause:
+    """A raw table (or, for Parquet, a view: no copy) with canonical column names; ``width``
+    is the number of columns the header names (CSV), which the reader must agree with."""
     import duckdb
 
     raw = f"raw_{table}"
     driver = _driver(engine)
     try:
         columns = [row[0] for row in driver.execute(f"DESCRIBE {select}", params).fetchall()]
+        if width is not None and len(columns) != width:
+            raise SourceError(f"{table}: cannot read {origin}: the header names {width} "
+                              f"columns but rows have {len(columns)} (a row with more fields "
+                              "than the header, or mixed delimiters)")
         names = canonical_names(table, columns, origin=origin)
         renamed = ", ".join(f"{quote_identifier(old)} AS {quote_identifier(new)}"
                             for old, new in names.items())
@@ -105,6 +191,5 @@ def _create(engine: sa.Engine, table: str, select: str, params: list, *,
             params = []
         driver.execute(f"CREATE OR REPLACE {kind} {quote_identifier(raw)} AS {body}", params)
     except duckdb.Error as exc:
-        reason = str(exc).splitlines()[0]
-        raise SourceError(f"{table}: cannot read {origin}: {reason}") from None
+        raise SourceError(f"{table}: cannot read {origin}: {_reason(exc)}") from None
     return _raw_table(engine, raw)

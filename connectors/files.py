@@ -79,21 +79,34 @@ def _exports(folder: Path) -> list[tuple[str, pd.DataFrame, list[str]]]:
     manifest = folder / MANIFEST
     if not manifest.is_file():
         return []
-    from connectors.platforms import load_export
-
     try:
         entries = tomllib.loads(manifest.read_text()).get("export", [])
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise SourceError(f"{manifest}: not valid TOML: {exc}") from None
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise SourceError(f"{manifest}: 'export' must be a list of [[export]] tables")
     stacked: dict[str, list[pd.DataFrame]] = {}
     notes: dict[str, list[str]] = {}
     for entry in entries:
         if "platform" not in entry or "path" not in entry:
             raise SourceError(f"{manifest}: every [[export]] needs 'platform' and 'path'")
-        loaded = load_export(folder / entry["path"], platform=entry["platform"],
-                             options=entry.get("options", {}))
+        loaded = _load_entry(manifest, entry, folder=folder)
         stacked.setdefault(loaded.table, []).append(loaded.frame)
         notes.setdefault(loaded.table, []).extend(
             f"{entry['platform']}: {note}" for note in loaded.notes)
     return [(table, pd.concat(frames, ignore_index=True), notes[table])
             for table, frames in stacked.items()]
+
+
+def _load_entry(manifest: Path, entry: dict, *, folder: Path):
+    """One ``[[export]]``; a layout or option problem becomes a SourceError naming it."""
+    from connectors.platforms import load_export
+
+    platform, path = str(entry["platform"]), str(entry["path"])
+    options = entry.get("options", {})
+    if not isinstance(options, dict):
+        raise SourceError(f"{manifest}: export {platform!r}: 'options' must be a table")
+    try:
+        return load_export(folder / path, platform=platform, options=options)
+    except (ValueError, OSError, KeyError, TypeError) as exc:
+        raise SourceError(f"{manifest.name}: export {platform!r} ({path}): {exc}") from None

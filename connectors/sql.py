@@ -3,6 +3,11 @@
 Nothing is copied out: validation and aggregations run in that database. Passwords in the URL
 are masked in every message.
 
+Safety: the toolkit only reads. PostgreSQL sessions are set read-only and DuckDB files are opened
+read-only, so nothing it runs can change the warehouse. A mapped SELECT must be one statement (no
+``;``, no SQL comments); names with control characters are refused; identifiers are quoted by
+SQLAlchemy and every value is a bound parameter.
+
 Examples
 --------
 >>> from connectors.sql import from_url
@@ -13,11 +18,12 @@ Examples
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 import sqlalchemy as sa
 
-from connectors._staging import canonical_names
+from connectors._staging import canonical_names, check_identifier, duckdb_type
 from roi.data.errors import SourceError
 from roi.data.schema import TABLE_NAMES
 from roi.data.source import CanonicalSource, mask_url
@@ -30,8 +36,10 @@ def from_url(url: str, *, tables: Mapping[str, str] | None = None,
     unknown = sorted(set(mapping) - set(TABLE_NAMES))
     if unknown:
         raise SourceError(f"unknown table name(s) in the mapping: {unknown}")
+    if schema is not None:
+        check_identifier(schema, what="schema name")
     try:
-        engine = sa.create_engine(url)
+        engine = _read_only_engine(url)
         with engine.connect():
             pass
         present = {name.lower(): name for name in
@@ -43,9 +51,62 @@ def from_url(url: str, *, tables: Mapping[str, str] | None = None,
         if table in mapping:
             selectables[table] = _mapped_select(engine, table, mapping[table])
         elif table in present:
-            selectables[table] = _reflected(engine, table, present[table], schema=schema)
+            try:
+                selectables[table] = _reflected(engine, table, present[table], schema=schema)
+            except sa.exc.SQLAlchemyError as exc:
+                raise SourceError(f"{table}: cannot read the columns of {present[table]!r}: "
+                                  f"{mask_url(_first_line(exc))}") from None
     return CanonicalSource(engine=engine, tables=selectables, description=mask_url(url),
                            embedded=False)
+
+
+def _read_only_engine(url: str) -> sa.Engine:
+    """An engine that cannot write: read-only sessions (PostgreSQL) or files (DuckDB)."""
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() == "duckdb" and parsed.database not in (None, "", ":memory:"):
+        return sa.create_engine(parsed, connect_args={"read_only": True})
+    engine = sa.create_engine(parsed)
+    if parsed.get_backend_name() == "postgresql":
+        sa.event.listen(engine, "connect", _postgres_read_only)
+    return engine
+
+
+def _postgres_read_only(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+    cursor.close()
+    dbapi_connection.commit()
+
+
+_FORBIDDEN = re.compile(r";|--|/\*|\*/")
+
+
+def single_select(table: str, sql: str) -> str:
+    """The mapping as one SELECT: refuses ``;`` (a second statement) and comments anywhere,
+    even inside quotes (telling quoting apart differs by database; refusing is safe)."""
+    statement = sql.strip()
+    while statement.endswith(";"):
+        statement = statement[:-1].rstrip()
+    if not statement.lower().startswith(("select", "with")):
+        raise SourceError(f"{table}: the mapping must be a SELECT (or WITH ... SELECT)")
+    found = _FORBIDDEN.search(statement)
+    if found or "\x00" in statement:
+        what = repr(found.group()) if found else "a NUL character"
+        raise SourceError(f"{table}: the mapped SELECT contains {what}; it must be a single "
+                          "SELECT statement without ';' or SQL comments")
+    return statement
+
+
+def _duckdb_table(engine: sa.Engine, name: str, *, schema: str | None) -> sa.TableClause:
+    """Columns from information_schema (SQLAlchemy's PostgreSQL-style column reflection fails on
+    DuckDB 2: it reads pg_catalog.pg_collation, which DuckDB does not have)."""
+    query = sa.text("SELECT column_name, data_type FROM information_schema.columns "
+                    "WHERE table_name = :name AND table_schema = coalesce(:schema, "
+                    "current_schema()) ORDER BY ordinal_position")
+    with engine.connect() as connection:
+        rows = connection.execute(query, {"name": name, "schema": schema}).fetchall()
+    return sa.table(name, *(sa.column(column, duckdb_type(kind)) for column, kind in rows),
+                    schema=schema)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -54,10 +115,10 @@ def _first_line(exc: BaseException) -> str:
 
 def _mapped_select(engine: sa.Engine, table: str, sql: str) -> sa.FromClause:
     """A user's SELECT as a subquery; its output columns are read with LIMIT 0."""
-    statement = sql.strip().rstrip(";")
-    if not statement.lower().startswith(("select", "with")):
-        raise SourceError(f"{table}: the mapping must be a SELECT (or WITH ... SELECT)")
-    probe = sa.text(f"SELECT * FROM ({statement}) AS probe LIMIT 0")
+    statement = single_select(table, sql)
+    # A colon would otherwise read as a bind parameter (':name') inside text().
+    escaped = statement.replace(":", "\\:")
+    probe = sa.text(f"SELECT * FROM ({escaped}) AS probe LIMIT 0")
     try:
         with engine.connect() as connection:
             columns = list(connection.execute(probe).keys())
@@ -65,12 +126,15 @@ def _mapped_select(engine: sa.Engine, table: str, sql: str) -> sa.FromClause:
         raise SourceError(f"{table}: the mapped SELECT failed: {mask_url(_first_line(exc))}") \
             from None
     names = canonical_names(table, columns, origin="mapped SELECT")
-    inner = sa.text(statement).columns(*(sa.column(c) for c in columns)).subquery(f"src_{table}")
+    inner = sa.text(escaped).columns(*(sa.column(c) for c in columns)).subquery(f"src_{table}")
     return sa.select(*(inner.c[c].label(names[c]) for c in columns)).subquery(f"map_{table}")
 
 
 def _reflected(engine: sa.Engine, table: str, name: str, *, schema: str | None) -> sa.FromClause:
-    reflected = sa.Table(name, sa.MetaData(), autoload_with=engine, schema=schema)
+    if engine.dialect.name == "duckdb":
+        reflected = _duckdb_table(engine, name, schema=schema)
+    else:
+        reflected = sa.Table(name, sa.MetaData(), autoload_with=engine, schema=schema)
     names = canonical_names(table, list(reflected.c.keys()), origin=name)
     if all(old == new for old, new in names.items()):
         return reflected

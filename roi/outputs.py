@@ -26,8 +26,9 @@ def atomic_target(path: Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix,
-                                         dir=path.parent)
+    remove_stale_temporaries(path)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.",
+                                         suffix=path.suffix, dir=path.parent)
     os.close(handle)
     try:
         yield Path(temporary)
@@ -35,6 +36,30 @@ def atomic_target(path: Path) -> Iterator[Path]:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Delete temporaries of ``path`` left by a process that no longer runs (a killed run).
+
+    Temporaries are named ``.<name>.<pid>.<random><suffix>``; one whose process is alive (a
+    concurrent writer) is left alone."""
+    removed = []
+    for leftover in Path(path).parent.glob(f".{Path(path).name}.*"):
+        pid = leftover.name[len(Path(path).name) + 2:].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            leftover.unlink(missing_ok=True)
+            removed.append(leftover)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def write_atomic(path: Path, content: str | bytes) -> Path:

@@ -245,6 +245,10 @@ def _window(engine: sa.Engine, typed: dict[str, sa.FromClause],
         raise DataValidationError([DataProblem("orders", "order_date",
                                                 "no orders inside the analysis window", 0,
                                                 (str(start), str(end)))])
+    if not sql_parts.complete_months(start, end) or not sql_parts.complete_weeks(start, end):
+        raise DataValidationError([DataProblem(
+            "orders", "order_date", "the analysis window (first to last order, or [data] "
+            "start/end) holds no complete calendar month", 0, (str(start), str(end)))])
     return start, end
 
 

@@ -11,7 +11,10 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement, TryCast
 
 _ISO_DATE = r"^\s*[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])([ T].*)?$"
-_NUMBER = r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
+_NUMBER = r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]{1,4})?\s*$"
+_HUGE = sa.literal_column("1e308::numeric")
+_TINY = sa.literal_column("1e-300::numeric")
+_LARGEST = sa.literal_column("1.7976931348623157e308::float8")
 
 
 @compiles(TryCast, "duckdb")
@@ -42,7 +45,22 @@ def parse_date(column: ColumnElement, *, duckdb: bool) -> ColumnElement:
     head = sa.func.substr(as_text(column), 1, 10)
     if duckdb:
         return sa.try_cast(head, sa.Date)
-    return sa.case((as_text(column).regexp_match(_ISO_DATE), sa.cast(head, sa.Date)), else_=None)
+    # No TRY_CAST in PostgreSQL: a cast of '2024-02-30' or '0000-01-01' would abort the whole
+    # query, so the day is checked against the month's length and the year must be >= 1.
+    # Nested CASEs: PostgreSQL evaluates them in order (AND has no guaranteed order).
+    checked = sa.case((_real_day(head), sa.cast(head, sa.Date)), else_=None)
+    return sa.case((as_text(column).regexp_match(_ISO_DATE), checked), else_=None)
+
+
+def _real_day(head: ColumnElement) -> ColumnElement:
+    """For a YYYY-MM-DD string already matching the ISO pattern: the day exists."""
+    year = sa.cast(sa.func.substr(head, 1, 4), sa.Integer)
+    month = sa.cast(sa.func.substr(head, 6, 2), sa.Integer)
+    day = sa.cast(sa.func.substr(head, 9, 2), sa.Integer)
+    leap = sa.or_(sa.and_(year % 4 == 0, year % 100 != 0), year % 400 == 0)
+    length = sa.case((month == 2, sa.case((leap, 29), else_=28)),
+                     (month.in_([4, 6, 9, 11]), 30), else_=31)
+    return sa.and_(year >= 1, day <= length)
 
 
 def is_native_number(column: ColumnElement) -> bool:
@@ -58,13 +76,21 @@ def parse_number(column: ColumnElement, *, duckdb: bool) -> ColumnElement:
     if is_native_number(column):
         value = sa.cast(column, sa.Double)
         if not duckdb:
-            return value
+            # PostgreSQL orders NaN above every number: NaN and +-Infinity fail this test.
+            return sa.case((sa.func.abs(value) <= _LARGEST, value), else_=None)
         return sa.case((sa.func.isfinite(value), value), else_=None)
     text = as_text(column)
     if duckdb:
         value = sa.try_cast(text, sa.Double)
         return sa.case((sa.func.isfinite(value), value), else_=None)
-    return sa.case((text.regexp_match(_NUMBER), sa.cast(text, sa.Double)), else_=None)
+    # PostgreSQL: through NUMERIC (exact, no overflow for these lengths) so that 1e309 is
+    # refused and 1e-400 is 0 instead of a cast error that aborts the query.
+    # Nested CASEs: PostgreSQL evaluates them in order (AND has no guaranteed order).
+    exact = sa.cast(text, sa.Numeric)
+    plausible = sa.and_(text.regexp_match(_NUMBER), sa.func.length(text) <= 400)
+    finite = sa.case((sa.func.abs(exact) >= _HUGE, None), (sa.func.abs(exact) < _TINY, 0.0),
+                     else_=sa.cast(exact, sa.Double))
+    return sa.case((plausible, finite), else_=None)
 
 
 def sha256_hex(text: ColumnElement, *, duckdb: bool) -> ColumnElement:
@@ -95,3 +121,15 @@ def day_diff(later: ColumnElement, earlier: ColumnElement) -> ColumnElement:
     """Whole days between two dates (DATE - DATE is an integer in DuckDB and PostgreSQL)."""
     return sa.cast(later - earlier, sa.Integer)
 
+
+
+# Sums of money in DECIMAL: exact, so the result does not depend on the order in which a
+# parallel aggregate adds the rows (a float sum's last bits do, and a rerun would differ).
+# Amounts are validated to lie within +-MAX_AMOUNT, far inside DECIMAL(38, 9).
+MAX_AMOUNT = 1e15
+_EXACT = sa.Numeric(38, 9)
+
+
+def exact_sum(value: ColumnElement) -> ColumnElement:
+    """SUM computed exactly (DECIMAL(38, 9)) and returned as a double."""
+    return sa.cast(sa.func.sum(sa.cast(value, _EXACT)), sa.Double)

@@ -23,10 +23,20 @@ class DataProblem:
     examples: tuple[Any, ...] = field(default_factory=tuple)
 
     def __str__(self) -> str:
-        shown = ", ".join(repr(e) for e in self.examples[:MAX_EXAMPLES])
+        shown = ", ".join(repr(_short(e)) for e in self.examples[:MAX_EXAMPLES])
         example_text = f"; e.g. {shown}" if shown else ""
         rows = "row" if self.n_rows == 1 else "rows"
         return f"{self.table}.{self.column}: {self.rule} ({self.n_rows:,} {rows}{example_text})"
+
+
+EXAMPLE_CHARS = 60
+
+
+def _short(example: Any) -> Any:
+    """Long examples (a 400-digit number, a pasted paragraph) cut to a readable length."""
+    if isinstance(example, str) and len(example) > EXAMPLE_CHARS:
+        return example[:EXAMPLE_CHARS] + "..."
+    return example
 
 
 class RoiError(Exception):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import pandas as pd
 import sqlalchemy as sa
 
-from roi.data import sql_parts
+from roi.data import dialect, sql_parts
 from roi.data.source import fetch_frame
 from roi.data.sql_parts import categorical_columns
 
@@ -27,7 +27,7 @@ def panel_select(dataset) -> sa.Select:
     calendar = sql_parts.month_calendar(dataset.start, dataset.end)
     order_month = sql_parts.month_of(orders.c.order_date)
     revenue = (sa.select(orders.c.customer_id, order_month.label("month_index"),
-                         sa.func.sum(orders.c.revenue).label("revenue"),
+                         dialect.exact_sum(orders.c.revenue).label("revenue"),
                          sa.func.count().label("orders"))
                .group_by(orders.c.customer_id, order_month).subquery("monthly_revenue"))
     in_life = sa.and_(calendar.c.month_index >= life.c.first_month_index,

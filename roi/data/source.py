@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import tempfile
+import weakref
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -18,7 +20,13 @@ from sqlalchemy.pool import StaticPool
 
 from roi.data.dialect import is_duckdb
 
-_PASSWORD_IN_URL = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)(?P<pw>[^@\s]*)@")
+# user:password@ of a URL; the password runs to the *last* '@' before the host, as SQLAlchemy
+# reads it, so an unencoded '@' in a password is masked whole.
+_PASSWORD_IN_URL = re.compile(
+    r"(?P<head>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)(?P<pw>\S*?)@(?=[^@\s/?#]*(?:[/?#\s]|$))")
+# password=... in a query string or a libpq keyword string.
+_PASSWORD_PARAM = re.compile(r"(?P<head>\b(?:password|passwd|pwd)\s*=\s*)(?P<pw>'[^']*'|[^&\s;]+)",
+                             re.IGNORECASE)
 
 
 @dataclass
@@ -60,11 +68,14 @@ def embedded_engine() -> sa.Engine:
     Memory is capped (``ROI_DUCKDB_MEMORY``, default 1GB) with spilling to a temp folder, and
     insertion order is not preserved, so 20M-order worlds fit a 2-core, few-GiB budget.
     """
+    spill = tempfile.mkdtemp(prefix="roi-duckdb-")
     config = {"memory_limit": os.environ.get("ROI_DUCKDB_MEMORY", "1GB"),
-              "temp_directory": tempfile.mkdtemp(prefix="roi-duckdb-"),
-              "preserve_insertion_order": False}
-    return sa.create_engine("duckdb:///:memory:", poolclass=StaticPool,
-                            connect_args={"config": config})
+              "temp_directory": spill, "preserve_insertion_order": False}
+    engine = sa.create_engine("duckdb:///:memory:", poolclass=StaticPool,
+                              connect_args={"config": config})
+    # The spill folder goes with the engine (or at exit), not left behind in /tmp.
+    weakref.finalize(engine, shutil.rmtree, spill, True)
+    return engine
 
 
 def mask_url(text: str) -> str:
@@ -74,8 +85,11 @@ def mask_url(text: str) -> str:
     --------
     >>> mask_url("postgresql://analyst:s3cret@db:5432/crm")
     'postgresql://analyst:***@db:5432/crm'
+    >>> mask_url("postgresql://analyst:p@ss@db/crm?password=x&sslmode=require")
+    'postgresql://analyst:***@db/crm?password=***&sslmode=require'
     """
-    return _PASSWORD_IN_URL.sub(lambda m: f"{m.group('head')}***@", str(text))
+    masked = _PASSWORD_IN_URL.sub(lambda m: f"{m.group('head')}***@", str(text))
+    return _PASSWORD_PARAM.sub(lambda m: f"{m.group('head')}***", masked)
 
 
 def fetch_frame(engine: sa.Engine, statement: sa.Executable, *,
@@ -93,7 +107,10 @@ def fetch_frame(engine: sa.Engine, statement: sa.Executable, *,
             params = compiled.construct_params()
             positional = [params[name] for name in compiled.positiontup or []]
             driver = connection.connection.driver_connection
-            table = driver.sql(str(compiled), params=positional or None).to_arrow_table()
+            sql = str(compiled)
+            _announce(connection, "before_cursor_execute", sql, positional, rows=-1)
+            table = driver.sql(sql, params=positional or None).to_arrow_table()
+            _announce(connection, "after_cursor_execute", sql, positional, rows=table.num_rows)
             return _sorted_categories(_to_pandas(_categorical_text(table, categorical)),
                                       categorical)
         frame = pd.read_sql(statement, connection)
@@ -105,6 +122,23 @@ def fetch_frame(engine: sa.Engine, statement: sa.Executable, *,
                 frame[column], skipna=True) in ("string", "empty"):
             frame[column] = frame[column].astype(pd.StringDtype("pyarrow"))
     return _sorted_categories(frame, categorical)
+
+
+@dataclass
+class ArrowCursor:
+    """Stands in for a DB-API cursor when a DuckDB result comes through Arrow instead."""
+
+    rowcount: int
+
+
+def _announce(connection: sa.Connection, event: str, statement: str, parameters: list, *,
+              rows: int) -> None:
+    """Tell SQLAlchemy's ``before/after_cursor_execute`` listeners (query logs, tracing) about a
+    statement run through DuckDB's Arrow API, which bypasses the DB-API cursor; ``rowcount`` of
+    the cursor they receive is the number of rows returned."""
+    listeners = getattr(connection.dispatch, event)
+    if listeners:
+        listeners(connection, ArrowCursor(rows), statement, tuple(parameters), None, False)
 
 
 def _sorted_categories(frame: pd.DataFrame, categorical: tuple[str, ...]) -> pd.DataFrame:

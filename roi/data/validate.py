@@ -7,6 +7,7 @@ Two stages: :func:`structure_problems` (tables and columns present, not empty) a
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -107,6 +108,46 @@ def parse_checks(spec: TableSpec, raw: sa.FromClause, *, duckdb: bool) -> list[C
         parsed = parsed_column(spec, raw, name, duckdb=duckdb)
         checks.append(Check(spec.name, name, rule, raw,
                             sa.and_(value.is_not(None), parsed.is_(None)), (*keys, value)))
+    return (checks + date_range_checks(spec, raw, keys, duckdb=duckdb)
+            + amount_range_checks(spec, raw, keys, duckdb=duckdb))
+
+
+def amount_range_checks(spec: TableSpec, raw: sa.FromClause, keys: tuple, *,
+                        duckdb: bool) -> list[Check]:
+    """Numbers beyond +-1e15: no real order, spend or cost; sums are exact below that."""
+    checks = []
+    for name in canonical_columns(spec, raw):
+        if spec.kind(name) != "number":
+            continue
+        parsed = parsed_column(spec, raw, name, duckdb=duckdb)
+        checks.append(Check(spec.name, name, f"amount beyond +-{dialect.MAX_AMOUNT:.0e}", raw,
+                            sa.func.abs(parsed) > dialect.MAX_AMOUNT,
+                            (*keys, dialect.as_text(raw.c[name]))))
+    return checks
+
+
+EARLIEST = dt.date(1900, 1, 1)
+LATEST = dt.date(2199, 12, 31)
+# Far-future end dates are a common warehouse spelling of "not yet": allowed.
+OPEN_ENDED = ("churned_at", "left_at")
+
+
+def date_range_checks(spec: TableSpec, raw: sa.FromClause, keys: tuple, *,
+                      duckdb: bool) -> list[Check]:
+    """Dates that parse but lie outside 1900-01-01 .. 2199-12-31 (years 0000 or 9999 are
+    placeholders, not dates; the window and calendars cannot be built from them)."""
+    checks = []
+    for name in canonical_columns(spec, raw):
+        if spec.kind(name) != "date":
+            continue
+        parsed = parsed_column(spec, raw, name, duckdb=duckdb)
+        early = parsed < sa.literal(EARLIEST, sa.Date)
+        late = parsed > sa.literal(LATEST, sa.Date)
+        condition = early if name in OPEN_ENDED else sa.or_(early, late)
+        bounds = (f"before {EARLIEST}" if name in OPEN_ENDED
+                  else f"outside {EARLIEST} to {LATEST}")
+        checks.append(Check(spec.name, name, f"date {bounds}", raw, condition,
+                            (*keys, dialect.as_text(raw.c[name]))))
     return checks
 
 

@@ -93,7 +93,7 @@ def _wide(dataset, query: sa.Select | None, weeks: pd.DatetimeIndex) -> dict[str
 def _totals_select(dataset, calendar: sa.FromClause) -> sa.Select:
     orders, life = dataset.tables["orders"], dataset.tables["life"]
     week = dialect.week_start(orders.c.order_date)
-    revenue = (sa.select(week.label("week_start"), sa.func.sum(orders.c.revenue).label("revenue"),
+    revenue = (sa.select(week.label("week_start"), dialect.exact_sum(orders.c.revenue).label("revenue"),
                          sa.func.count().label("orders"))
                .group_by(week).subquery("weekly_revenue"))
     alive = (sa.select(calendar.c.week_start, sa.func.count().label("active_customers"))
@@ -115,10 +115,10 @@ def _spend_select(spend: sa.FromClause | None, calendar: sa.FromClause) -> sa.Se
     if spend is None:
         return None
     week = dialect.week_start(spend.c.date)
-    measures = [sa.func.sum(spend.c.spend).label("spend")]
+    measures = [dialect.exact_sum(spend.c.spend).label("spend")]
     for name in ("impressions", "clicks"):
         if name in spend.c:
-            measures.append(sa.func.sum(spend.c[name]).label(name))
+            measures.append(dialect.exact_sum(spend.c[name]).label(name))
     inner = (sa.select(week.label("week"), spend.c.channel.label("key"), *measures)
              .group_by(week, spend.c.channel).subquery("weekly_spend"))
     return (sa.select(inner).select_from(inner.join(calendar,
@@ -142,7 +142,7 @@ def _activity_select(activity: sa.FromClause | None,
     week = dialect.week_start(activity.c.date)
     inner = (sa.select(week.label("week"), activity.c.community.label("key"),
                        sa.func.count(sa.distinct(activity.c.member_key)).label("active_members"),
-                       sa.func.sum(activity.c["count"]).label("activity"))
+                       dialect.exact_sum(activity.c["count"]).label("activity"))
              .group_by(week, activity.c.community).subquery("weekly_activity"))
     return sa.select(inner).select_from(inner.join(calendar,
                                                     calendar.c.week_start == inner.c.week))
@@ -167,6 +167,6 @@ def _cost_select(costs: sa.FromClause | None, calendar: sa.FromClause) -> sa.Sel
                        periods.c.period_end > calendar.c.week_start,
                        periods.c.period_end > periods.c.period_start)
     return (sa.select(calendar.c.week_start.label("week"), periods.c.community.label("key"),
-                      sa.func.sum(periods.c.cost * share).label("cost"))
+                      dialect.exact_sum(periods.c.cost * share).label("cost"))
             .select_from(calendar.join(periods, overlaps))
             .group_by(calendar.c.week_start, periods.c.community))

@@ -75,7 +75,7 @@ import numpy as np
 import pandas as pd
 
 from roi.checks.convergence import convergence_gate
-from roi.models.cox_time_varying import check_start_stop
+from roi.models.cox_time_varying import NotIdentified, check_start_stop, refused_result
 from roi.results import HDI94, Diagnostics, EffectResult
 
 ESTIMAND = "community_retention_lift"
@@ -331,8 +331,15 @@ class BayesianPiecewiseSurvival:
         began = clock.perf_counter()
         names = [id_col, start, stop, event, member, *covariates] + ([community] if community
                                                                     else [])
-        check_start_stop(table, columns=names, start=start, stop=stop, event=event,
-                         member=member)
+        self.refused_ = None
+        try:
+            check_start_stop(table, columns=names, start=start, stop=stop, event=event,
+                             member=member)
+        except NotIdentified as exc:
+            self.refused_ = str(exc)
+            self.result_ = refused_result(method=self.method, reason=self.refused_,
+                                          interval=HDI94)
+            return self
         self.covariates_ = list(covariates)
         cells = person_period_cells(table, intervals_days=self.intervals_days,
                                     covariates=covariates, community=community, start=start,
@@ -351,10 +358,11 @@ class BayesianPiecewiseSurvival:
             self.idata_, draws=self.draws, chains=self.chains, method="bayes_piecewise",
             var_names=("alpha_c", "beta", "mu", "sigma", "z"),
             divergence_advice="raise target_accept or the result may be biased.")
+        # Wall-clock times stay out of the results (a rerun must reproduce them byte for byte).
+        self.seconds_ = {"cells_and_model": round(sampled - began, 3),
+                         "sampling": round(clock.perf_counter() - sampled, 3)}
         diagnostics.checks.update({"sampler": used, "cells": len(cells), "rows": len(table),
                                    "events": int(cells["events"].sum()),
-                                   "seconds_cells_and_model": round(sampled - began, 3),
-                                   "seconds_sampling": round(clock.perf_counter() - sampled, 3),
                                    "references": self.references_})
         if used != self.sampler:
             diagnostics.warn(f"bayes_piecewise: sampled with {used}.")

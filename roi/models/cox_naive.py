@@ -34,12 +34,14 @@ from collections.abc import Sequence
 import pandas as pd
 
 from roi.models.cox_time_varying import (
+    NotIdentified,
     add_by_group,
     check_start_stop,
     community_terms,
     design_matrix,
     fit_cox,
     hazard_ratio_result,
+    refused_result,
     warm_start,
 )
 
@@ -83,10 +85,18 @@ class NaiveCox:
             community: str | None = None) -> NaiveCox:
         """Fit on the start-stop table (collapsed here to one row per customer)."""
         extra = [*covariates] + ([community] if community else [])
-        check_start_stop(table, columns=[id_col, start, stop, event, member, *extra],
-                         start=start, stop=stop, event=event, member=member)
+        try:
+            check_start_stop(table, columns=[id_col, start, stop, event, member, *extra],
+                             start=start, stop=stop, event=event, member=member)
+        except NotIdentified as exc:
+            self.result_ = refused_result(method=self.method, reason=str(exc))
+            return self
         per = collapse_to_customers(table, id_col=id_col, start=start, stop=stop, event=event,
                                     member=member, keep=extra)
+        if per["ever_member"].astype(bool).all():
+            self.result_ = refused_result(method=self.method, reason="every customer is an "
+                                          "ever-member: there are no never-members to compare")
+            return self
         covs, info = design_matrix(per, columns=covariates, max_levels=self.max_levels)
         arrays = {"start": per["entry"].to_numpy(dtype=float),
                   "stop": per["time"].to_numpy(dtype=float),

@@ -100,11 +100,13 @@ class CoxFit:
         """Coefficients, SEs, z, p and hazard ratios with 95% CIs, one row per term."""
         se = self.se
         z = self.params / se
-        return pd.DataFrame({"coef": self.params, "se": se, "z": z, "p": 2 * stats.norm.sf(abs(z)),
-                             "hazard_ratio": np.exp(self.params),
-                             "low": np.exp(self.params - Z95 * se),
-                             "high": np.exp(self.params + Z95 * se)},
-                            index=pd.Index(self.names, name="term"))
+        with np.errstate(over="ignore"):  # a diverging term gives inf; callers refuse it
+            return pd.DataFrame({"coef": self.params, "se": se, "z": z,
+                                 "p": 2 * stats.norm.sf(abs(z)),
+                                 "hazard_ratio": np.exp(self.params),
+                                 "low": np.exp(self.params - Z95 * se),
+                                 "high": np.exp(self.params + Z95 * se)},
+                                index=pd.Index(self.names, name="term"))
 
 
 def counting_process_entry(start: np.ndarray, stop: np.ndarray) -> np.ndarray:
@@ -368,9 +370,30 @@ def check_start_stop(table: pd.DataFrame, *, columns: Sequence[str], start: str,
             raise ValueError(f"survival table: {int(broken.sum())} row(s) break the rule {rule}, "
                              f"e.g. {examples}")
     if not table[event].astype(bool).any():
-        raise ValueError(f"survival table: no churn events ({event} = 1); nothing to estimate")
+        raise NotIdentified("no churn events in the survival table, so no hazard (and no "
+                            "hazard ratio) can be estimated")
     if not table[member].astype(bool).any():
-        raise ValueError(f"survival table: no member time ({member} = 1); nothing to compare")
+        raise NotIdentified("no member time in the survival table, so members cannot be "
+                            "compared with non-members")
+    if table[member].astype(bool).all():
+        raise NotIdentified("no non-member time in the survival table (everyone is a member "
+                            "throughout), so members cannot be compared with non-members")
+
+
+class NotIdentified(ValueError):
+    """The data cannot identify the estimate at all (no churn events, no member time). The
+    estimators catch it and return :func:`refused_result` instead of a number."""
+
+
+def refused_result(*, method: str, reason: str, interval: str = CI95) -> EffectResult:
+    """A hazard-ratio result that says why there is no estimate: null numbers,
+    ``converged = False``, the reason in ``warnings`` and in ``checks["refused"]``."""
+    diagnostics = Diagnostics(converged=False, checks={"refused": reason})
+    diagnostics.warn(f"{method}: not estimated: {reason}.")
+    nan = float("nan")
+    return EffectResult(method=method, estimand=ESTIMAND, estimate=nan, low=nan, high=nan,
+                        interval=interval, scale="hazard ratio", diagnostics=diagnostics,
+                        value_name="hazard_ratio")
 
 
 def hazard_ratio_result(fit: CoxFit, *, term: str, method: str, n_treated: int | None,
@@ -389,7 +412,13 @@ def hazard_ratio_result(fit: CoxFit, *, term: str, method: str, n_treated: int |
 
 def add_by_group(result: EffectResult, fit: CoxFit, *, prefix: str, ids: pd.Series,
                  exposed: pd.Series, churned: pd.Series, labels: pd.Series) -> None:
-    """Per-community hazard ratios (terms ``<prefix>:<name>``) into ``result.by_group``."""
+    """Per-community hazard ratios (terms ``<prefix>:<name>``) into ``result.by_group``.
+
+    A community whose members never churn, or whose interval is not finite (one member, say),
+    gets null numbers and ``refused`` with the reason: its coefficient runs off to infinity and
+    no number would be honest. When the joint per-community fit does not converge, every entry
+    says ``converged: false``; the pooled hazard ratio comes from its own fit and keeps its
+    status."""
     table = fit.table()
     names = labels.astype("string").fillna("(unknown)")
     for term in [t for t in fit.names if t.startswith(f"{prefix}:")]:
@@ -399,13 +428,29 @@ def add_by_group(result: EffectResult, fit: CoxFit, *, prefix: str, ids: pd.Seri
                  "low": float(table.loc[term, "low"]), "high": float(table.loc[term, "high"]),
                  "interval": CI95, "n_treated": int(ids[rows].nunique()),
                  "events": int(churned[rows].sum())}
-        result.by_group[name] = entry
+        result.by_group[name] = _refuse_degenerate(result, entry, name=name)
+        if not fit.converged:
+            result.by_group[name]["converged"] = False
+    if not fit.converged:
+        result.diagnostics.warn(f"{result.method}: the per-community Cox fit did not converge; "
+                                "the per-community hazard ratios are not reliable (the pooled "
+                                "one comes from its own fit).")
+
+
+def _refuse_degenerate(result: EffectResult, entry: dict[str, Any], *,
+                       name: str) -> dict[str, Any]:
+    numbers = (entry["hazard_ratio"], entry["low"], entry["high"])
+    finite = all(np.isfinite(v) and v > 0 for v in numbers)
+    if entry["events"] and finite:
         if entry["events"] < 10:
             result.diagnostics.warn(f"{result.method}: only {entry['events']} churn event(s) "
                                     f"among members of {name}; its hazard ratio is unreliable.")
-    if not fit.converged:
-        result.diagnostics.converged = False
-        result.diagnostics.warn(f"{result.method}: the per-community Cox fit did not converge.")
+        return entry
+    reason = (f"no churn events among its {entry['n_treated']} member(s)" if not entry["events"]
+              else f"the interval is not finite ({entry['n_treated']} member(s))")
+    result.diagnostics.warn(f"{result.method}: no hazard ratio for {name}: {reason}.")
+    return {**entry, "hazard_ratio": None, "low": None, "high": None,
+            "refused": f"not estimated: {reason}"}
 
 
 class CoxTimeVarying:
@@ -462,8 +507,14 @@ class CoxTimeVarying:
         """Fit on a start-stop table; ``covariates`` are column names (numbers or categories)."""
         names = [id_col, start, stop, event, member, *covariates] + ([community] if community
                                                                     else [])
-        check_start_stop(table, columns=names, start=start, stop=stop, event=event,
-                         member=member)
+        self.refused_ = None
+        try:
+            check_start_stop(table, columns=names, start=start, stop=stop, event=event,
+                             member=member)
+        except NotIdentified as exc:
+            self.refused_ = str(exc)
+            self.result_ = refused_result(method=self.method, reason=self.refused_)
+            return self
         covs, info = design_matrix(table, columns=covariates, max_levels=self.max_levels)
         arrays = {"start": table[start].to_numpy(dtype=float),
                   "stop": table[stop].to_numpy(dtype=float),
@@ -493,7 +544,7 @@ class CoxTimeVarying:
         days = table[stop] - table[start]
         result.tables.update({"coefficients": self.coefficients_, "ph_test": ph})
         result.diagnostics.checks.update({
-            "engine": ENGINE, "seconds": round(fit.seconds, 3), "newton_step": fit.newton_step,
+            "engine": ENGINE, "newton_step": fit.newton_step,
             "customers": int(table[id_col].nunique()), "rows": len(table),
             "events": int(table[event].sum()), "member_events": int(table[event][exposed].sum()),
             "member_days": float(days[exposed].sum()), "non_member_days": float(days[~exposed]

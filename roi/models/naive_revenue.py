@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 
-from roi.results import CI95, EffectResult
+from roi.results import CI95, Diagnostics, EffectResult
 
 
 class NaiveRevenueGap:
@@ -42,7 +42,9 @@ class NaiveRevenueGap:
 
     def _gap(self, rows: pd.DataFrame, ever: pd.Series, *, unit: str,
              outcome: str) -> EffectResult:
-        design = sm.add_constant(ever.astype(float).to_numpy())
+        if ever.all() or not ever.any():
+            return _refused("no never-members" if ever.any() else "no members")
+        design = sm.add_constant(ever.astype(float).to_numpy(), has_constant="add")
         codes = pd.factorize(rows[unit])[0]
         fit = sm.OLS(rows[outcome].to_numpy(dtype=float), design).fit(
             cov_type="cluster", cov_kwds={"groups": codes})
@@ -55,3 +57,14 @@ class NaiveRevenueGap:
 
     def summary(self) -> pd.DataFrame:
         return self.result_.summary()
+
+
+def _refused(missing: str) -> EffectResult:
+    """No comparison possible: null numbers, not converged, the reason in the warnings."""
+    reason = f"{missing} among the customer-months to compare with"
+    diagnostics = Diagnostics(converged=False, checks={"refused": reason})
+    diagnostics.warn(f"naive: not estimated: {reason}.")
+    nan = float("nan")
+    return EffectResult(method="naive", estimand="community_revenue_lift", estimate=nan,
+                        low=nan, high=nan, interval=CI95, scale="currency per customer-month",
+                        diagnostics=diagnostics)

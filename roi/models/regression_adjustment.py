@@ -338,11 +338,30 @@ class CohortEstimator:
         """Estimate the ATT per member-month; ``community`` adds per-community estimates."""
         options = {"unit": unit, "time": time, "group": group, "outcome": outcome,
                    "covariates": list(covariates or []), "active": active}
-        self.result_ = self._estimate(data, **options)
+        try:
+            self.result_ = self._estimate(data, **options)
+        except NoComparison as exc:
+            self.result_ = refused_lift(getattr(self, "method", type(self).__name__), str(exc))
+            return self
         if community is not None:
             self.result_.by_group = by_community(self, data, community=community,
                                                  group=group, options=options)
         return self
+
+
+class NoComparison(ValueError):
+    """No member-month has comparable controls: the estimator refuses (see refused_lift)."""
+
+
+def refused_lift(method: str, reason: str) -> EffectResult:
+    """A revenue-lift result without a number: null estimate and interval, ``converged =
+    False``, the reason in ``warnings`` and ``checks["refused"]``; never preferred."""
+    diagnostics = Diagnostics(converged=False, checks={"refused": reason})
+    diagnostics.warn(f"{method}: not estimated: {reason}.")
+    nan = float("nan")
+    return EffectResult(method=method, estimand="community_revenue_lift", estimate=nan,
+                        low=nan, high=nan, interval=CI95, scale="currency per member-month",
+                        diagnostics=diagnostics)
 
 
 class RegressionAdjustment(CohortEstimator):
@@ -393,7 +412,7 @@ class RegressionAdjustment(CohortEstimator):
     def _estimate(self, data: pd.DataFrame, **options: Any) -> EffectResult:
         design = self._design(data, **options)
         if not design.stacks:
-            raise ValueError(f"{type(self).__name__}: no cohort has both treated units and "
+            raise NoComparison(f"{type(self).__name__}: no cohort has both treated units and "
                              "controls with enough pre-join history")
         with single_threaded_blas():
             pieces = [self._stack_pieces(stack) for stack in design.stacks]
@@ -450,5 +469,9 @@ def by_community(estimator: Any, data: pd.DataFrame, *, community: str, group: s
     never = data[group].isna()
     for name in sorted(data.loc[~never, community].dropna().unique()):
         rows = data[never | (data[community] == name)]
-        out[str(name)] = estimator._estimate(rows, **options).to_contract()
+        try:
+            out[str(name)] = estimator._estimate(rows, **options).to_contract()
+        except NoComparison as exc:
+            out[str(name)] = {"estimate": None, "low": None, "high": None, "interval": CI95,
+                              "converged": False, "refused": f"not estimated: {exc}"}
     return out

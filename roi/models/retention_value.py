@@ -319,6 +319,15 @@ def _summarise(draws: np.ndarray, *, point: int | None, interval: str) -> dict[s
             "interval": CI95}
 
 
+def refused_money(reason: str) -> dict[str, Any]:
+    """What :func:`retention_revenue` returns when the hazard model refused to estimate: no
+    numbers (null, never zero: zero would read as 'no retention value') and the reason."""
+    empty = {"estimate": None, "low": None, "high": None, "interval": None}
+    return {"by_community": {}, "source": None, "interval": None, "value": [],
+            "total": {"extra_customer_months": dict(empty), "revenue": dict(empty)},
+            "refused": f"retention revenue not estimated: {reason}"}
+
+
 def retention_revenue(table: pd.DataFrame, panel: pd.DataFrame, *,
                       model: CoxTimeVarying | BayesianPiecewiseSurvival,
                       covariates: Sequence[str] | None = None, community: str = "community",
@@ -358,6 +367,8 @@ def retention_revenue(table: pd.DataFrame, panel: pd.DataFrame, *,
     --------
     See ``tests/test_retention_value.py``.
     """
+    if getattr(model, "refused_", None):
+        return refused_money(model.refused_)
     members = member_rows(table, panel=panel, end_day=end_day, id_col=id_col,
                           community=community)
     if isinstance(model, BayesianPiecewiseSurvival):

@@ -55,12 +55,18 @@ Examples
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
+from statsmodels.tools.sm_exceptions import (
+    ConvergenceWarning,
+    PerfectSeparationError,
+    PerfectSeparationWarning,
+)
 
 from roi.checks import BalanceCheck, OverlapCheck
 from roi.models._did_influence import single_threaded_blas
@@ -69,6 +75,7 @@ from roi.models.regression_adjustment import (
     CohortEstimator,
     CohortStack,
     HistoryMode,
+    NoComparison,
     StackedDesign,
     cluster_se,
     coverage_warning,
@@ -82,14 +89,74 @@ from roi.results import CI95, Diagnostics, EffectResult
 def propensity(stack: CohortStack, *, history: bool = True) -> np.ndarray:
     """Logit propensity of being in the cohort, from the unit's pre-treatment features
     (covariates, and the outcome history when ``history``)."""
+    return fit_propensity(stack, history=history)[0]
+
+
+def fit_propensity(stack: CohortStack, *, history: bool = True) -> tuple[np.ndarray, bool]:
+    """Propensities and whether the maximum-likelihood logit failed (separation).
+
+    When members are (quasi-)perfectly predicted by their features, the logit has no finite
+    maximum: statsmodels then warns, stops unconverged or meets a singular Hessian. The
+    propensities then come from a ridge-penalised logit (finite by construction); the caller
+    reports the cohort, and the trimming rule removes the members without comparable controls.
+    """
     features = stack.features
     if not history and stack.history:
         features = features[:, :-len(HISTORY)]
     features = features[:, features.std(axis=0) > 0]
     design = sm.add_constant(features, has_constant="add")
-    fit = sm.Logit(stack.treated.astype(float), design).fit(disp=0, maxiter=100,
-                                                            method="newton")
-    return np.asarray(fit.predict(design))
+    treated = stack.treated.astype(float)
+    p = _ml_logit(treated, design)
+    if p is None or _separated(p, stack.treated):
+        return _ridge_logit(treated, design), True
+    return p, False
+
+
+def _ml_logit(y: np.ndarray, design: np.ndarray) -> np.ndarray | None:
+    """Maximum-likelihood logit propensities, or None when the fit is not trustworthy."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            fit = sm.Logit(y, design).fit(disp=0, maxiter=100, method="newton")
+        except (np.linalg.LinAlgError, PerfectSeparationError, ValueError):
+            return None
+    trouble = (PerfectSeparationWarning, ConvergenceWarning, RuntimeWarning)
+    if any(issubclass(w.category, trouble) for w in caught):
+        return None
+    if not fit.mle_retvals.get("converged", True):
+        return None
+    p = np.asarray(fit.predict(design))
+    return p if np.isfinite(p).all() else None
+
+
+def _separated(p: np.ndarray, treated: np.ndarray) -> bool:
+    """Complete separation: every member's propensity above every control's."""
+    if treated.all() or not treated.any():
+        return True
+    return bool(p[treated].min() > p[~treated].max())
+
+
+def _ridge_logit(y: np.ndarray, design: np.ndarray, *, penalty: float = 1.0,
+                 iterations: int = 100) -> np.ndarray:
+    """Logit with an L2 penalty on the standardised slopes (not the constant), by Newton."""
+    scale = design[:, 1:].std(axis=0)
+    z = design.copy()
+    z[:, 1:] = (design[:, 1:] - design[:, 1:].mean(axis=0)) / np.where(scale > 0, scale, 1.0)
+    ridge = penalty * np.eye(z.shape[1])
+    ridge[0, 0] = 1e-6
+    beta = np.zeros(z.shape[1])
+    for _ in range(iterations):
+        p = _expit(z @ beta)
+        hessian = (z * (p * (1 - p))[:, None]).T @ z + ridge
+        step = np.linalg.solve(hessian, z.T @ (y - p) - ridge @ beta)
+        beta += step
+        if np.abs(step).max() < 1e-10:
+            break
+    return _expit(z @ beta)
+
+
+def _expit(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -500, 500)))
 
 
 @dataclass
@@ -100,6 +167,7 @@ class _Weighted:
     p: np.ndarray            # per unit of the stack
     keep: np.ndarray         # per unit, p <= 1 - trim
     residual: np.ndarray     # per row: y - m(x)
+    separated: bool = False  # the ML logit failed; p from the ridge fallback
 
 
 class IPW(CohortEstimator):
@@ -156,13 +224,16 @@ class IPW(CohortEstimator):
         design = stacked_design(data, lookback=self.lookback, min_history=self.min_history,
                                 **options)
         if not design.stacks:
-            raise ValueError(f"{type(self).__name__}: no cohort has both treated units and "
+            raise NoComparison(f"{type(self).__name__}: no cohort has both treated units and "
                              "controls with enough pre-join history")
         with single_threaded_blas():
             weighted = [self._weigh(stack) for stack in design.stacks]
             cells = pd.concat([_cells(w) for w in weighted], ignore_index=True)
             cells = cells[(cells["n_obs"] > 0) & (cells["control_weight"] > 0)]
             n_obs = int(cells["n_obs"].sum())
+            if not n_obs:
+                raise NoComparison(f"{type(self).__name__}: no member-month is left with "
+                                 "comparable controls after trimming (no overlap)")
             estimate = float((cells["att"] * cells["n_obs"]).sum() / n_obs)
             se = self._se(design, weighted, cells, estimate, n_obs)
             self.group_time_ = cells.reset_index(drop=True)
@@ -170,13 +241,13 @@ class IPW(CohortEstimator):
         return self._result(design, estimate, se, n_obs, weighted)
 
     def _weigh(self, stack: CohortStack) -> _Weighted:
-        p = propensity(stack, history=self.propensity_history)
+        p, separated = fit_propensity(stack, history=self.propensity_history)
         keep = p <= 1 - self.trim
         if self.doubly_robust:
             residual = fit_outcome(stack, history=self.history).residual
         else:
             residual = stack.row_y
-        return _Weighted(stack, p, keep, residual)
+        return _Weighted(stack, p, keep, residual, separated)
 
     def _se(self, design: StackedDesign, weighted: list[_Weighted], cells: pd.DataFrame,
             estimate: float, n_obs: int) -> float:
@@ -212,6 +283,7 @@ class IPW(CohortEstimator):
         for message in self.overlap_.warnings_ + self.balance_.warnings_:
             diagnostics.warn(message)
         coverage_warning(diagnostics, design.coverage)
+        _separation_warning(diagnostics, weighted)
         members = sum(int((w.stack.treated & w.keep).sum()) for w in weighted)
         return EffectResult(method=self.method, estimand="community_revenue_lift",
                             estimate=estimate, low=low, high=high, interval=CI95,
@@ -256,6 +328,35 @@ class AIPW(IPW):
                  alpha: float = 0.05) -> None:
         super().__init__(trim=trim, lookback=lookback, min_history=min_history,
                          history=history, propensity_history=propensity_history, alpha=alpha)
+
+
+SEPARATION_LIMIT = 0.5
+
+
+def _separation_warning(diagnostics: Diagnostics, weighted: list[_Weighted]) -> None:
+    """Cohorts whose propensity logit separated: listed in the checks, warned about, and the
+    estimate refused (``converged = False``) when they hold over half of the members."""
+    separated = {_label(w.stack.cohort): int(w.stack.treated.sum()) for w in weighted
+                 if w.separated}
+    diagnostics.checks["propensity_separation"] = separated
+    if not separated:
+        return
+    members = sum(int(w.stack.treated.sum()) for w in weighted)
+    share = sum(separated.values()) / max(members, 1)
+    diagnostics.warn(
+        f"Propensity model: perfect or quasi-perfect separation in {len(separated)} of "
+        f"{len(weighted)} join cohorts ({share:.0%} of members): their members are predicted "
+        "by the covariates alone, so comparable never-members are missing; those propensities "
+        "come from a penalised logit and members without overlap are trimmed.")
+    if share > SEPARATION_LIMIT:
+        diagnostics.converged = False
+        diagnostics.warn("Not trusted: most members sit in cohorts whose propensity model "
+                         "separated.")
+
+
+def _label(cohort: Any) -> str:
+    value = float(cohort)
+    return str(int(value)) if value.is_integer() else str(cohort)
 
 
 def _row_weights(w: _Weighted) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,140 @@
+"""End-to-end benchmark: ``roi run`` with every model the run wires, per world size.
+
+For each size a simulated world (Parquet, cached under ``benchmarks/output/world_<n>_<seed>``,
+the same cache as ``data_layer.py``) is run through the CLI in a child process; the wall time and
+the child's peak resident memory (``wait4``) are printed and written to
+``benchmarks/output/end_to_end.json``. With ``--postgres URL`` a smaller world is also loaded into
+a fresh PostgreSQL database (``COPY``) and run through its URL.
+
+Usage::
+
+    .venv/bin/python benchmarks/end_to_end.py --customers 20000
+    .venv/bin/python benchmarks/end_to_end.py --customers 20000 --customers 200000 \\
+        --customers 1000000
+    .venv/bin/python benchmarks/end_to_end.py --customers 20000 \\
+        --postgres postgresql+psycopg://roi@127.0.0.1:5432/postgres --postgres-customers 20000
+
+Targets (issue 7): 1,000,000 customers under 10 minutes and 6 GiB on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+OUTPUT = Path(__file__).resolve().parent / "output"
+ROOT = Path(__file__).resolve().parents[1]
+TARGET_SECONDS, TARGET_GIB = 600, 6.0
+
+
+def generate(customers: int, seed: int) -> Path:
+    """The cached Parquet world of ``customers`` (generated in its own process)."""
+    folder = OUTPUT / f"world_{customers}_{seed}"
+    if (folder / "truth.json").is_file():
+        return folder
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "roi.simulate", "--out", str(folder), "--customers",
+                    str(customers), "--seed", str(seed), "--format", "parquet"], check=True)
+    print(f"generated {customers:,} customers in {time.perf_counter() - start:.1f} s -> {folder}")
+    return folder
+
+
+def run_cli(source: str, out: Path, *, config: Path | None, pdf: bool) -> dict:
+    """``roi run`` in a child process: exit code, wall and CPU seconds (CPU time shows the work
+    when other jobs share the cores), the child's peak RSS."""
+    command = [sys.executable, "-m", "roi.cli", "run", source, "--out", str(out),
+               "--no-progress"] + ([] if pdf else ["--no-pdf"])
+    if config is not None:
+        command += ["--config", str(config)]
+    env = {**os.environ, "PYTENSOR_FLAGS": os.environ.get(
+        "PYTENSOR_FLAGS", f"base_compiledir={ROOT / '.cache/pytensor'}"), "MPLBACKEND": "Agg"}
+    log = out.parent / f"{out.name}.log"  # a file, not a pipe: a full pipe would block
+    out.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    with log.open("wb") as sink:
+        child = subprocess.Popen(command, cwd=ROOT, env=env, stdout=sink, stderr=sink)
+        _, status, usage = os.wait4(child.pid, 0)
+    seconds = time.perf_counter() - start
+    stderr = log.read_text(errors="replace")
+    code = os.waitstatus_to_exitcode(status)
+    return {"exit_code": code, "seconds": round(seconds, 1),
+            "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
+            "peak_rss_gib": round(usage.ru_maxrss / 1024**2, 2),
+            "error": stderr.strip().splitlines()[-1] if code and stderr.strip() else None}
+
+
+def load_into_postgres(url: str, folder: Path, database: str) -> str:
+    """A fresh database with the world's tables, loaded with COPY; the URL to it."""
+    import pyarrow.parquet as pq
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{database}"'))
+        connection.execute(sa.text(f'CREATE DATABASE "{database}"'))
+    admin.dispose()
+    target = url.rsplit("/", 1)[0] + f"/{database}"
+    engine = sa.create_engine(target)
+    for path in sorted(folder.glob("*.parquet")):
+        frame = pq.read_table(path).to_pandas()
+        frame.head(0).to_sql(path.stem, engine, index=False)
+        raw = engine.raw_connection()
+        with raw.cursor() as cursor, cursor.copy(
+                f'COPY "{path.stem}" FROM STDIN WITH (FORMAT csv, HEADER true)') as copy:
+            copy.write(frame.to_csv(index=False))
+        raw.commit()
+        raw.close()
+    engine.dispose()
+    return target
+
+
+def report(rows: list[dict]) -> None:
+    print(f"{'source':<12} {'customers':>10} {'seconds':>9} {'cpu s':>8} {'peak GiB':>9}  "
+          "result")
+    for row in rows:
+        verdict = "ok" if row["exit_code"] == 0 else f"FAILED: {row['error']}"
+        if row["exit_code"] == 0 and row["customers"] >= 1_000_000:
+            met = row["seconds"] <= TARGET_SECONDS and row["peak_rss_gib"] <= TARGET_GIB
+            verdict += " (target met)" if met else " (TARGET MISSED: 600 s / 6 GiB)"
+        print(f"{row['source']:<12} {row['customers']:>10,} {row['seconds']:>9.1f} "
+              f"{row.get('cpu_seconds', 0):>8.1f} {row['peak_rss_gib']:>9.2f}  {verdict}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, action="append",
+                        help="world size (repeatable; default 20000, 200000, 1000000)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--config", type=Path, help="roi.toml (sampler settings ...)")
+    parser.add_argument("--pdf", action="store_true", help="also print report.pdf")
+    parser.add_argument("--postgres", help="server URL; adds a run through PostgreSQL")
+    parser.add_argument("--postgres-customers", type=int, default=20_000)
+    args = parser.parse_args(argv)
+    rows = []
+    for customers in args.customers or [20_000, 200_000, 1_000_000]:
+        folder = generate(customers, args.seed)
+        out = OUTPUT / f"e2e_files_{customers}"
+        rows.append({"source": "parquet", "customers": customers,
+                     **run_cli(str(folder), out, config=args.config, pdf=args.pdf)})
+        report(rows[-1:])
+    if args.postgres:
+        folder = generate(args.postgres_customers, args.seed)
+        start = time.perf_counter()
+        url = load_into_postgres(args.postgres, folder, f"roi_bench_{args.postgres_customers}")
+        print(f"loaded into PostgreSQL in {time.perf_counter() - start:.1f} s")
+        out = OUTPUT / f"e2e_postgres_{args.postgres_customers}"
+        rows.append({"source": "postgresql", "customers": args.postgres_customers,
+                     **run_cli(url, out, config=args.config, pdf=args.pdf)})
+    print()
+    report(rows)
+    (OUTPUT / "end_to_end.json").write_text(json.dumps(rows, indent=2) + "\n")
+    return 0 if all(row["exit_code"] == 0 for row in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -11,6 +11,7 @@ Examples
 from __future__ import annotations
 
 import datetime as dt
+import math
 import platform
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,8 +136,7 @@ def revenue_lift_estimates(panel, *,
         fitted[name] = make().fit(active, **columns).result_
         for community in sorted(active["community"].dropna().unique()):
             rows = active[active["community"].isna() | (active["community"] == community)]
-            fitted[name].by_group[str(community)] = (make().fit(rows, **columns)
-                                                     .result_.to_contract())
+            fitted[name].by_group[str(community)] = _community_fit(make, rows, columns)
     estimates = {"naive": naive, **fitted}
     if covariates is not None:
         from roi.models.regression_adjustment import RegressionAdjustment
@@ -147,6 +147,20 @@ def revenue_lift_estimates(panel, *,
                                                              **adjusted).result_
         estimates["aipw"] = AIPW().fit(panel, community="community", **adjusted).result_
     return estimates
+
+
+def _community_fit(make, rows, columns: dict[str, str]) -> dict[str, Any]:
+    """One community's DiD entry, or a refused entry (null numbers and the reason) when the
+    community cannot be estimated, e.g. its only members joined before the window began."""
+    try:
+        result = make().fit(rows, **columns).result_
+    except ValueError as exc:
+        return {"estimate": None, "low": None, "high": None, "interval": "95% CI",
+                "converged": False, "refused": str(exc)}
+    entry = result.to_contract()
+    if result.diagnostics.warnings and not result.diagnostics.converged:
+        entry["refused"] = result.diagnostics.warnings[-1]
+    return entry
 
 
 def paid_media_model(weekly, *, sampler, seed: int) -> tuple[dict[str, Any], Any]:
@@ -225,7 +239,9 @@ def preferred_method(estimates: dict[str, EffectResult],
                      preferred_order: tuple[str, ...]) -> str | None:
     """First method in ``preferred_order`` that was fitted and passed its gate."""
     return next((m for m in preferred_order if m in estimates
-                 and estimates[m].diagnostics.converged), None)
+                 and estimates[m].diagnostics.converged
+                 and estimates[m].estimate is not None
+                 and math.isfinite(estimates[m].estimate)), None)
 
 
 def _section(estimates: dict[str, EffectResult], *, preferred_order: tuple[str, ...]) -> dict:

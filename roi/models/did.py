@@ -353,7 +353,10 @@ class StaggeredDiD:
                              f"with {PRETREND_MIN_TREATED}+ comparable members): parallel "
                              "trends are unchecked.")
         if no_controls.all():
-            diagnostics.warn("No valid control units in any comparison: no DiD estimate.")
+            # Refused, not just warned: a run must never prefer an estimator without a number.
+            diagnostics.warn("No valid control units in any comparison (no never-members or "
+                             "not-yet-members to compare with): no DiD estimate.")
+            diagnostics.converged = False
         elif no_controls.any():
             diagnostics.warn(f"{int(no_controls.sum())} of {len(no_controls)} group-time "
                              "comparisons have no valid control units and are left out.")

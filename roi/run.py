@@ -59,7 +59,8 @@ def run_models(source: Any, *, out: str | Path, config: RunConfig | None = None,
         weekly = dataset.weekly_series()
         survival = dataset.survival_table()
         steps.start("revenue lift")
-        revenue = revenue_lift_estimates(panel, covariates=dataset.covariates)
+        revenue = revenue_lift_estimates(panel, covariates=dataset.covariates,
+                                         sampler=config.sampler, seed=config.seed)
         steps.start("retention lift")
         retention, cox = retention_models(survival, covariates=dataset.covariates,
                                           sampler=config.sampler, seed=config.seed)
@@ -110,8 +111,8 @@ def _write_reports(results: dict[str, Any], out: Path, *, pdf: bool) -> dict[str
         return {name: out / f"report.{name}" for name in ("html", "xlsx")}
 
 
-def revenue_lift_estimates(panel, *,
-                           covariates: dict[str, str] | None = None) -> dict[str, EffectResult]:
+def revenue_lift_estimates(panel, *, covariates: dict[str, str] | None = None, sampler=None,
+                           seed: int = 0) -> dict[str, EffectResult]:
     """Naive (for contrast), staggered DiD, and (with covariates) regression adjustment and AIPW.
 
     DiD compares each join cohort with never-members before and after joining, which removes
@@ -146,7 +147,26 @@ def revenue_lift_estimates(panel, *,
         estimates["regression"] = RegressionAdjustment().fit(panel, community="community",
                                                              **adjusted).result_
         estimates["aipw"] = AIPW().fit(panel, community="community", **adjusted).result_
+    if sampler is not None:
+        estimates["bayesian"] = bayesian_revenue_lift(panel, covariates=covariates,
+                                                      sampler=sampler, seed=seed)
     return estimates
+
+
+def bayesian_revenue_lift(panel, *, covariates: dict[str, str] | None, sampler,
+                          seed: int) -> EffectResult:
+    """The hierarchical model on cells (join cohort x first-seen month x community x segment and
+    plan x month). The whole panel goes in: each customer's first row is their first-seen month,
+    and only active rows are summed."""
+    from roi.models.bayes_revenue import BayesianHierarchicalLift
+
+    # Few categorical cell keys: they remove churn bias, but every pattern multiplies the cells.
+    keys = [c for c in ("segment", "plan") if covariates and c in covariates]
+    return BayesianHierarchicalLift(
+        sampler=sampler.backend, draws=sampler.draws, tune=sampler.tune, chains=sampler.chains,
+        random_seed=seed,
+    ).fit(panel, unit="customer_id", time="month_index", group="join_month_index",
+          outcome="revenue", community="community", active="active", covariates=keys).result_
 
 
 def _community_fit(make, rows, columns: dict[str, str]) -> dict[str, Any]:

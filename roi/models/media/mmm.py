@@ -1,62 +1,39 @@
 """Bayesian media-mix model (MMM) on the weekly series: paid-media ROAS with 94% HDIs.
 
-Model (weekly revenue ``y_t``, all terms divided by mean weekly revenue ``Y``)::
+Weekly revenue = baseline (active customers, yearly Fourier seasonality, controls) + communities
+(active members with their own carry-over) + paid channels (adstock then saturation, ROAS prior
+on the business scale) + noise; lift tests enter as likelihood terms on the response curves.
+The model and its priors: :mod:`roi.models.media.model`; components:
+:mod:`roi.models.media.components`; experiments: :mod:`roi.models.media.lift_tests`.
 
-    y_t / Y = level
-            + rate * centred(c_t) + centred(c_t * fourier_t . f)  # CRM baseline, c_t = customers_t / mean
-            + sum_g theta_g * centred(adstock_g(active members_g / mean customers))_t
-            + sum_c contribution_c,t / Y                                       # paid media
-            + Normal(0, sigma)
-    contribution_c,t = roas_c * spend_c * saturation(stock_c,t / mean_t stock_c,t)
-                                          / sum_t saturation(stock_c,t / mean_t stock_c,t)
-    stock_c = adstock(spend_c)
+Outputs (posterior draws, 94% HDIs): each channel's contribution per week, ROAS over the window,
+marginal ROAS at current spend (revenue from +1% spend in every week / 1% of spend), response
+curves (revenue caused in the window at 0-2x the observed spend), each community's incremental
+revenue; :meth:`MediaMixModel.to_contract` gives the ``paid_media`` block of ``results.json``.
 
-``fourier_t`` holds ``n_fourier`` yearly sine/cosine pairs: seasonality scales the revenue per
-active customer (to first order, which keeps the baseline linear and free of funnels). ``spend_c`` is the channel's spend in the window, so ``roas_c`` is exactly the
-contract's ROAS (revenue caused in the window / spend in the window) and gets the prior directly.
+Sampler: nutpie by default, compiled once per model structure and reused with swapped data
+(:mod:`roi.models.media.sampling`); PyMC NUTS when nutpie cannot be imported (said in
+``diagnostics``). Convergence gate (:mod:`roi.checks.convergence`): r-hat > 1.01, low bulk ESS or
+divergences set ``converged = False``, and every entry of the contract block then carries
+``"converged": false``.
 
-Priors, on the business scale:
-
-* ``roas_c ~ LogNormal(log(roas_median), roas_sigma)``: default median 1, sigma 0.8 (95% of prior
-  mass between 0.2 and 4.8 dollars per dollar).
-* adstock and saturation parameters: see :mod:`roi.models.media.components` (decay ~ Beta(2, 2);
-  Hill half-saturation ~ LogNormal(0, 0.5) multiples of mean adstocked spend, shape ~
-  LogNormal(log 1.3, 0.35)).
-* ``level ~ Normal(0.8, 0.3)``: mean non-media revenue as a share of mean revenue (0.8 when
-  paid media brings 20%); ``rate ~ HalfNormal(2)``: revenue change per unit change of the active
-  customer base (relative to its mean); ``f ~ Normal(0, 0.2)`` (seasonal swings of revenue per
-  customer within about +-40% of the mean).
-  Centring (``centred(z) = z - mean_t z``) is a reparameterisation only: it decorrelates
-  ``level`` from ``rate`` and ``theta`` and makes NUTS fast.
-* ``theta_g ~ Normal(0, 0.5)``: revenue of one active member-week of community g as a multiple of
-  the revenue of an average active customer-week (a member adding a whole customer is 2 sd out);
-  community adstock geometric normalised, decay ~ Beta(2, 2).
-* ``sigma ~ HalfNormal(0.1)``: weekly noise as a share of mean revenue.
-
-Outputs (from posterior draws, 94% HDIs): contribution of each channel per week, ROAS over the
-window, marginal ROAS at current spend (revenue from +1% spend in every week / 1% of spend, with
-the fitted half-saturation point held fixed in currency), response curves (revenue caused in
-the window at 0-2x the observed spend), and each community's revenue per dollar of cost.
-
-Sampler: nutpie by default (compiled once; :meth:`MediaMixModel.resample` re-runs it without
-recompiling), PyMC NUTS if nutpie cannot be imported (said in ``diagnostics``). Convergence gate:
-any r-hat above 1.01, bulk ESS below ``min(400, max(100, draws * chains / 4))`` or any
-divergence sets ``diagnostics.converged = False`` with warnings.
+Identification warnings (in ``diagnostics.warnings``): a channel with no spend is left out; a
+channel whose spend never changes is kept but its ROAS is the prior's (plus lift tests), and the
+entry says ``"identified": false``.
 
 Examples
 --------
->>> from connectors import open_source  # doctest: +SKIP
->>> from roi.data import load_dataset  # doctest: +SKIP
->>> weekly = load_dataset(open_source("data/sample")).weekly_series()   # doctest: +SKIP
->>> mmm = MediaMixModel(draws=500, tune=500, chains=2).fit(weekly)      # doctest: +SKIP
->>> mmm.to_contract()["channels"]["search"]["roas"]["interval"]         # doctest: +SKIP
+>>> from roi.simulate_media import simulate_media_world
+>>> world = simulate_media_world(seed=1, n_customers=20_000)
+>>> mmm = MediaMixModel(draws=300, tune=300, chains=2, controls=("promo",))  # doctest: +SKIP
+>>> mmm.fit(world.weekly).to_contract()["channels"]["search"]["roas"]["interval"]  # doctest: +SKIP
 '94% HDI'
 """
 
 from __future__ import annotations
 
 import time as clock
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import arviz as az
@@ -65,71 +42,27 @@ import pandas as pd
 
 from roi.checks.convergence import convergence_gate
 from roi.models.media.components import GeometricAdstock, HillSaturation
+from roi.models.media.lift_tests import LiftTest, as_lift_tests
+from roi.models.media.model import (
+    MediaData,
+    build_model,
+    model_inputs,
+    prepare,
+    structure_key,
+)
+from roi.models.media.sampling import (
+    COMPILED,
+    nutpie_available,
+    posterior_draws,
+    sample_nutpie,
+    sample_pymc,
+)
 from roi.results import HDI94, Diagnostics, EffectResult
 
 ESTIMAND = "roas"
-METHOD = "bayesian_mmm"
-CURVE_MULTIPLIERS = tuple(np.round(np.arange(0.0, 2.01, 0.1), 2))
-
-
-@dataclass
-class MediaData:
-    """Arrays the model reads (built by :func:`prepare`)."""
-
-    weeks: pd.DatetimeIndex
-    revenue: np.ndarray          # (week,)
-    spend: np.ndarray            # (week, channel), currency
-    customers: np.ndarray        # (week,)
-    members: np.ndarray          # (week, community), active members
-    fourier: np.ndarray          # (week, 2 * n_fourier)
-    channels: list[str]
-    communities: list[str]
-    community_cost: np.ndarray   # (community,) cost in the window
-    dropped_channels: list[str]
-
-    @property
-    def scale(self) -> float:
-        return float(self.revenue.mean())
-
-
-def fourier_terms(weeks: pd.DatetimeIndex, *, n_pairs: int) -> np.ndarray:
-    """Yearly sine/cosine pairs at each week's Monday (columns sin1, cos1, sin2, ...).
-
-    Examples
-    --------
-    >>> fourier_terms(pd.date_range("2024-01-01", periods=3, freq="W-MON"), n_pairs=2).shape
-    (3, 4)
-    """
-    years = (weeks - pd.Timestamp("2000-01-03")).days.to_numpy() / 365.25
-    cols = []
-    for k in range(1, n_pairs + 1):
-        cols += [np.sin(2 * np.pi * k * years), np.cos(2 * np.pi * k * years)]
-    return np.column_stack(cols) if cols else np.zeros((len(weeks), 0))
-
-
-def prepare(weekly, *, n_fourier: int = 2) -> MediaData:
-    """The arrays of :class:`MediaData` from a ``WeeklySeries`` (channels without spend dropped).
-
-    Examples
-    --------
-    >>> from connectors import open_source                                  # doctest: +SKIP
-    >>> from roi.data import load_dataset  # doctest: +SKIP
-    >>> data = prepare(load_dataset(open_source("data/sample")).weekly_series())  # doctest: +SKIP
-    >>> data.channels                                                      # doctest: +SKIP
-    ['display', 'search', 'social', 'video']
-    """
-    spend = weekly.spend.astype(float)
-    kept = [c for c in spend.columns if spend[c].sum() > 0]
-    members = weekly.active_members.astype(float)
-    cost = weekly.cost.reindex(columns=members.columns).fillna(0.0).sum()
-    weeks = pd.DatetimeIndex(weekly.totals.index)
-    return MediaData(weeks=weeks, revenue=weekly.totals["revenue"].to_numpy(float),
-                     spend=spend[kept].to_numpy(), customers=weekly.totals[
-                         "active_customers"].to_numpy(float), members=members.to_numpy(),
-                     fourier=fourier_terms(weeks, n_pairs=n_fourier), channels=list(kept),
-                     communities=[str(c) for c in members.columns],
-                     community_cost=cost.to_numpy(float),
-                     dropped_channels=[c for c in spend.columns if c not in kept])
+METHOD = "mmm"
+CURVE_MULTIPLIERS = tuple(float(m) for m in np.round(np.arange(0.0, 2.01, 0.1), 2))
+MAX_CURVE_DRAWS = 200
 
 
 def hdi_entry(values: np.ndarray) -> dict[str, Any]:
@@ -146,116 +79,15 @@ def hdi_entry(values: np.ndarray) -> dict[str, Any]:
             "interval": HDI94}
 
 
-def build_model(data: MediaData, *, adstock, saturation, community_adstock,
-                roas_median: float = 1.0, roas_sigma: float = 0.8):
-    """The PyMC model of the module docstring (revenue divided by its mean)."""
-    import pymc as pm
-
-    coords = {"week": np.arange(len(data.weeks)), "channel": data.channels,
-              "community": data.communities, "fourier_term": np.arange(data.fourier.shape[1])}
-    with pm.Model(coords=coords) as model:
-        mu = _baseline(data) + _media_term(data, adstock=adstock, saturation=saturation,
-                                           roas_median=roas_median, roas_sigma=roas_sigma)
-        if data.communities:
-            mu = mu + _community_term(data, community_adstock=community_adstock)
-        sigma = pm.HalfNormal("sigma", 0.1)
-        pm.Normal("revenue", mu=mu, sigma=sigma, observed=data.revenue / data.scale, dims="week")
-    return model
-
-
-def _baseline(data: MediaData):
-    """``level + rate * centred(c_t) + centred(c_t * fourier_t . f)``, with ``c`` = customers / mean.
-
-    Linear in its parameters (seasonality scales revenue per customer to first order), so no
-    funnel between ``rate`` and the seasonal terms; centring decorrelates ``level``.
-    """
-    import pymc as pm
-    import pytensor.tensor as pt
-
-    level = pm.Normal("level", 0.8, 0.3)
-    rate = pm.HalfNormal("rate", 2.0)
-    customers = data.customers / data.customers.mean()
-    seasonal = customers[:, None] * data.fourier
-    seasonal = seasonal - seasonal.mean(axis=0)
-    f = pm.Normal("fourier", 0.0, 0.2, dims="fourier_term")
-    return level + rate * (customers - 1.0) + pt.dot(seasonal, f)
-
-
-def _media_term(data: MediaData, *, adstock, saturation, roas_median: float,
-                roas_sigma: float):
-    import pymc as pm
-
-    roas = pm.LogNormal("roas", float(np.log(roas_median)), roas_sigma, dims="channel")
-    stock = adstock.pt_apply(_relative_spend(data),
-                             **adstock.priors(prefix="media", dims="channel"))
-    response = saturation.pt_apply(stock / stock.mean(axis=0),
-                                   **saturation.priors(prefix="saturation", dims="channel"))
-    share = response / response.sum(axis=0)
-    return (share * (roas * data.spend.sum(axis=0) / data.scale)).sum(axis=1)
-
-
-def _community_term(data: MediaData, *, community_adstock):
-    import pymc as pm
-
-    theta = pm.Normal("theta", 0.0, 0.5, dims="community")
-    members = data.members / data.customers.mean()
-    stock = community_adstock.pt_apply(
-        members, **community_adstock.priors(prefix="community", dims="community"))
-    return ((stock - stock.mean(axis=0)) * theta).sum(axis=1)
-
-
-def _relative_spend(data: MediaData) -> np.ndarray:
-    return data.spend / data.spend.mean(axis=0)
-
-
-def compile_nutpie(model):
-    """The nutpie-compiled model, or None when nutpie cannot be imported."""
-    try:
-        import nutpie
-    except ImportError:
-        return None
-    return nutpie.compile_pymc_model(model)
-
-
-def sample(model, *, sampler: str, draws: int, tune: int, chains: int, seed: int,
-           compiled=None) -> tuple[az.InferenceData, str, Any]:
-    """Sample with nutpie (compiling once) or PyMC NUTS; returns (idata, sampler used, compiled)."""
-    if sampler == "nutpie":
-        try:
-            import nutpie
-        except ImportError:
-            sampler = "pymc (nutpie could not be imported)"
-        else:
-            compiled = compiled if compiled is not None else nutpie.compile_pymc_model(model)
-            idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains,
-                                  cores=min(chains, 2), seed=seed, progress_bar=False,
-                                  low_rank_modified_mass_matrix=True)
-            return idata, "nutpie", compiled
-    import pymc as pm
-
-    with model:
-        idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=min(chains, 2),
-                          random_seed=seed, nuts_sampler="pymc", progressbar=False,
-                          compute_convergence_checks=False)
-    return idata, sampler, None
-
-
-def posterior_draws(idata: az.InferenceData) -> dict[str, np.ndarray]:
-    """Every posterior variable with chains and draws stacked on axis 0."""
-    post = idata.posterior
-    return {name: post[name].to_numpy().reshape((-1,) + post[name].shape[2:])
-            for name in post.data_vars}
-
-
 def media_contributions(data: MediaData, draws: dict[str, np.ndarray], *, adstock, saturation,
                         multiplier: float = 1.0) -> np.ndarray:
     """Revenue caused per week, draw and channel (currency), spend scaled by ``multiplier``.
 
-    The half-saturation point and ``beta`` stay those fitted at the observed spend.
+    The saturation point stays the one fitted at the observed spend (in currency).
     """
     media = {k: draws[f"media_{k}"] for k in adstock.params}
     curve = {k: draws[f"saturation_{k}"] for k in saturation.params}
-    stock = adstock.apply(_relative_spend(data)[:, None, :], **media)     # (week, draw, ch)
+    stock = adstock.apply((data.spend / data.spend.mean(axis=0))[:, None, :], **media)
     norm = stock.mean(axis=0)
     fitted = saturation.apply(stock / norm, **curve)
     beta = draws["roas"] * data.spend.sum(axis=0) / fitted.sum(axis=0)
@@ -277,86 +109,130 @@ class MediaMixModel:
 
     Parameters
     ----------
-    adstock : component
-        Paid-media carry-over (default ``GeometricAdstock()``, the whole window).
-    saturation : component
-        Diminishing returns (default ``HillSaturation()``).
+    adstock, saturation : component
+        Paid-media carry-over (default ``GeometricAdstock(l_max=26)``: half a year of lags,
+        0.9**26 = 6% of the first week's weight left at decay 0.9) and diminishing
+        returns (default ``HillSaturation()``); any object of
+        :mod:`roi.models.media.components`.
     community_adstock : component
         Carry-over of community activity (default normalised ``GeometricAdstock(l_max=8)``).
     n_fourier : int
         Yearly Fourier pairs of the baseline.
+    controls : sequence of str
+        Columns of ``weekly.totals`` used as controls (promotions, events, prices ...).
+    lift_tests : DataFrame or list of LiftTest or dict, optional
+        Experiments (:mod:`roi.models.media.lift_tests`).
     roas_median, roas_sigma : float
         ``roas_c ~ LogNormal(log(roas_median), roas_sigma)``.
     draws, tune, chains, seed : int
         Sampler settings; ``sampler`` is ``"nutpie"`` (default) or ``"pymc"``.
+    regression_baseline : bool
+        Also fit :class:`~roi.models.media.regression_baseline.RegressionBaseline` (< 1 s) and
+        report it beside the Bayesian numbers.
 
     Attributes
     ----------
     result_ : EffectResult
-        Total paid ROAS (``estimate``), per-channel entries in ``by_group``, tables
-        ``channels``, ``contributions``, ``response_curves``, ``communities``.
+        Total paid ROAS; per-channel entries in ``by_group``; tables ``channels``,
+        ``contributions``, ``response_curves``, ``communities``.
     idata_ : arviz.InferenceData
     fit_seconds_ : dict
-        ``build``, ``compile`` (nutpie, first call only) and ``sample`` wall times.
+        ``prepare``, ``compile`` (0 when the compiled model was reused) and ``sample`` seconds.
 
     Examples
     --------
-    >>> from connectors import open_source                                   # doctest: +SKIP
-    >>> from roi.data import load_dataset  # doctest: +SKIP
-    >>> weekly = load_dataset(open_source("data/sample")).weekly_series()  # doctest: +SKIP
-    >>> mmm = MediaMixModel(draws=500, tune=500, chains=2, seed=1).fit(weekly)  # doctest: +SKIP
-    >>> mmm.summary().loc["search", "roas"] > 0  # doctest: +SKIP
-    True
+    >>> mmm = MediaMixModel(draws=500, tune=500, chains=2, seed=1)
+    >>> mmm.sampler, mmm.lift_tests
+    ('nutpie', [])
     """
 
     def __init__(self, *, adstock=None, saturation=None, community_adstock=None,
-                 n_fourier: int = 2, roas_median: float = 1.0, roas_sigma: float = 0.8,
-                 draws: int = 1000, tune: int = 1000, chains: int = 4, sampler: str = "nutpie",
-                 seed: int = 20261123) -> None:
+                 n_fourier: int = 2, controls: Sequence[str] = (),
+                 lift_tests: pd.DataFrame | Iterable[LiftTest | dict] | None = None,
+                 roas_median: float = 1.0, roas_sigma: float = 0.8, draws: int = 1000,
+                 tune: int = 1000, chains: int = 4, sampler: str = "nutpie",
+                 seed: int = 20261123, regression_baseline: bool = True) -> None:
         if sampler not in ("nutpie", "pymc"):
             raise ValueError(f"sampler must be 'nutpie' or 'pymc', not {sampler!r}")
-        self.adstock = adstock or GeometricAdstock()
+        self.adstock = adstock or GeometricAdstock(l_max=26)
         self.saturation = saturation or HillSaturation()
         self.community_adstock = community_adstock or GeometricAdstock(l_max=8, normalize=True)
-        self.n_fourier, self.roas_median, self.roas_sigma = n_fourier, roas_median, roas_sigma
+        self.n_fourier, self.controls = n_fourier, tuple(controls)
+        self.lift_tests = as_lift_tests(lift_tests)
+        self.roas_median, self.roas_sigma = roas_median, roas_sigma
         self.draws, self.tune, self.chains = draws, tune, chains
         self.sampler, self.seed = sampler, seed
+        self.regression_baseline = regression_baseline
+
+    # ------------------------------------------------------------------ fitting
 
     def fit(self, weekly) -> MediaMixModel:
-        """Build, compile and sample the model on a ``WeeklySeries``; returns self."""
+        """Prepare the data, compile (or reuse) the model and sample; returns self."""
         started = clock.perf_counter()
-        self.data_ = prepare(weekly, n_fourier=self.n_fourier)
+        self.data_ = prepare(weekly, n_fourier=self.n_fourier, controls=self.controls)
         if not self.data_.channels:
             raise ValueError("no channel has spend in the window: nothing to model")
-        self.model_ = build_model(self.data_, adstock=self.adstock, saturation=self.saturation,
-                                  community_adstock=self.community_adstock,
-                                  roas_median=self.roas_median, roas_sigma=self.roas_sigma)
-        self.compiled_ = None
-        self.fit_seconds_ = {"build": clock.perf_counter() - started}
+        self.inputs_ = model_inputs(self.data_, adstock=self.adstock,
+                                    community_adstock=self.community_adstock,
+                                    lift_tests=self.lift_tests)
+        self.baseline_ = self._fit_baseline(weekly)
+        self.fit_seconds_ = {"prepare": clock.perf_counter() - started}
         return self.resample()
+
+    def _fit_baseline(self, weekly):
+        if not self.regression_baseline:
+            return None
+        from roi.models.media.regression_baseline import RegressionBaseline
+
+        return RegressionBaseline(n_fourier=self.n_fourier, controls=self.controls).fit(weekly)
+
+    def _build(self):
+        return build_model(self.data_, self.inputs_, adstock=self.adstock,
+                           saturation=self.saturation, community_adstock=self.community_adstock,
+                           roas_median=self.roas_median, roas_sigma=self.roas_sigma)
 
     def resample(self, *, draws: int | None = None, tune: int | None = None,
                  seed: int | None = None) -> MediaMixModel:
-        """Sample the already built (and compiled) model again, e.g. longer after a failed gate."""
+        """Sample the fitted data again (no recompiling), e.g. longer after a failed gate."""
         draws, tune = draws or self.draws, tune or self.tune
-        if self.compiled_ is None and self.sampler == "nutpie":
-            started = clock.perf_counter()
-            self.compiled_ = compile_nutpie(self.model_)
-            self.fit_seconds_["compile"] = clock.perf_counter() - started
+        seed = self.seed if seed is None else seed
+        used = self.sampler if nutpie_available() else "pymc (nutpie could not be imported)"
         started = clock.perf_counter()
-        self.idata_, used, self.compiled_ = sample(
-            self.model_, sampler=self.sampler, draws=draws, tune=tune, chains=self.chains,
-            seed=self.seed if seed is None else seed, compiled=self.compiled_)
-        self.fit_seconds_ = {**self.fit_seconds_, "sample": clock.perf_counter() - started}
+        if used == "nutpie":
+            key = structure_key(self.data_, adstock=self.adstock, saturation=self.saturation,
+                                community_adstock=self.community_adstock,
+                                roas_median=self.roas_median, roas_sigma=self.roas_sigma)
+            compiled, fresh = COMPILED.get(key, self._build)
+            self.fit_seconds_["compile"] = clock.perf_counter() - started if fresh else 0.0
+            started = clock.perf_counter()
+            self.idata_ = sample_nutpie(compiled, self.inputs_, draws=draws, tune=tune,
+                                        chains=self.chains, seed=seed)
+        else:
+            self.idata_ = sample_pymc(self._build(), draws=draws, tune=tune,
+                                      chains=self.chains, seed=seed)
+        self.fit_seconds_["sample"] = clock.perf_counter() - started
+        self.result_ = self._result(self._diagnostics(draws=draws, used=used))
+        return self
+
+    def _diagnostics(self, *, draws: int, used: str) -> Diagnostics:
+        names = [v for v in self.idata_.posterior.data_vars]
         diagnostics = convergence_gate(self.idata_, draws=draws, chains=self.chains,
-                                       method=METHOD)
+                                       method=METHOD, var_names=names)
         diagnostics.checks["sampler"] = used
         if used != self.sampler:
             diagnostics.warn(f"{METHOD}: sampled with {used}.")
         for channel in self.data_.dropped_channels:
-            diagnostics.warn(f"{METHOD}: channel {channel!r} has no spend and is left out.")
-        self.result_ = self._result(diagnostics)
-        return self
+            diagnostics.warn(f"{METHOD}: channel {channel!r} has no spend in the window and is "
+                             "left out.")
+        tested = {t.channel for t in self.lift_tests}
+        for channel in self.data_.constant_channels:
+            source = "its lift tests and the prior" if channel in tested else "the prior only"
+            diagnostics.warn(f"{METHOD}: channel {channel!r} has constant spend (the same "
+                             "every week, no variation): its effect cannot be told apart from "
+                             f"the baseline; its ROAS comes from {source}.")
+        return diagnostics
+
+    # ------------------------------------------------------------------ outputs
 
     def _result(self, diagnostics: Diagnostics) -> EffectResult:
         data, draws = self.data_, posterior_draws(self.idata_)
@@ -367,7 +243,9 @@ class MediaMixModel:
         roas = caused.sum(axis=0) / spend
         marginal = (bumped.sum(axis=0) - caused.sum(axis=0)) / (0.01 * spend)
         by_group = {ch: {"spend": float(spend[i]), "roas": hdi_entry(roas[:, i]),
-                         "marginal_roas": hdi_entry(marginal[:, i])}
+                         "marginal_roas": hdi_entry(marginal[:, i]),
+                         "incremental_revenue": hdi_entry(caused[:, :, i].sum(axis=0)),
+                         "identified": ch not in data.constant_channels}
                     for i, ch in enumerate(data.channels)}
         total = hdi_entry(caused.sum(axis=(0, 2)) / spend.sum())
         tables = {"channels": _channel_table(by_group, caused, data),
@@ -379,9 +257,19 @@ class MediaMixModel:
                             scale="revenue per dollar of paid media", by_group=by_group,
                             tables=tables, diagnostics=diagnostics)
 
+    def curve_draws(self, *, max_draws: int = MAX_CURVE_DRAWS) -> np.ndarray:
+        """Window revenue caused (draw, multiplier, channel) at ``CURVE_MULTIPLIERS`` for up to
+        ``max_draws`` evenly thinned posterior draws (the same draws for every channel)."""
+        draws = posterior_draws(self.idata_)
+        n = len(draws["roas"])
+        keep = np.unique(np.linspace(0, n - 1, min(n, max_draws)).round().astype(int))
+        draws = {k: v[keep] for k, v in draws.items()}
+        return np.stack([media_contributions(self.data_, draws, adstock=self.adstock,
+                                             saturation=self.saturation, multiplier=m)
+                         .sum(axis=0) for m in CURVE_MULTIPLIERS], axis=1)
+
     def _curves(self, draws: dict[str, np.ndarray]) -> pd.DataFrame:
-        rows = []
-        spend = self.data_.spend.sum(axis=0)
+        rows, spend = [], self.data_.spend.sum(axis=0)
         for m in CURVE_MULTIPLIERS:
             revenue = media_contributions(self.data_, draws, adstock=self.adstock,
                                           saturation=self.saturation, multiplier=m).sum(axis=0)
@@ -413,18 +301,10 @@ class MediaMixModel:
         return self.result_.tables["channels"]
 
     def to_contract(self) -> dict[str, Any]:
-        """The ``paid_media`` block of ``results.json`` (plus ``communities`` and ``method``)."""
-        communities = {}
-        for name, row in self.result_.tables["communities"].iterrows():
-            communities[str(name)] = {
-                "cost": float(row["cost"]),
-                "incremental_revenue": {"estimate": row["revenue_estimate"],
-                                        "low": row["revenue_low"], "high": row["revenue_high"],
-                                        "interval": HDI94}}
-        return {"method": METHOD, "channels": {k: dict(v) for k, v in
-                                               self.result_.by_group.items()},
-                "communities": communities,
-                "converged": bool(self.result_.diagnostics.converged)}
+        """The ``paid_media`` block of ``results.json`` (CONTRACT section 4); plain JSON types."""
+        from roi.models.media.contract import paid_media_block
+
+        return paid_media_block(self)
 
 
 def _channel_table(by_group: dict[str, dict[str, Any]], caused: np.ndarray,

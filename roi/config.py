@@ -36,7 +36,10 @@ from typing import Any
 from roi.data.dataset import DataOptions
 from roi.data.errors import RoiError
 
-_TOP_KEYS = {"seed", "gross_margin", "currency", "data", "churn", "sampler", "source"}
+_TOP_KEYS = {"seed", "gross_margin", "currency", "data", "churn", "sampler", "source",
+             "lift_tests"}
+LIFT_TEST_FIELDS = ("channel", "start", "end", "spend_change", "revenue_change",
+                    "standard_error")
 
 
 class ConfigError(RoiError, ValueError):
@@ -59,6 +62,8 @@ class RunConfig:
     data: DataOptions = field(default_factory=DataOptions)
     sampler: SamplerSettings = field(default_factory=SamplerSettings)
     source_tables: dict[str, str] = field(default_factory=dict)
+    # Experiments that calibrate the media-mix model: dicts with LIFT_TEST_FIELDS.
+    lift_tests: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """What ``results.json`` records about the run's settings (no source SQL)."""
@@ -67,7 +72,8 @@ class RunConfig:
                 "churn_rule": options.churn_rule, "inactivity_days": options.inactivity_days,
                 "exclude": list(options.exclude),
                 "covariates": list(options.covariates) if options.covariates else None,
-                "sampler": self.sampler.__dict__.copy()}
+                "sampler": self.sampler.__dict__.copy(),
+                "lift_tests": [dict(test) for test in self.lift_tests]}
 
 
 def load_config(path: str | Path | None) -> RunConfig:
@@ -88,7 +94,8 @@ def load_config(path: str | Path | None) -> RunConfig:
                          gross_margin=float(raw.get("gross_margin", 1.0)),
                          data=_data_options(raw.get("data", {}), raw.get("churn", {})),
                          sampler=SamplerSettings(**raw.get("sampler", {})),
-                         source_tables=dict(raw.get("source", {}).get("tables", {})))
+                         source_tables=dict(raw.get("source", {}).get("tables", {})),
+                         lift_tests=_lift_tests(raw.get("lift_tests", [])))
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"config {path}: {exc}") from None
 
@@ -108,6 +115,20 @@ def _data_options(data: dict[str, Any], churn: dict[str, Any]) -> DataOptions:
                        exclude=tuple(data.get("exclude", ())),
                        covariates=tuple(covariates) if covariates is not None else None,
                        max_categories=int(data.get("max_categories", 50)))
+
+
+def _lift_tests(entries: list[dict[str, Any]]) -> tuple[dict[str, Any], ...]:
+    """``[[lift_tests]]`` tables, each with exactly the fields of ``LIFT_TEST_FIELDS``."""
+    tests = []
+    for number, entry in enumerate(entries, start=1):
+        missing = [f for f in LIFT_TEST_FIELDS if f not in entry]
+        extra = sorted(set(entry) - set(LIFT_TEST_FIELDS))
+        if missing or extra:
+            raise ValueError(f"[[lift_tests]] entry {number}: missing {missing}, unknown {extra}; "
+                             f"fields are {list(LIFT_TEST_FIELDS)}")
+        tests.append({f: (str(entry[f]) if f in ("channel", "start", "end") else float(entry[f]))
+                      for f in LIFT_TEST_FIELDS})
+    return tuple(tests)
 
 
 def _date(value: Any) -> dt.date | None:

@@ -68,7 +68,8 @@ def run_models(source: Any, *, out: str | Path, config: RunConfig | None = None,
                                 revenue=revenue, seed=config.seed)
         curves = retention_curves(survival)
         steps.start("paid media")
-        paid, media = paid_media_model(weekly, sampler=config.sampler, seed=config.seed)
+        paid, media = paid_media_model(weekly, sampler=config.sampler, seed=config.seed,
+                                       lift_tests=config.lift_tests)
         steps.start("write results")
         results = assemble_results(dataset=dataset, config=config, revenue=revenue,
                                    retention=retention, retention_money=money,
@@ -183,14 +184,16 @@ def _community_fit(make, rows, columns: dict[str, str]) -> dict[str, Any]:
     return entry
 
 
-def paid_media_model(weekly, *, sampler, seed: int) -> tuple[dict[str, Any], Any]:
+def paid_media_model(weekly, *, sampler, seed: int,
+                     lift_tests=()) -> tuple[dict[str, Any], Any]:
     """The Bayesian media-mix model on the weekly series: the ``paid_media`` block and its
     result; a spend-only block with a warning when no channel has spend to model."""
     from roi.models.media import MediaMixModel
 
     try:
         mmm = MediaMixModel(sampler=sampler.backend, draws=sampler.draws, tune=sampler.tune,
-                            chains=sampler.chains, seed=seed).fit(weekly)
+                            chains=sampler.chains, seed=seed,
+                            lift_tests=list(lift_tests) or None).fit(weekly)
     except ValueError as exc:
         spend = {channel: {"spend": float(weekly.spend[channel].sum()), "roas": None,
                            "marginal_roas": None} for channel in weekly.spend.columns}

@@ -92,6 +92,19 @@ def test_config_file(tmp_path):
         load_config(path)
 
 
+def test_config_reads_lift_tests(tmp_path):
+    path = tmp_path / "roi.toml"
+    path.write_text('[[lift_tests]]\nchannel = "search"\nstart = 2024-03-04\nend = 2024-03-25\n'
+                    'spend_change = -10000\nrevenue_change = -21000\nstandard_error = 4000\n')
+    (test,) = load_config(path).lift_tests
+    assert test == {"channel": "search", "start": "2024-03-04", "end": "2024-03-25",
+                    "spend_change": -10000.0, "revenue_change": -21000.0,
+                    "standard_error": 4000.0}
+    path.write_text('[[lift_tests]]\nchannel = "search"\nspend = 1\n')
+    with pytest.raises(ConfigError, match=r"entry 1: missing \['start'.*unknown \['spend'\]"):
+        load_config(path)
+
+
 def test_mask_url():
     assert mask_url("postgresql+psycopg://ana:p%40ss@db:5432/crm") == \
         "postgresql+psycopg://ana:***@db:5432/crm"

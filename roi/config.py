@@ -46,13 +46,32 @@ class ConfigError(RoiError, ValueError):
     """The config file is unreadable or has an unknown or ill-typed key."""
 
 
+BAYESIAN_MODELS = ("revenue", "retention", "paid_media")
+
+
 @dataclass(frozen=True)
 class SamplerSettings:
+    """Sampler settings shared by the Bayesian models; ``models`` says which of them to fit
+    (a notebook about retention need not compile the media-mix model). A model left out is
+    reported as not run, never silently."""
+
     backend: str = "nutpie"
     draws: int = 1000
     tune: int = 1000
     chains: int = 4
     target_accept: float = 0.9
+    models: tuple[str, ...] = BAYESIAN_MODELS
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "models", tuple(self.models))
+        unknown = sorted(set(self.models) - set(BAYESIAN_MODELS))
+        if unknown:
+            raise ValueError(f"[sampler] models: unknown {unknown}; known: "
+                             f"{list(BAYESIAN_MODELS)}")
+
+    def for_model(self, name: str) -> SamplerSettings | None:
+        """These settings when model ``name`` is to be fitted, else None."""
+        return self if name in self.models else None
 
 
 @dataclass(frozen=True)
@@ -72,7 +91,7 @@ class RunConfig:
                 "churn_rule": options.churn_rule, "inactivity_days": options.inactivity_days,
                 "exclude": list(options.exclude),
                 "covariates": list(options.covariates) if options.covariates else None,
-                "sampler": self.sampler.__dict__.copy(),
+                "sampler": {**self.sampler.__dict__, "models": list(self.sampler.models)},
                 "lift_tests": [dict(test) for test in self.lift_tests]}
 
 

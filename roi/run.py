@@ -60,15 +60,18 @@ def run_models(source: Any, *, out: str | Path, config: RunConfig | None = None,
         survival = dataset.survival_table()
         steps.start("revenue lift")
         revenue = revenue_lift_estimates(panel, covariates=dataset.covariates,
-                                         sampler=config.sampler, seed=config.seed)
+                                         sampler=config.sampler.for_model("revenue"),
+                                         seed=config.seed)
         steps.start("retention lift")
         retention, cox = retention_models(survival, covariates=dataset.covariates,
-                                          sampler=config.sampler, seed=config.seed)
+                                          sampler=config.sampler.for_model("retention"),
+                                          seed=config.seed)
         money = retention_money(survival, panel, cox=cox, covariates=dataset.covariates,
                                 revenue=revenue, seed=config.seed)
         curves = retention_curves(survival)
         steps.start("paid media")
-        paid, media = paid_media_model(weekly, sampler=config.sampler, seed=config.seed,
+        paid, media = paid_media_model(weekly, sampler=config.sampler.for_model("paid_media"),
+                                       seed=config.seed,
                                        lift_tests=config.lift_tests)
         steps.start("write results")
         results = assemble_results(dataset=dataset, config=config, revenue=revenue,
@@ -190,16 +193,23 @@ def paid_media_model(weekly, *, sampler, seed: int,
     result; a spend-only block with a warning when no channel has spend to model."""
     from roi.models.media import MediaMixModel
 
+    if sampler is None:
+        return _spend_only(weekly, "media-mix model not run ([sampler] models leaves out "
+                           "paid_media)"), None
     try:
         mmm = MediaMixModel(sampler=sampler.backend, draws=sampler.draws, tune=sampler.tune,
                             chains=sampler.chains, seed=seed,
                             lift_tests=list(lift_tests) or None).fit(weekly)
     except ValueError as exc:
-        spend = {channel: {"spend": float(weekly.spend[channel].sum()), "roas": None,
-                           "marginal_roas": None} for channel in weekly.spend.columns}
-        return {"channels": spend, "converged": False,
-                "warnings": [f"media-mix model not fitted: {exc}"]}, None
+        return _spend_only(weekly, f"media-mix model not fitted: {exc}"), None
     return mmm.to_contract(), mmm.result_
+
+
+def _spend_only(weekly, reason: str) -> dict[str, Any]:
+    """The ``paid_media`` block without a model: spend per channel, no ROAS, and why."""
+    spend = {channel: {"spend": float(weekly.spend[channel].sum()), "roas": None,
+                       "marginal_roas": None} for channel in weekly.spend.columns}
+    return {"channels": spend, "converged": False, "warnings": [reason]}
 
 
 def retention_models(survival, *, covariates: dict[str, str], sampler=None,

@@ -17,9 +17,22 @@ REQUIRED = {"schema_version", "data", "community_revenue_lift", "community_reten
 
 @pytest.fixture(scope="module")
 def out_dir(tmp_path_factory):
+    """The CLI run at the default sampler settings, with only the Bayesian retention model:
+    the revenue and media models have their own tests, and the session run (conftest) fits all."""
     out = tmp_path_factory.mktemp("out")
-    assert main(["run", str(SAMPLE), "--out", str(out), "--no-progress", "--no-pdf"]) == 0
+    config = out / "roi.toml"
+    config.write_text('[sampler]\nmodels = ["retention"]\n')
+    assert main(["run", str(SAMPLE), "--out", str(out), "--config", str(config),
+                 "--no-progress", "--no-pdf"]) == 0
     return out
+
+
+def test_a_model_left_out_is_reported_not_hidden(results):
+    paid = results["paid_media"]
+    assert paid["converged"] is False and "not run" in paid["warnings"][0]
+    assert all(channel["roas"] is None for channel in paid["channels"].values())
+    assert "bayesian" not in results["community_revenue_lift"]["estimates"]
+    assert results["config"]["sampler"]["models"] == ["retention"]
 
 
 @pytest.fixture(scope="module")

@@ -21,18 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-OUTPUT = Path(__file__).resolve().parent / "output"
-
-
-def generate(customers: int, seed: int) -> Path:
-    folder = OUTPUT / f"world_{customers}_{seed}"
-    if (folder / "truth.json").is_file():
-        return folder
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "roi.simulate", "--out", str(folder), "--customers",
-                    str(customers), "--seed", str(seed), "--format", "parquet"], check=True)
-    print(f"generated {customers:,} customers in {time.perf_counter() - start:.1f} s -> {folder}")
-    return folder
+from _common import generate  # benchmarks/_common.py
 
 
 def measure(folder: Path) -> dict:

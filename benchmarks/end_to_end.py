@@ -27,21 +27,9 @@ import sys
 import time
 from pathlib import Path
 
-OUTPUT = Path(__file__).resolve().parent / "output"
-ROOT = Path(__file__).resolve().parents[1]
+from _common import OUTPUT, ROOT, generate  # benchmarks/_common.py
+
 TARGET_SECONDS, TARGET_GIB = 600, 6.0
-
-
-def generate(customers: int, seed: int) -> Path:
-    """The cached Parquet world of ``customers`` (generated in its own process)."""
-    folder = OUTPUT / f"world_{customers}_{seed}"
-    if (folder / "truth.json").is_file():
-        return folder
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "roi.simulate", "--out", str(folder), "--customers",
-                    str(customers), "--seed", str(seed), "--format", "parquet"], check=True)
-    print(f"generated {customers:,} customers in {time.perf_counter() - start:.1f} s -> {folder}")
-    return folder
 
 
 def run_cli(source: str, out: Path, *, config: Path | None, pdf: bool) -> dict:

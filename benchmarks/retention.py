@@ -20,32 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-OUTPUT = Path(__file__).resolve().parent / "output"
-ROOT = Path(__file__).resolve().parents[1]
+from _common import ROOT, Laps, generate  # benchmarks/_common.py
+
 COVARIATES = ["segment", "region", "acquisition_channel", "plan", "employees"]
-
-
-class Laps:
-    """Wall time and peak RSS (GiB, so far) after each named step."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-        self.peak_gib: dict[str, float] = {}
-        self.clock = time.perf_counter()
-
-    def lap(self, name: str) -> None:
-        now = time.perf_counter()
-        self.seconds[name] = round(now - self.clock, 2)
-        self.peak_gib[name] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-                                    / 1024**2, 2)
-        self.clock = now
 
 
 def measure_small(customers: int, seed: int, chains: int, draws: int) -> dict:
@@ -117,15 +99,6 @@ def measure_large(folder: Path) -> dict:
             "peak_gib_after": laps.peak_gib, "total_seconds": round(sum(laps.seconds.values()),
                                                                     2),
             "peak_rss_gib": max(laps.peak_gib.values()), "cox": repr(cox.result_)}
-
-
-def generate(customers: int, seed: int) -> Path:
-    folder = OUTPUT / f"world_{customers}_{seed}"
-    if not (folder / "truth.json").is_file():
-        subprocess.run([sys.executable, "-m", "roi.simulate", "--out", str(folder),
-                        "--customers", str(customers), "--seed", str(seed), "--format",
-                        "parquet"], check=True, cwd=ROOT)
-    return folder
 
 
 def main() -> None:

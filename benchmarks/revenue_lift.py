@@ -22,35 +22,14 @@ import argparse
 import importlib.util
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
-import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from _common import ROOT, Laps  # benchmarks/_common.py
+
 COLUMNS = {"unit": "customer_id", "time": "month_index", "group": "join_month_index",
            "outcome": "revenue"}
-
-
-class Laps:
-    """Wall time and peak RSS (GiB, so far) after each named step."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-        self.peak_gib: dict[str, float] = {}
-        self.clock = time.perf_counter()
-
-    def lap(self, name: str) -> None:
-        now = time.perf_counter()
-        self.seconds[name] = round(now - self.clock, 2)
-        self.peak_gib[name] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-                                    / 1024**2, 2)
-        # progress on stderr: a cold Bayesian compile can take minutes on a busy machine
-        print(f"{name}: {self.seconds[name]} s, peak {self.peak_gib[name]} GiB",
-              file=sys.stderr, flush=True)
-        self.clock = now
 
 
 def _entry(result) -> dict:
@@ -72,7 +51,7 @@ def measure(customers: int, seed: int, draws: int, chains: int) -> dict:
     from roi.data import load_dataset
     from roi.simulate import simulate_world
 
-    laps = Laps()
+    laps = Laps(echo=True)
     world = simulate_world(n_customers=customers, seed=seed)
     dataset = load_dataset(open_source(world.tables))
     panel = dataset.customer_month_panel()

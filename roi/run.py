@@ -117,7 +117,8 @@ def _write_reports(results: dict[str, Any], out: Path, *, pdf: bool) -> dict[str
 
 def revenue_lift_estimates(panel, *, covariates: dict[str, str] | None = None, sampler=None,
                            seed: int = 0) -> dict[str, EffectResult]:
-    """Naive (for contrast), staggered DiD, and (with covariates) regression adjustment and AIPW.
+    """Naive (for contrast), staggered DiD (additive and ratio form), with covariates regression
+    adjustment and AIPW, and with ``sampler`` settings the Bayesian hierarchical model.
 
     DiD compares each join cohort with never-members before and after joining, which removes
     self-selection on a stable trait; per community, members of that community against

@@ -46,7 +46,7 @@ def _by_community(cls, active, **options) -> dict:
     return out
 
 
-def measure(customers: int, seed: int, draws: int, chains: int) -> dict:
+def measure(customers: int, seed: int, draws: int, chains: int, *, tune: int) -> dict:
     from connectors import open_source
     from roi.data import load_dataset
     from roi.simulate import simulate_world
@@ -58,7 +58,8 @@ def measure(customers: int, seed: int, draws: int, chains: int) -> dict:
     covariates = list(dataset.covariates)
     active = panel[panel["active"]]
     laps.lap("simulate + data layer (not counted)")
-    estimates = _estimators(panel, active, covariates, laps=laps, draws=draws, chains=chains)
+    estimates = _estimators(panel, active, covariates, laps=laps, draws=draws, chains=chains,
+                            tune=tune)
     counted = sum(v for k, v in laps.seconds.items() if "not counted" not in k)
     truth = {"att": round(world.truth["att_per_member_month"], 2),
              "by_community": {k: round(v, 2) for k, v in world.truth["att_by_community"].items()}}
@@ -69,7 +70,7 @@ def measure(customers: int, seed: int, draws: int, chains: int) -> dict:
 
 
 def _estimators(panel, active, covariates: list[str], *, laps: Laps, draws: int,
-                chains: int) -> dict:
+                chains: int, tune: int) -> dict:
     from roi.models.naive_revenue import NaiveRevenueGap
 
     out = {"naive": _entry(NaiveRevenueGap().fit(active, group="community").result_)}
@@ -90,12 +91,13 @@ def _estimators(panel, active, covariates: list[str], *, laps: Laps, draws: int,
     out["did"] = _by_community(StaggeredDiD, active, weights="member_months")
     out["did_multiplicative"] = _by_community(MultiplicativeDiD, active)
     laps.lap("DiD + multiplicative DiD (overall + per community)")
-    out["bayesian"] = _bayesian(panel, covariates, draws=draws, chains=chains)
+    out["bayesian"] = _bayesian(panel, covariates, draws=draws, chains=chains, tune=tune)
     laps.lap("Bayesian hierarchical lift (import + compile + sample)")
     return out
 
 
-def _bayesian(panel, covariates: list[str], *, draws: int, chains: int) -> dict | str:
+def _bayesian(panel, covariates: list[str], *, draws: int, chains: int,
+              tune: int) -> dict | str:
     if importlib.util.find_spec("roi.models.bayes_revenue") is None:
         return "skipped: roi.models.bayes_revenue is not there yet"
     try:
@@ -104,7 +106,7 @@ def _bayesian(panel, covariates: list[str], *, draws: int, chains: int) -> dict 
         return f"skipped: {exc}"
     # its cells take the few covariates that drive revenue and churn (its docstring), not all
     keys = [c for c in ("segment", "plan") if c in covariates]
-    fit = BayesianHierarchicalLift(draws=draws, tune=draws, chains=chains).fit(
+    fit = BayesianHierarchicalLift(draws=draws, tune=tune, chains=chains).fit(
         panel, **COLUMNS, community="community", active="active", covariates=keys)
     return _entry(fit.result_)
 
@@ -113,20 +115,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--draws", type=int, default=500)
+    parser.add_argument("--draws", type=int, default=1000)
+    parser.add_argument("--tune", type=int, default=500)
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--cold", action="store_true", help="empty PyTensor compile cache")
     parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
-        print(json.dumps(measure(args.customers, args.seed, args.draws, args.chains)))
+        print(json.dumps(measure(args.customers, args.seed, args.draws, args.chains,
+                                 tune=args.tune)))
         return
     env = dict(os.environ)
     if args.cold:
         env["PYTENSOR_FLAGS"] = f"base_compiledir={tempfile.mkdtemp(prefix='pytensor-')}"
     env.setdefault("PYTENSOR_FLAGS", f"base_compiledir={ROOT / '.cache' / 'pytensor'}")
     command = [sys.executable, __file__, "--measure", "--customers", str(args.customers),
-               "--seed", str(args.seed), "--draws", str(args.draws), "--chains",
+               "--seed", str(args.seed), "--draws", str(args.draws), "--tune", str(args.tune),
+               "--chains",
                str(args.chains)]
     done = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True, env=env,
                           cwd=ROOT)

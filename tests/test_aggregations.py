@@ -54,6 +54,20 @@ def test_panel_by_hand(dataset):
     assert d.employees.tolist() == [40.0] and d.segment.tolist() == ["mid"]
 
 
+def test_organic_revenue_leaves_out_orders_of_paid_channels(tiny):
+    """Orders whose channel has ad spend are paid; any other channel (or none) is organic."""
+    assert (load_dataset(open_source(tiny)).customer_month_panel()
+            .eval("organic_revenue == revenue").all())      # no channel column: all organic
+    tiny["orders"]["channel"] = ["direct", "search", "social", "email", None, "direct",
+                                 "search"]
+    panel = load_dataset(open_source(tiny)).customer_month_panel()
+    a, b, c = (_rows(panel, name) for name in "ABC")
+    assert a.organic_revenue.to_dict() == {"2024-02": 0.0, "2024-03": 0.0, "2024-04": 0.0}
+    assert a.revenue.to_dict() == {"2024-02": 0.0, "2024-03": 50.5, "2024-04": 12.0}
+    assert b.organic_revenue.tolist() == [0.0, 7.0]         # Feb's 20 came from social
+    assert c.organic_revenue.tolist() == [0.0, -5.0, 0.0]   # "email" has no ad spend
+
+
 def test_survival_by_hand(dataset):
     table = dataset.survival_table().set_index(["customer_id", "start"])
     expected = {

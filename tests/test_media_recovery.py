@@ -2,8 +2,8 @@
 
 Worlds as hard as real data: 104 weeks, 4 channels with flighting, different carry-over and
 saturation, paid media a fifth of revenue, order-level noise of 50,000 customers plus 1%
-unobserved demand shocks. The model is compiled once for the whole session (same structure for
-every world, the data swapped in with ``compiled.with_data``), then sampled 2 chains x 300 draws
+unobserved demand shocks. The model is compiled per world with JAX (about 3 s; with numba once
+for the session, the data swapped in with ``compiled.with_data``), then sampled 2 chains x 300 draws
 after 500 tuning steps per world.
 """
 
@@ -19,6 +19,7 @@ import pytest
 
 from roi.models.media import LiftTest, MediaMixModel
 from roi.models.media.mmm import CURVE_MULTIPLIERS
+from roi.models.nuts import nutpie_backend, takes_new_data
 from roi.simulate_media import simulate_media_world
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,10 +63,16 @@ def test_roas_recovered_over_seeds(fits):
     assert np.mean(errors) < 0.3, errors
 
 
-def test_compiled_once_and_reused(fits):
+def test_sampled_with_nutpie_and_compiled_per_backend_rule(fits):
+    """numba: compiled once for the three worlds (data swapped in); JAX: compiled per fit."""
+    backend = nutpie_backend()
     compile_seconds = [mmm.fit_seconds_["compile"] for _, mmm in fits.values()]
-    assert sum(s > 0 for s in compile_seconds) <= 1, compile_seconds
-    assert all(mmm.result_.diagnostics.checks["sampler"] == "nutpie" for _, mmm in fits.values())
+    if takes_new_data(backend):
+        assert sum(s > 0 for s in compile_seconds) <= 1, compile_seconds
+    else:
+        assert all(s > 0 for s in compile_seconds), compile_seconds
+    checks = [mmm.result_.diagnostics.checks for _, mmm in fits.values()]
+    assert all(c["sampler"] == "nutpie" and c["nutpie_backend"] == backend for c in checks)
 
 
 def test_lift_test_narrows_the_calibrated_channel(fits):
@@ -112,8 +119,11 @@ def test_contract_block(fits):
         assert rows.shape == (200, 21)
         assert curves["spend"][channel][one] == pytest.approx(spend[channel])
         assert np.all(rows[:, 0] == 0) and np.all(np.diff(rows, axis=1) >= 0)
-        assert rows[:, one].mean() == pytest.approx(
-            paid["channels"][channel]["incremental_revenue"]["estimate"], rel=0.05)
+        # The curves use 200 thinned draws: their mean at 1x spend is the channel's incremental
+        # revenue up to Monte-Carlo error, well inside a tenth of its 94% HDI (~0.4 sd).
+        revenue = paid["channels"][channel]["incremental_revenue"]
+        assert abs(rows[:, one].mean() - revenue["estimate"]) < 0.1 * (revenue["high"]
+                                                                       - revenue["low"])
     assert len(paid["weekly_contributions"]) == 104 * 4
     first = paid["weekly_contributions"][0]
     assert first["week"] == "2024-01-01" and first["low"] <= first["contribution"] <= first["high"]

@@ -4,7 +4,9 @@ One row per customer and complete calendar month of the window from the month of
 to the month of churn (or the window's end). Columns:
 
 ``customer_id``, ``month`` (first day), ``month_index`` (year*12 + month-1), ``revenue`` (sum of
-orders, refunds negative, 0 without orders), ``orders``, ``active`` (customer for the whole month:
+orders, refunds negative, 0 without orders), ``organic_revenue`` (the same without orders whose
+``channel`` is a paid channel of ``ad_spend``: what the multiplicative lift models fit, see
+:mod:`roi.models.bayes_revenue`), ``orders``, ``active`` (customer for the whole month:
 first seen before the month began and not churned before it ended, the contract's member-month
 condition), ``member`` (month at or after the month membership started; absorbing),
 ``join_month_index`` (NULL for never-members), ``months_since_join``, ``community`` (first
@@ -28,6 +30,7 @@ def panel_select(dataset) -> sa.Select:
     order_month = sql_parts.month_of(orders.c.order_date)
     revenue = (sa.select(orders.c.customer_id, order_month.label("month_index"),
                          dialect.exact_sum(orders.c.revenue).label("revenue"),
+                         dialect.exact_sum(_organic(dataset, orders)).label("organic_revenue"),
                          sa.func.count().label("orders"))
                .group_by(orders.c.customer_id, order_month).subquery("monthly_revenue"))
     in_life = sa.and_(calendar.c.month_index >= life.c.first_month_index,
@@ -47,6 +50,7 @@ def panel_select(dataset) -> sa.Select:
     return (sa.select(life.c.customer_id, calendar.c.month_start.label("month"),
                       calendar.c.month_index,
                       sa.func.coalesce(revenue.c.revenue, 0.0).label("revenue"),
+                      sa.func.coalesce(revenue.c.organic_revenue, 0.0).label("organic_revenue"),
                       sa.func.coalesce(revenue.c.orders, 0).label("orders"),
                       active.label("active"), member.label("member"),
                       join_month.label("join_month_index"),
@@ -55,6 +59,16 @@ def panel_select(dataset) -> sa.Select:
                       churned.label("churned"), life.c.first_month_index, *covariates)
             .select_from(joins)
             .order_by(life.c.customer_key, calendar.c.month_index))
+
+
+def _organic(dataset, orders: sa.FromClause) -> sa.ColumnElement:
+    """An order's revenue unless its ``channel`` is one of the paid channels of ``ad_spend``
+    (then 0). Without a ``channel`` column or an ``ad_spend`` table every order is organic."""
+    spend = dataset.tables.get("ad_spend")
+    if "channel" not in orders.c or spend is None:
+        return orders.c.revenue
+    paid = orders.c.channel.in_(sa.select(spend.c.channel).distinct().scalar_subquery())
+    return sa.case((paid, 0.0), else_=orders.c.revenue)
 
 
 def customer_month_panel(dataset) -> pd.DataFrame:
@@ -69,6 +83,7 @@ def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
     wanted = {"active": "bool", "member": "bool", "churned": "bool", "month_index": "int32",
               "orders": "int32", "first_month_index": "int32", "join_month_index": "Int32",
               "months_since_join": "Int32", "n_communities": "Int32", "revenue": "float64",
+              "organic_revenue": "float64",
               "month": "datetime64[ns]"}
     for column, dtype in wanted.items():
         if str(frame[column].dtype) != dtype:

@@ -29,8 +29,9 @@ Mean model (cell ``j`` of group ``g``, pattern ``x``, calendar month ``t``, mont
     a[g]      flat on the log scale, integrated out (below)   # one level per group
     gamma[t]  ~ Normal(0, 1), gamma[first month] = 0
     beta[x]   ~ Normal(0, 1), beta[most frequent pattern] = 0
-    tau[c]    = mu_tau + sigma_tau * z[c]          # partial pooling, non-centred
-    mu_tau    ~ Normal(0, 0.3); sigma_tau ~ HalfNormal(0.1); z ~ Normal(0, 1)
+    tau[c]    ~ Normal(mu_tau, sigma_tau)          # partial pooling (sampled centred, mu_tau
+    mu_tau    ~ Normal(0, 0.3)                     #   integrated out; see _tau)
+    sigma_tau ~ LogNormal(log 0.1, 0.5)            # boundary-avoiding: 2-3 communities
     kappa     ~ LogNormal(log 2, 0.5)              # build-up time scale, months (0.75-5.3)
     (segment) tau[c, s] = tau[c] + sigma_seg * w[c, s], sigma_seg ~ HalfNormal(0.1)
 
@@ -76,21 +77,24 @@ over member cells divided by the member-months; per community and per event time
 Members with no pre-join month (joined in their first month) enter the ATT with the effect learnt
 from the others. Point estimates are posterior means, intervals 94% HDIs.
 
-Measured (2 shared cores; ``covariates=["segment", "plan"]``)
-------------------------------------------------------------
+Measured (2 cores; ``covariates=["segment", "plan"]``; defaults 4 x 1000 draws, 500 tuning
+steps, ``target_accept`` 0.9, JAX)
+-------------------------------------------------------------------------------------------
 Bundled sample (3,000 customers, 35,449 active customer-months -> 12,156 cells, 402 groups),
-defaults 4 x 1000: ATT 36.8 (94% HDI 13.8-58.2) against the truth 36.3 and the naive gap 171.5;
-discord 41.0 (17.0-65.5; truth 43.9), forum 29.9 (0.5-56.1; truth 23.6); r-hat 1.005, no
-divergence; about 20 s compile and 105 s sampling. 2 x 300 at ``target_accept`` 0.9: 37.3
-(13.4-59.8) in 22 s including the compile. Simulated 20,000 customers (seed 2, 33,500 cells),
-defaults: 40.2 (32.0-49.2) against 34.9; discord 46.5 (truth 42.3), forum 30.6 (23.5); 447 s;
-4,000 customers (seed 5), 2 x 300: 40.8 (22.8-58.3) against 34.9, 9 s without compiling.
+total revenue: ATT 36.9 (94% HDI 12.7-57.7) against the truth 36.3 and the naive gap 171.5;
+discord 42.6 (truth 43.9), forum 27.4 (truth 23.6); no divergence, 9.9 leapfrog steps per draw,
+20 s sampling. Simulated 20,000 customers (33,500 cells), ``organic_revenue`` (what ``roi run``
+fits, see :data:`roi.run.MULTIPLICATIVE_OUTCOME`): seed 2 32.1 (23.0-41.2) against 34.9, seed 1
+50.2 (41.1-58.8) against 35.5 (the HDI misses; the additive DiD gives 47.0 (31.7-62.3) there);
+about 37 s including a 1.5 s compile (``benchmarks/revenue_lift.py``). Before the
+reparametrisation of :func:`_tau` the same fit needed ``target_accept`` 0.99 and took 148 s.
 Caveat: ``kappa`` comes out at about 4 months where the simulator's build-up is
-``1 - 0.5 ** (e + 1)`` (``kappa`` 1.44), so the lift is estimated to build up too slowly and to
-reach a higher plateau; on the simulated worlds the ATT is 5-17% high (inside the HDIs).
+``1 - 0.5 ** (e + 1)`` (``kappa`` 1.44), and a free share for the month of joining did not
+move it (3.9), so the lift is estimated to build up too slowly and to reach a higher plateau.
 
-Sampler and gate: nutpie, compiled once per structure, cells swapped in as data
-(falls back to PyMC NUTS); :func:`roi.checks.convergence.convergence_gate` on
+Sampler and gate: nutpie with the backend of :mod:`roi.models.nuts` (JAX: compiled per fit in
+about 2 s; numba: compiled once per structure, cells swapped in as data), falling back to PyMC
+NUTS; :func:`roi.checks.convergence.convergence_gate` on
 every sampled parameter; a failed gate sets ``diagnostics.converged = False`` with warnings.
 
 Examples
@@ -117,6 +121,7 @@ import pandas as pd
 
 from roi.checks.convergence import convergence_gate
 from roi.models.bayes_survival import pattern_columns
+from roi.models.nuts import compile_nutpie, nutpie_backend, takes_new_data
 from roi.results import HDI94, Diagnostics, EffectResult
 
 ESTIMAND = "community_revenue_lift"
@@ -126,7 +131,7 @@ ALL = "(all)"
 # Compiled nutpie models by structure (months, patterns, communities, segments, prior): a new
 # cell table of the same structure is swapped in as data instead of compiling again.
 COMPILED: dict[tuple, Any] = {}
-SAMPLED = ("gamma_raw", "beta_raw", "mu_tau", "sigma_tau", "z", "kappa", "sigma_seg", "w")
+SAMPLED = ("gamma_raw", "beta_raw", "tau_community", "sigma_tau", "kappa", "sigma_seg", "w")
 
 
 def revenue_cells(data: pd.DataFrame, *, unit: str, time: str, group: str, outcome: str,
@@ -303,11 +308,15 @@ def sample_model(build, *, key: tuple, inputs: dict[str, np.ndarray], sampler: s
     except ImportError:
         nutpie = None
     if sampler == "nutpie" and nutpie is not None:
-        if key not in COMPILED:
-            COMPILED.clear()   # one structure at a time: a compiled model holds its data
-            COMPILED[key] = nutpie.compile_pymc_model(build())
-        compiled = COMPILED[key]
-        idata = nutpie.sample(compiled.with_data(**inputs), draws=draws, tune=tune,
+        backend = nutpie_backend()
+        if not takes_new_data(backend):      # JAX: the data are compiled in (and it is fast)
+            compiled = compile_nutpie(build(), backend=backend)
+        else:
+            if key not in COMPILED:
+                COMPILED.clear()   # one structure at a time: a compiled model holds its data
+                COMPILED[key] = compile_nutpie(build(), backend=backend)
+            compiled = COMPILED[key].with_data(**inputs)
+        idata = nutpie.sample(compiled, draws=draws, tune=tune,
                               chains=chains, cores=min(chains, 2), seed=random_seed,
                               progress_bar=False, low_rank_modified_mass_matrix=True,
                               target_accept=target_accept)
@@ -321,25 +330,63 @@ def sample_model(build, *, key: tuple, inputs: dict[str, np.ndarray], sampler: s
     return idata, "pymc" if sampler == "pymc" else "pymc (nutpie could not be imported)"
 
 
-def _tau(index: dict[str, Any]):
-    """Community (x segment) log lifts, non-centred partial pooling.
+MU_TAU_SD = 0.3                      # prior sd of the mean community log lift
+SIGMA_TAU_PRIOR = (0.1, 0.5)         # LogNormal median and log-sd of the between-community sd
 
-    Measured: centred, the bundled sample gave 8 divergences and ESS 78 in 2 x 300 draws (its
-    community lifts are not precise enough); non-centred at ``target_accept`` 0.95, a
-    20,000-customer world gave 65 divergences in 4 x 1000 draws (the funnel of ``sigma_tau``
-    with two communities), hence the default 0.99.
+
+def _tau(index: dict[str, Any]):
+    """Community (x segment) log lifts, partially pooled; centred, with their mean integrated out.
+
+    ``tau_c ~ Normal(mu_tau, sigma_tau)`` with ``mu_tau ~ Normal(0, 0.3)`` is sampled as
+    ``tau ~ MvNormal(0, sigma_tau^2 I + 0.3^2 J)`` (the same prior; ``mu_tau`` is drawn
+    afterwards from its conditional posterior, :func:`mu_tau_draws`).
+    ``sigma_tau ~ LogNormal(log 0.1, 0.5)`` (5%-95%: 0.044-0.23): with two or three communities
+    the data cannot estimate the between-community spread, and a prior that keeps it away from
+    zero (boundary-avoiding, Chung et al. 2013) removes the funnel that a HalfNormal left.
+
+    Measured, 4 x 1000 draws after 300 tuning steps at ``target_accept`` 0.9:
+
+    ==============================  ==================  =====================
+    parametrisation                 bundled sample      20,000 customers
+    ==============================  ==================  =====================
+    non-centred, HalfNormal(0.1)    0 divergences       13 (at 0.99: 31 steps)
+    centred, mu integrated, HN      --                  9 (at sigma ~ 0.009)
+    centred, mu integrated, Gamma   26 (sigma ~ 0.005)  0
+    this one                        0, 9.9 steps        0, 11.6 steps
+    ==============================  ==================  =====================
+
+    The divergences sat at the neck (small ``sigma_tau``) centred and at large ``sigma_tau``
+    non-centred; this one needs no ``target_accept`` 0.99 (mean 31 leapfrog steps per draw).
     """
     import pymc as pm
+    import pytensor.tensor as pt
 
-    mu_tau = pm.Normal("mu_tau", 0.0, 0.3)
-    sigma_tau = pm.HalfNormal("sigma_tau", 0.1)
-    z = pm.Normal("z", 0.0, 1.0, dims="community")
-    tau_c = pm.Deterministic("tau_community", mu_tau + sigma_tau * z, dims="community")
+    k = len(index["communities"])
+    median, log_sd = SIGMA_TAU_PRIOR
+    sigma_tau = pm.LogNormal("sigma_tau", mu=np.log(median), sigma=log_sd)
+    cov = sigma_tau ** 2 * pt.eye(k) + MU_TAU_SD ** 2 * pt.ones((k, k))
+    tau_c = pm.MvNormal("tau_community", mu=np.zeros(k), cov=cov, dims="community")
     if index["segments"] == [ALL]:
         return pm.Deterministic("tau", tau_c[:, None], dims=("community", "segment"))
     sigma_seg = pm.HalfNormal("sigma_seg", 0.1)
     w = pm.Normal("w", 0.0, 1.0, dims=("community", "segment"))
     return pm.Deterministic("tau", tau_c[:, None] + sigma_seg * w, dims=("community", "segment"))
+
+
+def mu_tau_draws(tau: np.ndarray, sigma: np.ndarray, *, seed: int) -> np.ndarray:
+    """Draws of the mean community log lift from its conditional posterior given each draw's
+    community lifts ``tau`` (draws x communities) and spread ``sigma``: Normal with precision
+    ``1 / 0.3^2 + k / sigma^2`` and mean ``(sum tau / sigma^2) / precision``.
+
+    Examples
+    --------
+    >>> d = mu_tau_draws(np.full((4000, 2), 0.2), np.full(4000, 0.01), seed=0)
+    >>> round(float(d.mean()), 2)
+    0.2
+    """
+    precision = 1.0 / MU_TAU_SD ** 2 + tau.shape[1] / sigma ** 2
+    mean = tau.sum(axis=1) / sigma ** 2 / precision
+    return np.random.default_rng(seed).normal(mean, 1.0 / np.sqrt(precision))
 
 
 def entry(values: np.ndarray) -> dict[str, Any]:
@@ -453,9 +500,9 @@ class BayesianHierarchicalLift:
 
     method = "bayesian"
 
-    def __init__(self, *, draws: int = 1000, tune: int = 1000, chains: int = 4,
+    def __init__(self, *, draws: int = 1000, tune: int = 500, chains: int = 4,
                  sampler: str = "nutpie", random_seed: int = 0, segment: str | None = None,
-                 target_accept: float = 0.99, buildup_prior: tuple[float, float] = (2.0, 0.5),
+                 target_accept: float = 0.9, buildup_prior: tuple[float, float] = (2.0, 0.5),
                  numeric_bins: int = 3) -> None:
         if sampler not in ("nutpie", "pymc"):
             raise ValueError(f"sampler must be 'nutpie' or 'pymc', not {sampler!r}")
@@ -501,10 +548,12 @@ class BayesianHierarchicalLift:
         # A model compiled for another cell table carries that table's labels: use ours.
         self.idata_.posterior = self.idata_.posterior.assign_coords(
             community=self.index_["communities"], segment=self.index_["segments"])
+        self._add_mu_tau()
         diagnostics = convergence_gate(self.idata_, draws=self.draws, chains=self.chains,
                                        method="bayesian_revenue", var_names=SAMPLED)
         diagnostics.checks.update({
             "sampler": used, "cells": len(cells), "groups": len(self.index_["groups"]),
+            "nutpie_backend": nutpie_backend() if used == "nutpie" else None,
             "rows_active": int(cells["n"].sum()), "phi": self.phi_,
             "phi_pearson": pearson_dispersion(cells, index=self.index_,
                                               draws=posterior_draws(self.idata_)),
@@ -544,6 +593,14 @@ class BayesianHierarchicalLift:
         weights = members["n"].to_numpy(float) @ columns
         self.member_months_ = dict(zip(names, weights.astype(int).tolist(), strict=True))
         return {name: sums[:, k] / weights[k] for k, name in enumerate(names)}
+
+    def _add_mu_tau(self) -> None:
+        """The mean community log lift (integrated out of the sampled model) as draws."""
+        post = self.idata_.posterior
+        tau, sigma = post["tau_community"].to_numpy(), post["sigma_tau"].to_numpy()
+        draws = mu_tau_draws(tau.reshape(-1, tau.shape[-1]), sigma.reshape(-1),
+                             seed=self.random_seed)
+        post["mu_tau"] = (("chain", "draw"), draws.reshape(sigma.shape))
 
     def _result(self, diagnostics: Diagnostics, *, n_treated: int) -> EffectResult:
         draws = self.lift_draws()

@@ -40,8 +40,8 @@ for a new community, is in ``diagnostics.checks["hr_new_community"]`` and is wid
 communities. Per community, ``exp(theta[g])`` goes to ``by_group``. Point estimates are posterior
 means of the hazard ratio; intervals are 94% highest-density intervals.
 
-Sampler: nutpie (``pm.sample(nuts_sampler="nutpie")``) by default, PyMC NUTS if nutpie cannot
-be imported (said in ``diagnostics``). Convergence gate: any r-hat above 1.01, any bulk ESS
+Sampler: nutpie (``pm.sample(nuts_sampler="nutpie")``, compiled with the backend of
+:mod:`roi.models.nuts`) by default, PyMC NUTS if nutpie cannot be imported (said in ``diagnostics``). Convergence gate: any r-hat above 1.01, any bulk ESS
 below ``min(400, max(100, draws * chains / 4))`` (400 is the usual rule for 4 chains x 1000 draws;
 a short run gets a threshold of a quarter of its draws, never below 100, so 20 draws always
 fail), or any divergence sets ``diagnostics.converged = False`` with warnings. The gate reads
@@ -76,6 +76,7 @@ import pandas as pd
 
 from roi.checks.convergence import convergence_gate
 from roi.models.cox_time_varying import NotIdentified, check_start_stop, refused_result
+from roi.models.nuts import compile_kwargs, nutpie_backend
 from roi.results import HDI94, Diagnostics, EffectResult
 
 ESTIMAND = "community_retention_lift"
@@ -243,12 +244,13 @@ def sample(model, *, sampler: str, draws: int, tune: int, chains: int, random_se
         except ImportError:
             used = "pymc (nutpie could not be imported)"
     nuts = "nutpie" if used == "nutpie" else "pymc"
+    extra = ({"nuts_sampler_kwargs": {"low_rank_modified_mass_matrix": True,
+                                      **compile_kwargs(nutpie_backend())}}
+             if nuts == "nutpie" else {})
     with model:
         idata = pm.sample(draws=draws, tune=tune, chains=chains, random_seed=random_seed,
                           nuts_sampler=nuts, target_accept=target_accept, progressbar=False,
-                          cores=min(chains, 2), compute_convergence_checks=False,
-                          **({"nuts_sampler_kwargs": {"low_rank_modified_mass_matrix": True}}
-                             if nuts == "nutpie" else {}))
+                          cores=min(chains, 2), compute_convergence_checks=False, **extra)
     return idata, used
 
 
@@ -362,6 +364,8 @@ class BayesianPiecewiseSurvival:
         self.seconds_ = {"cells_and_model": round(sampled - began, 3),
                          "sampling": round(clock.perf_counter() - sampled, 3)}
         diagnostics.checks.update({"sampler": used, "cells": len(cells), "rows": len(table),
+                                   "nutpie_backend": (nutpie_backend() if used == "nutpie"
+                                                      else None),
                                    "events": int(cells["events"].sum()),
                                    "references": self.references_})
         if used != self.sampler:

@@ -57,6 +57,7 @@ from roi.models.media.sampling import (
     sample_nutpie,
     sample_pymc,
 )
+from roi.models.nuts import nutpie_backend
 from roi.results import HDI94, Diagnostics, EffectResult
 
 ESTIMAND = "roas"
@@ -219,6 +220,7 @@ class MediaMixModel:
         diagnostics = convergence_gate(self.idata_, draws=draws, chains=self.chains,
                                        method=METHOD, var_names=names)
         diagnostics.checks["sampler"] = used
+        diagnostics.checks["nutpie_backend"] = nutpie_backend() if used == "nutpie" else None
         if used != self.sampler:
             diagnostics.warn(f"{METHOD}: sampled with {used}.")
         for channel in self.data_.dropped_channels:

@@ -190,9 +190,11 @@ def bayesian_revenue_lift(panel, *, covariates: dict[str, str] | None, sampler,
 def _community_fit(make, rows, columns: dict[str, str]) -> dict[str, Any]:
     """One community's DiD entry, or a refused entry (null numbers and the reason) when the
     community cannot be estimated, e.g. its only members joined before the window began."""
+    from roi.models.did import NoTreatedUnits
+
     try:
         result = make().fit(rows, **columns).result_
-    except ValueError as exc:
+    except NoTreatedUnits as exc:
         return {"estimate": None, "low": None, "high": None, "interval": "95% CI",
                 "converged": False, "refused": str(exc)}
     entry = result.to_contract()

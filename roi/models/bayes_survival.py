@@ -75,7 +75,7 @@ import numpy as np
 import pandas as pd
 
 from roi.checks.convergence import convergence_gate
-from roi.models.cox_time_varying import NotIdentified, check_start_stop, refused_result
+from roi.models.cox_time_varying import refusal_reason, refused_result
 from roi.models.nuts import compile_kwargs, nutpie_backend
 from roi.results import HDI94, Diagnostics, EffectResult
 
@@ -333,12 +333,9 @@ class BayesianPiecewiseSurvival:
         began = clock.perf_counter()
         names = [id_col, start, stop, event, member, *covariates] + ([community] if community
                                                                     else [])
-        self.refused_ = None
-        try:
-            check_start_stop(table, columns=names, start=start, stop=stop, event=event,
-                             member=member)
-        except NotIdentified as exc:
-            self.refused_ = str(exc)
+        self.refused_ = refusal_reason(table, columns=names, start=start, stop=stop,
+                                       event=event, member=member)
+        if self.refused_:
             self.result_ = refused_result(method=self.method, reason=self.refused_,
                                           interval=HDI94)
             return self

@@ -34,13 +34,12 @@ from collections.abc import Sequence
 import pandas as pd
 
 from roi.models.cox_time_varying import (
-    NotIdentified,
     add_by_group,
-    check_start_stop,
     community_terms,
     design_matrix,
     fit_cox,
     hazard_ratio_result,
+    refusal_reason,
     refused_result,
     warm_start,
 )
@@ -85,11 +84,10 @@ class NaiveCox:
             community: str | None = None) -> NaiveCox:
         """Fit on the start-stop table (collapsed here to one row per customer)."""
         extra = [*covariates] + ([community] if community else [])
-        try:
-            check_start_stop(table, columns=[id_col, start, stop, event, member, *extra],
-                             start=start, stop=stop, event=event, member=member)
-        except NotIdentified as exc:
-            self.result_ = refused_result(method=self.method, reason=str(exc))
+        reason = refusal_reason(table, columns=[id_col, start, stop, event, member, *extra],
+                                start=start, stop=stop, event=event, member=member)
+        if reason:
+            self.result_ = refused_result(method=self.method, reason=reason)
             return self
         per = collapse_to_customers(table, id_col=id_col, start=start, stop=stop, event=event,
                                     member=member, keep=extra)

@@ -380,6 +380,27 @@ def check_start_stop(table: pd.DataFrame, *, columns: Sequence[str], start: str,
                             "throughout), so members cannot be compared with non-members")
 
 
+def refusal_reason(table: pd.DataFrame, *, columns: Sequence[str], start: str, stop: str,
+                   event: str, member: str) -> str | None:
+    """Why the survival models must refuse ``table`` (no events, no member or no non-member
+    time), or None when it can be fitted; a malformed table still raises ``ValueError``.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"id": [1, 2], "start": [0, 0], "stop": [5, 6], "event": [0, 0],
+    ...                   "member": [0, 1]})
+    >>> refusal_reason(t, columns=list(t), start="start", stop="stop", event="event",
+    ...                member="member")[:15]
+    'no churn events'
+    """
+    try:
+        check_start_stop(table, columns=columns, start=start, stop=stop, event=event,
+                         member=member)
+    except NotIdentified as exc:
+        return str(exc)
+    return None
+
+
 class NotIdentified(ValueError):
     """The data cannot identify the estimate at all (no churn events, no member time). The
     estimators catch it and return :func:`refused_result` instead of a number."""
@@ -507,12 +528,9 @@ class CoxTimeVarying:
         """Fit on a start-stop table; ``covariates`` are column names (numbers or categories)."""
         names = [id_col, start, stop, event, member, *covariates] + ([community] if community
                                                                     else [])
-        self.refused_ = None
-        try:
-            check_start_stop(table, columns=names, start=start, stop=stop, event=event,
-                             member=member)
-        except NotIdentified as exc:
-            self.refused_ = str(exc)
+        self.refused_ = refusal_reason(table, columns=names, start=start, stop=stop,
+                                       event=event, member=member)
+        if self.refused_:
             self.result_ = refused_result(method=self.method, reason=self.refused_)
             return self
         covs, info = design_matrix(table, columns=covariates, max_levels=self.max_levels)

@@ -111,6 +111,12 @@ PRETREND_MIN_TREATED = 30
 the analytic SEs of skewed revenue are unreliable (see ``event_pretrend_wald``)."""
 
 
+class NoTreatedUnits(ValueError):
+    """No cohort with a pre-period and a comparison group in the data (e.g. every member joined
+    before the window began): the design cannot identify an ATT. Callers that fit many subsets
+    (one per community) report it as a refusal; every other ``ValueError`` is bad input."""
+
+
 class FitParts(NamedTuple):
     """What a fit keeps beyond its tables: cells, their estimates and influence forms, and the
     influence moments (for further averages such as :mod:`roi.models.did_multiplicative`'s)."""
@@ -221,8 +227,8 @@ class StaggeredDiD:
         cohort_codes = np.unique(panel.cohort)
         treated = cohort_codes[cohort_codes != NEVER]
         if treated.size == 0:
-            raise ValueError(f"StaggeredDiD: no usable treated unit in column {group!r} "
-                             f"(dropped: {panel.dropped})")
+            raise NoTreatedUnits(f"StaggeredDiD: no usable treated unit in column {group!r} "
+                                 f"(dropped: {panel.dropped})")
         cohort_index = np.searchsorted(cohort_codes, panel.cohort)
         cells = group_time_cells(cohorts=treated, n_periods=len(panel.periods),
                                  base_period=self.base_period, anticipation=self.anticipation)

@@ -28,6 +28,9 @@ import tempfile
 
 from _common import ROOT, Laps  # benchmarks/_common.py
 
+MULTIPLICATIVE_OUTCOME = "organic_revenue"   # roi.run.MULTIPLICATIVE_OUTCOME (not imported:
+                                             # the parent process stays free of roi imports)
+
 COLUMNS = {"unit": "customer_id", "time": "month_index", "group": "join_month_index",
            "outcome": "revenue"}
 
@@ -37,12 +40,13 @@ def _entry(result) -> dict:
     return {k: (round(v, 2) if isinstance(v, float) else v) for k, v in contract.items()}
 
 
-def _by_community(cls, active, **options) -> dict:
+def _by_community(cls, active, *, outcome: str = "revenue", **options) -> dict:
     """Overall and per-community fits (members of one community against never-members)."""
-    out = {"all": _entry(cls(**options).fit(active, **COLUMNS).result_)}
+    columns = {**COLUMNS, "outcome": outcome}
+    out = {"all": _entry(cls(**options).fit(active, **columns).result_)}
     for community in sorted(active["community"].dropna().unique()):
         rows = active[active["community"].isna() | (active["community"] == community)]
-        out[str(community)] = _entry(cls(**options).fit(rows, **COLUMNS).result_)
+        out[str(community)] = _entry(cls(**options).fit(rows, **columns).result_)
     return out
 
 
@@ -89,7 +93,9 @@ def _estimators(panel, active, covariates: list[str], *, laps: Laps, draws: int,
     from roi.models.did_multiplicative import MultiplicativeDiD
 
     out["did"] = _by_community(StaggeredDiD, active, weights="member_months")
-    out["did_multiplicative"] = _by_community(MultiplicativeDiD, active)
+    # As roi run: the multiplicative estimators fit organic revenue (roi.run.MULTIPLICATIVE_OUTCOME)
+    out["did_multiplicative"] = _by_community(MultiplicativeDiD, active,
+                                              outcome=MULTIPLICATIVE_OUTCOME)
     laps.lap("DiD + multiplicative DiD (overall + per community)")
     out["bayesian"] = _bayesian(panel, covariates, draws=draws, chains=chains, tune=tune)
     laps.lap("Bayesian hierarchical lift (import + compile + sample)")
@@ -107,8 +113,10 @@ def _bayesian(panel, covariates: list[str], *, draws: int, chains: int,
     # its cells take the few covariates that drive revenue and churn (its docstring), not all
     keys = [c for c in ("segment", "plan") if c in covariates]
     fit = BayesianHierarchicalLift(draws=draws, tune=tune, chains=chains).fit(
-        panel, **COLUMNS, community="community", active="active", covariates=keys)
-    return _entry(fit.result_)
+        panel, **{**COLUMNS, "outcome": MULTIPLICATIVE_OUTCOME}, community="community",
+        active="active", covariates=keys)
+    return {**_entry(fit.result_), "converged": fit.result_.diagnostics.converged,
+            "seconds": {k: round(v, 1) for k, v in fit.fit_seconds_.items()}}
 
 
 def main() -> None:

@@ -122,6 +122,7 @@ import pandas as pd
 from roi.checks.convergence import convergence_gate
 from roi.models.bayes_survival import pattern_columns
 from roi.models.nuts import compile_nutpie, nutpie_backend, takes_new_data
+from roi.models.pooling import add_pooled_mean, pooled_effects
 from roi.results import HDI94, Diagnostics, EffectResult
 
 ESTIMAND = "community_revenue_lift"
@@ -331,20 +332,14 @@ def sample_model(build, *, key: tuple, inputs: dict[str, np.ndarray], sampler: s
 
 
 MU_TAU_SD = 0.3                      # prior sd of the mean community log lift
-SIGMA_TAU_PRIOR = (0.1, 0.5)         # LogNormal median and log-sd of the between-community sd
 
 
 def _tau(index: dict[str, Any]):
-    """Community (x segment) log lifts, partially pooled; centred, with their mean integrated out.
+    """Community (x segment) log lifts, partially pooled (:mod:`roi.models.pooling`: centred,
+    their mean ``mu_tau ~ Normal(0, 0.3)`` integrated out and drawn after sampling, spread
+    ``sigma_tau ~ LogNormal(log 0.1, 0.5)``).
 
-    ``tau_c ~ Normal(mu_tau, sigma_tau)`` with ``mu_tau ~ Normal(0, 0.3)`` is sampled as
-    ``tau ~ MvNormal(0, sigma_tau^2 I + 0.3^2 J)`` (the same prior; ``mu_tau`` is drawn
-    afterwards from its conditional posterior, :func:`mu_tau_draws`).
-    ``sigma_tau ~ LogNormal(log 0.1, 0.5)`` (5%-95%: 0.044-0.23): with two or three communities
-    the data cannot estimate the between-community spread, and a prior that keeps it away from
-    zero (boundary-avoiding, Chung et al. 2013) removes the funnel that a HalfNormal left.
-
-    Measured, 4 x 1000 draws after 300 tuning steps at ``target_accept`` 0.9:
+    Measured with this model, 4 x 1000 draws after 300 tuning steps at ``target_accept`` 0.9:
 
     ==============================  ==================  =====================
     parametrisation                 bundled sample      20,000 customers
@@ -352,41 +347,18 @@ def _tau(index: dict[str, Any]):
     non-centred, HalfNormal(0.1)    0 divergences       13 (at 0.99: 31 steps)
     centred, mu integrated, HN      --                  9 (at sigma ~ 0.009)
     centred, mu integrated, Gamma   26 (sigma ~ 0.005)  0
-    this one                        0, 9.9 steps        0, 11.6 steps
+    pooling.pooled_effects          0, 9.9 steps        0, 11.6 steps
     ==============================  ==================  =====================
-
-    The divergences sat at the neck (small ``sigma_tau``) centred and at large ``sigma_tau``
-    non-centred; this one needs no ``target_accept`` 0.99 (mean 31 leapfrog steps per draw).
     """
     import pymc as pm
-    import pytensor.tensor as pt
 
-    k = len(index["communities"])
-    median, log_sd = SIGMA_TAU_PRIOR
-    sigma_tau = pm.LogNormal("sigma_tau", mu=np.log(median), sigma=log_sd)
-    cov = sigma_tau ** 2 * pt.eye(k) + MU_TAU_SD ** 2 * pt.ones((k, k))
-    tau_c = pm.MvNormal("tau_community", mu=np.zeros(k), cov=cov, dims="community")
+    tau_c, _ = pooled_effects("tau_community", spread_name="sigma_tau", dims="community",
+                              k=len(index["communities"]), mean_sd=MU_TAU_SD)
     if index["segments"] == [ALL]:
         return pm.Deterministic("tau", tau_c[:, None], dims=("community", "segment"))
     sigma_seg = pm.HalfNormal("sigma_seg", 0.1)
     w = pm.Normal("w", 0.0, 1.0, dims=("community", "segment"))
     return pm.Deterministic("tau", tau_c[:, None] + sigma_seg * w, dims=("community", "segment"))
-
-
-def mu_tau_draws(tau: np.ndarray, sigma: np.ndarray, *, seed: int) -> np.ndarray:
-    """Draws of the mean community log lift from its conditional posterior given each draw's
-    community lifts ``tau`` (draws x communities) and spread ``sigma``: Normal with precision
-    ``1 / 0.3^2 + k / sigma^2`` and mean ``(sum tau / sigma^2) / precision``.
-
-    Examples
-    --------
-    >>> d = mu_tau_draws(np.full((4000, 2), 0.2), np.full(4000, 0.01), seed=0)
-    >>> round(float(d.mean()), 2)
-    0.2
-    """
-    precision = 1.0 / MU_TAU_SD ** 2 + tau.shape[1] / sigma ** 2
-    mean = tau.sum(axis=1) / sigma ** 2 / precision
-    return np.random.default_rng(seed).normal(mean, 1.0 / np.sqrt(precision))
 
 
 def entry(values: np.ndarray) -> dict[str, Any]:
@@ -548,7 +520,8 @@ class BayesianHierarchicalLift:
         # A model compiled for another cell table carries that table's labels: use ours.
         self.idata_.posterior = self.idata_.posterior.assign_coords(
             community=self.index_["communities"], segment=self.index_["segments"])
-        self._add_mu_tau()
+        add_pooled_mean(self.idata_.posterior, effects="tau_community", spread="sigma_tau",
+                        name="mu_tau", mean_sd=MU_TAU_SD, seed=self.random_seed)
         diagnostics = convergence_gate(self.idata_, draws=self.draws, chains=self.chains,
                                        method="bayesian_revenue", var_names=SAMPLED)
         diagnostics.checks.update({
@@ -593,14 +566,6 @@ class BayesianHierarchicalLift:
         weights = members["n"].to_numpy(float) @ columns
         self.member_months_ = dict(zip(names, weights.astype(int).tolist(), strict=True))
         return {name: sums[:, k] / weights[k] for k, name in enumerate(names)}
-
-    def _add_mu_tau(self) -> None:
-        """The mean community log lift (integrated out of the sampled model) as draws."""
-        post = self.idata_.posterior
-        tau, sigma = post["tau_community"].to_numpy(), post["sigma_tau"].to_numpy()
-        draws = mu_tau_draws(tau.reshape(-1, tau.shape[-1]), sigma.reshape(-1),
-                             seed=self.random_seed)
-        post["mu_tau"] = (("chain", "draw"), draws.reshape(sigma.shape))
 
     def _result(self, diagnostics: Diagnostics, *, n_treated: int) -> EffectResult:
         draws = self.lift_draws()

@@ -17,21 +17,18 @@ Model (log hazard per day of cell j; ``g`` = community of a member cell)::
                                         + member_j * theta[g_j]))
     alpha_c[k] ~ Normal(log(total events / total exposure), 2)   # at the mean pattern xbar
     beta     ~ Normal(0, 1)          # covariate hazard ratios 0.14-7.4 (95% prior)
-    theta[g] = mu + sigma * z[g],  z[g] ~ Normal(0, 1)   # partial pooling, non-centred
-    mu       ~ Normal(0, 0.5)        # pooled member HR 0.38-2.7 (95% prior), centred on no effect
-    sigma    ~ HalfNormal(0.1)       # communities' HRs typically within x/ 1.2 of the pooled
+    theta[g] ~ Normal(mu, sigma)     # partial pooling (roi.models.pooling: sampled centred,
+    mu       ~ Normal(0, 0.5)        #   mu integrated out and drawn afterwards); pooled member
+                                     #   HR 0.38-2.7 (95% prior), centred on no effect
+    sigma    ~ LogNormal(log 0.1, 0.5)   # communities' HRs typically within x/ 1.1-1.25
 
 Covariates are centred at their exposure-weighted mean ``xbar`` (``alpha_c``; the reference
 pattern's log baseline ``alpha = alpha_c - xbar' beta`` is kept as a deterministic), and nutpie
 adapts a low-rank mass matrix: both remove the intercept/covariate correlations that otherwise
-leave the baseline with a bulk ESS near 60 in 600 draws. The non-centred hierarchy with a
-HalfNormal(0.1) scale was chosen by measurement on a 20,000-customer world with 2 communities:
-a centred one gave 38 divergences in 600 draws, HalfNormal(0.25) left ``mu``/``sigma`` with
-r-hat 1.02 and ESS ~ 200. With two communities ``sigma`` is mostly its prior and at
-``target_accept`` 0.9-0.95 a handful of divergences remained in 1,000-2,000 draws (2-5); the
-default 0.99 gave none. Defaults 4 chains x 600+600: r-hat 1.007, min bulk ESS 665, converged,
-32 s on 20,000 customers; 2 chains x 1000+1000 took 39 s and its r-hat (1.005-1.012 by seed)
-sat on the 1.01 gate.
+leave the baseline with a bulk ESS near 60 in 600 draws. The hierarchy: a non-centred one with a
+HalfNormal(0.1) scale left 2-5 divergences at ``target_accept`` 0.9-0.95 on a 20,000-customer
+world with 2 communities and needed 0.99 (33 s for 4 x 600+600); the centred form of
+:mod:`roi.models.pooling` with a boundary-avoiding LogNormal spread samples at the default 0.9.
 
 The **pooled hazard ratio** reported as the estimate is ``exp(sum_g w_g theta[g])`` with ``w_g``
 the share of member exposure days in community g: the average effect on the members observed
@@ -77,11 +74,13 @@ import pandas as pd
 from roi.checks.convergence import convergence_gate
 from roi.models.cox_time_varying import refusal_reason, refused_result
 from roi.models.nuts import compile_kwargs, nutpie_backend
+from roi.models.pooling import add_pooled_mean, pooled_effects
 from roi.results import HDI94, Diagnostics, EffectResult
 
 ESTIMAND = "community_retention_lift"
 NON_MEMBER = "(non-member)"
 DEFAULT_INTERVALS = (0, 30, 91, 182, 365, 547)
+MU_SD = 0.5                      # prior sd of the pooled member log hazard ratio
 
 
 
@@ -221,10 +220,8 @@ def build_model(cells: pd.DataFrame, *, X: np.ndarray, groups: list[str]):
     with pm.Model(coords=coords) as model:
         alpha_c = pm.Normal("alpha_c", mu=rate, sigma=2.0, dims="piece")
         beta = pm.Normal("beta", mu=0.0, sigma=1.0, dims="term")
-        mu = pm.Normal("mu", mu=0.0, sigma=0.5)
-        sigma = pm.HalfNormal("sigma", sigma=0.1)
-        z = pm.Normal("z", mu=0.0, sigma=1.0, dims="community")
-        theta = pm.Deterministic("theta", mu + sigma * z, dims="community")
+        theta, _ = pooled_effects("theta", spread_name="sigma", dims="community",
+                                  k=len(groups), mean_sd=MU_SD)
         pm.Deterministic("alpha", alpha_c - pm.math.dot(center, beta), dims="piece")
         log_rate = (alpha_c[cells["piece"].to_numpy()] + pm.math.dot(X - center, beta)
                     + member_cells * theta[g] + np.log(cells["exposure"].to_numpy()))
@@ -314,7 +311,7 @@ class BayesianPiecewiseSurvival:
 
     def __init__(self, *, intervals_days: Sequence[float] = DEFAULT_INTERVALS, draws: int = 600,
                  tune: int = 600, chains: int = 4, sampler: str = "nutpie",
-                 random_seed: int = 0, target_accept: float = 0.99,
+                 random_seed: int = 0, target_accept: float = 0.9,
                  numeric_bins: int = 5) -> None:
         if sampler not in ("nutpie", "pymc"):
             raise ValueError(f"sampler must be 'nutpie' or 'pymc', not {sampler!r}")
@@ -353,9 +350,11 @@ class BayesianPiecewiseSurvival:
                                    tune=self.tune, chains=self.chains,
                                    random_seed=self.random_seed,
                                    target_accept=self.target_accept)
+        add_pooled_mean(self.idata_.posterior, effects="theta", spread="sigma", name="mu",
+                        mean_sd=MU_SD, seed=self.random_seed)
         diagnostics = convergence_gate(
             self.idata_, draws=self.draws, chains=self.chains, method="bayes_piecewise",
-            var_names=("alpha_c", "beta", "mu", "sigma", "z"),
+            var_names=("alpha_c", "beta", "theta", "sigma"),
             divergence_advice="raise target_accept or the result may be biased.")
         # Wall-clock times stay out of the results (a rerun must reproduce them byte for byte).
         self.seconds_ = {"cells_and_model": round(sampled - began, 3),

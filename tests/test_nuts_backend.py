@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from roi.models import nuts
-from roi.models.media import sampling
 
 
 def test_backend_from_environment(monkeypatch):
@@ -36,8 +35,8 @@ def test_cache_reuses_only_models_that_take_new_data(monkeypatch, backend, compi
         return f"compiled {model}"
 
     monkeypatch.setenv(nuts.ENV, backend)
-    monkeypatch.setattr(sampling, "compile_nutpie", fake_compile)
-    cache = sampling.CompiledCache(size=4)
+    monkeypatch.setattr(nuts, "compile_nutpie", fake_compile)
+    cache = nuts.CompiledCache(size=4)
     first, fresh = cache.get(("a",), lambda: "model a")
     again, fresh_again = cache.get(("a",), lambda: "model a2")
     cache.get(("b",), lambda: "model b")

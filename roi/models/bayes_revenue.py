@@ -121,7 +121,7 @@ import pandas as pd
 
 from roi.checks.convergence import convergence_gate
 from roi.models.bayes_survival import pattern_columns
-from roi.models.nuts import compile_nutpie, nutpie_backend, takes_new_data
+from roi.models.nuts import CompiledCache, nutpie_backend
 from roi.models.pooling import add_pooled_mean, pooled_effects
 from roi.results import HDI94, Diagnostics, EffectResult
 
@@ -129,9 +129,10 @@ ESTIMAND = "community_revenue_lift"
 SCALE = "currency per member-month"
 NEVER = "(never)"
 ALL = "(all)"
-# Compiled nutpie models by structure (months, patterns, communities, segments, prior): a new
-# cell table of the same structure is swapped in as data instead of compiling again.
-COMPILED: dict[tuple, Any] = {}
+# Compiled nutpie models by structure (months, patterns, communities, segments, prior): with
+# numba a new cell table of the same structure is swapped in as data instead of compiling again
+# (one structure at a time: a compiled model holds its data); JAX compiles every fit.
+COMPILED = CompiledCache(size=1)
 SAMPLED = ("gamma_raw", "beta_raw", "tau_community", "sigma_tau", "kappa", "sigma_seg", "w")
 
 
@@ -309,15 +310,8 @@ def sample_model(build, *, key: tuple, inputs: dict[str, np.ndarray], sampler: s
     except ImportError:
         nutpie = None
     if sampler == "nutpie" and nutpie is not None:
-        backend = nutpie_backend()
-        if not takes_new_data(backend):      # JAX: the data are compiled in (and it is fast)
-            compiled = compile_nutpie(build(), backend=backend)
-        else:
-            if key not in COMPILED:
-                COMPILED.clear()   # one structure at a time: a compiled model holds its data
-                COMPILED[key] = compile_nutpie(build(), backend=backend)
-            compiled = COMPILED[key].with_data(**inputs)
-        idata = nutpie.sample(compiled, draws=draws, tune=tune,
+        compiled, _ = COMPILED.get(key, build)
+        idata = nutpie.sample(compiled.with_data(**inputs), draws=draws, tune=tune,
                               chains=chains, cores=min(chains, 2), seed=random_seed,
                               progress_bar=False, low_rank_modified_mass_matrix=True,
                               target_accept=target_accept)

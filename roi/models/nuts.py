@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 BACKENDS = ("jax", "numba")
@@ -65,3 +67,43 @@ def compile_nutpie(model, *, backend: str | None = None) -> Any:
     import nutpie
 
     return nutpie.compile_pymc_model(model, **compile_kwargs(backend or nutpie_backend()))
+
+
+class CompiledCache:
+    """Least-recently-used store of compiled nutpie models (``size`` structures)."""
+
+    def __init__(self, *, size: int = 4) -> None:
+        self.size = size
+        self._store: OrderedDict[tuple, Any] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    def get(self, key: tuple, build: Callable[[], Any]) -> tuple[Any, bool]:
+        """(compiled model, whether it was compiled now) for ``key``.
+
+        With a backend whose compiled models cannot take new data (JAX, see
+        :mod:`roi.models.nuts`) nothing is stored: every call compiles ``build()``.
+        """
+        backend = nutpie_backend()
+        if not takes_new_data(backend):
+            return _FrozenData(compile_nutpie(build(), backend=backend)), True
+        if key in self._store:
+            self._store.move_to_end(key)
+            return self._store[key], False
+        compiled = compile_nutpie(build(), backend=backend)
+        self._store[key] = compiled
+        while len(self._store) > self.size:
+            self._store.popitem(last=False)
+        return compiled, True
+
+
+class _FrozenData:
+    """A model compiled with its data in it: ``with_data`` gives the model back (the caller
+    built it from the same inputs)."""
+
+    def __init__(self, compiled: Any) -> None:
+        self.compiled = compiled
+
+    def with_data(self, **_inputs: Any) -> Any:
+        return self.compiled

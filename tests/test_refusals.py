@@ -216,6 +216,21 @@ def test_run_refuses_the_one_member_community_for_revenue(degenerate_run):
 
 
 @pytest.mark.slow
+def test_refused_community_gets_no_retention_money_and_spoils_no_interval(degenerate_run):
+    """Its Cox term is not identified (huge standard error): its money is refused, and the
+    other communities and the total keep finite intervals (roi/models/retention_value.py)."""
+    money = degenerate_run["community_retention_lift"]["retention_revenue"]
+    tiny = money["by_community"]["tiny"]
+    assert tiny["revenue"]["estimate"] is None and "no churn events" in tiny["refused"]
+    assert money["total"]["left_out"] == ["tiny"]
+    others = [e for name, e in money["by_community"].items() if name != "tiny"]
+    for entry in [*others, money["total"]]:
+        revenue = entry["revenue"]
+        assert None not in (revenue["low"], revenue["high"]), entry
+        assert revenue["low"] <= revenue["estimate"] <= revenue["high"]
+
+
+@pytest.mark.slow
 def test_run_flags_a_channel_whose_spend_never_varies(no_churn_run):
     """MMM (roi/models/media): a channel with constant spend has no identified effect; the
     diagnostics or paid_media must say so for that channel."""

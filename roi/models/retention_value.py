@@ -238,6 +238,11 @@ def cox_hazard_draws(model: CoxTimeVarying, table: pd.DataFrame, members: pd.Dat
     se = coefs.loc[[f"member:{g}" for g in groups], "se"].to_numpy()
     theta = mean + se * rng.standard_normal((n_draws, len(groups)))
     theta[0] = mean
+    # A refused community's coefficient is not identified (one member, no churn): its standard
+    # error is huge and its draws overflow the baseline of every community. Hold it at its
+    # point estimate; retention_revenue reports no money for it.
+    refused = [bool(model.result_.by_group.get(g, {}).get("refused")) for g in groups]
+    theta[:, refused] = mean[refused]
     alpha = np.log(events) - np.log(base + np.exp(theta) @ by_group)  # draws x pieces
     group = pd.Categorical(members[community], categories=groups).codes
     return HazardDraws(bounds=bounds, log_base=alpha,
@@ -325,7 +330,8 @@ def refused_money(reason: str) -> dict[str, Any]:
     empty = {"estimate": None, "low": None, "high": None, "interval": None}
     return {"by_community": {}, "source": None, "interval": None, "value": [],
             "total": {"extra_customer_months": dict(empty), "revenue": dict(empty)},
-            "refused": f"retention revenue not estimated: {reason}"}
+            "refused": "retention revenue not estimated: "
+                       + reason.removeprefix("not estimated: ")}
 
 
 def retention_revenue(table: pd.DataFrame, panel: pd.DataFrame, *,
@@ -371,6 +377,36 @@ def retention_revenue(table: pd.DataFrame, panel: pd.DataFrame, *,
         return refused_money(model.refused_)
     members = member_rows(table, panel=panel, end_day=end_day, id_col=id_col,
                           community=community)
+    # A community whose hazard ratio the model refused (e.g. one member, no churn) has no
+    # identified hazard: its draws overflow and would turn every interval into NaN.
+    refused = {name: entry["refused"] for name, entry in model.result_.by_group.items()
+               if isinstance(entry, Mapping) and entry.get("refused")}
+    left_out = members[community].isin(list(refused))
+    if left_out.all():
+        return refused_money("the hazard ratio of every community was refused")
+    counts = members.loc[left_out, community].value_counts()
+    out = _retention_money(members[~left_out], model=model, table=table, panel=panel,
+                           covariates=covariates, community=community, lift_att=lift_att,
+                           shared_revenue_per_month=shared_revenue_per_month,
+                           n_draws=n_draws, seed=seed, id_col=id_col)
+    empty = {"estimate": None, "low": None, "high": None, "interval": None}
+    for name, reason in refused.items():
+        out["by_community"][name] = {
+            "extra_customer_months": dict(empty), "revenue": dict(empty),
+            "members": int(counts.get(name, 0)),
+            "refused": "retention revenue not estimated: "
+                       + reason.removeprefix("not estimated: ")}
+    if refused:
+        out["total"]["left_out"] = sorted(refused)
+    return out
+
+
+def _retention_money(members: pd.DataFrame, *, model, table: pd.DataFrame,
+                     panel: pd.DataFrame, covariates: Sequence[str] | None, community: str,
+                     lift_att: float | Mapping[str, float] | None,
+                     shared_revenue_per_month: float, n_draws: int, seed: int,
+                     id_col: str) -> dict[str, Any]:
+    """:func:`retention_revenue` on the members of the communities with a hazard ratio."""
     if isinstance(model, BayesianPiecewiseSurvival):
         hazard = bayes_hazard_draws(model, members, community=community, max_draws=n_draws,
                                     seed=seed)

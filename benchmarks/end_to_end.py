@@ -76,12 +76,9 @@ def load_into_postgres(url: str, folder: Path, database: str) -> str:
     import pyarrow.parquet as pq
     import sqlalchemy as sa
 
-    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{database}"'))
-        connection.execute(sa.text(f'CREATE DATABASE "{database}"'))
-    admin.dispose()
-    target = url.rsplit("/", 1)[0] + f"/{database}"
+    from roi.data.source import fresh_database
+
+    target = fresh_database(url, database)
     engine = sa.create_engine(target)
     for path in sorted(folder.glob("*.parquet")):
         frame = pq.read_table(path).to_pandas()

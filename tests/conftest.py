@@ -192,13 +192,9 @@ def load_world_into_postgres(url: str, folder: Path, database: str) -> str:
     import sqlalchemy as sa
 
     from roi.data.schema import TABLES
+    from roi.data.source import fresh_database
 
-    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{database}"'))
-        connection.execute(sa.text(f'CREATE DATABASE "{database}"'))
-    admin.dispose()
-    target = url.rsplit("/", 1)[0] + f"/{database}"
+    target = fresh_database(url, database)
     engine = sa.create_engine(target)
     for path in sorted(folder.glob("*.csv")):
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)

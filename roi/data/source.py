@@ -78,6 +78,22 @@ def embedded_engine() -> sa.Engine:
     return engine
 
 
+def fresh_database(url: str, database: str) -> str:
+    """Drop and create ``database`` on the PostgreSQL server of ``url`` (an admin URL, e.g. to
+    ``postgres``); the URL of the new database. For tests and benchmarks that load a world.
+
+    The name must be a plain identifier (it cannot be a bound parameter in ``CREATE DATABASE``).
+    """
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", database):
+        raise ValueError(f"database name must be a plain identifier, not {database!r}")
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{database}"'))
+        connection.execute(sa.text(f'CREATE DATABASE "{database}"'))
+    admin.dispose()
+    return url.rsplit("/", 1)[0] + f"/{database}"
+
+
 def mask_url(text: str) -> str:
     """Replace the password of every URL in ``text`` by ``***``.
 

@@ -69,6 +69,7 @@ from statsmodels.tools.sm_exceptions import (
 )
 
 from roi.checks import BalanceCheck, OverlapCheck
+from roi.checks.balance import BalanceMoments
 from roi.models._did_influence import single_threaded_blas
 from roi.models.regression_adjustment import (
     HISTORY,
@@ -77,11 +78,10 @@ from roi.models.regression_adjustment import (
     HistoryMode,
     NoComparison,
     StackedDesign,
-    cluster_se,
+    UnitInfluence,
     coverage_warning,
     fit_outcome,
     normal_interval,
-    stacked_design,
 )
 from roi.results import CI95, Diagnostics, EffectResult
 
@@ -166,8 +166,22 @@ class _Weighted:
     stack: CohortStack
     p: np.ndarray            # per unit of the stack
     keep: np.ndarray         # per unit, p <= 1 - trim
-    residual: np.ndarray     # per row: y - m(x)
+    residual: np.ndarray     # per cell: y - m(x) (zero where not observed)
     separated: bool = False  # the ML logit failed; p from the ridge fallback
+
+
+@dataclass
+class _Cohorts:
+    """What the pass over the cohorts keeps: cells, unit influence sums, check inputs."""
+
+    cells: list[pd.DataFrame]
+    influence: UnitInfluence
+    propensity: list[np.ndarray]
+    treated: list[np.ndarray]
+    balance: BalanceMoments
+    separated: dict[str, int]
+    members: int = 0
+    members_kept: int = 0
 
 
 class IPW(CohortEstimator):
@@ -220,25 +234,26 @@ class IPW(CohortEstimator):
         self.history, self.alpha = history, alpha
         self.propensity_history = propensity_history
 
-    def _estimate(self, data: pd.DataFrame, **options: Any) -> EffectResult:
-        design = stacked_design(data, lookback=self.lookback, min_history=self.min_history,
-                                **options)
-        if not design.stacks:
+    def _estimate(self, design: StackedDesign) -> EffectResult:
+        if not design.cohorts:
             raise NoComparison(f"{type(self).__name__}: no cohort has both treated units and "
-                             "controls with enough pre-join history")
+                               "controls with enough pre-join history")
+        seen = _Cohorts([], UnitInfluence(len(design.unit_labels)), [], [], BalanceMoments(),
+                        {})
         with single_threaded_blas():
-            weighted = [self._weigh(stack) for stack in design.stacks]
-            cells = pd.concat([_cells(w) for w in weighted], ignore_index=True)
-            cells = cells[(cells["n_obs"] > 0) & (cells["control_weight"] > 0)]
-            n_obs = int(cells["n_obs"].sum())
-            if not n_obs:
-                raise NoComparison(f"{type(self).__name__}: no member-month is left with "
-                                 "comparable controls after trimming (no overlap)")
-            estimate = float((cells["att"] * cells["n_obs"]).sum() / n_obs)
-            se = self._se(design, weighted, cells, estimate, n_obs)
-            self.group_time_ = cells.reset_index(drop=True)
-            self._run_checks(design, weighted)
-        return self._result(design, estimate, se, n_obs, weighted)
+            for stack in design.stacks():
+                self._add_cohort(self._weigh(stack), seen)
+        cells = pd.concat(seen.cells, ignore_index=True)
+        cells = cells[(cells["n_obs"] > 0) & (cells["control_weight"] > 0)]
+        n_obs = int(cells["n_obs"].sum())
+        if not n_obs:
+            raise NoComparison(f"{type(self).__name__}: no member-month is left with "
+                               "comparable controls after trimming (no overlap)")
+        estimate = float((cells["att"] * cells["n_obs"]).sum() / n_obs)
+        se = seen.influence.se(estimate, n_obs=n_obs)
+        self.group_time_ = cells.reset_index(drop=True)
+        self._run_checks(design, seen)
+        return self._result(design, estimate, se, n_obs, seen)
 
     def _weigh(self, stack: CohortStack) -> _Weighted:
         p, separated = fit_propensity(stack, history=self.propensity_history)
@@ -246,35 +261,37 @@ class IPW(CohortEstimator):
         if self.doubly_robust:
             residual = fit_outcome(stack, history=self.history).residual
         else:
-            residual = stack.row_y
+            residual = stack.outcome
         return _Weighted(stack, p, keep, residual, separated)
 
-    def _se(self, design: StackedDesign, weighted: list[_Weighted], cells: pd.DataFrame,
-            estimate: float, n_obs: int) -> float:
-        parts, clusters = [], []
-        for w in weighted:
-            contribution, rows = _influence(w, cells, estimate)
-            parts.append(contribution / n_obs)
-            clusters.append(design.unit_labels[w.stack.units[w.stack.row_unit[rows]]])
-        return cluster_se(np.concatenate(parts), np.concatenate(clusters))
+    def _add_cohort(self, w: _Weighted, seen: _Cohorts) -> None:
+        """One cohort's cells, its units' influence sums and the checks' inputs."""
+        cells = _cells(w)
+        seen.cells.append(cells)
+        _add_influence(w, cells, seen.influence)
+        seen.propensity.append(w.p)
+        seen.treated.append(w.stack.treated)
+        features = w.stack.features
+        if not self.propensity_history and w.stack.history:
+            features = w.stack.covariates
+        after, before = _balance_weights(w)
+        seen.balance.add(features[w.keep], treated=w.stack.treated[w.keep],
+                         weights=after[w.keep], base_weights=before[w.keep])
+        seen.members += int(w.stack.treated.sum())
+        seen.members_kept += int((w.stack.treated & w.keep).sum())
+        if w.separated:
+            seen.separated[_label(w.stack.cohort)] = int(w.stack.treated.sum())
 
-    def _run_checks(self, design: StackedDesign, weighted: list[_Weighted]) -> None:
-        p = np.concatenate([w.p for w in weighted])
-        treated = np.concatenate([w.stack.treated for w in weighted])
-        self.overlap_ = OverlapCheck(low=0.0, high=1 - self.trim).run(p, treated=treated)
-        keep = np.concatenate([w.keep for w in weighted])
-        features = np.concatenate([w.stack.features for w in weighted])
+    def _run_checks(self, design: StackedDesign, seen: _Cohorts) -> None:
+        self.overlap_ = OverlapCheck(low=0.0, high=1 - self.trim).run(
+            np.concatenate(seen.propensity), treated=np.concatenate(seen.treated))
         names = design.feature_names
-        if not self.propensity_history and weighted[0].stack.history:
-            features, names = features[:, :-len(HISTORY)], names[:-len(HISTORY)]
-        after, before = zip(*(_balance_weights(w) for w in weighted), strict=True)
-        self.balance_ = BalanceCheck().run(features[keep], treated=treated[keep],
-                                           weights=np.concatenate(after)[keep],
-                                           base_weights=np.concatenate(before)[keep],
-                                           names=names)
+        if not self.propensity_history and design.lookback > 0:
+            names = names[:-len(HISTORY)]
+        self.balance_ = BalanceCheck().run_moments(seen.balance, names=names)
 
     def _result(self, design: StackedDesign, estimate: float, se: float, n_obs: int,
-                weighted: list[_Weighted]) -> EffectResult:
+                seen: _Cohorts) -> EffectResult:
         low, high = normal_interval(estimate, se, alpha=self.alpha)
         checks = {"coverage": design.coverage, "se": se, "trim": self.trim,
                   "lookback": self.lookback, "overlap": self.overlap_.to_checks(),
@@ -283,11 +300,12 @@ class IPW(CohortEstimator):
         for message in self.overlap_.warnings_ + self.balance_.warnings_:
             diagnostics.warn(message)
         coverage_warning(diagnostics, design.coverage)
-        _separation_warning(diagnostics, weighted)
-        members = sum(int((w.stack.treated & w.keep).sum()) for w in weighted)
+        _separation_warning(diagnostics, seen.separated, members=seen.members,
+                            cohorts=len(design.cohorts))
         return EffectResult(method=self.method, estimand="community_revenue_lift",
                             estimate=estimate, low=low, high=high, interval=CI95,
-                            scale="currency per member-month", n_treated=members, n_obs=n_obs,
+                            scale="currency per member-month", n_treated=seen.members_kept,
+                            n_obs=n_obs,
                             tables={"group_time": self.group_time_,
                                     "overlap": self.overlap_.table_,
                                     "balance": self.balance_.table_},
@@ -333,19 +351,18 @@ class AIPW(IPW):
 SEPARATION_LIMIT = 0.5
 
 
-def _separation_warning(diagnostics: Diagnostics, weighted: list[_Weighted]) -> None:
-    """Cohorts whose propensity logit separated: listed in the checks, warned about, and the
-    estimate refused (``converged = False``) when they hold over half of the members."""
-    separated = {_label(w.stack.cohort): int(w.stack.treated.sum()) for w in weighted
-                 if w.separated}
+def _separation_warning(diagnostics: Diagnostics, separated: dict[str, int], *, members: int,
+                        cohorts: int) -> None:
+    """Cohorts whose propensity logit separated (cohort -> its members): listed in the checks,
+    warned about, and the estimate refused (``converged = False``) when they hold over half of
+    the members."""
     diagnostics.checks["propensity_separation"] = separated
     if not separated:
         return
-    members = sum(int(w.stack.treated.sum()) for w in weighted)
     share = sum(separated.values()) / max(members, 1)
     diagnostics.warn(
         f"Propensity model: perfect or quasi-perfect separation in {len(separated)} of "
-        f"{len(weighted)} join cohorts ({share:.0%} of members): their members are predicted "
+        f"{cohorts} join cohorts ({share:.0%} of members): their members are predicted "
         "by the covariates alone, so comparable never-members are missing; those propensities "
         "come from a penalised logit and members without overlap are trimmed.")
     if share > SEPARATION_LIMIT:
@@ -359,45 +376,46 @@ def _label(cohort: Any) -> str:
     return str(int(value)) if value.is_integer() else str(cohort)
 
 
-def _row_weights(w: _Weighted) -> tuple[np.ndarray, np.ndarray]:
-    """Per row: kept, and the ATT weight (1 treated, p / (1 - p) control)."""
-    unit_weight = np.where(w.stack.treated, 1.0, _odds(w.p))
-    kept = w.keep[w.stack.row_unit]
-    return kept, unit_weight[w.stack.row_unit]
+def _cell_masks(w: _Weighted) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Kept treated cells, kept control cells (0/1 matrices) and the units' ATT weights (1
+    treated, p / (1 - p) control)."""
+    treated, kept = w.stack.treated, w.keep
+    observed = w.stack.observed
+    treated_cells = (observed & (treated & kept)[:, None]).astype(float)
+    control_cells = (observed & (~treated & kept)[:, None]).astype(float)
+    return treated_cells, control_cells, np.where(treated, 1.0, _odds(w.p))
 
 
 def _cells(w: _Weighted) -> pd.DataFrame:
-    kept, weight = _row_weights(w)
-    treated = w.stack.row_treated
-    period = w.stack.row_period
-    n = int(period.max()) + 1
-    t_rows, c_rows = kept & treated, kept & ~treated
-    n_obs = np.bincount(period[t_rows], minlength=n)
-    t_sum = np.bincount(period[t_rows], w.residual[t_rows], minlength=n)
-    c_weight = np.bincount(period[c_rows], weight[c_rows], minlength=n)
-    c_sum = np.bincount(period[c_rows], (weight * w.residual)[c_rows], minlength=n)
+    treated_cells, control_cells, weight = _cell_masks(w)
+    n_obs = treated_cells.sum(axis=0).astype(np.int64)
+    t_sum = (treated_cells * w.residual).sum(axis=0)
+    c_weight = control_cells.T @ weight
+    c_sum = (control_cells * w.residual).T @ weight
     with np.errstate(divide="ignore", invalid="ignore"):
         treated_mean, control_mean = t_sum / n_obs, c_sum / c_weight
-    return pd.DataFrame({"g": w.stack.cohort, "t": np.arange(n), "att": treated_mean
-                         - control_mean, "treated_mean": treated_mean,
+    return pd.DataFrame({"g": w.stack.cohort, "t": np.arange(len(n_obs)),
+                         "att": treated_mean - control_mean, "treated_mean": treated_mean,
                          "control_mean": control_mean, "n_obs": n_obs,
                          "control_weight": c_weight})
 
 
-def _influence(w: _Weighted, cells: pd.DataFrame,
-               estimate: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per kept row of valid cells: its term of N * (theta_hat - theta)."""
-    kept, weight = _row_weights(w)
-    mine = cells[cells["g"] == w.stack.cohort].set_index("t")
-    period = w.stack.row_period
-    rows = kept & np.isin(period, mine.index.to_numpy())
-    cell = mine.reindex(period[rows])
-    residual, treated = w.residual[rows], w.stack.row_treated[rows]
-    control_mean = cell["control_mean"].to_numpy()
-    treated_term = residual - control_mean - estimate
-    control_term = -(cell["n_obs"].to_numpy() * weight[rows] * (residual - control_mean)
-                     / cell["control_weight"].to_numpy())
-    return np.where(treated, treated_term, control_term), rows
+def _add_influence(w: _Weighted, cells: pd.DataFrame, influence: UnitInfluence) -> None:
+    """Per unit, its kept cells' terms of N * (theta_hat - theta) over the cohort's valid cells
+    (members: residual - control mean - estimate; controls: minus their weighted share of the
+    cell's control mean)."""
+    treated_cells, control_cells, weight = _cell_masks(w)
+    valid = ((cells["n_obs"] > 0) & (cells["control_weight"] > 0)).to_numpy()
+    n_obs = cells["n_obs"].to_numpy(float)
+    control_mean = np.where(valid, cells["control_mean"].to_numpy(), 0.0)
+    scale = np.where(valid, n_obs / np.where(valid, cells["control_weight"].to_numpy(), 1.0), 0.0)
+    centred = w.residual - control_mean[None, :]
+    treated_cells *= valid[None, :]
+    control_cells *= valid[None, :]
+    term = ((treated_cells * centred).sum(axis=1)
+            - weight * (control_cells * centred * scale[None, :]).sum(axis=1))
+    influence.add(w.stack.units, term=term, count=treated_cells.sum(axis=1),
+                  seen=(treated_cells + control_cells).any(axis=1))
 
 
 def _balance_weights(w: _Weighted) -> tuple[np.ndarray, np.ndarray]:

@@ -19,8 +19,9 @@ from typing import Any
 
 from roi.config import RunConfig
 from roi.data import Dataset, load_dataset
+from roi.data.source import release_memory
 from roi.outputs import write_json
-from roi.progress import progress_steps
+from roi.progress import Steps, progress_steps
 from roi.results import EffectResult, _jsonable
 
 SCHEMA_VERSION = 1
@@ -36,6 +37,7 @@ class RunOutputs:
     results: dict[str, Any]
     reports: dict[str, Path]
     paid_media: EffectResult | None = None
+    steps: Steps | None = None   # seconds and peak memory per step
 
 
 def run_job(source: Any, *, out: str | Path, config: RunConfig | None = None,
@@ -58,6 +60,7 @@ def run_models(source: Any, *, out: str | Path, config: RunConfig | None = None,
         panel = dataset.customer_month_panel()
         weekly = dataset.weekly_series()
         survival = dataset.survival_table()
+        release_memory(dataset.engine)   # the models run on these frames, not in the database
         steps.start("revenue lift")
         revenue = revenue_lift_estimates(panel, covariates=dataset.covariates,
                                          sampler=config.sampler.for_model("revenue"),
@@ -85,7 +88,7 @@ def run_models(source: Any, *, out: str | Path, config: RunConfig | None = None,
         steps.start("write reports")
         reports = _write_reports(results, Path(out), pdf=pdf)
     return RunOutputs(dataset=dataset, revenue=revenue, retention=retention, results=results,
-                      reports=reports, paid_media=media)
+                      reports=reports, paid_media=media, steps=steps)
 
 
 def _member_months_by_community(panel) -> dict[str, int]:
@@ -126,31 +129,12 @@ def revenue_lift_estimates(panel, *, covariates: dict[str, str] | None = None, s
     attributed to a paid channel; see ``MULTIPLICATIVE_OUTCOME``). Regression adjustment and AIPW use each customer's own pre-join revenue as
     the baseline and cover only members with pre-join history (their diagnostics say how much).
     """
-    from roi.models.did import StaggeredDiD
-    from roi.models.did_multiplicative import MultiplicativeDiD
-    from roi.models.naive_revenue import NaiveRevenueGap
-
-    active = panel[panel["active"]]
-    naive = NaiveRevenueGap().fit(active, group="community").result_
-    columns = {"unit": "customer_id", "time": "month_index", "group": "join_month_index",
-               "outcome": "revenue"}
-    # Member-month weights: the estimand averages over member-months, not over cohorts.
-    variants = {"did": lambda: StaggeredDiD(control_group="never_treated",
-                                            weights="member_months"),
-                "did_multiplicative": lambda: MultiplicativeDiD()}
-    fitted = {}
-    for name, make in variants.items():
-        own = {**columns, "outcome": MULTIPLICATIVE_OUTCOME} if name != "did" else columns
-        fitted[name] = make().fit(active, **own).result_
-        for community in sorted(active["community"].dropna().unique()):
-            rows = active[active["community"].isna() | (active["community"] == community)]
-            fitted[name].by_group[str(community)] = _community_fit(make, rows, own)
-    estimates = {"naive": naive, **fitted}
+    estimates = _naive_and_did(panel)
     if covariates is not None:
         from roi.models.regression_adjustment import RegressionAdjustment
         from roi.models.weighting import AIPW
 
-        adjusted = {**columns, "active": "active", "covariates": list(covariates)}
+        adjusted = {**PANEL_COLUMNS, "active": "active", "covariates": list(covariates)}
         estimates["regression"] = RegressionAdjustment().fit(panel, community="community",
                                                              **adjusted).result_
         estimates["aipw"] = AIPW().fit(panel, community="community", **adjusted).result_
@@ -168,6 +152,36 @@ def revenue_lift_estimates(panel, *, covariates: dict[str, str] | None = None, s
 # models therefore fit organic revenue and assume membership does not change paid-attributed
 # revenue (which the media-mix model credits to the channels).
 MULTIPLICATIVE_OUTCOME = "organic_revenue"
+
+
+PANEL_COLUMNS = {"unit": "customer_id", "time": "month_index", "group": "join_month_index",
+                 "outcome": "revenue"}
+
+
+def _naive_and_did(panel) -> dict[str, EffectResult]:
+    """The naive gap and the two DiDs, overall and per community, on the active rows (a
+    narrow copy, freed on return before the Bayesian model builds its cells)."""
+    from roi.models.did import StaggeredDiD
+    from roi.models.did_multiplicative import MultiplicativeDiD
+    from roi.models.naive_revenue import NaiveRevenueGap
+
+    # Only the columns the estimators read: the panel can be 13M rows
+    active = panel.loc[panel["active"], [*PANEL_COLUMNS.values(), MULTIPLICATIVE_OUTCOME,
+                                         "community"]]
+    naive = NaiveRevenueGap().fit(active, group="community").result_
+    # Member-month weights: the estimand averages over member-months, not over cohorts.
+    variants = {"did": lambda: StaggeredDiD(control_group="never_treated",
+                                            weights="member_months"),
+                "did_multiplicative": lambda: MultiplicativeDiD()}
+    fitted = {}
+    for name, make in variants.items():
+        own = ({**PANEL_COLUMNS, "outcome": MULTIPLICATIVE_OUTCOME} if name != "did"
+               else PANEL_COLUMNS)
+        fitted[name] = make().fit(active, **own).result_
+        for community in sorted(active["community"].dropna().unique()):
+            rows = active[active["community"].isna() | (active["community"] == community)]
+            fitted[name].by_group[str(community)] = _community_fit(make, rows, own)
+    return {"naive": naive, **fitted}
 
 
 def bayesian_revenue_lift(panel, *, covariates: dict[str, str] | None, sampler,

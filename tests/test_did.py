@@ -510,3 +510,27 @@ def test_multiplicative_did_without_controls_is_a_warning_not_a_number() -> None
                                      outcome="revenue").result_
     assert np.isnan(result.estimate) and result.to_contract()["estimate"] is None
     assert any("No valid control" in w for w in result.diagnostics.warnings)
+
+
+def test_naive_gap_equals_statsmodels_cluster_robust_ols() -> None:
+    """The naive gap's interval is OLS of revenue on [1, ever-member] with errors clustered by
+    customer (statsmodels), computed without the design matrix."""
+    import statsmodels.api as sm
+
+    from roi.models.naive_revenue import NaiveRevenueGap
+
+    rng = np.random.default_rng(4)
+    n, months = 300, 5
+    ids = np.repeat(np.arange(n), months)
+    join = np.where(rng.random(n) < 0.3, 3.0, np.nan)[ids]
+    revenue = rng.gamma(2.0, 20.0, n)[ids] + rng.normal(0, 5, len(ids)) + 30 * ~np.isnan(join)
+    panel = pd.DataFrame({"customer_id": ids, "revenue": revenue, "join_month_index": join,
+                          "active": rng.random(len(ids)) > 0.1})
+    fit = NaiveRevenueGap().fit(panel, active="active").result_
+    rows = panel[panel["active"]]
+    design = sm.add_constant(rows["join_month_index"].notna().to_numpy(float))
+    ols = sm.OLS(rows["revenue"].to_numpy(), design).fit(
+        cov_type="cluster", cov_kwds={"groups": rows["customer_id"].to_numpy()})
+    low, high = ols.conf_int(alpha=0.05)[1]
+    assert (fit.estimate, fit.low, fit.high) == pytest.approx((ols.params[1], low, high),
+                                                              rel=1e-10)

@@ -13,6 +13,7 @@ import tempfile
 import weakref
 from dataclasses import dataclass, field
 
+import duckdb
 import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
@@ -69,13 +70,39 @@ def embedded_engine() -> sa.Engine:
     insertion order is not preserved, so 20M-order worlds fit a 2-core, few-GiB budget.
     """
     spill = tempfile.mkdtemp(prefix="roi-duckdb-")
+    # allocator_flush_threshold: memory freed by a finished task goes back to the system above
+    # 8 MB instead of 128 MB (after the 1M-customer panel: 1.09 instead of 1.46 GiB resident)
     config = {"memory_limit": os.environ.get("ROI_DUCKDB_MEMORY", "1GB"),
-              "temp_directory": spill, "preserve_insertion_order": False}
+              "temp_directory": spill, "preserve_insertion_order": False,
+              "allocator_flush_threshold": "8MB"}
     engine = sa.create_engine("duckdb:///:memory:", poolclass=StaticPool,
                               connect_args={"config": config})
     # The spill folder goes with the engine (or at exit), not left behind in /tmp.
     weakref.finalize(engine, shutil.rmtree, spill, True)
     return engine
+
+
+def release_memory(engine: sa.Engine) -> None:
+    """Give back the memory DuckDB keeps after its queries (buffer pool and allocator caches).
+
+    DuckDB holds on to what a large query used, up to its ``memory_limit``: after the 1M-customer
+    panel 1.0 GiB stays resident with nothing in use. Lowering the limit makes it evict (tables
+    held in memory move to its temp folder and come back when queried); the limit is then put
+    back. Nothing to do for other engines.
+    """
+    if not is_duckdb(engine):
+        return
+    with engine.connect() as connection:
+        driver = connection.connection.driver_connection   # outside SQLAlchemy's transaction
+        limit = driver.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        try:
+            driver.execute(f"SET memory_limit='{RELEASE_TO}'")
+        except duckdb.Error:
+            pass   # more than that is pinned: nothing was evicted, the limit is unchanged
+        driver.execute(f"SET memory_limit='{limit}'")
+
+
+RELEASE_TO = "64MB"
 
 
 def fresh_database(url: str, database: str) -> str:
@@ -125,10 +152,15 @@ def fetch_frame(engine: sa.Engine, statement: sa.Executable, *,
             driver = connection.connection.driver_connection
             sql = str(compiled)
             _announce(connection, "before_cursor_execute", sql, positional, rows=-1)
-            table = driver.sql(sql, params=positional or None).to_arrow_table()
-            _announce(connection, "after_cursor_execute", sql, positional, rows=table.num_rows)
-            return _sorted_categories(_to_pandas(_categorical_text(table, categorical)),
-                                      categorical)
+            # One reference only (in the list), handed over to _to_pandas, which frees each Arrow
+            # column once converted; a local name here would keep the whole table alive.
+            tables = [_categorical_text(driver.sql(sql, params=positional or None)
+                                        .to_arrow_table(), categorical)]
+            _announce(connection, "after_cursor_execute", sql, positional,
+                      rows=tables[0].num_rows)
+            frame = _to_pandas(tables.pop())
+            pa.default_memory_pool().release_unused()
+            return _sorted_categories(frame, categorical)
         frame = pd.read_sql(statement, connection)
     # Same dtypes as the DuckDB path.
     for column in frame.columns:

@@ -151,28 +151,49 @@ def revenue_cells(data: pd.DataFrame, *, unit: str, time: str, group: str, outco
     --------
     See the module docstring.
     """
-    first = data.groupby(unit, sort=False)[time].transform("min")
-    rows = data if active is None else data[data[active].astype(bool)]
-    first = first.loc[rows.index]
+    first = data.groupby(unit, sort=False, observed=True)[time].transform("min").to_numpy()
+    mask = data[active].to_numpy(bool) if active else np.ones(len(data), bool)
+    columns = list(dict.fromkeys([time, group, outcome, *covariates,
+                                  *([community] if community else [])]))
+    rows = data.loc[mask, columns]   # only what the cells use (the panel can be 13M rows)
     cohort = pd.to_numeric(rows[group], errors="coerce").astype(float)
     cohort = cohort.where(cohort > 0)   # 0 / NaN mean never a member (as in StaggeredDiD)
-    names = (rows[community].astype("string") if community
-             else pd.Series(ALL, index=rows.index, dtype="string"))
-    keys = pd.DataFrame({"cohort": cohort, "first": first,
-                         "community": names.where(cohort.notna(), NEVER).fillna("(unknown)")},
-                        index=rows.index)
+    keys = pd.DataFrame({"cohort": cohort.to_numpy(), "first": first[mask],
+                         "community": _community_labels(rows, community,
+                                                        member=cohort.notna().to_numpy())})
     patterns, _ = pattern_columns(rows, covariates=covariates, numeric_bins=numeric_bins)
-    keys = keys.join(patterns.astype(str))
-    keys["time"] = rows[time]
-    value = rows[outcome].astype(float)
-    grouped = value.groupby([keys[c] for c in keys.columns], dropna=False, sort=True)
-    cells = pd.DataFrame({"n": grouped.size(), "total": grouped.sum(),
-                          "total_sq": (value ** 2).groupby([keys[c] for c in keys.columns],
-                                                           dropna=False, sort=True).sum()})
-    cells = cells.reset_index()
+    for name in patterns.columns:
+        keys[name] = patterns[name].to_numpy()
+    keys["time"] = rows[time].to_numpy()
+    # Categorical keys with sorted labels: the cells come out in the order of the labels
+    grouped = keys.groupby(list(keys.columns), dropna=False, sort=True, observed=True)
+    cell = grouped.ngroup().to_numpy()
+    value = rows[outcome].to_numpy(float)
+    cells = grouped.size().rename("n").reset_index()
+    cells["total"] = np.bincount(cell, weights=value, minlength=len(cells))
+    cells["total_sq"] = np.bincount(cell, weights=value**2, minlength=len(cells))
+    cells["community"] = cells["community"].astype("string")
+    for name in patterns.columns:
+        cells[name] = cells[name].astype(str)
     cells["member"] = (cells["time"] >= cells["cohort"]).to_numpy(dtype=bool)
     cells["event_time"] = cells["time"] - cells["cohort"]
     return cells
+
+
+def _community_labels(rows: pd.DataFrame, community: str | None, *,
+                      member: np.ndarray) -> pd.Categorical:
+    """Per row: the community's name for members (``(unknown)`` when missing), ``(never)`` for
+    never-members, ``(all)`` without a community column; categorical with sorted labels."""
+    if community is None:
+        return pd.Categorical.from_codes(np.zeros(len(rows), int), categories=[ALL])
+    names = rows[community].astype("category")
+    labels = [str(c) for c in names.cat.categories] + ["(unknown)", NEVER]
+    codes = names.cat.codes.to_numpy().astype(np.int64)
+    codes = np.where(codes < 0, len(labels) - 2, codes)
+    codes = np.where(member, codes, len(labels) - 1)
+    ordered = sorted(set(labels))
+    position = np.array([ordered.index(label) for label in labels])
+    return pd.Categorical.from_codes(position[codes], categories=ordered)
 
 
 def dispersion(cells: pd.DataFrame) -> float:
@@ -537,9 +558,12 @@ class BayesianHierarchicalLift:
     @staticmethod
     def _members(data: pd.DataFrame, *, unit: str, time: str, group: str,
                  active: str | None) -> int:
-        rows = data if active is None else data[data[active].astype(bool)]
-        cohort = pd.to_numeric(rows[group], errors="coerce").astype(float)
-        return int(rows.loc[(cohort > 0) & (rows[time] >= cohort), unit].nunique())
+        cohort = pd.to_numeric(data[group], errors="coerce").to_numpy(float, na_value=np.nan)
+        with np.errstate(invalid="ignore"):
+            member = (cohort > 0) & (data[time].to_numpy() >= cohort)
+        if active is not None:
+            member &= data[active].to_numpy(bool)
+        return int(data.loc[member, unit].nunique())
 
     def lift_draws(self) -> dict[str, np.ndarray]:
         """Per-draw lift per member-month: ``"all"``, each community, ``"e=<k>"`` per event time

@@ -130,11 +130,30 @@ def pattern_columns(table: pd.DataFrame, *, covariates: Sequence[str], numeric_b
             if name not in edges:
                 inner = np.linspace(0, 1, numeric_bins + 1)[1:-1]
                 edges[name] = np.unique(np.quantile(column.to_numpy(float), inner)).tolist()
-            codes = np.searchsorted(np.asarray(edges[name], dtype=float), column.to_numpy(float), side="right")
-            out[name] = pd.Categorical([f"q{c + 1}" for c in codes])
+            codes = np.searchsorted(np.asarray(edges[name], dtype=float), column.to_numpy(float),
+                                    side="right")
+            out[name] = _sorted_categorical(codes, [f"q{i + 1}" for i in range(len(edges[name])
+                                                                              + 1)])
+        elif isinstance(column.dtype, pd.CategoricalDtype):
+            # codes, not 13M strings: the same categorical as the text path below
+            codes = column.cat.codes.to_numpy().astype(np.int64)
+            labels = [str(c) for c in column.cat.categories] + ["(missing)"]
+            out[name] = _sorted_categorical(np.where(codes < 0, len(labels) - 1, codes), labels,
+                                            dtype="string")
         else:
             out[name] = pd.Categorical(column.astype("string").fillna("(missing)"))
     return pd.DataFrame(out, index=table.index), edges
+
+
+def _sorted_categorical(codes: np.ndarray, labels: list[str], *,
+                        dtype: str = "object") -> pd.Categorical:
+    """Labels ``labels[codes]`` as a categorical of the labels that occur, sorted as text (what
+    ``pd.Categorical`` of the strings gives), built from the codes."""
+    ordered = sorted(set(labels))
+    position = np.array([ordered.index(label) for label in labels])
+    categories = pd.Index(ordered, dtype=dtype)
+    return pd.Categorical.from_codes(position[codes],
+                                     categories=categories).remove_unused_categories()
 
 
 def person_period_cells(table: pd.DataFrame, *, intervals_days: Sequence[float] =

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
+from scipy import stats
 
 from roi.results import CI95, Diagnostics, EffectResult
 
@@ -30,33 +30,47 @@ class NaiveRevenueGap:
             join_time: str = "join_month_index", active: str | None = None,
             group: str | None = None) -> NaiveRevenueGap:
         """Fit on a tidy panel; ``active`` selects rows (e.g. whole-month customers)."""
-        rows = panel[panel[active].astype(bool)] if active else panel
-        ever = rows[join_time].notna()
-        self.result_ = self._gap(rows, ever, unit=unit, outcome=outcome)
+        columns = list(dict.fromkeys([unit, outcome, join_time, *([group] if group else [])]))
+        # Only the columns used: a 13M-row panel is not copied whole (twice per community).
+        rows = panel.loc[panel[active].astype(bool), columns] if active else panel[columns]
+        ever = rows[join_time].notna().to_numpy()
+        units = pd.factorize(rows[unit])[0]
+        outcomes = rows[outcome].to_numpy(dtype=float)
+        self.result_ = _gap(outcomes, ever, units)
         if group is not None:
             for name in sorted(rows.loc[ever, group].dropna().unique()):
-                keep = ~ever | (rows[group] == name)
-                sub = self._gap(rows[keep], ever[keep], unit=unit, outcome=outcome)
+                keep = ~ever | (rows[group] == name).to_numpy()
+                sub = _gap(outcomes[keep], ever[keep], pd.factorize(units[keep])[0])
                 self.result_.by_group[str(name)] = sub.to_contract()
         return self
 
-    def _gap(self, rows: pd.DataFrame, ever: pd.Series, *, unit: str,
-             outcome: str) -> EffectResult:
-        if ever.all() or not ever.any():
-            return _refused("no never-members" if ever.any() else "no members")
-        design = sm.add_constant(ever.astype(float).to_numpy(), has_constant="add")
-        codes = pd.factorize(rows[unit])[0]
-        fit = sm.OLS(rows[outcome].to_numpy(dtype=float), design).fit(
-            cov_type="cluster", cov_kwds={"groups": codes})
-        low, high = fit.conf_int(alpha=0.05)[1]
-        return EffectResult(method="naive", estimand="community_revenue_lift",
-                            estimate=float(fit.params[1]), low=float(low), high=float(high),
-                            interval=CI95, scale="currency per customer-month",
-                            n_treated=int(rows.loc[ever.to_numpy(), unit].nunique()),
-                            n_obs=int(np.sum(ever)))
-
     def summary(self) -> pd.DataFrame:
         return self.result_.summary()
+
+
+def _gap(outcomes: np.ndarray, ever: np.ndarray, units: np.ndarray) -> EffectResult:
+    """Difference in means with the cluster-robust SE of OLS on ``[1, ever]``.
+
+    For that design the OLS slope is ``mean(ever) - mean(never)`` and each row's term of the
+    sandwich is its residual over its group's size (minus for never-members), summed by unit;
+    statsmodels' small-sample factor ``G / (G - 1) * (N - 1) / (N - 2)`` and normal quantiles,
+    as ``sm.OLS(...).fit(cov_type="cluster")`` (a test checks the equality). Written out because
+    statsmodels holds several copies of a 10M-row design.
+    """
+    if ever.all() or not ever.any():
+        return _refused("no never-members" if ever.any() else "no members")
+    n_ever, n_never = int(ever.sum()), int((~ever).sum())
+    mean_ever, mean_never = outcomes[ever].mean(), outcomes[~ever].mean()
+    terms = np.where(ever, (outcomes - mean_ever) / n_ever, -(outcomes - mean_never) / n_never)
+    by_unit = np.bincount(units, weights=terms)
+    n, clusters = len(outcomes), len(by_unit)
+    se = np.sqrt(np.sum(by_unit**2) * clusters / (clusters - 1) * (n - 1) / (n - 2))
+    estimate = float(mean_ever - mean_never)
+    z = stats.norm.ppf(0.975)
+    return EffectResult(method="naive", estimand="community_revenue_lift", estimate=estimate,
+                        low=estimate - z * se, high=estimate + z * se, interval=CI95,
+                        scale="currency per customer-month",
+                        n_treated=int(len(np.unique(units[ever]))), n_obs=n_ever)
 
 
 def _refused(missing: str) -> EffectResult:

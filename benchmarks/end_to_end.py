@@ -67,8 +67,21 @@ def run_cli(source: str, out: Path, *, config: Path | None, pdf: bool) -> dict:
     code = os.waitstatus_to_exitcode(status)
     return {"exit_code": code, "seconds": round(seconds, 1),
             "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
-            "peak_rss_gib": round(usage.ru_maxrss / 1024**2, 2),
+            "peak_rss_gib": round(usage.ru_maxrss / 1024**2, 2), "steps": steps_of(stderr),
             "error": stderr.strip().splitlines()[-1] if code and stderr.strip() else None}
+
+
+def steps_of(log: str) -> dict[str, str]:
+    """The CLI's "Time and memory by step" lines: step -> "12.3 s, peak memory 1.20 GiB".
+
+    Examples
+    --------
+    >>> steps_of("Time and memory by step:\\n  validate: 1.0 s, peak memory 0.50 GiB\\n")
+    {'validate': '1.0 s, peak memory 0.50 GiB'}
+    """
+    _, found, table = log.partition("Time and memory by step:\n")
+    lines = [line.strip().split(": ", 1) for line in table.splitlines() if found]
+    return {parts[0]: parts[1] for parts in lines if len(parts) == 2}
 
 
 def load_into_postgres(url: str, folder: Path, database: str) -> str:
@@ -103,6 +116,8 @@ def report(rows: list[dict]) -> None:
             verdict += " (target met)" if met else " (TARGET MISSED: 600 s / 6 GiB)"
         print(f"{row['source']:<12} {row['customers']:>10,} {row['seconds']:>9.1f} "
               f"{row.get('cpu_seconds', 0):>8.1f} {row['peak_rss_gib']:>9.2f}  {verdict}")
+        for step, cost in row.get("steps", {}).items():
+            print(f"{'':<12} {step}: {cost}")
 
 
 def main(argv: list[str] | None = None) -> int:

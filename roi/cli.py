@@ -83,10 +83,11 @@ def _report(args: argparse.Namespace) -> int:
 
 def _run(source: str | Path, *, out: str, config_path: str | None, progress: bool,
          pdf: bool = True) -> int:
-    from roi.run import run_job
+    from roi.run import run_models
 
-    results = run_job(source, out=out, config=load_config(config_path), progress=progress,
-                      pdf=pdf)
+    outputs = run_models(source, out=out, config=load_config(config_path), progress=progress,
+                         pdf=pdf)
+    results = outputs.results
     data = results["data"]
     print(f"Data: {data['customers']:,} customers, {data['orders']:,} orders, "
           f"{data['members']:,} member rows, {data['start']} to {data['end']}.")
@@ -101,6 +102,7 @@ def _run(source: str | Path, *, out: str, config_path: str | None, progress: boo
     for path in sorted(Path(out).iterdir()):
         if not path.name.startswith("."):
             print(f"  {path}")
+    print(f"Time and memory by step:\n{outputs.steps.table()}", file=sys.stderr)
     return 0
 
 

@@ -158,3 +158,16 @@ def test_postgres_url_and_files_give_the_same_results(small_world_run, small_wor
     assert not bayesian, bayesian[:20]
     assert files["community_retention_lift"]["estimates"].keys() == \
         warehouse["community_retention_lift"]["estimates"].keys()
+
+
+def test_run_reports_time_and_memory_by_step(small_world_run):
+    """The CLI ends with each step's wall time and the peak memory so far (stderr), which is
+    how a 1M-customer run is broken down (benchmarks/end_to_end.py reads it)."""
+    stderr = small_world_run[2]
+    table = stderr.split("Time and memory by step:\n", 1)[1].splitlines()
+    steps = [line.strip().split(":")[0] for line in table if line.startswith("  ")]
+    assert steps[:3] == ["open source", "validate", "aggregate in database"]
+    assert "write reports" in steps
+    peaks = [float(line.rsplit("peak memory ", 1)[1].split()[0]) for line in table
+             if line.startswith("  ")]
+    assert peaks == sorted(peaks) and peaks[-1] > 0.1

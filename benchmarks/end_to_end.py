@@ -16,20 +16,25 @@ Usage::
 
 Targets (issue 7): 1,000,000 customers under 10 minutes and 6 GiB on 2 cores.
 
-Measured 2026-11-24 (2 cores, default sampler settings 4 x 1000+1000, every model, no PDF):
+Measured 2026-11-24, fourth session (2 cores, default sampler settings 4 x 1000+1000, every
+model, no PDF; ``roi run`` prints the step table, recorded in ``end_to_end.json``):
 
-===========  ===========  =========  ========
-source       customers    seconds    peak GiB
-===========  ===========  =========  ========
-Parquet      20,000       103-113    1.28
-Parquet      200,000      204        2.62
-Parquet      1,000,000    693        11.1     (targets missed)
-PostgreSQL   20,000       142        1.07
-===========  ===========  =========  ========
+===========  ===========  =========  ========  ==========================================
+source       customers    seconds    peak GiB  where (revenue lift / retention / media)
+===========  ===========  =========  ========  ==========================================
+Parquet      20,000       92.8       1.12      51.4 / 19.6 / 17.0 s
+Parquet      200,000      152.7      1.86      86.6 / 35.9 / 19.0 s
+Parquet      1,000,000    369.9      5.38      200.8 / 114.2 / 15.0 s (targets met)
+PostgreSQL   20,000       142        1.07      (third session)
+===========  ===========  =========  ========  ==========================================
 
-Not yet broken down by step at 1M; the Bayesian fits run on cells, whose number is bounded by
-the calendar, so the growth is in the row-level parts (the customer-month panel in pandas and
-the estimators that read it).
+At 1M the data layer is 53 s and leaves 3.4 GiB resident (the 13M-row panel is 1 GiB); the
+peak (revenue lift 5.22, retention 5.38 GiB) is that plus one estimator's working set. The previous session measured 693 s and 11.1 GiB at 1M: the
+regression adjustment and AIPW then built row designs over every cohort stack (142 s and 188 s;
+now 27 s and 59 s in wide form), and whole-panel copies (naive gap, Bayesian cells, per-community
+filters) stacked up. The Bayesian fits run on cells, so they grow far less than the data: the
+revenue model took 46-50 s at 20k and 74 s at 1M (13 s of it building the cells; third session),
+not flat, because more covariate patterns and cohorts are filled at 1M.
 """
 
 from __future__ import annotations

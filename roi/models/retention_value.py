@@ -265,10 +265,15 @@ def member_values(panel: pd.DataFrame, *, lift_att: float | Mapping[str, float] 
     >>> member_values(panel, lift_att={"a": 5.0})["value"].tolist()
     [10.0, 25.0, 15.0]
     """
-    rows = panel[panel["member"].astype(bool)]
-    names = rows[community].astype("string").fillna("(unknown)")
+    # Only the columns used, the community as categorical codes: 4M member rows at 1M customers
+    rows = panel.loc[panel["member"].astype(bool), [id_col, community, "active", "revenue"]]
+    names = rows[community].astype("category")
+    if "(unknown)" not in names.cat.categories:
+        names = names.cat.add_categories("(unknown)")
+    names = names.fillna("(unknown)")
     active = rows["active"].astype(bool).to_numpy()
-    per = pd.DataFrame({"community": names.groupby(rows[id_col], observed=True).first(),
+    per = pd.DataFrame({"community": names.groupby(rows[id_col], observed=True).first()
+                                          .astype("string"),
                         "revenue": rows["revenue"].where(active, 0.0).groupby(
                             rows[id_col], observed=True).sum(),
                         "months": pd.Series(active, index=rows.index).groupby(

@@ -28,13 +28,13 @@ Parquet      1,000,000    369.9      5.38      200.8 / 114.2 / 15.0 s (targets m
 PostgreSQL   20,000       142        1.07      (third session)
 ===========  ===========  =========  ========  ==========================================
 
-At 1M the data layer is 53 s and leaves 3.4 GiB resident (the 13M-row panel is 1 GiB); the
-peak (revenue lift 5.22, retention 5.38 GiB) is that plus one estimator's working set. The previous session measured 693 s and 11.1 GiB at 1M: the
-regression adjustment and AIPW then built row designs over every cohort stack (142 s and 188 s;
-now 27 s and 59 s in wide form), and whole-panel copies (naive gap, Bayesian cells, per-community
-filters) stacked up. The Bayesian fits run on cells, so they grow far less than the data: the
-revenue model took 46-50 s at 20k and 74 s at 1M (13 s of it building the cells; third session),
-not flat, because more covariate patterns and cohorts are filled at 1M.
+At 1M the data layer takes 35-53 s and leaves 3.4 GiB resident (the 13M-row panel is 1 GiB);
+the peak (revenue lift 5.22, retention 5.38 GiB) is that plus one estimator's working set. The
+previous session measured 693 s and 11.1 GiB at 1M: regression adjustment and AIPW then built
+row designs over every cohort stack (142 s and 188 s; now 27 s and 59 s in wide form), and
+whole-panel copies (naive gap, Bayesian cells, per-community filters) stacked up. The Bayesian
+fits run on cells, so they grow far less than the data: the revenue model took 46-50 s at 20k
+and 74 s at 1M (13 s of it building the cells; third session), not flat, because more covariate patterns and cohorts are filled at 1M.
 """
 
 from __future__ import annotations

@@ -34,7 +34,8 @@ previous session measured 693 s and 11.1 GiB at 1M: regression adjustment and AI
 row designs over every cohort stack (142 s and 188 s; now 27 s and 59 s in wide form), and
 whole-panel copies (naive gap, Bayesian cells, per-community filters) stacked up. The Bayesian
 fits run on cells, so they grow far less than the data: the revenue model took 46-50 s at 20k
-and 74 s at 1M (13 s of it building the cells; third session), not flat, because more covariate patterns and cohorts are filled at 1M.
+and 74 s at 1M (13 s of it building the cells; third session), not flat, because more covariate
+patterns and cohorts are filled at 1M.
 """
 
 from __future__ import annotations

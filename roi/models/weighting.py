@@ -266,9 +266,10 @@ class IPW(CohortEstimator):
 
     def _add_cohort(self, w: _Weighted, seen: _Cohorts) -> None:
         """One cohort's cells, its units' influence sums and the checks' inputs."""
-        cells = _cells(w)
+        masks = _cell_masks(w)
+        cells = _cells(w, masks)
         seen.cells.append(cells)
-        _add_influence(w, cells, seen.influence)
+        _add_influence(w, cells, seen.influence, masks)
         seen.propensity.append(w.p)
         seen.treated.append(w.stack.treated)
         features = w.stack.features
@@ -386,8 +387,8 @@ def _cell_masks(w: _Weighted) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return treated_cells, control_cells, np.where(treated, 1.0, _odds(w.p))
 
 
-def _cells(w: _Weighted) -> pd.DataFrame:
-    treated_cells, control_cells, weight = _cell_masks(w)
+def _cells(w: _Weighted, masks: tuple[np.ndarray, np.ndarray, np.ndarray]) -> pd.DataFrame:
+    treated_cells, control_cells, weight = masks
     n_obs = treated_cells.sum(axis=0).astype(np.int64)
     t_sum = (treated_cells * w.residual).sum(axis=0)
     c_weight = control_cells.T @ weight
@@ -400,18 +401,19 @@ def _cells(w: _Weighted) -> pd.DataFrame:
                          "control_weight": c_weight})
 
 
-def _add_influence(w: _Weighted, cells: pd.DataFrame, influence: UnitInfluence) -> None:
+def _add_influence(w: _Weighted, cells: pd.DataFrame, influence: UnitInfluence,
+                   masks: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
     """Per unit, its kept cells' terms of N * (theta_hat - theta) over the cohort's valid cells
     (members: residual - control mean - estimate; controls: minus their weighted share of the
     cell's control mean)."""
-    treated_cells, control_cells, weight = _cell_masks(w)
+    treated_cells, control_cells, weight = masks
     valid = ((cells["n_obs"] > 0) & (cells["control_weight"] > 0)).to_numpy()
     n_obs = cells["n_obs"].to_numpy(float)
     control_mean = np.where(valid, cells["control_mean"].to_numpy(), 0.0)
     scale = np.where(valid, n_obs / np.where(valid, cells["control_weight"].to_numpy(), 1.0), 0.0)
     centred = w.residual - control_mean[None, :]
-    treated_cells *= valid[None, :]
-    control_cells *= valid[None, :]
+    treated_cells = treated_cells * valid[None, :]   # not in place: the masks are shared
+    control_cells = control_cells * valid[None, :]
     term = ((treated_cells * centred).sum(axis=1)
             - weight * (control_cells * centred * scale[None, :]).sum(axis=1))
     influence.add(w.stack.units, term=term, count=treated_cells.sum(axis=1),

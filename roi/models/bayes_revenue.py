@@ -123,7 +123,7 @@ from roi.checks.convergence import convergence_gate
 from roi.models.bayes_survival import pattern_columns
 from roi.models.nuts import CompiledCache, nutpie_backend
 from roi.models.pooling import add_pooled_mean, pooled_effects
-from roi.results import HDI94, Diagnostics, EffectResult
+from roi.results import HDI94, Diagnostics, EffectResult, hdi_entry
 
 ESTIMAND = "community_revenue_lift"
 SCALE = "currency per member-month"
@@ -377,16 +377,14 @@ def _tau(index: dict[str, Any]):
 
 
 def entry(values: np.ndarray) -> dict[str, Any]:
-    """Posterior mean and 94% HDI of currency draws.
+    """Posterior mean and 94% HDI of currency draws (:func:`roi.results.hdi_entry`).
 
     Examples
     --------
     >>> entry(np.random.default_rng(0).normal(30.0, 1.0, 4000))["interval"]
     '94% HDI'
     """
-    low, high = az.hdi(np.asarray(values, dtype=float), hdi_prob=0.94)
-    return {"estimate": float(np.mean(values)), "low": float(low), "high": float(high),
-            "interval": HDI94}
+    return hdi_entry(values)
 
 
 def posterior_draws(idata: az.InferenceData) -> dict[str, np.ndarray]:

@@ -76,6 +76,7 @@ from roi.models.cox_time_varying import refusal_reason, refused_result
 from roi.models.nuts import compile_kwargs, nutpie_backend
 from roi.models.pooling import add_pooled_mean, pooled_effects
 from roi.results import HDI94, Diagnostics, EffectResult
+from roi.results import hdi_entry as _entry
 
 ESTIMAND = "community_retention_lift"
 NON_MEMBER = "(non-member)"
@@ -278,9 +279,7 @@ def hdi_entry(values: np.ndarray) -> dict[str, Any]:
     >>> hdi_entry(np.exp(np.random.default_rng(0).normal(-0.3, 0.01, 4000)))["interval"]
     '94% HDI'
     """
-    low, high = az.hdi(np.asarray(values, dtype=float), hdi_prob=0.94)
-    return {"hazard_ratio": float(np.mean(values)), "low": float(low), "high": float(high),
-            "interval": HDI94}
+    return _entry(values, key="hazard_ratio")
 
 
 class BayesianPiecewiseSurvival:

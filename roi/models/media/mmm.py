@@ -62,53 +62,12 @@ from roi.models.media.sampling import (
     sample_pymc,
 )
 from roi.models.nuts import nutpie_backend
-from roi.results import HDI94, Diagnostics, EffectResult
+from roi.results import HDI94, Diagnostics, EffectResult, hdi_bounds, hdi_entries, hdi_entry
 
 ESTIMAND = "roas"
 METHOD = "mmm"
 CURVE_MULTIPLIERS = tuple(float(m) for m in np.round(np.arange(0.0, 2.01, 0.1), 2))
 MAX_CURVE_DRAWS = 200
-
-
-def hdi_bounds(values: np.ndarray, *, prob: float = 0.94) -> np.ndarray:
-    """94% HDI of draws on axis 0, for every other position at once: (2, ...) low and high.
-
-    The same interval as ``arviz.hdi`` (the narrowest window of ``floor(prob * n)`` steps of
-    the sorted draws, the first one on ties), one sort for all positions.
-
-    Examples
-    --------
-    >>> import arviz as az
-    >>> draws = np.random.default_rng(0).normal(2.0, 0.1, (4000, 3))
-    >>> bool(np.allclose(hdi_bounds(draws)[:, 1], az.hdi(draws[:, 1], hdi_prob=0.94)))
-    True
-    """
-    ordered = np.sort(np.asarray(values, dtype=float), axis=0)
-    n = ordered.shape[0]
-    inside = int(np.floor(prob * n))
-    widths = ordered[inside:] - ordered[: n - inside]
-    first = np.expand_dims(np.argmin(widths, axis=0), 0)
-    return np.concatenate([np.take_along_axis(ordered, first, 0),
-                           np.take_along_axis(ordered, first + inside, 0)])
-
-
-def hdi_entries(values: np.ndarray) -> list[dict[str, Any]]:
-    """:func:`hdi_entry` for each column of (draw, column) ``values``."""
-    values = np.asarray(values, dtype=float).reshape(len(values), -1)
-    bounds, means = hdi_bounds(values), values.mean(axis=0)
-    return [{"estimate": float(means[i]), "low": float(bounds[0, i]),
-             "high": float(bounds[1, i]), "interval": HDI94} for i in range(values.shape[1])]
-
-
-def hdi_entry(values: np.ndarray) -> dict[str, Any]:
-    """Posterior mean with its 94% HDI, shaped like the contract.
-
-    Examples
-    --------
-    >>> hdi_entry(np.random.default_rng(0).normal(2.0, 0.1, 4000))["interval"]
-    '94% HDI'
-    """
-    return hdi_entries(np.asarray(values, dtype=float).ravel()[:, None])[0]
 
 
 class MediaResponse:

@@ -120,7 +120,7 @@ import numpy as np
 import pandas as pd
 
 from roi.checks.convergence import convergence_gate
-from roi.models.bayes_survival import pattern_columns
+from roi.models.bayes_survival import pattern_columns, sorted_categorical
 from roi.models.nuts import CompiledCache, nutpie_backend
 from roi.models.pooling import add_pooled_mean, pooled_effects
 from roi.results import HDI94, Diagnostics, EffectResult, hdi_entry
@@ -190,10 +190,7 @@ def _community_labels(rows: pd.DataFrame, community: str | None, *,
     labels = [str(c) for c in names.cat.categories] + ["(unknown)", NEVER]
     codes = names.cat.codes.to_numpy().astype(np.int64)
     codes = np.where(codes < 0, len(labels) - 2, codes)
-    codes = np.where(member, codes, len(labels) - 1)
-    ordered = sorted(set(labels))
-    position = np.array([ordered.index(label) for label in labels])
-    return pd.Categorical.from_codes(position[codes], categories=ordered)
+    return sorted_categorical(np.where(member, codes, len(labels) - 1), labels)
 
 
 def dispersion(cells: pd.DataFrame) -> float:

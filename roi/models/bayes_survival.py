@@ -133,20 +133,20 @@ def pattern_columns(table: pd.DataFrame, *, covariates: Sequence[str], numeric_b
                 edges[name] = np.unique(np.quantile(column.to_numpy(float), inner)).tolist()
             codes = np.searchsorted(np.asarray(edges[name], dtype=float), column.to_numpy(float),
                                     side="right")
-            out[name] = _sorted_categorical(codes, [f"q{i + 1}" for i in range(len(edges[name])
+            out[name] = sorted_categorical(codes, [f"q{i + 1}" for i in range(len(edges[name])
                                                                               + 1)])
         elif isinstance(column.dtype, pd.CategoricalDtype):
             # codes, not 13M strings: the same categorical as the text path below
             codes = column.cat.codes.to_numpy().astype(np.int64)
             labels = [str(c) for c in column.cat.categories] + ["(missing)"]
-            out[name] = _sorted_categorical(np.where(codes < 0, len(labels) - 1, codes), labels,
+            out[name] = sorted_categorical(np.where(codes < 0, len(labels) - 1, codes), labels,
                                             dtype="string")
         else:
             out[name] = pd.Categorical(column.astype("string").fillna("(missing)"))
     return pd.DataFrame(out, index=table.index), edges
 
 
-def _sorted_categorical(codes: np.ndarray, labels: list[str], *,
+def sorted_categorical(codes: np.ndarray, labels: list[str], *,
                         dtype: str = "object") -> pd.Categorical:
     """Labels ``labels[codes]`` as a categorical of the labels that occur, sorted as text (what
     ``pd.Categorical`` of the strings gives), built from the codes."""

@@ -172,3 +172,13 @@ def test_per_community_fits_leave_the_pooled_attributes_alone() -> None:
                                                          | rows["g"].isna()], **columns)
         assert fit.result_.by_group[club]["estimate"] == pytest.approx(alone.result_.estimate,
                                                                        abs=1e-10)
+
+
+def test_bad_panel_errors_name_the_rule_count_and_example_units() -> None:
+    rows = pd.DataFrame({"id": ["a", "a", "b", "b", "c", "c"], "t": [1, 2] * 3,
+                         "g": [2, 2, None, None, 2, 2], "y": [1.0, 2.0, 1.0, 1.0, 3.0, 4.0]})
+    columns = {"unit": "id", "time": "t", "group": "g", "outcome": "y"}
+    with pytest.raises(ValueError, match=r"2 unit-periods have duplicates \(units 'a', 'c'\)"):
+        RegressionAdjustment().fit(pd.concat([rows, rows.iloc[[0, 4]]]), **columns)
+    with pytest.raises(ValueError, match=r"'g' \(join period\) changes within 1 units.*'c'"):
+        RegressionAdjustment().fit(rows.assign(g=[2, 2, None, None, 2, 1]), **columns)

@@ -210,8 +210,8 @@ def stacked_design(data: pd.DataFrame, *, unit: str, time: str, group: str, outc
     periods = np.sort(rows[time].unique())
     period_codes = np.searchsorted(periods, rows[time].to_numpy())
     first = _first_rows(unit_codes)
-    _check_rows(rows, unit_codes, period_codes, first, n_periods=len(periods),
-                constant=[group, *unit_columns], covariates=covariates)
+    _check_rows(rows, unit_codes, period_codes, first, unit_labels=np.asarray(unit_labels),
+                n_periods=len(periods), constant=[group, *unit_columns], covariates=covariates)
     wide = np.full((len(unit_labels), len(periods)), np.nan)
     wide[unit_codes, period_codes] = rows[outcome].to_numpy(float, na_value=np.nan)
     first_rows = rows.iloc[first]
@@ -251,27 +251,35 @@ def _first_rows(unit_codes: np.ndarray) -> np.ndarray:
 
 
 def _check_rows(rows: pd.DataFrame, unit_codes: np.ndarray, period_codes: np.ndarray,
-                first: np.ndarray, *, n_periods: int, constant: list[str],
-                covariates: list[str]) -> None:
+                first: np.ndarray, *, unit_labels: np.ndarray, n_periods: int,
+                constant: list[str], covariates: list[str]) -> None:
     """One row per unit and period, ``constant`` columns constant per unit, no empty numeric
-    covariate."""
-    per_cell = np.bincount(unit_codes.astype(np.int64) * n_periods + period_codes,
-                           minlength=len(first) * n_periods)
+    covariate; each error names the rule, the count and up to three example units."""
+    cell = unit_codes.astype(np.int64) * n_periods + period_codes
+    per_cell = np.bincount(cell, minlength=len(first) * n_periods)
     if per_cell.max(initial=0) > 1:
-        raise ValueError(f"the panel needs one row per unit and period ({int((per_cell > 1).sum())} "
-                         "unit-periods have duplicates)")
+        units = np.unique(np.flatnonzero(per_cell > 1) // n_periods)
+        raise ValueError(f"panel: the panel needs one row per unit and period; "
+                         f"{int((per_cell > 1).sum())} unit-periods have duplicates (units "
+                         f"{_examples(unit_labels[units])})")
     for column in constant:
         codes = pd.factorize(rows[column])[0]   # missing -> -1, compared like a value
         changed = codes != codes[first][unit_codes]
         if changed.any():
-            units = len(np.unique(unit_codes[changed]))
+            units = np.unique(unit_codes[changed])
             what = " (join period)" if column == constant[0] else ""
-            raise ValueError(f"column {column!r}{what} changes within {units} units; it must "
-                             "be constant")
+            raise ValueError(f"panel: column {column!r}{what} changes within {len(units)} units; "
+                             f"it must be constant (units {_examples(unit_labels[units])})")
     numeric = [c for c in covariates if pd.api.types.is_numeric_dtype(rows[c])]
-    empty = [c for c in numeric if rows[c].isna().any()]
+    empty = {c: int(rows[c].isna().sum()) for c in numeric if rows[c].isna().any()}
     if empty:
-        raise ValueError(f"numeric covariate(s) {empty} have empty values")
+        raise ValueError(f"panel: numeric covariate(s) have empty values (rows per column: "
+                         f"{empty})")
+
+
+def _examples(labels: np.ndarray, *, limit: int = 3) -> str:
+    shown = ", ".join(repr(label) for label in labels[:limit].tolist())
+    return shown + (", ..." if len(labels) > limit else "")
 
 
 def _unit_covariates(first_rows: pd.DataFrame, covariates: list[str]) -> tuple[np.ndarray,

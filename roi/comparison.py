@@ -13,6 +13,12 @@ Reads a ``results.json`` dict only (contract §4, ``comparison``); it never fits
 * Where the media-mix model's own community term disagrees with the customer-level number
   (their intervals do not overlap) the row carries a note; :func:`find_disagreements` lists
   them for the run's diagnostics.
+* The **bottom line** of each row (:func:`add_bottom_line`): with ``gross_margin`` configured,
+  profit per dollar = margin x revenue per dollar (gross profit caused per dollar spent; the net
+  return is that minus 1), and a ``verdict`` against break-even at 1/margin revenue per dollar:
+  "pays back" when the whole interval is above it, "does not pay back" when the whole interval
+  is below, else "cannot tell" (also when the row has no number). Without a margin the figures
+  stay revenue, break-even is 1 and ``break_even_margin`` = 1 / revenue per dollar.
 
 Examples
 --------
@@ -144,7 +150,91 @@ def build_comparison(results: Mapping[str, Any]) -> list[dict[str, Any]]:
         if community in disagreements:
             row["notes"].append(disagreements[community])
         rows.append(row)
-    return rows
+    margin = gross_margin_of(results)
+    return [add_bottom_line(row, margin=margin) for row in rows]
+
+
+PAYS_BACK, DOES_NOT_PAY_BACK, CANNOT_TELL = "pays back", "does not pay back", "cannot tell"
+
+
+def gross_margin_of(results: Mapping[str, Any]) -> float | None:
+    """The document's ``gross_margin`` when it is a number in (0, 1], else None (not set).
+
+    Examples
+    --------
+    >>> gross_margin_of({"gross_margin": 0.6}), gross_margin_of({}), gross_margin_of({"gross_margin": 0})
+    (0.6, None, None)
+    """
+    value = results.get("gross_margin")
+    return float(value) if _finite(value) and 0 < value <= 1 else None
+
+
+def break_even(margin: float | None) -> float:
+    """Revenue per dollar at which spend pays for itself: 1/margin (1 when no margin is set).
+
+    Examples
+    --------
+    >>> round(break_even(0.6), 4), break_even(None)
+    (1.6667, 1.0)
+    """
+    return 1.0 if margin is None else 1.0 / margin
+
+
+def judge(per_dollar: Any, *, break_even_at: float, refused: str | None = None) -> tuple[str, str]:
+    """The verdict on one revenue-per-dollar entry against break-even, and why in one clause.
+
+    Examples
+    --------
+    >>> judge({"estimate": 3.0, "low": 2.0, "high": 4.0, "interval": "95% CI"}, break_even_at=1.5)[0]
+    'pays back'
+    >>> judge({"estimate": 1.0, "low": 0.5, "high": 2.0}, break_even_at=1.5)
+    ('cannot tell', 'the interval (0.50 to 2.00) includes break-even (1.50)')
+    >>> judge(None, break_even_at=1.0, refused="the model did not converge")
+    ('cannot tell', 'the model did not converge')
+    """
+    if refused or not _usable(per_dollar):
+        return CANNOT_TELL, refused or "revenue per dollar not estimated"
+    low, high = per_dollar["low"], per_dollar["high"]
+    span = f"({low:.2f} to {high:.2f})"
+    if low > break_even_at:
+        return PAYS_BACK, f"the whole interval {span} is above break-even ({break_even_at:.2f})"
+    if high < break_even_at:
+        return (DOES_NOT_PAY_BACK,
+                f"the whole interval {span} is below break-even ({break_even_at:.2f})")
+    return CANNOT_TELL, f"the interval {span} includes break-even ({break_even_at:.2f})"
+
+
+def add_bottom_line(row: dict[str, Any], *, margin: float | None) -> dict[str, Any]:
+    """``row`` with ``profit_per_dollar``, ``verdict`` and ``verdict_reason`` (and, when no
+    margin is configured, ``break_even_margin``: the margin at which the row would break even,
+    above 1 when no margin can make it pay back).
+
+    Examples
+    --------
+    >>> row = {"revenue_per_dollar": {"estimate": 2.5, "low": 2.0, "high": 3.0, "interval": "95% CI"},
+    ...        "notes": []}
+    >>> done = add_bottom_line(row, margin=0.6)
+    >>> done["verdict"], done["profit_per_dollar"]["low"]
+    ('pays back', 1.2)
+    >>> add_bottom_line(row, margin=None)["break_even_margin"]
+    0.4
+    """
+    per_dollar = row.get("revenue_per_dollar")
+    refused = None
+    if not _usable(per_dollar):
+        refused = "; ".join(row.get("notes") or []) or "revenue per dollar not estimated"
+    elif row.get("converged") is False or per_dollar.get("converged") is False:
+        refused = "from a model that did not converge"
+    row["verdict"], row["verdict_reason"] = judge(per_dollar, break_even_at=break_even(margin),
+                                                  refused=refused)
+    # An unconverged row keeps its numbers (shown flagged), but never gets a verdict.
+    usable = _usable(per_dollar)
+    row["profit_per_dollar"] = (scale_entry(per_dollar, margin)
+                                if usable and margin is not None else None)
+    if margin is None:
+        estimate = per_dollar["estimate"] if usable else None
+        row["break_even_margin"] = 1.0 / estimate if estimate and estimate > 0 else None
+    return row
 
 
 def _communities(results: Mapping[str, Any]) -> list[str]:
@@ -297,7 +387,10 @@ def comparison_table(results: Mapping[str, Any]):
             "revenue_per_dollar": (per_dollar or {}).get("estimate"),
             "per_dollar_low": (per_dollar or {}).get("low"),
             "per_dollar_high": (per_dollar or {}).get("high"),
-            "interval": (revenue or {}).get("interval"), "notes": "; ".join(row.get("notes", []))})
+            "interval": (revenue or {}).get("interval"),
+            "profit_per_dollar": (row.get("profit_per_dollar") or {}).get("estimate"),
+            "verdict": row.get("verdict"), "notes": "; ".join(row.get("notes", []))})
     return pd.DataFrame.from_records(records, columns=[
         "name", "kind", "cost", "incremental_revenue", "revenue_low", "revenue_high",
-        "revenue_per_dollar", "per_dollar_low", "per_dollar_high", "interval", "notes"])
+        "revenue_per_dollar", "per_dollar_low", "per_dollar_high", "interval",
+        "profit_per_dollar", "verdict", "notes"])

@@ -3,7 +3,8 @@
 Example ``roi.toml``::
 
     seed = 7
-    gross_margin = 0.6          # share of revenue that is margin (reports show both)
+    gross_margin = 0.6          # share of revenue kept as gross profit, in (0, 1]; leave it
+                                # out and the bottom line is in revenue (break-even 1)
 
     [data]
     start = 2023-01-01          # optional analysis window
@@ -74,15 +75,43 @@ class SamplerSettings:
         return self if name in self.models else None
 
 
+def check_gross_margin(value: Any) -> float | None:
+    """``gross_margin`` as a float in (0, 1], or None when not configured.
+
+    Examples
+    --------
+    >>> check_gross_margin(0.6), check_gross_margin(None), check_gross_margin(1)
+    (0.6, None, 1.0)
+    >>> check_gross_margin(60)
+    Traceback (most recent call last):
+    ...
+    roi.config.ConfigError: gross_margin = 60: must be a number in (0, 1], the share of revenue kept as gross profit (0.6 for 60%); leave it out when unknown
+    """
+    rule = ("must be a number in (0, 1], the share of revenue kept as gross profit (0.6 for "
+            "60%); leave it out when unknown")
+    if value is None:
+        return None
+    # bool is an int: `gross_margin = true` must not read as a margin of 1
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"gross_margin = {value!r}: {rule}")
+    if not 0 < value <= 1:   # also rejects NaN (every comparison with it is False)
+        raise ConfigError(f"gross_margin = {value!r}: {rule}")
+    return float(value)
+
+
 @dataclass(frozen=True)
 class RunConfig:
     seed: int = 20261123
-    gross_margin: float = 1.0
+    # None = not configured: the bottom line is then in revenue (break-even 1 per dollar).
+    gross_margin: float | None = None
     data: DataOptions = field(default_factory=DataOptions)
     sampler: SamplerSettings = field(default_factory=SamplerSettings)
     source_tables: dict[str, str] = field(default_factory=dict)
     # Experiments that calibrate the media-mix model: dicts with LIFT_TEST_FIELDS.
     lift_tests: tuple[dict[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "gross_margin", check_gross_margin(self.gross_margin))
 
     def to_dict(self) -> dict[str, Any]:
         """What ``results.json`` records about the run's settings (no source SQL)."""
@@ -110,7 +139,7 @@ def load_config(path: str | Path | None) -> RunConfig:
                           f"known: {sorted(_TOP_KEYS)}")
     try:
         return RunConfig(seed=int(raw.get("seed", RunConfig.seed)),
-                         gross_margin=float(raw.get("gross_margin", 1.0)),
+                         gross_margin=check_gross_margin(raw.get("gross_margin")),
                          data=_data_options(raw.get("data", {}), raw.get("churn", {})),
                          sampler=SamplerSettings(**raw.get("sampler", {})),
                          source_tables=dict(raw.get("source", {}).get("tables", {})),

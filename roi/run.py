@@ -368,6 +368,10 @@ def assemble_results(*, dataset: Dataset, config: RunConfig, revenue: dict[str, 
     return with_comparison_and_budget(_jsonable({
         "schema_version": SCHEMA_VERSION,
         "generated_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+        # The bottom line's yardstick: comparison rows judge revenue per dollar against it.
+        "gross_margin": config.gross_margin,
+        "break_even_revenue_per_dollar": (None if config.gross_margin is None
+                                          else 1.0 / config.gross_margin),
         "data": {**dataset.report, "community_costs": community_costs or {}},
         "community_revenue_lift": revenue_section,
         "community_retention_lift": retention_section,

@@ -13,15 +13,17 @@ from __future__ import annotations
 import datetime as dt
 import math
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from roi.config import RunConfig
 from roi.data import Dataset, load_dataset
 from roi.data.source import release_memory
-from roi.outputs import write_json
+from roi.interrupts import handling_interrupts, raise_if_interrupted
+from roi.outputs import OUTPUT_NAMES, staged_outputs, write_json
 from roi.progress import Steps, progress_steps
+from roi.redaction import redact_document
 from roi.results import EffectResult, _jsonable
 
 SCHEMA_VERSION = 1
@@ -38,6 +40,8 @@ class RunOutputs:
     reports: dict[str, Path]
     paid_media: EffectResult | None = None
     steps: Steps | None = None   # seconds and peak memory per step
+    written: list[Path] = field(default_factory=list)   # the files this run wrote, in `out`
+    notes: list[str] = field(default_factory=list)      # e.g. an earlier report.pdf left alone
 
 
 def run_job(source: Any, *, out: str | Path, config: RunConfig | None = None,
@@ -51,7 +55,11 @@ def run_models(source: Any, *, out: str | Path, config: RunConfig | None = None,
     from connectors import open_source
 
     config = config or RunConfig()
-    with progress_steps(STEPS, enabled=progress) as steps:
+    # Outputs are staged inside ``out`` and moved into place together at the end; a signal at
+    # any step (even one nutpie swallowed while sampling) stops the run before that move.
+    with handling_interrupts(), staged_outputs(out) as staged, \
+            progress_steps(STEPS, enabled=progress) as progress_bar:
+        steps = _InterruptibleSteps(progress_bar)
         steps.start("open source")
         canonical = open_source(source, tables=config.source_tables or None)
         steps.start("validate")
@@ -69,6 +77,7 @@ def run_models(source: Any, *, out: str | Path, config: RunConfig | None = None,
         retention, cox = retention_models(survival, covariates=dataset.covariates,
                                           sampler=config.sampler.for_model("retention"),
                                           seed=config.seed)
+        raise_if_interrupted()    # the Bayesian survival model samples last
         money = retention_money(survival, panel, cox=cox, covariates=dataset.covariates,
                                 revenue=revenue, seed=config.seed)
         curves = retention_curves(survival)
@@ -84,11 +93,34 @@ def run_models(source: Any, *, out: str | Path, config: RunConfig | None = None,
                                    member_months=int((panel["member"] & panel["active"]).sum()),
                                    member_months_by_community=_member_months_by_community(panel),
                                    community_costs=_community_costs(weekly))
-        write_json(Path(out) / "results.json", results)
+        write_json(staged.path("results.json"), results)
         steps.start("write reports")
-        reports = _write_reports(results, Path(out), pdf=pdf)
+        reports = _write_reports(results, staged.folder, pdf=pdf)
+        written = staged.commit()
     return RunOutputs(dataset=dataset, revenue=revenue, retention=retention, results=results,
-                      reports=reports, paid_media=media, steps=steps)
+                      reports={k: Path(out) / p.name for k, p in reports.items()},
+                      paid_media=media, steps=progress_bar, written=written,
+                      notes=_not_rewritten(Path(out), written))
+
+
+class _InterruptibleSteps:
+    """The progress steps, checking before each step for a signal that a library swallowed
+    (nutpie returns its draws so far on Ctrl-C instead of raising)."""
+
+    def __init__(self, steps: Steps) -> None:
+        self._steps = steps
+
+    def start(self, name: str) -> None:
+        raise_if_interrupted()
+        self._steps.start(name)
+
+
+def _not_rewritten(out: Path, written: list[Path]) -> list[str]:
+    """Outputs in ``out`` from an earlier run that this run did not replace (``report.pdf``
+    after ``--no-pdf``): left alone, never listed as this run's, and named in a note."""
+    names = {p.name for p in written}
+    return [f"{name} in {out} is from an earlier run; this run did not write it"
+            for name in OUTPUT_NAMES if name not in names and (out / name).is_file()]
 
 
 def _member_months_by_community(panel) -> dict[str, int]:
@@ -99,8 +131,11 @@ def _member_months_by_community(panel) -> dict[str, int]:
 
 
 def _community_costs(weekly) -> dict[str, float]:
-    """Community cost in the analysis window (complete weeks), per community."""
-    communities = list(weekly.active_members.columns)
+    """Community cost in the analysis window (complete weeks), per community: every community
+    with a cost row (with or without members or activity), and 0 for active communities
+    without one."""
+    communities = [*weekly.cost.columns,
+                   *(c for c in weekly.active_members.columns if c not in weekly.cost.columns)]
     totals = weekly.cost.reindex(columns=communities).fillna(0.0).sum()
     return {str(k): float(v) for k, v in totals.items()}
 
@@ -364,8 +399,10 @@ def assemble_results(*, dataset: Dataset, config: RunConfig, revenue: dict[str, 
     from roi.budget import with_comparison_and_budget
 
     # NaN -> null and numpy scalars -> plain numbers, so the file is strict JSON. The comparison
-    # and budget blocks are computed last, from the assembled document only.
-    return with_comparison_and_budget(_jsonable({
+    # and budget blocks are computed last, from the assembled document only. Then one redaction
+    # over every key and string (covariate levels, names, notes, the source): no raw e-mail or
+    # connection secret in results.json or anything read from it.
+    return redact_document(with_comparison_and_budget(_jsonable({
         "schema_version": SCHEMA_VERSION,
         "generated_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
         # The bottom line's yardstick: comparison rows judge revenue per dollar against it.
@@ -380,7 +417,7 @@ def assemble_results(*, dataset: Dataset, config: RunConfig, revenue: dict[str, 
         "diagnostics": diagnostics,
         "config": config.to_dict(),
         "environment": _environment(),
-    }), seed=config.seed)
+    }), seed=config.seed))
 
 
 def _environment() -> dict[str, str]:

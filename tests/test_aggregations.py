@@ -27,7 +27,17 @@ def test_window_and_report(dataset):
     assert report["identity"] == {"member_rows": 4, "linked_by_customer_id": 2,
                                   "linked_by_email": 1, "unlinked": 1, "link_rate": 0.75}
     assert report["members_before_customer"] == 1          # C joined the forum before buying
-    assert report["excluded"] == {"members_unlinked": 1}
+    # o1 (01-12) is in January, a partial month; three ad_spend rows predate the window.
+    assert report["excluded"] == {"members_unlinked": 1, "orders_outside_complete_months": 1,
+                                  "ad_spend_outside_window": 3}
+    assert report["row_accounting"] == {
+        "customers": {"read": 4, "used": 4, "excluded": {}},
+        "orders": {"read": 7, "used": 6, "excluded": {"orders_outside_complete_months": 1}},
+        "members": {"read": 4, "used": 3, "excluded": {"members_unlinked": 1}},
+        "activity": {"read": 4, "used": 4, "excluded": {}},
+        "ad_spend": {"read": 4, "used": 1, "excluded": {"ad_spend_outside_window": 3}},
+        "community_costs": {"read": 2, "used": 2, "excluded": {}}}
+    assert report["first_seen_from_orders"] == 0
     assert report["churn"] == {"rule": "column", "churned_customers": 2}
     assert report["covariates"] == {"segment": "categorical", "employees": "numeric"}
 

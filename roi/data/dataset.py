@@ -136,11 +136,15 @@ def load_dataset(source: CanonicalSource, options: DataOptions | None = None) ->
                  keep_extras=tuple(covariates) if name == "customers" else ()),
                  store=_needs_parsing(TABLES[name], raw))
              for name, raw in source.tables.items() if name in TABLES}
+    excluded = dict(source.excluded)
+    # Exact re-exports of an order are one order: de-duplicated before any rule counts rows.
+    typed["orders"], n_duplicates = _unique_orders(source, typed["orders"])
+    if n_duplicates:
+        excluded["orders_duplicate_row"] = n_duplicates
     checks = relation_checks(typed)
     problems = run_checks(engine, [c for key, c in checks.items() if key not in options.exclude])
     if problems:
         raise DataValidationError(problems)
-    excluded = dict(source.excluded)
     for key in options.exclude:
         if key in checks:
             excluded[key] = checks[key].count(engine)
@@ -223,6 +227,28 @@ def _detect_covariates(source: CanonicalSource, options: DataOptions) -> dict[st
     return kinds
 
 
+def _unique_orders(source: CanonicalSource,
+                   orders: sa.FromClause) -> tuple[sa.FromClause, int]:
+    """Orders with rows identical in every column and sharing an ``order_id`` kept once, and
+    how many rows that removed. Rows without ``order_id`` are never merged (two equal
+    purchases on one day are possible); differing rows of one ``order_id`` are a rule
+    (``orders_conflicting_order_id``), not merged."""
+    if "order_id" not in orders.c:
+        return orders, 0
+    with_id = sa.select(*orders.c).where(orders.c.order_id.is_not(None))
+    distinct = with_id.distinct().subquery("distinct_orders")
+    count_with_id = sa.select(sa.func.count()).select_from(with_id.subquery())
+    n_distinct = sa.select(sa.func.count()).select_from(distinct)
+    n_rows, n_unique = (execute_scalar_rows(source.engine, q)[0][0]
+                        for q in (count_with_id, n_distinct))
+    if n_rows == n_unique:
+        return orders, 0
+    unique = sa.union_all(with_id.distinct(),
+                          sa.select(*orders.c).where(orders.c.order_id.is_(None)))
+    return (_materialise(source, "orders_unique", sa.select(*unique.subquery().c), store=True),
+            int(n_rows - n_unique))
+
+
 def _kept_orders(typed: dict[str, sa.FromClause], options: DataOptions) -> sa.Select:
     """Orders of known customers; orders after churn dropped only when the option says so."""
     orders, customers = typed["orders"], typed["customers"]
@@ -274,9 +300,14 @@ def _customer_life(typed: dict[str, sa.FromClause], covariates: dict[str, str], 
     """Customers with last order and effective churn date (NULL = still a customer at end)."""
     customers, orders = typed["customers"], typed["orders"]
     last = (sa.select(orders.c.customer_id, sa.func.max(orders.c.order_date).label("last_order"),
+                      sa.func.min(orders.c.order_date).label("first_order"),
                       sa.func.count().label("n_orders"))
             .group_by(orders.c.customer_id).subquery("last_orders"))
-    seen = sa.func.coalesce(last.c.last_order, customers.c.first_seen)
+    # A customer is a customer from the first order at the latest: first_seen is
+    # min(first_seen, first order), so no order falls before the customer's life.
+    first_seen = sa.case((last.c.first_order < customers.c.first_seen, last.c.first_order),
+                         else_=customers.c.first_seen)
+    seen = sa.func.coalesce(last.c.last_order, first_seen)
     if churn_rule == "column":
         raw_churn = customers.c.churned_at
     else:
@@ -286,17 +317,19 @@ def _customer_life(typed: dict[str, sa.FromClause], covariates: dict[str, str], 
     # An integer per customer in customer_id order: cheap deterministic ordering downstream.
     customer_key = sa.func.row_number().over(order_by=customers.c.customer_id)
     return (sa.select(customers.c.customer_id, customer_key.label("customer_key"),
-                      customers.c.first_seen,
+                      first_seen.label("first_seen"),
                       last.c.last_order, sa.func.coalesce(last.c.n_orders, 0).label("n_orders"),
                       churn_date.label("churn_date"),
                       *(customers.c[c] for c in covariates))
             .select_from(customers.outerjoin(last, last.c.customer_id == customers.c.customer_id))
-            .where(customers.c.first_seen <= sa.literal(end, sa.Date)))
+            .where(first_seen <= sa.literal(end, sa.Date)))
 
 
 def _linked_members(typed: dict[str, sa.FromClause]) -> sa.Select:
-    """Members with ``customer_id`` resolved directly or through the hashed e-mail."""
-    members, customers = typed["members"], typed["customers"]
+    """Members with ``customer_id`` resolved directly or through the hashed e-mail; rows
+    identical in every column (a re-exported member list) kept once."""
+    members = sa.select(*typed["members"].c).distinct().subquery("members_unique")
+    customers = typed["customers"]
     by_id = customers.alias("by_id")
     joins = members.outerjoin(by_id, members.c.customer_id == by_id.c.customer_id) \
         if "customer_id" in members.c else members

@@ -9,6 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from roi.data.schema import TABLES
 from roi.data.source import execute_scalar_rows
 
 
@@ -17,6 +18,12 @@ def _count(dataset, table: str, *where) -> int:
     query = sa.select(sa.func.count()).select_from(source)
     if where:
         query = query.where(*where)
+    return int(execute_scalar_rows(dataset.engine, query)[0][0])
+
+
+def _count_raw(dataset, table: str) -> int:
+    """Rows of a table as the source holds them (before typing or de-duplication)."""
+    query = sa.select(sa.func.count()).select_from(dataset.source.tables[table])
     return int(execute_scalar_rows(dataset.engine, query)[0][0])
 
 
@@ -48,9 +55,42 @@ def members_before_customer(dataset) -> int:
     return int(execute_scalar_rows(dataset.engine, query)[0][0])
 
 
+def first_seen_from_orders(dataset) -> int:
+    """Customers whose first order came before their ``first_seen``: their life starts at the
+    first order (kept, never dropped: contract §4 ``data.first_seen_from_orders``)."""
+    customers, life = dataset.tables["customers"], dataset.tables["life"]
+    query = (sa.select(sa.func.count())
+             .select_from(life.join(customers, life.c.customer_id == customers.c.customer_id))
+             .where(life.c.first_seen < customers.c.first_seen))
+    return int(execute_scalar_rows(dataset.engine, query)[0][0])
+
+
+def cost_notes(dataset) -> list[str]:
+    """Communities with cost rows but no linked member: their cost is reported, no revenue."""
+    costs = dataset.tables.get("community_costs")
+    if costs is None:
+        return []
+    members = dataset.tables["members"]
+    linked = sa.select(members.c.community).where(members.c.customer_id.is_not(None))
+    query = (sa.select(costs.c.community).where(costs.c.community.not_in(linked))
+             .distinct().order_by(costs.c.community))
+    return [f"community_costs: {row[0]} has cost rows but no linked member; its cost is "
+            "reported, its revenue cannot be estimated"
+            for row in execute_scalar_rows(dataset.engine, query)]
+
+
 def data_report(dataset, *, excluded: dict[str, int]) -> dict[str, Any]:
+    from roi.data.accounting import row_accounting, unbalanced
+
     identity = identity_report(dataset)
+    read = {name: _count_raw(dataset, name) for name in TABLES if name in dataset.tables}
+    accounting = row_accounting(dataset, read=read, excluded=excluded)
     excluded = {**excluded, "members_unlinked": identity["unlinked"]}
+    for entry in accounting.values():
+        excluded.update(entry["excluded"])
+    notes = [*dataset.source.notes, *cost_notes(dataset)]
+    notes += [f"row accounting: rows of {table} do not add up (read != used + excluded)"
+              for table in unbalanced(accounting)]
     life = dataset.tables["life"]
     churn: dict[str, Any] = {"rule": dataset.churn_rule}
     if dataset.churn_rule == "inactivity":
@@ -70,10 +110,12 @@ def data_report(dataset, *, excluded: dict[str, int]) -> dict[str, Any]:
         "churn": churn,
         "identity": identity,
         "members_before_customer": members_before_customer(dataset),
+        "first_seen_from_orders": first_seen_from_orders(dataset),
+        "row_accounting": accounting,
         "communities": _distinct(dataset, "members", "community"),
         "channels": _distinct(dataset, "ad_spend", "channel"),
         "covariates": dict(dataset.covariates),
         "other_tables": tables,
         "source": dataset.source.description,
-        "notes": list(dataset.source.notes),
+        "notes": notes,
     }

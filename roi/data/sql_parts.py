@@ -53,16 +53,20 @@ def week_calendar(start: dt.date, end: dt.date) -> sa.FromClause:
                      name="calendar_weeks").data(rows)
 
 
-def first_membership(life: sa.FromClause, members: sa.FromClause) -> sa.Subquery:
+def first_membership(life: sa.FromClause, members: sa.FromClause, *,
+                     end: dt.date) -> sa.Subquery:
     """Per linked customer: first community joined and when membership starts.
 
     Membership starts at ``max(joined_at, first_seen)``: community-led prospects who joined
-    before they bought are members from their first day as customers.
+    before they bought are members from their first day as customers. A join after the
+    customer's life in the window (after churn or after the window's end) is no membership:
+    such customers are non-members in every aggregation (counted in ``data.excluded``).
     """
     starts = sa.func.greatest(members.c.joined_at, life.c.first_seen)
     rank = sa.func.row_number().over(partition_by=members.c.customer_id,
                                      order_by=(starts, members.c.community))
-    linked = members.join(life, members.c.customer_id == life.c.customer_id)
+    linked = members.join(life, sa.and_(members.c.customer_id == life.c.customer_id,
+                                        members.c.joined_at <= effective_end(life, end)))
     ranked = (sa.select(members.c.customer_id, members.c.community, starts.label("member_start"),
                         rank.label("rank"))
               .select_from(linked).subquery("ranked_memberships"))
@@ -80,7 +84,7 @@ def customer_summary(life: sa.FromClause, members: sa.FromClause, *,
                      end: dt.date) -> sa.Select:
     """One row per customer with everything the panel and survival table need precomputed:
     first membership (community, start, number of communities) and month indices."""
-    membership = first_membership(life, members)
+    membership = first_membership(life, members, end=end)
     return (sa.select(*life.c, membership.c.community, membership.c.member_start,
                       membership.c.n_communities,
                       month_of(life.c.first_seen).label("first_month_index"),

@@ -177,6 +177,8 @@ def relation_checks(typed: dict[str, sa.FromClause]) -> dict[str, Check]:
     checks["orders_unknown_customer"] = Check(
         "orders", "customer_id", "order for an unknown customer", orders,
         orders.c.customer_id.not_in(known), (orders.c.customer_id,))
+    if "order_id" in orders.c:
+        checks["orders_conflicting_order_id"] = _conflicting_order_ids(orders)
     if "churned_at" in customers.c:
         joined = orders.join(customers, orders.c.customer_id == customers.c.customer_id)
         checks["orders_after_churn"] = Check(
@@ -203,6 +205,21 @@ def relation_checks(typed: dict[str, sa.FromClause]) -> dict[str, Check]:
                 table, column, f"negative {column} (must be >= 0)", source,
                 source.c[column] < 0, (label, source.c.date, source.c[column]))
     return checks
+
+
+def _conflicting_order_ids(orders: sa.FromClause) -> Check:
+    """Rows sharing an ``order_id`` after exact duplicates are merged: allowed only as one sale
+    (revenue >= 0) and its refunds (negative revenue) of the same customer. Anything else is
+    two different orders under one id, which no rule can add up safely."""
+    groups = (sa.select(orders.c.order_id).where(orders.c.order_id.is_not(None))
+              .group_by(orders.c.order_id)
+              .having(sa.or_(sa.func.count(sa.distinct(orders.c.customer_id)) > 1,
+                             sa.func.sum(sa.case((orders.c.revenue >= 0, 1), else_=0)) > 1)))
+    return Check("orders", "order_id",
+                 "rows with the same order_id differ (exact duplicates are merged; further rows "
+                 "of an order must be refunds: negative revenue, same customer)", orders,
+                 orders.c.order_id.in_(groups),
+                 (orders.c.order_id, orders.c.order_date, orders.c.revenue))
 
 
 def _currency_check(orders: sa.FromClause) -> Check:

@@ -6,7 +6,9 @@ active customers (customers at the week's Monday); the wide tables ``spend``, ``
 members with activity), ``activity`` (sum of counts), ``cost`` (week x community) hold the rest.
 Community costs are spread evenly over the days of the period each covers (from its ``date`` to
 the next cost row of the same community and category; the last row covers as long as the one
-before it, or 30 days).
+before it, or 30 days); rows of one community, category and date are added first. Ad spend dated
+in a partial week at either edge of the window counts in the nearest complete week; spend dated
+outside the window is left out (and counted in ``data.row_accounting``).
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ def weekly_series(dataset) -> WeeklySeries:
     totals["orders"] = totals["orders"].astype("int64")
     totals["active_customers"] = totals["active_customers"].astype("int64")
     tables = dataset.tables
-    spend = _wide(dataset, _spend_select(tables.get("ad_spend"), calendar), weeks)
+    spend = _wide(dataset, _spend_select(tables.get("ad_spend"), calendar, dataset=dataset),
+                  weeks)
     members = _wide(dataset, _members_select(tables["members"], calendar), weeks)
     activity = _wide(dataset, _activity_select(tables.get("activity"), calendar), weeks)
     cost = _wide(dataset, _cost_select(tables.get("community_costs"), calendar), weeks)
@@ -111,10 +114,11 @@ def _totals_select(dataset, calendar: sa.FromClause) -> sa.Select:
                          .outerjoin(alive, alive.c.week_start == calendar.c.week_start)))
 
 
-def _spend_select(spend: sa.FromClause | None, calendar: sa.FromClause) -> sa.Select | None:
+def _spend_select(spend: sa.FromClause | None, calendar: sa.FromClause, *,
+                  dataset) -> sa.Select | None:
     if spend is None:
         return None
-    week = dialect.week_start(spend.c.date)
+    week = spend_week(spend.c.date, dataset.start, dataset.end)
     measures = [dialect.exact_sum(spend.c.spend).label("spend")]
     for name in ("impressions", "clicks"):
         if name in spend.c:
@@ -123,6 +127,19 @@ def _spend_select(spend: sa.FromClause | None, calendar: sa.FromClause) -> sa.Se
              .group_by(week, spend.c.channel).subquery("weekly_spend"))
     return (sa.select(inner).select_from(inner.join(calendar,
                                                      calendar.c.week_start == inner.c.week)))
+
+
+def spend_week(date: sa.ColumnElement, start, end) -> sa.ColumnElement:
+    """The complete week a spend date counts in: its own, or the nearest complete week for a
+    date in a partial week at the window's edges (monthly rows dated the 1st keep their money);
+    NULL outside the window."""
+    weeks = sql_parts.complete_weeks(start, end)
+    first, last = weeks[0][0], weeks[-1][0]
+    day = sa.literal
+    return sa.case((sa.or_(date < day(start, sa.Date), date > day(end, sa.Date)), sa.null()),
+                   (date < day(first, sa.Date), day(first, sa.Date)),
+                   (date >= day(weeks[-1][1], sa.Date), day(last, sa.Date)),
+                   else_=dialect.week_start(date))
 
 
 def _members_select(members: sa.FromClause, calendar: sa.FromClause) -> sa.Select:
@@ -148,17 +165,32 @@ def _activity_select(activity: sa.FromClause | None,
                                                     calendar.c.week_start == inner.c.week))
 
 
+def cost_category(costs: sa.FromClause) -> sa.ColumnElement:
+    return (sa.func.coalesce(costs.c.category, "") if "category" in costs.c
+            else sa.literal(""))
+
+
+def cost_periods(costs: sa.FromClause) -> sa.Subquery:
+    """One row per community, category and date (costs booked on one date added, so a second
+    row never gets a zero-length period) with the period it covers."""
+    category = cost_category(costs)
+    booked = (sa.select(costs.c.community, category.label("category"), costs.c.date,
+                        dialect.exact_sum(costs.c.cost).label("cost"))
+              .group_by(costs.c.community, category, costs.c.date).subquery("cost_bookings"))
+    window = {"partition_by": (booked.c.community, booked.c.category),
+              "order_by": booked.c.date}
+    previous_gap = dialect.day_diff(booked.c.date, sa.func.lag(booked.c.date).over(**window))
+    period_end = sa.func.coalesce(sa.func.lead(booked.c.date).over(**window),
+                                  booked.c.date + sa.func.coalesce(previous_gap, 30))
+    return sa.select(booked.c.community, booked.c.category, booked.c.cost,
+                     booked.c.date.label("period_start"),
+                     period_end.label("period_end")).subquery("cost_periods")
+
+
 def _cost_select(costs: sa.FromClause | None, calendar: sa.FromClause) -> sa.Select | None:
     if costs is None:
         return None
-    category = (sa.func.coalesce(costs.c.category, "") if "category" in costs.c
-                else sa.literal(""))
-    window = {"partition_by": (costs.c.community, category), "order_by": costs.c.date}
-    previous_gap = dialect.day_diff(costs.c.date, sa.func.lag(costs.c.date).over(**window))
-    period_end = sa.func.coalesce(sa.func.lead(costs.c.date).over(**window),
-                                  costs.c.date + sa.func.coalesce(previous_gap, 30))
-    periods = sa.select(costs.c.community, costs.c.cost, costs.c.date.label("period_start"),
-                        period_end.label("period_end")).subquery("cost_periods")
+    periods = cost_periods(costs)
     overlap_start = sa.func.greatest(periods.c.period_start, calendar.c.week_start)
     overlap_end = sa.func.least(periods.c.period_end, calendar.c.next_week_start)
     share = (sa.cast(dialect.day_diff(overlap_end, overlap_start), sa.Double)

@@ -98,12 +98,25 @@ def _run(source: str | Path, *, out: str, config_path: str | None, progress: boo
         print(f"Churn hazard ratio, members vs non-members [{name}]: "
               f"{estimate['hazard_ratio']:.2f} ({estimate['interval']} {estimate['low']:.2f} "
               f"to {estimate['high']:.2f})")
+    print_bottom_line(results)
     print(f"Outputs written to {Path(out).resolve()}:")
     for path in sorted(Path(out).iterdir()):
         if not path.name.startswith("."):
             print(f"  {path}")
     print(f"Time and memory by step:\n{outputs.steps.table()}", file=sys.stderr)
     return 0
+
+
+def print_bottom_line(results: dict) -> None:
+    """The bottom line per paid channel and community (revenue and profit per dollar, verdict,
+    caveats on the same line), after the estimates; a malformed comparison never fails a run
+    whose results are already written."""
+    from roi.bottom_line import bottom_line_text
+
+    try:
+        print(bottom_line_text(results))
+    except (KeyError, TypeError, ValueError) as exc:
+        print(f"Bottom line not shown ({type(exc).__name__}: {exc}); see report.html.")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -261,8 +261,10 @@ def paid_row(results: Mapping[str, Any], channel: str) -> dict[str, Any]:
     row = _row(channel, "paid", spend)
     row["method"] = paid.get("method")
     roas = block.get("roas")
-    if paid.get("converged") is False or (isinstance(roas, Mapping)
-                                          and roas.get("converged") is False):
+    # A spend-only block (model not run, or not fittable) has converged false and no ROAS at
+    # all: that is "not fitted", not a failed convergence gate.
+    fitted = isinstance(roas, Mapping)
+    if fitted and (paid.get("converged") is False or roas.get("converged") is False):
         row["notes"].append(NO_ROAS.format(why="did not converge"))
         return row
     if not _usable(roas) or not _finite(spend):

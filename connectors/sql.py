@@ -64,11 +64,57 @@ def _read_only_engine(url: str) -> sa.Engine:
     """An engine that cannot write: read-only sessions (PostgreSQL) or files (DuckDB)."""
     parsed = sa.make_url(url)
     if parsed.get_backend_name() == "duckdb" and parsed.database not in (None, "", ":memory:"):
-        return sa.create_engine(parsed, connect_args={"read_only": True})
-    engine = sa.create_engine(parsed)
+        return _create_engine(parsed, connect_args={"read_only": True})
+    engine = _create_engine(parsed)
     if parsed.get_backend_name() == "postgresql":
         sa.event.listen(engine, "connect", _postgres_read_only)
     return engine
+
+
+# Drivers that are extras of community-roi (pyproject.toml, README "Warehouse drivers"):
+# backend -> (database, extra, package to name, top-level modules the extra provides, URL prefix)
+DRIVERS: dict[str, tuple[str, str, str, tuple[str, ...], str]] = {
+    "postgresql": ("PostgreSQL", "postgres", "psycopg", ("psycopg",), "postgresql+psycopg"),
+    "mysql": ("MySQL", "mysql", "PyMySQL", ("pymysql",), "mysql+pymysql"),
+    "mariadb": ("MariaDB", "mysql", "PyMySQL", ("pymysql",), "mariadb+pymysql"),
+    "snowflake": ("Snowflake", "snowflake", "snowflake-sqlalchemy", ("snowflake",), "snowflake"),
+    "bigquery": ("BigQuery", "bigquery", "sqlalchemy-bigquery",
+                 ("sqlalchemy_bigquery", "google"), "bigquery"),
+    "databricks": ("Databricks", "databricks", "databricks-sqlalchemy", ("databricks",),
+                   "databricks"),
+}
+
+
+def _create_engine(url: sa.URL, **kwargs) -> sa.Engine:
+    """``sa.create_engine``; a driver that is not installed is named with the extra to install."""
+    try:
+        return sa.create_engine(url, **kwargs)
+    except (ImportError, sa.exc.NoSuchModuleError) as exc:
+        raise SourceError(missing_driver_message(url, exc)) from None
+
+
+def missing_driver_message(url: sa.URL, exc: Exception) -> str:
+    """What to install when SQLAlchemy cannot load the dialect or the DBAPI module of ``url``.
+
+    Examples
+    --------
+    >>> missing_driver_message(sa.make_url("postgresql://db/crm"),
+    ...                        ModuleNotFoundError("No module named 'psycopg'", name="psycopg"))
+    "the URL needs the PostgreSQL driver: pip install 'community-roi[postgres]' (or psycopg)"
+    """
+    backend = url.get_backend_name()
+    if backend not in DRIVERS:
+        return (f"the URL needs a driver for {backend!r} that is not installed "
+                f"({_first_line(exc)}): install that database's SQLAlchemy dialect and driver")
+    database, extra, package, modules, prefix = DRIVERS[backend]
+    module = getattr(exc, "name", None) or ""
+    if module and module.split(".")[0] not in modules:
+        # The URL asks for another driver (postgresql+psycopg2://, mysql:// is MySQLdb).
+        return (f"the URL needs the {database} driver module {module!r}, which is not "
+                f"installed: install it, or pip install 'community-roi[{extra}]' and write the "
+                f"URL as {prefix}://...")
+    return (f"the URL needs the {database} driver: pip install 'community-roi[{extra}]' "
+            f"(or {package})")
 
 
 def _postgres_read_only(dbapi_connection, _record) -> None:

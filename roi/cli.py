@@ -67,18 +67,35 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from roi.reports import write_reports
+    from roi.outputs import staged_outputs
+    from roi.run import _write_reports
 
     path = Path(args.results)
     path = path / "results.json" if path.is_dir() else path
-    try:
-        results = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise RoiError(f"cannot read {path}: {exc}") from None
-    for name, written in write_reports(results, args.out or path.parent,
-                                       pdf=not args.no_pdf).items():
-        print(f"{name}: {written}")
+    results = read_results(path)
+    with staged_outputs(args.out or path.parent) as staged:
+        _write_reports(results, staged.folder, pdf=not args.no_pdf)
+        written = staged.commit()
+    for written_path in written:
+        print(f"{written_path.suffix.lstrip('.')}: {written_path}")
     return 0
+
+
+def read_results(path: Path) -> dict:
+    """``results.json`` as a dict; a clear error naming the file (and where JSON broke)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise RoiError(f"cannot read {path}: {reason}") from None
+    try:
+        results = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RoiError(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}, column "
+                       f"{exc.colno}") from None
+    if not isinstance(results, dict) or "schema_version" not in results:
+        raise RoiError(f"{path} is not a results.json written by roi run (no schema_version)")
+    return results
 
 
 def _run(source: str | Path, *, out: str, config_path: str | None, progress: bool,
@@ -87,24 +104,50 @@ def _run(source: str | Path, *, out: str, config_path: str | None, progress: boo
 
     outputs = run_models(source, out=out, config=load_config(config_path), progress=progress,
                          pdf=pdf)
-    results = outputs.results
-    data = results["data"]
-    print(f"Data: {data['customers']:,} customers, {data['orders']:,} orders, "
-          f"{data['members']:,} member rows, {data['start']} to {data['end']}.")
-    for name, estimate in results["community_revenue_lift"]["estimates"].items():
-        print(f"Revenue lift [{name}]: {estimate['estimate']:.2f} per member-month "
-              f"({estimate['interval']} {estimate['low']:.2f} to {estimate['high']:.2f})")
-    for name, estimate in results["community_retention_lift"]["estimates"].items():
-        print(f"Churn hazard ratio, members vs non-members [{name}]: "
-              f"{estimate['hazard_ratio']:.2f} ({estimate['interval']} {estimate['low']:.2f} "
-              f"to {estimate['high']:.2f})")
-    print_bottom_line(results)
+    print(run_summary(outputs.results))
+    print_bottom_line(outputs.results)
     print(f"Outputs written to {Path(out).resolve()}:")
-    for path in sorted(Path(out).iterdir()):
-        if not path.name.startswith("."):
-            print(f"  {path}")
+    for path in outputs.written:
+        print(f"  {path}")
+    for note in outputs.notes:
+        print(f"note: {note}")
     print(f"Time and memory by step:\n{outputs.steps.table()}", file=sys.stderr)
     return 0
+
+
+def _amount(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def _estimate_line(label: str, estimate: dict, *, key: str, unit: str, reason: str | None) -> str:
+    """One estimate; a refused one (null numbers) shows why instead of numbers."""
+    if estimate.get(key) is None:
+        return f"{label}: not estimated ({reason or 'refused; see diagnostics'})"
+    return (f"{label}: {_amount(estimate[key])}{unit} ({estimate.get('interval', '')} "
+            f"{_amount(estimate.get('low'))} to {_amount(estimate.get('high'))})")
+
+
+def _reason(results: dict, model: str) -> str | None:
+    warnings = results.get("diagnostics", {}).get(model, {}).get("warnings") or []
+    return warnings[-1] if warnings else None
+
+
+def run_summary(results: dict) -> str:
+    """The terminal summary of a run: data, then every estimate or why it was refused."""
+    data = results["data"]
+    lines = [f"Data: {data['customers']:,} customers, {data['orders']:,} orders, "
+             f"{data['members']:,} member rows, {data['start']} to {data['end']}."]
+    for name, estimate in results["community_revenue_lift"]["estimates"].items():
+        lines.append(_estimate_line(f"Revenue lift [{name}]", estimate, key="estimate",
+                                    unit=" per member-month",
+                                    reason=_reason(results, f"revenue_{name}")))
+    for name, estimate in results["community_retention_lift"]["estimates"].items():
+        lines.append(_estimate_line(f"Churn hazard ratio, members vs non-members [{name}]",
+                                    estimate, key="hazard_ratio", unit="",
+                                    reason=_reason(results, f"retention_{name}")))
+    lines += [f"note: {note}" for note in
+              results.get("diagnostics", {}).get("run", {}).get("warnings", [])]
+    return "\n".join(lines)
 
 
 def print_bottom_line(results: dict) -> None:
@@ -120,29 +163,36 @@ def print_bottom_line(results: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from roi.interrupts import Interrupted, handling_interrupts
+
     args = _parser().parse_args(argv)
     try:
-        if args.command == "validate":
-            return _validate(args)
-        if args.command == "run":
-            return _run(args.source, out=args.out, config_path=args.config,
-                        progress=not args.no_progress, pdf=not args.no_pdf)
-        if args.command == "report":
-            return _report(args)
-        return _run(sample_folder(), out=args.out, config_path=None,
-                    progress=not args.no_progress)
+        with handling_interrupts():
+            return _command(args)
     except RoiError as exc:
         print(f"error: {mask_url(str(exc))}", file=sys.stderr)
         return EXIT_INVALID
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:   # SIGINT or SIGTERM (Interrupted), or a bare Ctrl-C
         print("interrupted; earlier outputs are left as they were", file=sys.stderr)
-        return 130
+        return exc.exit_code if isinstance(exc, Interrupted) else 130
     except Exception as exc:  # the last line of defence: no traceback for users
         if args.debug:
             raise
         print(f"internal error: {mask_url(f'{type(exc).__name__}: {exc}')}\n"
               "Run again with --debug for details and report it.", file=sys.stderr)
         return EXIT_INTERNAL
+
+
+def _command(args: argparse.Namespace) -> int:
+    if args.command == "validate":
+        return _validate(args)
+    if args.command == "run":
+        return _run(args.source, out=args.out, config_path=args.config,
+                    progress=not args.no_progress, pdf=not args.no_pdf)
+    if args.command == "report":
+        return _report(args)
+    return _run(sample_folder(), out=args.out, config_path=None,
+                progress=not args.no_progress)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,26 @@
-"""Write outputs atomically: a reader (or an interrupted run) never sees a half-written file."""
+"""Write outputs atomically: a reader (or an interrupted run) never sees a half-written file, and
+a run's outputs change together or not at all.
+
+:func:`atomic_target` / :func:`write_atomic` write one file (temporary file + rename).
+:func:`staged_outputs` writes a run's whole set (``results.json`` and the reports) into a staging
+folder inside the output folder and moves the set into place at the very end
+(:meth:`OutputSet.commit`); an interrupt before or during that move leaves every earlier output
+byte for byte as it was.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from roi.data.errors import RoiError
+from roi.interrupts import deferred, raise_if_interrupted, received
 
 
 @contextmanager
@@ -74,3 +86,125 @@ def write_atomic(path: Path, content: str | bytes) -> Path:
 
 def write_json(path: Path, payload: dict[str, Any]) -> Path:
     return write_atomic(path, json.dumps(payload, indent=2, allow_nan=False) + "\n")
+
+
+# --------------------------------------------------------------------------- a run's output set
+
+STAGING_PREFIX = ".roi-staging."
+OUTPUT_NAMES = ("results.json", "report.html", "report.xlsx", "report.pdf")
+
+
+class OutputError(RoiError, OSError):
+    """The output folder cannot be used (a file, or not writable)."""
+
+
+class OutputSet:
+    """Files staged in ``folder`` (inside ``out``) until :meth:`commit` moves them together."""
+
+    def __init__(self, out: Path, folder: Path) -> None:
+        self.out, self.folder = out, folder
+
+    def path(self, name: str) -> Path:
+        """Where to write output ``name`` before the commit."""
+        return self.folder / name
+
+    def commit(self) -> list[Path]:
+        """Move every staged file over its namesake in ``out``; the paths written.
+
+        Signals are held back while the files move; if one came, every move is undone (earlier
+        outputs restored from hard links) and :class:`roi.interrupts.Interrupted` is raised.
+        """
+        raise_if_interrupted()
+        staged = sorted((p for p in self.folder.iterdir() if p.is_file()),
+                        key=lambda p: p.name == "results.json")   # results.json last
+        keep = self.folder / ".previous"
+        keep.mkdir(exist_ok=True)
+        moved: list[tuple[Path, Path | None]] = []
+        with deferred():
+            try:
+                for source in staged:
+                    target = self.out / source.name
+                    backup = keep / source.name if target.is_file() else None
+                    if backup is not None:
+                        _link_or_copy(target, backup)
+                    os.replace(source, target)
+                    moved.append((target, backup))
+            except BaseException:
+                _undo(moved)
+                raise
+            if received() is not None:
+                _undo(moved)
+        raise_if_interrupted()
+        return [target for target, _ in moved]
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:              # a file system without hard links
+        shutil.copy2(source, target)
+
+
+def _undo(moved: list[tuple[Path, Path | None]]) -> None:
+    for target, backup in reversed(moved):
+        if backup is None:
+            target.unlink(missing_ok=True)
+        else:
+            os.replace(backup, target)
+
+
+@contextmanager
+def staged_outputs(out: str | Path) -> Iterator[OutputSet]:
+    """An :class:`OutputSet` for folder ``out`` (checked and created first); the staging folder
+    is removed on exit, committed or not.
+
+    Raises
+    ------
+    OutputError
+        ``out`` is a file, or the folder cannot be created or written to.
+
+    Examples
+    --------
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> with staged_outputs(folder) as staged:
+    ...     _ = staged.path("results.json").write_text("{}")
+    ...     [p.name for p in staged.commit()]
+    ['results.json']
+    """
+    out = output_folder(out)
+    remove_stale_staging(out)
+    try:
+        folder = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}.", dir=out))
+    except OSError as exc:
+        raise OutputError(f"cannot write to the output folder {out}: "
+                          f"{exc.strerror or exc}") from None
+    try:
+        yield OutputSet(out, folder)
+    finally:
+        with deferred():
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def output_folder(out: str | Path) -> Path:
+    """``out`` as a folder that exists (created if missing); an :class:`OutputError` when it is a
+    file or cannot be created, before any work is done."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out {out} is a file, not a folder: give a folder for the outputs")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create the output folder {out}: {exc.strerror or exc}") \
+            from None
+    return out
+
+
+def remove_stale_staging(out: Path) -> list[Path]:
+    """Delete staging folders left in ``out`` by a process that no longer runs (a killed run)."""
+    removed = []
+    for leftover in Path(out).glob(f"{STAGING_PREFIX}*"):
+        pid = leftover.name[len(STAGING_PREFIX):].split(".", 1)[0]
+        if leftover.is_dir() and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(leftover, ignore_errors=True)
+            removed.append(leftover)
+    return removed

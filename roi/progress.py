@@ -39,6 +39,11 @@ class Steps:
         self._current = name
         self._bar.set_description_str(f"roi: {name}")
 
+    def detail(self, text: str) -> None:
+        """Say what the current step is doing (``roi: paid media (sampling)``)."""
+        if self._current is not None:
+            self._bar.set_description_str(f"roi: {self._current} ({text})")
+
     def _finish(self) -> None:
         now = time.perf_counter()
         if self._current is not None:
@@ -65,10 +70,21 @@ def peak_memory_gib() -> float:
     return round(peak / (1024**3 if sys.platform == "darwin" else 1024**2), 2)
 
 
+_ACTIVE: list[Steps] = []   # the bars of progress_steps now open, innermost last
+
+
+def progress_detail(text: str) -> None:
+    """Show ``text`` beside the current step of the innermost open bar (nothing when none is)."""
+    if _ACTIVE:
+        _ACTIVE[-1].detail(text)
+
+
 @contextmanager
 def progress_steps(names: list[str], *, enabled: bool = True) -> Iterator[Steps]:
     steps = Steps(names, enabled=enabled)
+    _ACTIVE.append(steps)
     try:
         yield steps
     finally:
+        _ACTIVE.remove(steps)
         steps.close()

@@ -81,6 +81,26 @@ def compile_nutpie(model, *, backend: str | None = None) -> Any:
     return nutpie.compile_pymc_model(model, **compile_kwargs(backend or nutpie_backend()))
 
 
+def check_complete(idata, *, draws: int) -> None:
+    """Stop when sampling was interrupted: nutpie catches ``KeyboardInterrupt`` (Ctrl-C, or the
+    run's SIGTERM handler) and returns the draws so far, which would otherwise become an
+    unconverged model in the outputs.
+
+    Raises
+    ------
+    roi.interrupts.Interrupted
+        A signal was received, or fewer than ``draws`` draws per chain came back.
+    """
+    import signal
+
+    from roi.interrupts import Interrupted, raise_if_interrupted
+
+    raise_if_interrupted()
+    obtained = int(idata.posterior.sizes.get("draw", 0))
+    if obtained < draws:
+        raise Interrupted(signal.SIGINT)
+
+
 class CompiledCache:
     """Least-recently-used store of compiled nutpie models (``size`` structures)."""
 

@@ -23,7 +23,8 @@ from __future__ import annotations
 import arviz as az
 import numpy as np
 
-from roi.models.nuts import CompiledCache, compile_jax, nutpie_backend
+from roi.models.nuts import CompiledCache, check_complete, compile_jax, nutpie_backend
+from roi.progress import progress_detail
 
 COMPILED = CompiledCache()
 
@@ -54,9 +55,12 @@ def sample_nutpie(compiled, *, draws: int, tune: int, chains: int,
     """Sample ``compiled`` (seeded, chains on up to 2 threads)."""
     import nutpie
 
-    return nutpie.sample(compiled, draws=draws, tune=tune, chains=chains,
-                         cores=min(chains, 2), seed=seed, progress_bar=False,
-                         low_rank_modified_mass_matrix=True)
+    progress_detail("sampling")
+    idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains,
+                          cores=min(chains, 2), seed=seed, progress_bar=False,
+                          low_rank_modified_mass_matrix=True)
+    check_complete(idata, draws=draws)   # Ctrl-C gives the draws so far: stop, don't fit on them
+    return idata
 
 
 def sample_pymc(model, *, draws: int, tune: int, chains: int, seed: int) -> az.InferenceData:

@@ -150,6 +150,7 @@ def test_same_seed_identical_numbers(worlds):
     small = {**SETTINGS, "draws": 50, "tune": 50}
     first, second = (MediaMixModel(seed=5, **small).fit(world.weekly).to_contract()
                      for _ in range(2))
+    # Exact on purpose: both fits run on this CPU in this test (README, Reproducibility).
     assert json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)
     other = MediaMixModel(seed=6, **small).fit(world.weekly).to_contract()
     assert other["channels"]["search"]["roas"] != first["channels"]["search"]["roas"]

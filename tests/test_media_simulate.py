@@ -37,6 +37,7 @@ def test_truth_is_what_was_asked(worlds):
 
 
 def test_same_seed_same_numbers_and_seeds_differ():
+    # Exact on purpose: both worlds are built on this CPU in this test (README, Reproducibility).
     a, b = (simulate_media_world(seed=7, n_customers=20_000) for _ in range(2))
     pd.testing.assert_frame_equal(a.weekly.to_frame(), b.weekly.to_frame())
     c = simulate_media_world(seed=8, n_customers=20_000)

@@ -81,6 +81,7 @@ def test_compile_jax_exports_and_reloads_the_same_sampler(tmp_path, monkeypatch)
     assert not fresh_loaded and len(built) == 1
     settings = {"draws": 30, "tune": 30, "chains": 2, "cores": 1, "seed": 3,
                 "progress_bar": False}
+    # Exact on purpose: both samplers run on this CPU in this test (README, Reproducibility).
     a, b = nutpie.sample(first, **settings), nutpie.sample(loaded, **settings)
     for name in ("scale", "loc", "scale_log__"):
         assert (a.posterior[name].values == b.posterior[name].values).all(), name

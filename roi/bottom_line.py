@@ -101,7 +101,10 @@ def bottom_line(results: Mapping[str, Any]) -> list[Line]:
         if "verdict" not in row:
             row = add_bottom_line(row, margin=margin)
         maker = _paid_line if row.get("kind") == "paid" else _community_line
-        lines.append(maker(results, row, index=index, margin=margin))
+        line = maker(results, row, index=index, margin=margin)
+        if "profit_per_dollar" not in stored:   # computed here: no results path to cite
+            line.profit_key = None
+        lines.append(line)
     return lines
 
 
@@ -167,7 +170,9 @@ def _community_line(results: Mapping[str, Any], row: dict[str, Any], *, index: i
     own = _get(lift, "by_community", line.name)
     money = _get(results, "community_retention_lift", "retention_revenue", "by_community",
                  line.name, "revenue")
-    if _get(own, "converged") is False or _get(money, "converged") is False:
+    # A refused fit (null numbers, the reason given) is "not estimated", not a failed gate.
+    failed = [e for e in (own, money) if _get(e, "converged") is False and not _get(e, "refused")]
+    if failed:
         line.converged = False
     if not line.converged and line.verdict != CANNOT_TELL:
         line.verdict, line.reason = CANNOT_TELL, "from a model that did not converge"

@@ -1,7 +1,7 @@
 """The Excel workbook of a results dict: one sheet per topic, numbers stored as numbers.
 
-Sheets: Summary, Comparison, Revenue lift, Retention, Paid media, Budget scenarios, Diagnostics,
-Data quality, Assumptions. Every number is the float or integer from ``results.json`` with a
+Sheets: Summary, Bottom line, Comparison, Revenue lift, Retention, Paid media, Budget scenarios,
+Diagnostics, Data quality, Assumptions. Every number is the float or integer from ``results.json`` with a
 number format (currency, ``0.00``, percentage) so finance can compute with it; nothing is stored
 as text. Missing sections say "not estimated in this run"; unconverged results carry "NOT
 CONVERGED - do not rely on it" in red beside the number.
@@ -25,6 +25,8 @@ from openpyxl import Workbook
 from openpyxl.styles import Font, PatternFill
 from openpyxl.worksheet.worksheet import Worksheet
 
+from roi.bottom_line import bottom_line, yardstick
+from roi.comparison import break_even, gross_margin_of
 from roi.outputs import atomic_target
 from roi.reports.base import (
     ESTIMANDS,
@@ -58,7 +60,7 @@ from roi.reports.media import (
 from roi.reports.plots import curve_summary
 from roi.reports.summary import summary_sentences
 
-SHEETS = ["Summary", "Comparison", "Revenue lift", "Retention", "Paid media",
+SHEETS = ["Summary", "Bottom line", "Comparison", "Revenue lift", "Retention", "Paid media",
           "Budget scenarios", "Diagnostics", "Data quality", "Assumptions"]
 RATIO = "0.00"
 COUNT = "#,##0"
@@ -367,6 +369,35 @@ def _money_summary_rows(results: dict, money: str) -> list[list[Any]]:
     return rows
 
 
+def bottom_line_sheet(sheet: Worksheet, results: dict, money: str, currency: str) -> None:
+    """The bottom line (as ``roi run`` prints it) with numbers as numbers: per paid channel and
+    community, revenue and profit per dollar with intervals, verdict, status and caveats."""
+    lines = bottom_line(results)
+    margin = gross_margin_of(results)
+    _put(sheet, 1, 1, "Bottom line")
+    sheet["A1"].font = Font(bold=True, size=14)
+    _put(sheet, 2, 1, yardstick(results, currency))
+    _put(sheet, 3, 1, "Gross margin")
+    _put(sheet, 3, 2, Fmt(margin, PERCENT) if margin is not None else "not configured")
+    _put(sheet, 4, 1, "Break-even revenue per dollar")
+    _put(sheet, 4, 2, Fmt(break_even(margin), RATIO))
+    if not lines:
+        _put(sheet, 6, 1, f"Bottom line: {NOT_ESTIMATED}")
+        return
+    rows = []
+    for line in lines:
+        second = (_estimate(line.profit_per_dollar, money)[:3] if margin is not None
+                  else [Fmt(number(line.break_even_margin), PERCENT)])
+        rows.append([line.name, line.kind, Fmt(number(line.cost), money),
+                     *_estimate(line.revenue_per_dollar, money), *second, line.verdict,
+                     _status(line.converged), line.basis, "; ".join(line.caveats)])
+    second_headers = (["Profit per dollar", "Low", "High"] if margin is not None
+                      else ["Margin to break even"])
+    write_table(sheet, ["Name", "Kind", "Cost", "Revenue per dollar", "Low", "High", "Interval",
+                        *second_headers, "Verdict", "Status", "Based on", "Caveats"], rows,
+                start=6)
+
+
 def _widths(sheet: Worksheet) -> None:
     for column in sheet.columns:
         longest = max((len(str(c.value)) for c in column if c.value is not None), default=8)
@@ -381,6 +412,7 @@ def build_workbook(results: dict, *, currency: str = "$") -> Workbook:
     for name, sheet in sheets.items():
         sheet.title = name
     summary_sheet(sheets["Summary"], results, money, currency)
+    bottom_line_sheet(sheets["Bottom line"], results, money, currency)
     comparison_sheet(sheets["Comparison"], results, money)
     estimate_sheet(sheets["Revenue lift"], results, REVENUE, money)
     estimate_sheet(sheets["Retention"], results, RETENTION, RATIO)

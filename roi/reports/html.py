@@ -65,7 +65,7 @@ from roi.reports.base import (
     value_of,
 )
 from roi.reports.media import budget_section, comparison_section, paid_media_section
-from roi.reports.summary import churn_change, summary_sentences
+from roi.reports.summary import bottom_line_html, churn_change, summary_sentences
 
 
 def _method_note(method: str, preferred: Any) -> str:
@@ -397,7 +397,8 @@ def banners(results: dict) -> str:
 def summary_section(results: dict, currency: str) -> str:
     sentences = "".join(f'<p class="sentence">{render(s)}</p>'
                         for s in summary_sentences(results, currency))
-    return section("summary", "Summary", f'<div class="summary">{sentences}</div>')
+    return section("summary", "Summary", bottom_line_html(results, currency)
+                   + f'<div class="summary">{sentences}</div>')
 
 
 def render_html(results: dict, *, currency: str = "$") -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from roi.comparison import break_even, gross_margin_of
 from roi.reports import plots
 from roi.reports.base import (
     Cell,
@@ -155,13 +156,29 @@ def _contribution_series(results: dict) -> dict[str, tuple[list[str], list, list
     return series
 
 
+def break_even_text(results: dict) -> tuple[float, str]:
+    """Break-even revenue per dollar (1/gross margin, 1 without a margin) and how to say it.
+
+    Examples
+    --------
+    >>> break_even_text({"gross_margin": 0.6})
+    (1.6666666666666667, 'break-even 1.67 at a 60% gross margin')
+    """
+    margin = gross_margin_of(results)
+    level = break_even(margin)
+    if margin is None:
+        return level, "1 = break-even on revenue; no gross margin configured"
+    return level, f"break-even {level:.2f} at a {margin:.0%} gross margin"
+
+
 def _charts(results: dict, currency: str, roas_chart: list[plots.Row]) -> str:
     channels = mapping(get(results, PAID, "channels"))
     current = {n: number(get(c, "spend")) for n, c in channels.items()}
     body = figure(plots.bar_chart(list(current.items()), xlabel=f"spend ({currency})",
                                   title="Spend per channel in the window"), "Spend per channel")
-    body += figure(plots.interval_chart(roas_chart, reference=1.0,
-                                        xlabel="ROAS (revenue per $1 of spend; 1 = break-even)",
+    level, said = break_even_text(results)
+    body += figure(plots.interval_chart(roas_chart, reference=level,
+                                        xlabel=f"ROAS (revenue per {currency}1 of spend; {said})",
                                         title="ROAS per channel, 94% HDI"), "ROAS per channel")
     body += figure(plots.response_curve_chart(_curve_series(results), current,
                                               currency=currency), "Response curves")
@@ -179,7 +196,8 @@ def paid_media_section(results: dict, currency: str) -> str:
     body = ("<p>Spend in the analysis window and return on ad spend (ROAS): revenue the channel "
             f"caused per {esc(currency)}1 of spend, from the "
             f"{esc(get(results, PAID, 'method') or 'media-mix')} model. Marginal ROAS is the "
-            "return on the next dollar; below 1 the next dollar loses money.</p>"
+            f"return on the next dollar; below {break_even_text(results)[0]:.2f} the next "
+            f"dollar loses money ({esc(break_even_text(results)[1])}).</p>"
             + notes_list(get(results, PAID, "warnings"))
             + table(["Channel", "Spend", "ROAS", "Low", "High", "Interval", "Marginal ROAS",
                      "Low", "High", "Status"], rows))
@@ -263,8 +281,9 @@ def comparison_section(results: dict, currency: str) -> str:
             "A community's revenue is its revenue lift on member-months plus the revenue of the "
             "extra months members stay; its cost is what the community cost in the window.</p>"
             + html + notes_list(notes, "note"))
-    body += figure(plots.interval_chart(chart, reference=1.0,
-                                        xlabel=f"revenue per {currency}1 (1 = break-even)",
+    level, said = break_even_text(results)
+    body += figure(plots.interval_chart(chart, reference=level,
+                                        xlabel=f"revenue per {currency}1 ({said})",
                                         title="Revenue per dollar"), "Revenue per dollar")
     return section("comparison", "Community against paid media", body)
 

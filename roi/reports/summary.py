@@ -14,12 +14,18 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from roi.bottom_line import Line, bottom_line, interval_note, margin_text, yardstick
+from roi.comparison import gross_margin_of
 from roi.reports.base import (
+    NOT_CONVERGED,
     NOT_ESTIMATED,
     RETENTION,
     REVENUE,
+    Cell,
     Fragment,
+    Raw,
     Shown,
+    esc,
     fixed,
     get,
     headline_decimals,
@@ -30,6 +36,7 @@ from roi.reports.base import (
     number,
     preferred_method,
     sequence,
+    table,
 )
 from roi.reports.media import (
     comparison_rows,
@@ -251,3 +258,46 @@ def summary_sentences(results: dict, currency: str = "$") -> list[list[Fragment]
                  retention_summary(results), comparison_summary(results, currency),
                  paid_media_summary(results, currency), budget_summary(results, currency)]
     return [s for s in sentences if s]
+
+
+def _per_dollar_cell(key: str | None, entry: dict | None, *, converged: bool,
+                     currency: str) -> Raw:
+    """``$8.58 [$2.59 to $14.56]``; the estimate keyed to its results path when it has one."""
+    flag = "" if converged else f' <span class="not-converged">{esc(NOT_CONVERGED)}</span>'
+    if entry is None:
+        return Raw(esc("n/a") + flag)
+    span = esc(f" [{money(entry['low'], currency)} to {money(entry['high'], currency)}]")
+    if key is None:   # computed here (profit of a failed model's ROAS): no results path
+        return Raw(esc(money(entry["estimate"], currency)) + span + flag)
+    shown = Shown(f"{key}.estimate", number(entry["estimate"]),
+                  money(entry["estimate"], currency), converged)
+    return Raw(shown.html() + span)
+
+
+def _bottom_line_row(line: Line, *, margin: float | None, currency: str) -> list[Cell]:
+    cost = (Shown(line.cost_key, line.cost, money(line.cost, currency, 0))
+            if line.cost is not None and line.cost_key else "n/a")
+    second: Cell = (_per_dollar_cell(line.profit_key, line.profit_per_dollar,
+                                     converged=line.converged, currency=currency)
+                    if margin is not None else margin_text(line.break_even_margin))
+    return [line.name, line.kind, cost,
+            _per_dollar_cell(line.revenue_key, line.revenue_per_dollar,
+                             converged=line.converged, currency=currency),
+            second, Raw(f"<strong>{esc(line.verdict)}</strong>"), "; ".join(line.caveats)]
+
+
+def bottom_line_html(results: dict, currency: str = "$") -> str:
+    """The bottom-line table that opens the Summary (the same lines ``roi run`` prints): per
+    paid channel and community, revenue and profit per dollar, verdict, caveats beside them."""
+    lines = bottom_line(results)
+    if not lines:
+        return ""
+    margin = gross_margin_of(results)
+    second = (f"Profit per {currency}1 [interval]" if margin is not None
+              else "Margin to break even")
+    rows = [_bottom_line_row(line, margin=margin, currency=currency) for line in lines]
+    note = interval_note(lines)
+    return (f'<div class="bottom-line"><p>{esc(yardstick(results, currency))}</p>'
+            + table(["Name", "Kind", "Cost", f"Revenue per {currency}1 [interval]", second,
+                     "Verdict", "Caveats"], rows, numeric_from=2)
+            + (f'<p class="note">Intervals: {esc(note)}.</p>' if note else "") + "</div>")

@@ -292,14 +292,23 @@ def interval_note(lines: list[Line]) -> str:
 
 
 def bottom_line_text(results: Mapping[str, Any], currency: str = "$") -> str:
-    """The bottom line as an aligned plain-text table (what ``roi run`` prints)."""
+    """The bottom line as an aligned plain-text table (what ``roi run`` prints); names and
+    notes come from the data, so e-mails and URL secrets are masked as in the reports."""
+    # Imported here: roi.reports imports this module.
+    from roi.reports.base import redact
+
+    return _text_table(results, currency, clean=redact)
+
+
+def _text_table(results: Mapping[str, Any], currency: str, *, clean) -> str:
     lines = bottom_line(results)
     title = f"Bottom line. {yardstick(results, currency)}"
     if not lines:
         return f"{title}\n  No paid channel or community to compare in this run."
     margin = gross_margin_of(results)
     table = [headers(results, currency),
-             *(line_cells(line, margin=margin, currency=currency) for line in lines)]
+             *([clean(c) for c in line_cells(line, margin=margin, currency=currency)]
+               for line in lines)]
     widths = [max(len(r[i]) for r in table) for i in range(len(table[0]) - 1)]
     out = [title]
     for cells in table:   # the caveats column last and unpadded: it sits on the number's line

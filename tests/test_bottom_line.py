@@ -249,6 +249,17 @@ def test_terminal_flags_numbers_of_an_unconverged_model():
     assert zeta_line.profit_key is None   # computed, not in results.json
 
 
+def test_an_unconverged_community_fit_is_flagged_on_its_line_and_names_are_masked():
+    results = world()
+    results["community_revenue_lift"]["by_community"]["forum"]["converged"] = False
+    results["comparison"] = build_comparison(results)
+    results["comparison"][3]["name"] = "owner.name@example.org"   # a name is data: masked
+    text = bottom_line_text(results)
+    forum = line_of(text, "forum")
+    assert "$3.70 [$1.68 to $5.72] NOT CONVERGED" in forum and "cannot tell" in forum
+    assert "example.org" not in text and "[e-mail removed]" in text
+
+
 def test_spend_only_paid_block_is_not_estimated_not_unconverged():
     results = world()
     results["paid_media"] = {"converged": False, "warnings": ["media-mix model not run"],

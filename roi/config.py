@@ -157,7 +157,11 @@ def _data_options(data: dict[str, Any], churn: dict[str, Any]) -> DataOptions:
             raise ValueError(f"[{section}] unknown key(s) {sorted(extra)}; known: "
                              f"{sorted(allowed)}")
     covariates = data.get("covariates")
-    return DataOptions(start=_date(data.get("start")), end=_date(data.get("end")),
+    start, end = _date(data.get("start")), _date(data.get("end"))
+    if start is not None and end is not None and start > end:
+        raise ValueError(f"[data] start ({start}) is after [data] end ({end}): the analysis "
+                         "window must start on or before its end")
+    return DataOptions(start=start, end=end,
                        churn_rule=churn.get("rule", "auto"),
                        inactivity_days=int(churn.get("inactivity_days", 180)),
                        exclude=tuple(data.get("exclude", ())),

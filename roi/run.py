@@ -212,7 +212,7 @@ def _naive_and_did(panel) -> dict[str, EffectResult]:
     for name, make in variants.items():
         own = ({**PANEL_COLUMNS, "outcome": MULTIPLICATIVE_OUTCOME} if name != "did"
                else PANEL_COLUMNS)
-        fitted[name] = make().fit(active, **own).result_
+        fitted[name] = _pooled_fit(make, active, own, method=name)
         for community in sorted(active["community"].dropna().unique()):
             rows = active[active["community"].isna() | (active["community"] == community)]
             fitted[name].by_group[str(community)] = _community_fit(make, rows, own)
@@ -234,6 +234,27 @@ def bayesian_revenue_lift(panel, *, covariates: dict[str, str] | None, sampler,
     ).fit(panel, unit="customer_id", time="month_index", group="join_month_index",
           outcome=MULTIPLICATIVE_OUTCOME, community="community", active="active",
           covariates=keys).result_
+
+
+def _pooled_fit(make, rows, columns: dict[str, str], *, method: str) -> EffectResult:
+    """The DiD over every community, or a refused result (null numbers, the reason in its
+    warnings) when no member can be compared before and after joining (every member joined
+    before the window, or there is one customer): the run goes on and says why."""
+    from roi.models.did import NoTreatedUnits
+    from roi.results import Diagnostics
+
+    try:
+        return make().fit(rows, **columns).result_
+    except NoTreatedUnits as exc:
+        reason = (f"{method}: not estimated: no member can be compared before and after "
+                  "joining (every member joined before the window began, or there is no "
+                  "non-member to compare with)")
+        nan = float("nan")
+        return EffectResult(method=method, estimand="community_revenue_lift", estimate=nan,
+                            low=nan, high=nan, interval="95% CI",
+                            scale="currency per member-month",
+                            diagnostics=Diagnostics(converged=False, warnings=[reason],
+                                                    checks={"refused": str(exc)}))
 
 
 def _community_fit(make, rows, columns: dict[str, str]) -> dict[str, Any]:

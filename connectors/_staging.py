@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import csv
+import re
+import zoneinfo
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import sqlalchemy as sa
 
+from connectors._excel import read_workbook
 from roi.data.errors import SourceError
 from roi.data.schema import TABLES
 
@@ -69,25 +72,69 @@ def duckdb_type(type_name: str) -> type[sa.types.TypeEngine]:
     return _DUCKDB_TYPES.get(base, sa.String)
 
 
-def stage_file(engine: sa.Engine, table: str, path: Path) -> sa.TableClause:
-    """CSV (read as text so the validator sees every raw value), Parquet, or Excel."""
+def stage_file(engine: sa.Engine, table: str, path: Path, *,
+               notes: list[str] | None = None) -> sa.TableClause:
+    """CSV (read as text so the validator sees every raw value), Parquet, or Excel (every sheet
+    of the table, see :mod:`connectors._excel`); what a reader should know goes to ``notes``."""
     suffix = path.suffix.lower()
     if suffix in (".xlsx", ".xls"):
-        try:
-            frame = pd.read_excel(path, dtype=str)
-        except Exception as exc:  # openpyxl raises many types for broken files
-            raise SourceError(f"{table}: cannot read {path.name}: {_first_line(exc)}") from None
+        frame, sheet_notes = read_workbook(table, path)
+        if notes is not None:
+            notes.extend(sheet_notes)
         return stage_frame(engine, table, frame, origin=path.name)
     if path.stat().st_size == 0:
         raise SourceError(f"{table}: {path.name} is an empty file (not even a header row)")
     if suffix == ".parquet":
-        return _create(engine, table, "SELECT * FROM read_parquet($1)", [str(path)],
+        return _create(engine, table, parquet_select(table, path), [str(path)],
                        origin=path.name, view=True)
     dialect = sniff_csv(table, path)
     reader = (f"read_csv($1, all_varchar=true, header=true, encoding='{dialect.encoding}', "
               f"delim='{dialect.delimiter}')")
     return _create(engine, table, f"SELECT * FROM {reader}", [str(path)], origin=path.name,
                    width=len(dialect.header))
+
+
+def parquet_select(table: str, path: Path) -> str:
+    """``read_parquet``, with each time-zone-aware timestamp column as the wall-clock time in
+    the zone the file records for it: its date is then the local calendar date, the one a CSV
+    export of the same data shows (an order at 21:30 in New York stays on its day). A zone the
+    file does not name is UTC (Parquet stores instants in UTC)."""
+    zones = _parquet_zones(path)
+    if not zones:
+        return "SELECT * FROM read_parquet($1)"
+    local = ", ".join(f"timezone('{_icu_zone(table, path, column, zone)}', "
+                      f"{quote_identifier(column)}) AS {quote_identifier(column)}"
+                      for column, zone in zones.items())
+    return f"SELECT * REPLACE ({local}) FROM read_parquet($1)"
+
+
+def _parquet_zones(path: Path) -> dict[str, str]:
+    """Column -> time zone of the file's time-zone-aware timestamp columns (Arrow schema)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowException, OSError):
+        return {}   # DuckDB then says what is wrong with the file
+    return {f.name: f.type.tz for f in schema
+            if pa.types.is_timestamp(f.type) and f.type.tz is not None}
+
+
+_OFFSET = re.compile(r"[+-][0-9]{2}:[0-9]{2}")
+
+
+def _icu_zone(table: str, path: Path, column: str, zone: str) -> str:
+    """The zone as DuckDB (ICU) spells it: IANA names as they are, '+05:00' as 'GMT+05:00'.
+    An unknown name is refused (it is also the only text put in the SQL)."""
+    if _OFFSET.fullmatch(zone):
+        return f"GMT{zone}"
+    try:
+        zoneinfo.ZoneInfo(zone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise SourceError(f"{table}: {path.name}: column {column!r} has timestamps in an "
+                          f"unknown time zone {zone!r}") from None
+    return zone
 
 
 @dataclass(frozen=True)
@@ -157,6 +204,12 @@ def stage_frame(engine: sa.Engine, table: str, frame: pd.DataFrame, *,
                 origin: str) -> sa.TableClause:
     """A DataFrame copied into DuckDB (so validation and aggregations run in SQL)."""
     driver = _driver(engine)
+    aware = [c for c in frame.columns if isinstance(frame[c].dtype, pd.DatetimeTZDtype)]
+    if aware:
+        # Local wall-clock time, as for Parquet: the date is the one written in its own zone.
+        frame = frame.copy()
+        for column in aware:
+            frame[column] = frame[column].dt.tz_localize(None)
     view = f"frame_{table}"
     driver.register(view, frame)
     try:

@@ -60,8 +60,9 @@ def from_folder(folder: str | Path) -> CanonicalSource:
         raise SourceError(f"source folder not found: {folder}")
     engine = embedded_engine()
     files = table_files(folder)
-    tables = {table: stage_file(engine, table, path) for table, path in files.items()}
     notes: list[str] = []
+    tables = {table: stage_file(engine, table, path, notes=notes)
+              for table, path in files.items()}
     for table, frame, export_notes in _exports(folder):
         if table in files:
             raise SourceError(f"{table}: given both as {files[table].name} and as a platform "

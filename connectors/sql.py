@@ -3,8 +3,10 @@
 Nothing is copied out: validation and aggregations run in that database. Passwords in the URL
 are masked in every message.
 
-Safety: the toolkit only reads. PostgreSQL sessions are set read-only and DuckDB files are opened
-read-only, so nothing it runs can change the warehouse. A mapped SELECT must be one statement (no
+Safety: the toolkit only reads. PostgreSQL sessions are set read-only and DuckDB and SQLite files
+are opened read-only (a missing SQLite file is an error, never created), so nothing it runs can
+change the warehouse. SQLite tables are copied into the embedded DuckDB (SQLite lacks the SQL the
+aggregations use). A mapped SELECT must be one statement (no
 ``;``, no SQL comments); names with control characters are refused; identifiers are quoted by
 SQLAlchemy and every value is a bound parameter.
 
@@ -44,6 +46,8 @@ def from_url(url: str, *, tables: Mapping[str, str] | None = None,
             pass
         present = {name.lower(): name for name in
                    sa.inspect(engine).get_table_names(schema=schema)}
+    except SourceError:
+        raise
     except Exception as exc:  # drivers raise their own types; the message is what matters
         raise SourceError(f"cannot open {mask_url(url)}: {mask_url(_first_line(exc))}") from None
     selectables: dict[str, sa.FromClause] = {}
@@ -56,13 +60,62 @@ def from_url(url: str, *, tables: Mapping[str, str] | None = None,
             except sa.exc.SQLAlchemyError as exc:
                 raise SourceError(f"{table}: cannot read the columns of {present[table]!r}: "
                                   f"{mask_url(_first_line(exc))}") from None
+    if engine.dialect.name == "sqlite":
+        return _copied_into_duckdb(engine, selectables, description=mask_url(url))
     return CanonicalSource(engine=engine, tables=selectables, description=mask_url(url),
                            embedded=False)
+
+
+def _copied_into_duckdb(engine: sa.Engine, selectables: dict[str, sa.FromClause], *,
+                        description: str) -> CanonicalSource:
+    """SQLite has none of what the validation and aggregations need (regular expressions,
+    ``date_trunc``, exact decimals, SHA-256), so its tables (or mapped SELECTs) are read and
+    copied, as text, into the embedded DuckDB, as DataFrames are. A SQLite file is local and
+    small next to a warehouse."""
+    import pandas as pd
+
+    from connectors.frames import from_frames
+
+    frames = {}
+    with engine.connect() as connection:
+        for table, selectable in selectables.items():
+            result = connection.execute(sa.select(selectable))
+            rows = [[None if v is None else str(v) for v in row] for row in result]
+            frames[table] = pd.DataFrame(rows, columns=list(result.keys()), dtype=object)
+    engine.dispose()
+    source = from_frames(frames)
+    source.description = description
+    source.notes.append("SQLite tables were read (read-only) and copied into the embedded "
+                        "DuckDB, where validation and aggregations ran")
+    return source
+
+
+def _sqlite_read_only(parsed: sa.URL) -> sa.Engine:
+    """A SQLite file opened read-only (``mode=ro`` URI): never created, never written. A
+    missing file is an error naming the path (SQLite would create an empty one)."""
+    import sqlite3
+    from pathlib import Path
+    from urllib.parse import quote, unquote
+
+    database = parsed.database or ""
+    if database.startswith("file:"):      # already a URI filename: the path before '?'
+        database = unquote(database[len("file:"):].split("?", 1)[0])
+    if database in ("", ":memory:"):
+        raise SourceError("a SQLite source must name a database file, e.g. "
+                          "sqlite:///path/to/crm.db")
+    path = Path(database).expanduser()
+    if not path.is_file():
+        raise SourceError(f"SQLite database file not found: {path}")
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    return sa.create_engine("sqlite://", creator=lambda: sqlite3.connect(
+        uri, uri=True, check_same_thread=False))
 
 
 def _read_only_engine(url: str) -> sa.Engine:
     """An engine that cannot write: read-only sessions (PostgreSQL) or files (DuckDB)."""
     parsed = sa.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_read_only(parsed)
     if parsed.get_backend_name() == "duckdb" and parsed.database not in (None, "", ":memory:"):
         return _create_engine(parsed, connect_args={"read_only": True})
     engine = _create_engine(parsed)

@@ -254,3 +254,189 @@ def test_row_accounting_with_every_kind_of_awkward_row(tables, baseline):
     edges = baseline["dataset"].report["excluded"]["activity_outside_complete_weeks"]
     assert excluded["activity_outside_complete_weeks"] == edges + 2
     assert dataset.report["row_accounting"]["activity"]["used"] == len(activity) - edges + 6
+
+
+def test_data_quality_section_shows_the_row_accounting(tmp_path):
+    """The report's Data quality section has the table; its numbers are keyed to results."""
+    from roi.reports import write_html
+    from tests.conftest import tiny_frames
+    from tests.test_reports import SAMPLE_RESULTS, parse, resolve
+
+    results = {**SAMPLE_RESULTS, "data": {**SAMPLE_RESULTS["data"], **load_dataset(
+        open_source(tiny_frames())).report}}
+    page = parse(write_html(results, tmp_path / "report.html"))
+    keyed = {n["key"]: n["text"] for n in page.numbers if ".row_accounting." in n["key"]}
+    assert keyed["data.row_accounting.ad_spend.read"] == "4"
+    assert keyed["data.row_accounting.ad_spend.used"] == "1"
+    assert len(keyed) == 12 and all(str(resolve(results, k)) == v for k, v in keyed.items())
+    text = " ".join("".join(page.text).split())
+    assert "Row accounting" in text and "outside window 3" in text
+
+
+# --------------------------------------------------------------------- what real exports do
+
+
+def test_refunds_as_negative_rows_with_the_sale_order_id(tables, baseline):
+    """Shopify-style refunds: a negative row carrying the sale's order_id, ten days later.
+    Both count (the month of the refund loses the money); nothing is taken for a duplicate."""
+    orders, customers = tables["orders"], tables["customers"]
+    alive = customers.loc[customers.churned_at.isna(), "customer_id"]
+    sales = orders[orders.customer_id.isin(alive)
+                   & (orders.order_date < "2024-11-01")].iloc[::50]
+    refunds = sales.assign(revenue=-(sales.revenue / 2).round(2),
+                           order_date=sales.order_date + pd.Timedelta(days=10))
+    tables["orders"] = pd.concat([orders, refunds], ignore_index=True)
+    dataset = load(tables)
+    assert "orders_duplicate_row" not in dataset.report["excluded"]
+    panel = dataset.customer_month_panel()
+    assert panel.revenue.sum() == pytest.approx(
+        baseline["panel"].revenue.sum() + refunds.revenue.sum(), abs=1e-4)
+    assert refunds.revenue.sum() < -1000
+
+
+def test_a_refund_booked_to_another_customer_is_refused(tables):
+    orders = tables["orders"]
+    refund = orders.iloc[[5]].assign(revenue=-10.0, customer_id=orders.customer_id.iloc[6])
+    tables["orders"] = pd.concat([orders, refund], ignore_index=True)
+    with pytest.raises(DataValidationError, match="same order_id differ"):
+        load_dataset(open_source(tables))
+
+
+def test_orders_without_order_id_are_never_merged(tables, baseline):
+    """Without an order_id two equal rows may be two purchases: both count (contract §1)."""
+    orders = tables["orders"].drop(columns="order_id")
+    tables["orders"] = pd.concat([orders, orders.iloc[100:110]], ignore_index=True)
+    dataset = load(tables)
+    assert "orders_duplicate_row" not in dataset.report["excluded"]
+    assert dataset.report["orders"] == len(orders) + 10
+
+
+def test_member_list_re_exported_twice(tables, baseline):
+    """A CRM that appends its member export again: every aggregation as before."""
+    members = tables["members"]
+    tables["members"] = pd.concat([members, members], ignore_index=True)
+    dataset = load(tables)
+    assert dataset.report["excluded"]["members_duplicate_row"] == len(members)
+    assert dataset.report["identity"] == baseline["dataset"].report["identity"]
+    pd.testing.assert_frame_equal(dataset.weekly_series().members,
+                                  baseline["weekly"].members)
+    pd.testing.assert_frame_equal(dataset.customer_month_panel(), baseline["panel"])
+
+
+def test_costs_booked_weekly_for_one_category_monthly_for_the_others(tables, baseline):
+    """The platform bill of discord re-booked as rows on the 1st, 8th, 15th, 22nd and 29th with
+    amounts in proportion to their days: the same daily cost, so the same weekly series."""
+    costs = tables["community_costs"]
+    monthly = costs[(costs.community == "discord") & (costs.category == "platform")]
+    rows = []
+    for _, row in monthly.iterrows():
+        days = row.date.days_in_month
+        starts = [d for d in (1, 8, 15, 22, 29) if d <= days]
+        for start, following in zip(starts, [*starts[1:], days + 1], strict=True):
+            rows.append({**row, "date": row.date.replace(day=start),
+                         "cost": row.cost * (following - start) / days})
+    tables["community_costs"] = pd.concat([costs.drop(index=monthly.index), pd.DataFrame(rows)],
+                                          ignore_index=True)
+    weekly = load(tables).weekly_series()
+    # The last booking of a series covers as long as the one before it (a month, or a week):
+    # December 2024 is spread differently by construction, everything before is the same.
+    before = weekly.cost.index < "2024-11-25"
+    pd.testing.assert_frame_equal(weekly.cost[before], baseline["weekly"].cost[before],
+                                  atol=1e-6)
+    assert weekly.cost["discord"].sum() == pytest.approx(baseline["weekly"].cost["discord"]
+                                                         .sum(), rel=2e-3)
+
+
+def test_community_renamed_mid_window_with_other_case_and_spaces(tables, baseline):
+    """From July 2024 the exports spell discord " Discord ": still one community."""
+    for name, column in (("members", "joined_at"), ("activity", "date"),
+                         ("community_costs", "date")):
+        frame = tables[name]
+        late = (frame.community == "discord") & (frame[column] >= "2024-07-01")
+        assert late.any()
+        frame.loc[late, "community"] = " Discord "
+    dataset = load(tables)
+    assert dataset.report["communities"] == ["discord", "forum"]
+    assert any("'discord', 'Discord'" in n for n in dataset.report["notes"])
+    weekly = dataset.weekly_series()
+    for part in ("members", "activity", "cost"):
+        pd.testing.assert_frame_equal(getattr(weekly, part), getattr(baseline["weekly"], part))
+    pd.testing.assert_frame_equal(dataset.customer_month_panel(), baseline["panel"])
+
+
+def test_spend_in_a_channel_never_seen_in_orders(tables, baseline):
+    """A podcast channel with spend but no attributed orders: its spend is kept in full, and no
+    order becomes paid because of it."""
+    weeks = pd.date_range("2023-01-02", "2024-12-23", freq="W-MON")
+    podcast = pd.DataFrame({"date": weeks, "channel": "podcast", "campaign": "pod",
+                            "spend": 250.0, "impressions": 0, "clicks": 0})
+    tables["ad_spend"] = pd.concat([tables["ad_spend"], podcast], ignore_index=True)
+    dataset = load(tables)
+    assert dataset.weekly_series().spend["podcast"].sum() == pytest.approx(250.0 * len(weeks))
+    panel = dataset.customer_month_panel()
+    pd.testing.assert_series_equal(panel.organic_revenue, baseline["panel"].organic_revenue)
+
+
+def test_member_row_of_a_customer_who_churned_before_joining(tables, baseline):
+    """A former customer joins the forum after churning: counted, and a non-member for the
+    panel, the survival table and the naive comparison."""
+    panel = baseline["panel"]
+    firsts = panel.groupby("customer_id", observed=True).agg(
+        joined=("join_month_index", "first"), churned=("churned", "any"))
+    gone = firsts[firsts.joined.isna() & firsts.churned].index[:12]
+    churn = tables["customers"].set_index("customer_id").churned_at[gone]
+    late = pd.DataFrame({"member_id": [f"back-{i}" for i in range(12)], "community": "forum",
+                         "customer_id": gone, "joined_at": (churn + pd.Timedelta(days=2))
+                         .to_numpy()})
+    late = late[late.joined_at <= "2024-12-31"]
+    tables["members"] = pd.concat([tables["members"], late], ignore_index=True)
+    dataset = load(tables)
+    assert dataset.report["excluded"]["members_joined_after_churn"] == len(late) >= 10
+    panel = dataset.customer_month_panel()
+    assert panel[panel.customer_id.isin(gone)].join_month_index.isna().all()
+    survival = dataset.survival_table()
+    assert not survival[survival.customer_id.isin(gone)].member.any()
+    assert survival[survival.customer_id.isin(gone)].community.isna().all()
+    assert naive_gap(panel) == pytest.approx(naive_gap(baseline["panel"]), rel=1e-12)
+
+
+def test_window_cut_short_counts_what_falls_outside(tables):
+    """``[data] end`` at mid-2024: later customers and orders are counted, not lost."""
+    end = pd.Timestamp("2024-06-30")
+    dataset = load(tables, end=end.date())
+    customers, orders = tables["customers"], tables["orders"]
+    excluded = dataset.report["excluded"]
+    assert excluded["customers_first_seen_after_window"] == int((customers.first_seen > end)
+                                                                .sum())
+    assert excluded["orders_outside_complete_months"] == int((orders.order_date > end).sum())
+    spend = tables["ad_spend"]
+    assert excluded["ad_spend_outside_window"] == int((spend.date > end).sum())
+    assert dataset.customer_month_panel().revenue.sum() == pytest.approx(
+        orders.loc[orders.order_date <= end, "revenue"].sum(), abs=1e-4)
+
+
+def test_activity_of_members_nobody_knows_is_community_activity(tables, baseline):
+    """Posts by a handle missing from the member list still count as the community's activity
+    (and as one more active member that week); they are not linked to any customer."""
+    activity = tables["activity"]
+    ghosts = activity[activity.date == "2024-03-05"].assign(member_id="ghost", customer_id="")
+    tables["activity"] = pd.concat([activity, ghosts], ignore_index=True)
+    weekly = load(tables).weekly_series()
+    week = pd.Timestamp("2024-03-04")
+    for community, rows in ghosts.groupby("community"):
+        assert weekly.activity.loc[week, community] == pytest.approx(
+            baseline["weekly"].activity.loc[week, community] + rows["count"].sum())
+        assert weekly.active_members.loc[week, community] == pytest.approx(
+            baseline["weekly"].active_members.loc[week, community] + 1)
+
+
+def test_blank_and_missing_cost_category_are_one_booking(tables, baseline):
+    """A cost re-booked with an empty category on the date of one without: both add."""
+    costs = tables["community_costs"]
+    extra = pd.DataFrame({"date": pd.to_datetime(["2024-04-01", "2024-04-01"]),
+                          "community": ["forum", "forum"], "category": [None, ""],
+                          "cost": [300.0, 200.0]})
+    tables["community_costs"] = pd.concat([costs, extra], ignore_index=True)
+    weekly = load(tables).weekly_series()
+    assert weekly.cost["forum"].sum() == pytest.approx(
+        baseline["weekly"].cost["forum"].sum() + 500.0, abs=1e-6)

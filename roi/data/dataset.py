@@ -137,6 +137,7 @@ def load_dataset(source: CanonicalSource, options: DataOptions | None = None) ->
                  store=_needs_parsing(TABLES[name], raw))
              for name, raw in source.tables.items() if name in TABLES}
     excluded = dict(source.excluded)
+    _merge_community_spellings(source, typed)
     # Exact re-exports of an order are one order: de-duplicated before any rule counts rows.
     typed["orders"], n_duplicates = _unique_orders(source, typed["orders"])
     if n_duplicates:
@@ -225,6 +226,43 @@ def _detect_covariates(source: CanonicalSource, options: DataOptions) -> dict[st
         elif options.covariates is not None or (n_distinct or 0) <= options.max_categories:
             kinds[name] = "categorical"
     return kinds
+
+
+def _merge_community_spellings(source: CanonicalSource,
+                               typed: dict[str, sa.FromClause]) -> None:
+    """Community names differing only in case ("Discord", "discord") are one community, named
+    by its most frequent spelling over members, activity and costs; a note says so. Exports
+    that rename a community's capitalisation mid-window otherwise split it in two."""
+    tables = [n for n in ("members", "activity", "community_costs") if n in typed]
+    names = sa.union_all(*(sa.select(typed[n].c.community.label("community")) for n in tables)
+                         ).subquery("community_names_used")
+    key = sa.func.lower(names.c.community)
+    spellings = (sa.select(key.label("key"), names.c.community, sa.func.count().label("n"))
+                 .where(names.c.community.is_not(None))
+                 .group_by(key, names.c.community).subquery("spellings"))
+    rank = sa.func.row_number().over(partition_by=spellings.c.key,
+                                     order_by=(spellings.c.n.desc(), spellings.c.community))
+    ranked = sa.select(spellings.c.key, spellings.c.community, rank.label("rank")).subquery()
+    variants = execute_scalar_rows(source.engine, sa.select(
+        ranked.c.key, ranked.c.community, ranked.c.rank).where(ranked.c.key.in_(
+            sa.select(ranked.c.key).where(ranked.c.rank > 1))).order_by(ranked.c.key,
+                                                                        ranked.c.rank))
+    if not variants:
+        return
+    canonical = _materialise(source, "community_spellings", sa.select(
+        ranked.c.key, ranked.c.community).where(ranked.c.rank == 1), store=True)
+    for name in tables:
+        table = typed[name]
+        columns = [canonical.c.community if c.key == "community" else c for c in table.c]
+        typed[name] = _materialise(source, f"{name}_named", sa.select(*columns).select_from(
+            table.outerjoin(canonical, sa.func.lower(table.c.community) == canonical.c.key)),
+            store=False)
+    groups: dict[str, list[str]] = {}
+    for group_key, spelling, _ in variants:
+        groups.setdefault(group_key, []).append(str(spelling))
+    source.notes.extend(
+        f"community names differing only in case merged: {', '.join(repr(s) for s in found)} "
+        f"counted as {found[0]!r}" for found in groups.values())
 
 
 def _unique_orders(source: CanonicalSource,

@@ -312,8 +312,28 @@ def data_section(results: dict) -> str:
                                              for k, v in excluded.items()) + "."
               if excluded else " No rows excluded.")
     notes = "".join(f"<li>{esc(n)}</li>" for n in as_list(data.get("notes")))
-    body = intro + "</p>" + (f"<ul>{notes}</ul>" if notes else "")
-    return section("data", "Data quality", body + key_value_table(flatten(data), "data"))
+    body = intro + "</p>" + (f"<ul>{notes}</ul>" if notes else "") + row_accounting_table(data)
+    rest = {k: v for k, v in data.items() if k != "row_accounting"}
+    return section("data", "Data quality", body + key_value_table(flatten(rest), "data"))
+
+
+def row_accounting_table(data: dict) -> str:
+    """Where every row read went: used, or excluded with its reason (data.row_accounting)."""
+    rows = []
+    for name, entry in mapping(data.get("row_accounting")).items():
+        entry = mapping(entry)
+        key = f"data.row_accounting.{name}"
+        excluded = mapping(entry.get("excluded"))
+        reasons = ", ".join(f"{k.removeprefix(name + '_').replace('_', ' ')} {flat_text(v)}"
+                            for k, v in excluded.items())
+        rows.append([name, shown(f"{key}.read", entry.get("read"), flat_text),
+                     shown(f"{key}.used", entry.get("used"), flat_text),
+                     flat_text(sum(number(v) or 0 for v in excluded.values())),
+                     reasons or "none"])
+    if not rows:
+        return ""
+    return ("<h3>Row accounting</h3><p>Every row read is used or excluded with a reason.</p>"
+            + table(["Table", "Rows read", "Used", "Excluded", "Reasons"], rows))
 
 
 def assumptions_section(results: dict) -> str:

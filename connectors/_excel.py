@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from xml.etree import ElementTree
 
+import numpy as np
 import pandas as pd
 from openpyxl.utils.cell import get_column_letter, range_boundaries
 
@@ -102,7 +103,7 @@ def _sheet(table: str, path: Path, name: str, grid: pd.DataFrame, *,
     grid = grid.reset_index(drop=True)
     merged_rows = _fill_merged(grid, merges)
     filled = grid.notna() & (grid.astype(str).apply(lambda c: c.str.strip()) != "")
-    nonempty = [i for i in range(len(grid)) if filled.iloc[i].any()]
+    nonempty = np.flatnonzero(filled.any(axis=1).to_numpy()).tolist()
     if not nonempty:
         return None
     at = next((i for i in nonempty[:HEADER_SEARCH]

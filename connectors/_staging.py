@@ -204,12 +204,13 @@ def stage_frame(engine: sa.Engine, table: str, frame: pd.DataFrame, *,
                 origin: str) -> sa.TableClause:
     """A DataFrame copied into DuckDB (so validation and aggregations run in SQL)."""
     driver = _driver(engine)
-    aware = [c for c in frame.columns if isinstance(frame[c].dtype, pd.DatetimeTZDtype)]
+    aware = [i for i, dtype in enumerate(frame.dtypes) if isinstance(dtype, pd.DatetimeTZDtype)]
     if aware:
         # Local wall-clock time, as for Parquet: the date is the one written in its own zone.
+        # By position: a header with a name twice is refused below, not here.
         frame = frame.copy()
-        for column in aware:
-            frame[column] = frame[column].dt.tz_localize(None)
+        for i in aware:
+            frame.isetitem(i, frame.iloc[:, i].dt.tz_localize(None))
     view = f"frame_{table}"
     driver.register(view, frame)
     try:

@@ -130,12 +130,19 @@ class EffectResult:
     diagnostics: Diagnostics = field(default_factory=Diagnostics)
     value_name: str = "estimate"
 
+    @property
+    def refused(self) -> str | None:
+        """Why there is no estimate (the data cannot identify it), or None."""
+        return self.diagnostics.checks.get("refused")
+
     def to_contract(self) -> dict[str, Any]:
         """The dict written under ``estimates`` in ``results.json``."""
         out = {self.value_name: _num(self.estimate), "low": _num(self.low),
                "high": _num(self.high), "interval": self.interval}
         if not self.diagnostics.converged:
             out["converged"] = False
+        if self.refused:
+            out["refused"] = self.refused
         return out
 
     def summary(self) -> pd.DataFrame:
@@ -163,6 +170,25 @@ class EffectResult:
         return (f"EffectResult(method={self.method!r}, {self.value_name}={self.estimate:.4g}, "
                 f"{self.interval}=[{self.low:.4g}, {self.high:.4g}], "
                 f"converged={self.diagnostics.converged})")
+
+
+def refused_effect(*, method: str, estimand: str, reason: str, interval: str,
+                   scale: str = "", value_name: str = "estimate") -> EffectResult:
+    """A result that says why there is no estimate: null numbers, ``converged = False``, the
+    reason in ``warnings`` and ``checks["refused"]`` (and so in ``results.json``).
+
+    Examples
+    --------
+    >>> refused_effect(method="did_multiplicative", estimand="community_revenue_lift",
+    ...                reason="no attribution", interval="95% CI").to_contract()["refused"]
+    'no attribution'
+    """
+    diagnostics = Diagnostics(converged=False, checks={"refused": reason})
+    diagnostics.warn(f"{method}: not estimated: {reason}.")
+    nan = float("nan")
+    return EffectResult(method=method, estimand=estimand, estimate=nan, low=nan, high=nan,
+                        interval=interval, scale=scale, diagnostics=diagnostics,
+                        value_name=value_name)
 
 
 def _num(value: float | None) -> float | None:

@@ -86,6 +86,11 @@ Community costs
 ``tau_by_community``, ``ramp``
     The effect at full strength per community; ``ramp`` holds the formula, ``k``'s meaning and
     ``values`` (ramp(0) ... ramp(11)).
+``parallel_trends``
+    ``holds`` (False when ``WorldParams.member_trend`` is not 0), ``member_trend`` and what it
+    does: joiners' untreated revenue drifts against never-members' (time-varying selection), so
+    a DiD's lift is biased by the drift after joining; the truth above uses the drifted
+    untreated revenue (it is the real counterfactual).
 ``naive_gap_per_month``
     Realised mean revenue (all orders, including paid-media orders and refunds) per whole
     customer-month of ever-members minus that of never-members: the biased dashboard number.
@@ -201,6 +206,12 @@ class WorldParams:
         Multiplicative revenue effect at full strength, per community.
     ramp_rate : float
         ``ramp(k) = 1 - ramp_rate ** (k + 1)``.
+    member_trend : float
+        Time-varying selection that breaks parallel trends (0: parallel trends hold). The
+        revenue a joiner would have had without membership changes by this log amount per
+        month relative to never-members, before and after joining, centred on the month
+        membership starts: ``mu0_it *= exp(member_trend * (t - start_month_i))``. A DiD then
+        reads the trend as effect; the sensitivity must report it as fragile.
     join_base_monthly : float
         Monthly join probability of the reference customer with ``u = 0``.
     join_engagement_log_odds : float
@@ -223,6 +234,13 @@ class WorldParams:
         Hazard ratio of churn while a member.
     churn_log_effects : tuple of (str, float)
         Log-hazard effects of observed covariates.
+    churn_engagement_log : float
+        Log-hazard effect of ``u`` on churn (0: churn does not depend on the hidden trait; a
+        negative value makes engaged customers, who also join more, churn less).
+    community_engagement_log_odds : tuple of float
+        Per community, the log-odds of choosing it per unit of ``u`` (empty: the first community
+        is drawn from ``community_shares`` whatever ``u``; e.g. ``(1.0, -1.0)`` sends engaged
+        joiners to the first community, so join rates differ by community and by trait).
     activity_per_week : float
         Mean activity actions per member-week at ``u = 0``.
     activity_engagement_log : float
@@ -298,6 +316,7 @@ class WorldParams:
     community_shares: tuple[float, ...] = (0.6, 0.4)
     tau: tuple[float, ...] = (0.15, 0.08)
     ramp_rate: float = 0.5
+    member_trend: float = 0.0
     join_base_monthly: float = 0.028
     join_engagement_log_odds: float = 3.0
     join_log_odds_effects: tuple[tuple[str, float], ...] = (
@@ -315,6 +334,8 @@ class WorldParams:
         ("segment=mid", -0.3), ("segment=enterprise", -0.6), ("plan=pro", -0.2),
         ("acquisition_channel=social", 0.2), ("acquisition_channel=referral", -0.2),
         ("region=latam", 0.15), ("log_employees", -0.05))
+    churn_engagement_log: float = 0.0
+    community_engagement_log_odds: tuple[float, ...] = ()
     activity_per_week: float = 0.25
     activity_engagement_log: float = 1.0
     activity_kinds: tuple[tuple[str, float], ...] = (
@@ -341,6 +362,8 @@ class WorldParams:
         per_channel = ("media_revenue_split", "media_roas", "adstock_decay",
                        "hill_half_saturation", "hill_shape", "dark_week_share",
                        "cost_per_mille", "click_through")
+        if self.community_engagement_log_odds:
+            per_community = (*per_community, "community_engagement_log_odds")
         for names, keys in ((per_community, self.communities), (per_channel, self.media_channels)):
             for name in names:
                 if len(getattr(self, name)) != len(keys):
@@ -573,7 +596,8 @@ def _draw_customers(rng: np.random.Generator, n: int, cal: _Calendar,
         first_seen=_draw_first_seen(rng, n, cal, p),
         revenue_level=p.base_monthly_revenue * np.exp(effects(p.revenue_log_effects) + u),
         order_rate=p.orders_per_month * np.exp(k * u - (k * p.engagement_sd) ** 2 / 2),
-        churn_rate=p.churn_base_monthly * np.exp(effects(p.churn_log_effects)),
+        churn_rate=p.churn_base_monthly * np.exp(effects(p.churn_log_effects)
+                                                  + p.churn_engagement_log * u),
         join_prob=1.0 / (1.0 + np.exp(-join_logit)))
 
 
@@ -646,8 +670,21 @@ def _draw_joins(rng: np.random.Generator, customers: _Customers, cal: _Calendar,
     joined = np.where(before, fs - lead, joined)
     joined = np.where(has_join, joined, NEVER)
     start = np.where(has_join, np.maximum(joined, fs), NEVER)
-    community = rng.choice(len(p.communities), size=customers.n, p=_shares(p.community_shares))
+    community = _draw_community(rng, customers.engagement, p)
     return joined, start, community
+
+
+def _draw_community(rng: np.random.Generator, u: np.ndarray, p: WorldParams) -> np.ndarray:
+    """First community: from ``community_shares``, tilted by ``u`` per community when
+    ``community_engagement_log_odds`` is set (the default draw is kept as it was, so default
+    worlds do not change)."""
+    if not p.community_engagement_log_odds:
+        return rng.choice(len(p.communities), size=len(u), p=_shares(p.community_shares))
+    weight = _shares(p.community_shares)[None, :] * np.exp(
+        np.outer(u, p.community_engagement_log_odds))
+    cumulative = np.cumsum(weight / weight.sum(axis=1, keepdims=True), axis=1)
+    pick = (rng.random(len(u))[:, None] > cumulative).sum(axis=1)
+    return np.minimum(pick, len(p.communities) - 1)
 
 
 def _draw_churn_days(rng: np.random.Generator, customers: _Customers, start: np.ndarray,
@@ -698,6 +735,9 @@ def _build_panel(people: _People, cal: _Calendar, p: WorldParams) -> _Panel:
     since_start = np.maximum(month - start_month[who], -1).astype(np.int32)
     ramp = np.where(since_start >= 0, 1.0 - p.ramp_rate ** (np.maximum(since_start, 0) + 1), 0.0)
     mu0 = c.revenue_level[who] * _season(cal.month_of_year, p)[month]
+    if p.member_trend:  # skipped at 0 so that default worlds keep their exact numbers
+        drift = np.where(people.member[who], month - start_month[who], 0)
+        mu0 = mu0 * np.exp(p.member_trend * drift)
     return _Panel(
         customer=who, month=month, first_day=first_day, last_day=last_day,
         exposure=(last_day - first_day + 1) / cal.month_days[month],
@@ -1249,6 +1289,11 @@ def _truth(people: _People, sales: _Sales, tables: dict[str, pd.DataFrame],
         "counts": {name: len(frame) for name, frame in tables.items()},
         **lift,
         "tau_by_community": dict(zip(p.communities, p.tau, strict=True)),
+        "parallel_trends": {
+            "holds": p.member_trend == 0, "member_trend": p.member_trend,
+            "effect": "joiners' revenue without membership drifts by exp(member_trend) per "
+                      "month against never-members, centred on the month membership starts; "
+                      "a DiD counts the drift after joining as lift (biased upwards when > 0)"},
         "ramp": {"formula": f"1 - {p.ramp_rate}**(k + 1)",
                  "k": "calendar months since the month membership started (0 in that month)",
                  "values": [1.0 - p.ramp_rate ** (k + 1) for k in range(12)]},

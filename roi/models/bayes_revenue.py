@@ -151,14 +151,16 @@ def revenue_cells(data: pd.DataFrame, *, unit: str, time: str, group: str, outco
     --------
     See the module docstring.
     """
-    first = data.groupby(unit, sort=False, observed=True)[time].transform("min").to_numpy()
+    span = data.groupby(unit, sort=False, observed=True)[time]
+    first = span.transform("min").to_numpy()
+    last = span.transform("max").to_numpy()
     mask = data[active].to_numpy(bool) if active else np.ones(len(data), bool)
     columns = list(dict.fromkeys([time, group, outcome, *covariates,
                                   *([community] if community else [])]))
     rows = data.loc[mask, columns]   # only what the cells use (the panel can be 13M rows)
     cohort = pd.to_numeric(rows[group], errors="coerce").astype(float)
     cohort = cohort.where(cohort > 0)   # 0 / NaN mean never a member (as in StaggeredDiD)
-    keys = pd.DataFrame({"cohort": cohort.to_numpy(), "first": first[mask],
+    keys = pd.DataFrame({"cohort": cohort.to_numpy(), "first": first[mask], "last": last[mask],
                          "community": _community_labels(rows, community,
                                                         member=cohort.notna().to_numpy())})
     patterns, _ = pattern_columns(rows, covariates=covariates, numeric_bins=numeric_bins)
@@ -217,7 +219,7 @@ def dispersion(cells: pd.DataFrame) -> float:
 def design(cells: pd.DataFrame, *, covariates: Sequence[str],
            segment: str | None) -> dict[str, Any]:
     """Integer indices of every cell into the model's effects, and their labels."""
-    group_keys = cells[["cohort", "first", "community"]].astype(str).agg("|".join, axis=1)
+    group_keys = cells[["cohort", "first", "last", "community"]].astype(str).agg("|".join, axis=1)
     group, group_labels = pd.factorize(group_keys)
     times = np.sort(cells["time"].unique())
     pattern_keys = (cells[list(covariates)].astype(str).agg("|".join, axis=1) if covariates

@@ -73,7 +73,7 @@ from statsmodels.duration.hazard_regression import PHReg
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from roi.models.survival_curves import kaplan_meier, survival_at
-from roi.results import CI95, Diagnostics, EffectResult
+from roi.results import CI95, Diagnostics, EffectResult, refused_effect
 
 ESTIMAND = "community_retention_lift"
 Z95 = float(stats.norm.ppf(0.975))
@@ -409,12 +409,8 @@ class NotIdentified(ValueError):
 def refused_result(*, method: str, reason: str, interval: str = CI95) -> EffectResult:
     """A hazard-ratio result that says why there is no estimate: null numbers,
     ``converged = False``, the reason in ``warnings`` and in ``checks["refused"]``."""
-    diagnostics = Diagnostics(converged=False, checks={"refused": reason})
-    diagnostics.warn(f"{method}: not estimated: {reason}.")
-    nan = float("nan")
-    return EffectResult(method=method, estimand=ESTIMAND, estimate=nan, low=nan, high=nan,
-                        interval=interval, scale="hazard ratio", diagnostics=diagnostics,
-                        value_name="hazard_ratio")
+    return refused_effect(method=method, estimand=ESTIMAND, reason=reason, interval=interval,
+                          scale="hazard ratio", value_name="hazard_ratio")
 
 
 def hazard_ratio_result(fit: CoxFit, *, term: str, method: str, n_treated: int | None,

@@ -150,6 +150,9 @@ def _paid_line(results: Mapping[str, Any], row: dict[str, Any], *, index: int,
             # Shown, flagged, so the reader sees what the failed model would say.
             line.revenue_per_dollar = roas
             line.revenue_key = f"paid_media.channels.{line.name}.roas"
+            line.caveats = [c for c in line.caveats if not c.startswith("no ROAS")]
+            line.caveats.insert(0, "the media-mix model did not converge: its ROAS shown for "
+                                   "reference only")
             line.profit_per_dollar = scale_entry(roas, margin) if margin else None
             if margin is None and roas["estimate"] > 0:
                 line.break_even_margin = 1.0 / roas["estimate"]

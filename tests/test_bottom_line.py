@@ -243,6 +243,8 @@ def test_terminal_flags_numbers_of_an_unconverged_model():
     zeta = line_of(text, "zeta")
     assert "$0.72 [$0.50 to $0.90] NOT CONVERGED" in zeta
     assert "$0.36 [$0.25 to $0.45] NOT CONVERGED" in zeta and "cannot tell" in zeta
+    assert "did not converge: its ROAS shown for reference only" in zeta
+    assert "no ROAS" not in zeta   # the row's own note would contradict the number shown
     assert "NOT CONVERGED" not in line_of(text, "forum")
     (zeta_line,) = [line for line in bottom_line(results) if line.name == "zeta"]
     assert zeta_line.revenue_key == "paid_media.channels.zeta.roas"

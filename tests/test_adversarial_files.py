@@ -90,8 +90,9 @@ def test_orders_split_over_two_year_sheets_are_stacked_and_counted(tmp_path):
     assert [r[0] for r in rows] == [f"o{i}" for i in range(1, 8)]
     assert [r[1] for r in rows] == ORDER_DATES
     assert sum(r[2] for r in rows) == pytest.approx(TOTAL_REVENUE)
-    assert dataset.report["notes"] == [
-        "orders.xlsx: 2 sheets stacked ('2023' 3, '2024' 4 rows; 7 in all)."]
+    note = "orders.xlsx: 2 sheets stacked ('2023' 3, '2024' 4 rows; 7 in all)."
+    assert dataset.source.notes == [note]
+    assert note in dataset.report["notes"]   # results.json data.notes
 
 
 def test_a_sheet_with_other_columns_is_refused_naming_file_sheet_and_columns(tmp_path):
@@ -114,7 +115,7 @@ def test_a_summary_sheet_is_ignored_with_a_note(tmp_path):
         "orders": _rows(_orders()), "Sheet1": []})
     dataset = load_dataset(open_source(folder))
     assert dataset.report["orders"] == 7
-    assert dataset.report["notes"] == [
+    assert dataset.source.notes == [
         "orders.xlsx: sheet 'Summary' ignored: its header (month, total) lacks the table's "
         "required columns.",
         "orders.xlsx: sheet 'Sheet1' ignored: it is empty."]
@@ -162,7 +163,7 @@ def test_title_rows_above_the_header_and_merged_cells_are_read_as_shown(tmp_path
     assert [r[1] for r in rows] == ["A", "A", "B", "C", "B", "D", "A"]
     assert [r[2] for r in rows] == ORDER_DATES
     assert sum(r[3] for r in rows) == pytest.approx(TOTAL_REVENUE)
-    assert dataset.report["notes"] == [
+    assert dataset.source.notes == [
         "orders.xlsx sheet 'Orders report': skipped 1 row(s) above the header (a title or "
         "notes).",
         "orders.xlsx sheet 'Orders report': skipped 1 empty row(s).",

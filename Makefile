@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 export PYTENSOR_FLAGS ?= base_compiledir=$(CURDIR)/.cache/pytensor
 export MPLBACKEND ?= Agg
 
-.PHONY: demo test lint install install-test clean
+.PHONY: demo test test-portable lint install install-test clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version'
@@ -32,6 +32,15 @@ demo: install
 
 test: install-test
 	$(BIN)/python -m pytest
+
+# "Another machine" (README, Reproducibility): numpy without its AVX2/AVX-512 loops (numpy 2.4
+# names: older names such as AVX2 are ignored with only an ImportWarning), OpenBLAS's Sandybridge
+# kernels, XLA compiling for SSE4.2. make test-portable PYTEST_ARGS="tests/test_did.py -x"
+ANOTHER_CPU := NPY_DISABLE_CPU_FEATURES="X86_V3 X86_V4 AVX512_ICL AVX512_SPR" \
+	OPENBLAS_CORETYPE=Sandybridge XLA_FLAGS=--xla_cpu_max_isa=SSE4_2
+
+test-portable: install-test
+	$(ANOTHER_CPU) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install-test
 	$(BIN)/ruff check .

@@ -64,7 +64,8 @@ def _assert_same(duck, pg):
     duck_weekly, pg_weekly = duck.weekly_series().to_frame(), pg.weekly_series().to_frame()
     pd.testing.assert_frame_equal(duck_weekly, pg_weekly, check_dtype=False)
     report_keys = ("customers", "orders", "members", "start", "end", "excluded", "identity",
-                   "churn", "members_before_customer", "communities", "channels", "covariates")
+                   "churn", "members_before_customer", "communities", "channels", "covariates",
+                   "row_accounting", "first_seen_from_orders", "notes")
     assert {k: duck.report[k] for k in report_keys} == {k: pg.report[k] for k in report_keys}
 
 
@@ -99,4 +100,29 @@ def test_mapped_selects(postgres_url, tiny):
                          f'amount AS revenue, currency FROM "{schema}".sales'}
     pg = load_dataset(open_source(postgres_url, schema=schema, tables=mapping))
     duck = load_dataset(open_source(tiny))
+    _assert_same(duck, pg)
+
+
+def test_awkward_rows_identical(postgres_url, tiny):
+    """Issue 14's rules in both engines: a re-exported order and member row, a refund sharing
+    its sale's order_id, an order before first_seen, two cost rows on one date, a community
+    spelled in another case, a join after churn, spend in a partial edge week."""
+    orders, members = tiny["orders"], tiny["members"]
+    tiny["orders"] = pd.concat([orders, orders.iloc[[1]], orders.iloc[[1]].assign(
+        revenue="-20", order_date="2024-04-02"), pd.DataFrame({
+            "order_id": ["o8"], "customer_id": ["C"], "order_date": ["2024-02-03"],
+            "revenue": ["9"], "currency": ["USD"]})], ignore_index=True)
+    tiny["members"] = pd.concat([members, members.iloc[[0]], pd.DataFrame({
+        "community": ["Discord"], "joined_at": ["2024-03-25"], "customer_id": ["B"],
+        "email": [None], "member_id": ["m5"], "left_at": [None]})], ignore_index=True)
+    tiny["community_costs"] = pd.concat([tiny["community_costs"], tiny["community_costs"]
+                                         .iloc[[1]].assign(cost="10")], ignore_index=True)
+    tiny["ad_spend"] = pd.concat([tiny["ad_spend"], pd.DataFrame({
+        "date": ["2024-01-13"], "channel": ["search"], "spend": ["7"]})], ignore_index=True)
+    schema = _to_postgres(postgres_url, tiny, typed=True)
+    duck = load_dataset(open_source(tiny))
+    pg = load_dataset(open_source(postgres_url, schema=schema))
+    assert duck.report["excluded"]["orders_duplicate_row"] == 1
+    assert duck.report["excluded"]["members_joined_after_churn"] == 1
+    assert duck.report["first_seen_from_orders"] == 1
     _assert_same(duck, pg)

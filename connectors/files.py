@@ -108,6 +108,51 @@ def _load_entry(manifest: Path, entry: dict, *, folder: Path):
     if not isinstance(options, dict):
         raise SourceError(f"{manifest}: export {platform!r}: 'options' must be a table")
     try:
-        return load_export(folder / path, platform=platform, options=options)
+        export = inside_folder(folder, path, entry=f"export {platform!r} path")
+        options = _options_inside(folder, export, platform=platform, options=options)
+        return load_export(export, platform=platform, options=options)
     except (ValueError, OSError, KeyError, TypeError) as exc:
+        if isinstance(exc, SourceError):
+            raise
         raise SourceError(f"{manifest.name}: export {platform!r} ({path}): {exc}") from None
+
+
+def inside_folder(folder: Path, given: str, *, entry: str) -> Path:
+    """``given`` (relative to ``folder``) resolved, symlinks followed; refused unless it stays
+    inside the folder.
+
+    A manifest must not make the toolkit read (and an error message quote) a file elsewhere,
+    e.g. ``../../secret.env``, ``/etc/passwd`` or a link pointing outside. The error names the
+    manifest entry only, never the file's contents.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> inside_folder(folder, "exports/a.csv", entry="export 'x' path").name
+    'a.csv'
+    >>> inside_folder(folder, "../secret.env", entry="export 'x' path")
+    Traceback (most recent call last):
+    ...
+    roi.data.errors.SourceError: sources.toml: export 'x' path '../secret.env' resolves outside the source folder; every path in sources.toml must be inside it
+    """
+    root = folder.resolve()
+    target = (folder / given).resolve()
+    if not target.is_relative_to(root):
+        raise SourceError(f"{MANIFEST}: {entry} {given!r} resolves outside the source folder; "
+                          f"every path in {MANIFEST} must be inside it")
+    return target
+
+
+def _options_inside(folder: Path, export: Path, *, platform: str, options: dict) -> dict:
+    """Options that name a file (a links table) resolved next to the export, inside the
+    folder; other options unchanged."""
+    from connectors.platforms import load_mapping
+
+    link = load_mapping(platform).link
+    given = options.get(link.option) if link else None
+    if not isinstance(given, str):
+        return options
+    relative = export.parent.relative_to(folder.resolve()) / given
+    where = f"export {platform!r} options.{link.option}"
+    return {**options, link.option: inside_folder(folder, str(relative), entry=where)}

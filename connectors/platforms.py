@@ -349,7 +349,8 @@ def load_mapping(platform: str) -> PlatformMapping:
     'ad_spend'
     """
     entry = _maps_root().joinpath(f"{platform}.toml")
-    if not entry.is_file():
+    # only a packaged name: '../x' must not load a TOML file from elsewhere
+    if platform not in available_platforms() or not entry.is_file():
         raise ValueError(f"unknown platform {platform!r}; available: "
                          f"{', '.join(available_platforms())}")
     return PlatformMapping.from_dict(platform, tomllib.loads(entry.read_text(encoding="utf-8")))

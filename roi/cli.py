@@ -11,11 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import traceback
 from pathlib import Path
 
 from roi.config import load_config
 from roi.data.errors import RoiError
-from roi.data.source import mask_url
+from roi.redaction import redact
 
 EXIT_INVALID = 2
 EXIT_INTERNAL = 1
@@ -62,7 +63,7 @@ def _validate(args: argparse.Namespace) -> int:
     dataset = load_dataset(open_source(args.source, tables=config.source_tables or None),
                            config.data)
     print(json.dumps(dataset.report, indent=2))
-    print(f"OK: {mask_url(args.source)} satisfies the data contract.")
+    print(f"OK: {redact(args.source)} satisfies the data contract.")
     return 0
 
 
@@ -170,15 +171,16 @@ def main(argv: list[str] | None = None) -> int:
         with handling_interrupts():
             return _command(args)
     except RoiError as exc:
-        print(f"error: {mask_url(str(exc))}", file=sys.stderr)
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
         return EXIT_INVALID
     except KeyboardInterrupt as exc:   # SIGINT or SIGTERM (Interrupted), or a bare Ctrl-C
         print("interrupted; earlier outputs are left as they were", file=sys.stderr)
         return exc.exit_code if isinstance(exc, Interrupted) else 130
     except Exception as exc:  # the last line of defence: no traceback for users
-        if args.debug:
-            raise
-        print(f"internal error: {mask_url(f'{type(exc).__name__}: {exc}')}\n"
+        if args.debug:   # the traceback, with the same masking (driver errors echo the URL)
+            print(redact(traceback.format_exc()), file=sys.stderr)
+            return EXIT_INTERNAL
+        print(f"internal error: {redact(f'{type(exc).__name__}: {exc}')}\n"
               "Run again with --debug for details and report it.", file=sys.stderr)
         return EXIT_INTERNAL
 

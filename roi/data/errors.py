@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from roi.redaction import redact
+
 MAX_EXAMPLES = 5
 
 
@@ -21,6 +23,13 @@ class DataProblem:
     rule: str
     n_rows: int
     examples: tuple[Any, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        # Examples and column names come from the data: no raw e-mail (a customer_id that is an
+        # address) or connection secret may be echoed in an error.
+        object.__setattr__(self, "column", redact(self.column))
+        object.__setattr__(self, "examples", tuple(
+            redact(e) if isinstance(e, str) else e for e in self.examples))
 
     def __str__(self) -> str:
         shown = ", ".join(repr(_short(e)) for e in self.examples[:MAX_EXAMPLES])

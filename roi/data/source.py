@@ -20,14 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.pool import StaticPool
 
 from roi.data.dialect import is_duckdb
-
-# user:password@ of a URL; the password runs to the *last* '@' before the host, as SQLAlchemy
-# reads it, so an unencoded '@' in a password is masked whole.
-_PASSWORD_IN_URL = re.compile(
-    r"(?P<head>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)(?P<pw>\S*?)@(?=[^@\s/?#]*(?:[/?#\s]|$))")
-# password=... in a query string or a libpq keyword string.
-_PASSWORD_PARAM = re.compile(r"(?P<head>\b(?:password|passwd|pwd)\s*=\s*)(?P<pw>'[^']*'|[^&\s;]+)",
-                             re.IGNORECASE)
+from roi.redaction import mask_url  # noqa: F401  (re-exported: the one masking rule)
 
 
 @dataclass
@@ -119,20 +112,6 @@ def fresh_database(url: str, database: str) -> str:
         connection.execute(sa.text(f'CREATE DATABASE "{database}"'))
     admin.dispose()
     return url.rsplit("/", 1)[0] + f"/{database}"
-
-
-def mask_url(text: str) -> str:
-    """Replace the password of every URL in ``text`` by ``***``.
-
-    Examples
-    --------
-    >>> mask_url("postgresql://analyst:s3cret@db:5432/crm")
-    'postgresql://analyst:***@db:5432/crm'
-    >>> mask_url("postgresql://analyst:p@ss@db/crm?password=x&sslmode=require")
-    'postgresql://analyst:***@db/crm?password=***&sslmode=require'
-    """
-    masked = _PASSWORD_IN_URL.sub(lambda m: f"{m.group('head')}***@", str(text))
-    return _PASSWORD_PARAM.sub(lambda m: f"{m.group('head')}***", masked)
 
 
 def fetch_frame(engine: sa.Engine, statement: sa.Executable, *,

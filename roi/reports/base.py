@@ -16,9 +16,10 @@ from __future__ import annotations
 import base64
 import html
 import math
-import re
 from dataclasses import dataclass
 from typing import Any
+
+from roi import redaction
 
 NOT_CONVERGED = "NOT CONVERGED - do not rely on it"
 NOT_ESTIMATED = "not estimated in this run"
@@ -218,17 +219,8 @@ class Shown:
 Fragment = str | Shown
 
 
-EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
-URL_SECRET = re.compile(r"(://[^/:@\s]*):[^@/\s]+@")
-
-
-def redact(text: str) -> str:
-    """Belt and braces: e-mail addresses and URL passwords never reach a report.
-
-    >>> redact("postgresql://roi:s3cret@db/x, owner a.b@example.com")
-    'postgresql://roi:***@db/x, owner [e-mail removed]'
-    """
-    return EMAIL.sub("[e-mail removed]", URL_SECRET.sub(r"\1:***@", text))
+# One masking rule for every output (roi/redaction.py): connection secrets and e-mails.
+redact = redaction.redact
 
 
 def esc(text: Any) -> str:

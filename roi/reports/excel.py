@@ -426,7 +426,29 @@ def build_workbook(results: dict, *, currency: str = "$") -> Workbook:
             _widths(sheet)
             sheet.freeze_panes = "A2"
     sheets["Summary"].column_dimensions["A"].width = 45
+    text_not_formulas(book)
     return book
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def text_not_formulas(book: Workbook) -> int:
+    """Every text cell that a spreadsheet could read as a formula (``=``, ``+``, ``-``, ``@``,
+    tab, CR first) is stored as text with Excel's quote prefix; returns how many.
+
+    Names come from the data (a community called ``=HYPERLINK("http://x","y")``) and openpyxl
+    stores any string starting with ``=`` as a live formula; the report itself writes none.
+    Numbers are untouched.
+    """
+    changed = 0
+    for sheet in book.worksheets:
+        for row in sheet.iter_rows():
+            for cell in row:
+                if isinstance(cell.value, str) and cell.value.startswith(FORMULA_STARTS):
+                    cell.data_type, cell.quotePrefix = "s", True
+                    changed += 1
+    return changed
 
 
 def write_excel(results: dict, path: str | Path, *, currency: str = "$") -> Path:

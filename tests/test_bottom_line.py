@@ -22,7 +22,7 @@ from roi.config import ConfigError, RunConfig, load_config
 from roi.reports.excel import build_workbook
 from roi.reports.html import render_html
 from roi.reports.media import break_even_text
-from tests.conftest import run_cli
+from tests.conftest import SAMPLE, run_cli
 
 MARGIN = 0.6
 
@@ -136,6 +136,31 @@ def test_reports_open_with_the_bottom_line(margin_runs):
         if row["profit_per_dollar"]:
             assert isinstance(got["Profit per dollar"], float)
             assert got["Profit per dollar"] == pytest.approx(row["profit_per_dollar"]["estimate"])
+
+
+def test_a_rejecting_pre_trend_test_sits_beside_the_community_numbers(tmp_path):
+    """The bundled sample (a simulated world whose DiD pre-trend test rejects, issue 15): the
+    caveat is on each community's line in the terminal and in the report's first table."""
+    config = tmp_path / "roi.toml"
+    config.write_text("seed = 7\ngross_margin = 0.6\n[sampler]\nmodels = []\n")
+    code, stdout, stderr = run_cli(["run", str(SAMPLE), "--out", str(tmp_path / "out"),
+                                    "--config", str(config), "--no-pdf", "--no-progress"])
+    assert code == 0, stderr[-3000:]
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["community_revenue_lift"]["preferred"] == "did"
+    p_value = results["diagnostics"]["revenue_did"]["checks"]["pretrend_event"]["p_value"]
+    assert p_value < 0.05   # 0.018 when measured
+    caveat = f"pre-trend test rejects parallel trends (p = {p_value:.3f})"
+    page = (tmp_path / "out" / "report.html").read_text()
+    summary = page[page.index('<section id="summary">'):]
+    first_table = summary[:summary.index("</table>")]
+    communities = [r for r in results["comparison"] if r["kind"] == "community"]
+    assert len(communities) == 2
+    for row in communities:
+        line = line_of(stdout, row["name"])
+        assert caveat in line and f"${row['revenue_per_dollar']['estimate']:,.2f} [" in line
+        html_row = first_table[first_table.index(f">{row['name']}<"):]
+        assert caveat in html_row[:html_row.index("</tr>")]
 
 
 # --------------------------------------------------------------------------- verdicts

@@ -379,3 +379,14 @@ def test_frames_source_with_email_community_is_redacted_in_the_report_block():
     report = redact_document(load_dataset(open_source(frames)).report)
     assert report["communities"] == ["[e-mail removed]", "discord"]
     assert "mods@" not in json.dumps(report).lower()
+
+
+def test_docstring_examples_of_the_masking_rule_run():
+    import doctest
+
+    import connectors.files
+    import roi.redaction
+
+    for module in (roi.redaction, connectors.files):
+        outcome = doctest.testmod(module)
+        assert outcome.failed == 0 and outcome.attempted >= 2, module.__name__

@@ -143,7 +143,8 @@ def _create_engine(url: sa.URL, **kwargs) -> sa.Engine:
     try:
         return sa.create_engine(url, **kwargs)
     except (ImportError, sa.exc.NoSuchModuleError) as exc:
-        raise SourceError(missing_driver_message(url, exc)) from None
+        shown = mask_url(url.render_as_string(hide_password=True))
+        raise SourceError(f"cannot open {shown}: {missing_driver_message(url, exc)}") from None
 
 
 def missing_driver_message(url: sa.URL, exc: Exception) -> str:

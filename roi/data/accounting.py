@@ -41,6 +41,13 @@ def _count(engine: sa.Engine, source: sa.FromClause, *where) -> int:
     return int(execute_scalar_rows(engine, query)[0][0])
 
 
+def _counts(engine: sa.Engine, source: sa.FromClause, *conditions) -> list[int]:
+    """Rows meeting each condition, in one scan (orders and activity are the big tables)."""
+    query = sa.select(*(sa.func.coalesce(sa.func.sum(sa.case((c, 1), else_=0)), 0)
+                        for c in conditions)).select_from(source)
+    return [int(n) for n in execute_scalar_rows(engine, query)[0]]
+
+
 def _day(value) -> sa.ColumnElement:
     return sa.literal(value, sa.Date)
 
@@ -94,8 +101,9 @@ def _orders(dataset) -> tuple[int, dict[str, int]]:
     month = sql_parts.month_of(orders.c.order_date)
     in_life = sa.and_(orders.c.customer_id == life.c.customer_id,
                       month >= life.c.first_month_index, month <= life.c.end_month_index)
-    used = _count(engine, orders.join(life, in_life), in_months)
-    outside = _count(engine, orders, sa.not_(in_months))
+    used, outside = _counts(engine, orders.outerjoin(life, in_life),
+                            sa.and_(in_months, life.c.customer_id.is_not(None)),
+                            sa.not_(in_months))
     return used, {"orders_outside_complete_months": outside}
 
 
@@ -129,9 +137,8 @@ def _activity(dataset) -> tuple[int, dict[str, int]]:
     activity = dataset.tables["activity"]
     first, following = _weeks_bounds(dataset)
     inside = sa.and_(activity.c.date >= first, activity.c.date < following)
-    return (_count(dataset.engine, activity, inside),
-            {"activity_outside_complete_weeks": _count(dataset.engine, activity,
-                                                        sa.not_(inside))})
+    used, outside = _counts(dataset.engine, activity, inside, sa.not_(inside))
+    return used, {"activity_outside_complete_weeks": outside}
 
 
 def _ad_spend(dataset) -> tuple[int, dict[str, int]]:

@@ -69,16 +69,20 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from roi.outputs import staged_outputs
-    from roi.run import _write_reports
+    from roi.run import _not_rewritten, _write_reports
 
     path = Path(args.results)
     path = path / "results.json" if path.is_dir() else path
     results = read_results(path)
-    with staged_outputs(args.out or path.parent) as staged:
+    out = Path(args.out) if args.out else path.parent
+    with staged_outputs(out) as staged:
+        print(f"roi report: writing the reports into {out}", file=sys.stderr)
         _write_reports(results, staged.folder, pdf=not args.no_pdf)
         written = staged.commit()
     for written_path in written:
         print(f"{written_path.suffix.lstrip('.')}: {written_path}")
+    for note in _not_rewritten(out, [path, *written]):
+        print(f"note: {note}")
     return 0
 
 

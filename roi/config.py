@@ -65,6 +65,14 @@ class SamplerSettings:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "models", tuple(self.models))
+        for name, least in (("draws", 1), ("tune", 0), ("chains", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ValueError(f"[sampler] {name} must be a whole number >= {least}, "
+                                 f"not {value!r}")
+        if self.backend not in ("nutpie", "pymc"):
+            raise ValueError(f"[sampler] backend must be 'nutpie' or 'pymc', not "
+                             f"{self.backend!r}")
         unknown = sorted(set(self.models) - set(BAYESIAN_MODELS))
         if unknown:
             raise ValueError(f"[sampler] models: unknown {unknown}; known: "

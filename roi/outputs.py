@@ -171,6 +171,7 @@ def staged_outputs(out: str | Path) -> Iterator[OutputSet]:
     ...     [p.name for p in staged.commit()]
     ['results.json']
     """
+    created = not Path(out).exists()
     out = output_folder(out)
     remove_stale_staging(out)
     try:
@@ -183,6 +184,8 @@ def staged_outputs(out: str | Path) -> Iterator[OutputSet]:
     finally:
         with deferred():
             shutil.rmtree(folder, ignore_errors=True)
+            if created and not any(out.iterdir()):   # a failed first run leaves no empty folder
+                out.rmdir()
 
 
 def output_folder(out: str | Path) -> Path:

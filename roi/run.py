@@ -64,6 +64,7 @@ def run_models(source: Any, *, out: str | Path, config: RunConfig | None = None,
         canonical = open_source(source, tables=config.source_tables or None)
         steps.start("validate")
         dataset = load_dataset(canonical, config.data)
+        _refuse_empty_window(dataset.report)
         steps.start("aggregate in database")
         panel = dataset.customer_month_panel()
         weekly = dataset.weekly_series()
@@ -101,6 +102,22 @@ def run_models(source: Any, *, out: str | Path, config: RunConfig | None = None,
                       reports={k: Path(out) / p.name for k, p in reports.items()},
                       paid_media=media, steps=progress_bar, written=written,
                       notes=_not_rewritten(Path(out), written))
+
+
+def _refuse_empty_window(report: dict[str, Any]) -> None:
+    """A data error (exit 2) when no order or no customer falls in the analysis window (e.g.
+    ``[data] start``/``end`` outside the data): there is nothing to estimate."""
+    from roi.data.errors import RoiError
+
+    accounting = report.get("row_accounting", {})
+    for table in ("orders", "customers"):
+        counts = accounting.get(table, {})
+        if counts.get("read") and counts.get("used") == 0:
+            reasons = ", ".join(f"{reason}: {n:,}" for reason, n in
+                                counts.get("excluded", {}).items())
+            raise RoiError(f"{table}: none of the {counts['read']:,} rows falls in the analysis "
+                           f"window {report.get('start')} to {report.get('end')} ({reasons}); "
+                           "nothing to estimate (check [data] start and end)")
 
 
 class _InterruptibleSteps:

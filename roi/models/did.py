@@ -164,6 +164,9 @@ class StaggeredDiD:
     dynamic_ : DataFrame
         Event study: e, att, se, low, high, n_treated (treated unit-periods at that event
         time); ``e < 0`` are placebo periods.
+    dynamic_vcov_ : DataFrame
+        Covariance of the event-time estimates of ``dynamic_`` (rows and columns indexed by
+        ``e``), from the same influence functions; also ``result_.tables["dynamic_vcov"]``.
     group_ : DataFrame
         Per cohort: g, att, se, low, high, n_units, n_obs.
     overall_ : DataFrame
@@ -271,6 +274,11 @@ class StaggeredDiD:
         member_months = int(estimates.n_treated[post].sum())
         self.simple_ = self.overall_.loc[["simple"]].assign(n_obs=member_months)
         self.dynamic_ = self._event_table(by_event, cells, estimates, moments)
+        # The event-time estimates' joint covariance (same influence functions), which the
+        # parallel-trends sensitivity (roi.sensitivity.parallel_trends) needs, not just SEs.
+        events = pd.Index(list(by_event), name="e")
+        self.dynamic_vcov_ = pd.DataFrame(moments.covariance(list(by_event.values())),
+                                          index=events, columns=events)
         self.group_ = self._cohort_table(by_cohort, panel, cells, estimates, moments, post)
         self.pretrend_ = pretrend_wald(cells, estimates, moments, anticipation=self.anticipation)
         self.pretrend_event_ = event_pretrend_wald(
@@ -325,7 +333,8 @@ class StaggeredDiD:
         post = estimates.valid & (cells.period >= cells.cohort)
         members = int(np.isin(panel.cohort, np.unique(cells.cohort[post])).sum())
         tables = {"group_time": self.group_time_, "dynamic": self.dynamic_,
-                  "group": self.group_, "overall": self.overall_}
+                  "dynamic_vcov": self.dynamic_vcov_, "group": self.group_,
+                  "overall": self.overall_}
         return EffectResult(method=self.method_name, estimand="community_revenue_lift",
                             estimate=float(simple["att"]), low=float(simple["low"]),
                             high=float(simple["high"]), interval=self.interval_label,

@@ -1,0 +1,108 @@
+"""The ``sensitivity`` blocks of ``results.json`` from fitted estimators (see docs/CONTRACT.md).
+
+* ``community_revenue_lift.sensitivity``: relative-magnitudes bounds and breakdown ``Mbar`` of
+  the staggered DiD's lift (overall and per community, from each fit's event study and its
+  covariance), and the omitted-variable robustness value of the AIPW (else regression
+  adjustment) estimate.
+* ``community_retention_lift.sensitivity``: E-values of the preferred hazard ratio.
+
+Examples
+--------
+>>> from roi.results import EffectResult
+>>> hr = EffectResult(method="cox_time_varying", estimand="community_retention_lift",
+...                   estimate=0.7, low=0.6, high=0.8, interval="95% CI", value_name="hazard_ratio")
+>>> block = retention_lift_sensitivity({"cox_time_varying": hr}, preferred="cox_time_varying")
+>>> round(block["e_value"], 2), round(block["e_value_interval"], 2)
+(1.88, 1.61)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from roi.results import EffectResult
+from roi.sensitivity.evalue import evalues_hr
+from roi.sensitivity.omitted_variable import omitted_variable_sensitivity
+from roi.sensitivity.parallel_trends import event_study_sensitivity
+
+REVENUE_ESTIMATOR = "did"
+"""The estimator whose event study the parallel-trends sensitivity reads."""
+OVB_ESTIMATORS = ("aipw", "regression")
+"""Regression-type estimators the robustness value is computed for (first usable one)."""
+
+
+def parallel_trends_block(result: EffectResult) -> dict[str, Any] | None:
+    """``breakdown_m``, ``bounds``, ``summary`` (and the inputs' size) of one DiD fit; None
+    without an event study and covariance, or without a usable lead."""
+    tables, checks = result.tables, result.diagnostics.checks
+    if "dynamic" not in tables or "dynamic_vcov" not in tables:
+        return None
+    sensitivity = event_study_sensitivity(tables["dynamic"], tables["dynamic_vcov"],
+                                          base_period=checks.get("base_period", "varying"),
+                                          anticipation=int(checks.get("anticipation", 0)))
+    return None if sensitivity is None else sensitivity.to_contract()
+
+
+def robustness_value_block(revenue: dict[str, EffectResult]) -> dict[str, Any] | None:
+    """Cinelli & Hazlett statistics of the first converged estimator of
+    :data:`OVB_ESTIMATORS`. Degrees of freedom: the DiD panel's customers minus 1 (the
+    estimators' SEs are clustered by customer; more customers than the regression saw makes
+    the robustness value smaller, i.e. errs towards fragility)."""
+    did = revenue.get(REVENUE_ESTIMATOR)
+    for name in OVB_ESTIMATORS:
+        result = revenue.get(name)
+        se = None if result is None else result.diagnostics.checks.get("se")
+        if (result is None or not result.diagnostics.converged or se is None
+                or not (math.isfinite(result.estimate) and math.isfinite(se) and se > 0)):
+            continue
+        units = (did.diagnostics.checks.get("n_units") if did is not None else None) \
+            or result.n_treated
+        if not units or units < 3:
+            continue
+        stats = omitted_variable_sensitivity(estimate=result.estimate, se=float(se),
+                                             dof=int(units) - 1)
+        return {"method": name, "t": stats.t, "dof": stats.dof, "partial_r2": stats.partial_r2,
+                "rv": stats.rv_q, "rv_interval": stats.rv_qa, "summary": stats.summary()}
+    return None
+
+
+def revenue_lift_sensitivity(revenue: dict[str, EffectResult]) -> dict[str, Any]:
+    """The ``community_revenue_lift.sensitivity`` block (fields null when not computable)."""
+    did = revenue.get(REVENUE_ESTIMATOR)
+    overall = parallel_trends_block(did) if did is not None and did.diagnostics.converged \
+        else None
+    by_community: dict[str, Any] = {}
+    table = None if did is None else did.tables.get("sensitivity_by_community")
+    if table is not None:
+        by_community = {str(row["community"]): {k: row[k] for k in
+                                                ("breakdown_m", "bounds", "summary")}
+                        for row in table.to_dict(orient="records")}
+    summary = (overall["summary"] if overall else
+               "No parallel-trends sensitivity: the DiD has no event study with a usable month "
+               "before joining.")
+    return {"method": "relative_magnitudes", "estimator": REVENUE_ESTIMATOR,
+            "interval": "95% CI",
+            "breakdown_m": overall["breakdown_m"] if overall else None,
+            "bounds": overall["bounds"] if overall else [],
+            "max_pre_divergence": overall["max_pre_divergence"] if overall else None,
+            "by_community": by_community,
+            "robustness_value": robustness_value_block(revenue), "summary": summary}
+
+
+def retention_lift_sensitivity(retention: dict[str, EffectResult], *,
+                               preferred: str | None) -> dict[str, Any]:
+    """The ``community_retention_lift.sensitivity`` block: E-values of the preferred hazard
+    ratio (common outcome: churn over the window; EValue's square-root conversion, which gives
+    the smaller, more cautious E-value)."""
+    result = retention.get(preferred) if preferred else None
+    empty = {"e_value": None, "e_value_interval": None, "method": preferred,
+             "summary": "No E-value: no preferred hazard ratio."}
+    if result is None or not all(v is not None and math.isfinite(v) and v > 0
+                                 for v in (result.estimate, result.low, result.high)):
+        return empty
+    values = evalues_hr(result.estimate, low=result.low, high=result.high, rare=False)
+    return {"e_value": values.e_value, "e_value_interval": values.e_value_interval,
+            "method": preferred, "rare_outcome": False,
+            "summary": values.summary(what=f"the churn hazard ratio of {result.estimate:.2f}",
+                                      interval=result.interval)}

@@ -118,7 +118,7 @@ def test_result_follows_the_contract(mpdta_fit: StaggeredDiD) -> None:
     assert result.estimate == mpdta_fit.simple_["att"].iloc[0]
     assert result.n_obs == 20 * 4 + 40 * 2 + 131 == mpdta_fit.simple_["n_obs"].iloc[0]
     assert result.n_treated == 191
-    assert set(result.tables) == {"group_time", "dynamic", "group", "overall"}
+    assert set(result.tables) == {"group_time", "dynamic", "dynamic_vcov", "group", "overall"}
     assert result.diagnostics.checks["pretrend"] == mpdta_fit.pretrend_
     assert result.diagnostics.warnings == []
     assert set(result.to_contract()) == {"estimate", "low", "high", "interval"}

@@ -390,3 +390,30 @@ def test_docstring_examples_of_the_masking_rule_run():
     for module in (roi.redaction, connectors.files):
         outcome = doctest.testmod(module)
         assert outcome.failed == 0 and outcome.attempted >= 2, module.__name__
+
+
+@pytest.mark.slow
+def test_reports_from_an_unredacted_results_dict_show_no_email(hostile_run, tmp_path,
+                                                               monkeypatch):
+    """A results dict made in a notebook (or a results.json of an older version) with raw
+    e-mails: neither the text nor the charts' labels of the reports carry them."""
+    import matplotlib.figure
+    import matplotlib.text
+
+    from roi.reports import write_reports
+
+    raw = json.loads(hostile_run["json"].replace("[e-mail removed]", EMAIL_COMMUNITY))
+    labels: list[str] = []
+    save = matplotlib.figure.Figure.savefig
+
+    def recording(figure, *args, **kwargs):
+        labels.extend(t.get_text() for t in figure.findobj(matplotlib.text.Text))
+        return save(figure, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", recording)
+    written = write_reports(raw, tmp_path, pdf=False)
+    assert len(labels) > 20 and "[e-mail removed]" in labels
+    with zipfile.ZipFile(written["xlsx"]) as book:
+        xml = "\n".join(book.read(n).decode("utf-8", "replace") for n in book.namelist())
+    for text in ("\n".join(labels), written["html"].read_text(), xml):
+        assert "forum.lead" not in text.lower()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from roi.redaction import redact_document
 from roi.reports.excel import write_excel
 from roi.reports.html import write_html
 from roi.reports.pdf import PdfUnavailableError, write_pdf
@@ -35,6 +36,9 @@ def write_reports(results: dict, out_dir: str | Path, *, pdf: bool = True,
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    # Redacted once more here: a results dict made in a notebook, or a results.json from an older
+    # version, must not put an e-mail into a chart's pixels (text cells are redacted anyway).
+    results = redact_document(results)
     written = {"html": write_html(results, out_dir / "report.html", currency=currency),
                "xlsx": write_excel(results, out_dir / "report.xlsx", currency=currency)}
     if pdf:

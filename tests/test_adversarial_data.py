@@ -236,7 +236,13 @@ def test_row_accounting_with_every_kind_of_awkward_row(tables, baseline):
     tables["community_costs"] = pd.concat([tables["community_costs"], pd.DataFrame({
         "date": pd.to_datetime(["2024-05-01", "2021-01-01"]), "community": ["podcast", "old"],
         "category": "staff", "cost": [500.0, 700.0]})], ignore_index=True)
+    first_order = orders.groupby("customer_id").order_date.min()
+    late_start = customers.churned_at.isna() & customers.customer_id.isin(first_order.index)
+    late_start &= late_start.cumsum() <= 10            # ten customers first seen a month late
+    customers.loc[late_start, "first_seen"] = (customers.loc[late_start, "customer_id"]
+                                               .map(first_order) + pd.Timedelta(days=30))
     dataset = load(tables, exclude=("orders_unknown_customer", "orders_after_churn"))
+    assert dataset.report["first_seen_from_orders"] == 10
     excluded = dataset.report["excluded"]
     assert {k: excluded.get(k) for k in (
         "orders_duplicate_row", "orders_unknown_customer", "orders_after_churn",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from roi.config import load_config
 from roi.data.errors import RoiError
-from roi.redaction import redact
+from roi.redaction import redact, redact_document
 
 EXIT_INVALID = 2
 EXIT_INTERNAL = 1
@@ -62,7 +62,7 @@ def _validate(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     dataset = load_dataset(open_source(args.source, tables=config.source_tables or None),
                            config.data)
-    print(json.dumps(dataset.report, indent=2))
+    print(json.dumps(redact_document(dataset.report), indent=2))
     print(f"OK: {redact(args.source)} satisfies the data contract.")
     return 0
 

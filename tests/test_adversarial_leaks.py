@@ -417,3 +417,14 @@ def test_reports_from_an_unredacted_results_dict_show_no_email(hostile_run, tmp_
         xml = "\n".join(book.read(n).decode("utf-8", "replace") for n in book.namelist())
     for text in ("\n".join(labels), written["html"].read_text(), xml):
         assert "forum.lead" not in text.lower()
+
+
+def test_validate_prints_the_data_report_without_emails(tmp_path):
+    root = _hostile_world(tmp_path)
+    code, stdout, stderr = run_cli(["validate", str(root / "data")])
+    assert code == 0, stderr
+    report = json.loads(stdout[:stdout.rindex("}") + 1])
+    assert report["communities"] == [FORMULA_COMMUNITY, "[e-mail removed]"]
+    assert "[e-mail removed]" in report["channels"] and FORMULA_CHANNEL in report["channels"]
+    for email in EMAILS:
+        assert email.split("@")[0].lower() not in (stdout + stderr).lower(), email

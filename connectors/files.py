@@ -27,6 +27,7 @@ from connectors._staging import stage_file, stage_frame
 from roi.data.errors import SourceError
 from roi.data.schema import TABLE_NAMES
 from roi.data.source import CanonicalSource, embedded_engine
+from roi.redaction import mask_url
 
 SUFFIXES = (".csv", ".parquet", ".xlsx", ".xls")
 MANIFEST = "sources.toml"
@@ -136,12 +137,20 @@ def inside_folder(folder: Path, given: str, *, entry: str) -> Path:
     ...
     roi.data.errors.SourceError: sources.toml: export 'x' path '../secret.env' resolves outside the source folder; every path in sources.toml must be inside it
     """
+    _not_a_url(given, entry=entry)
     root = folder.resolve()
     target = (folder / given).resolve()
     if not target.is_relative_to(root):
         raise SourceError(f"{MANIFEST}: {entry} {given!r} resolves outside the source folder; "
                           f"every path in {MANIFEST} must be inside it")
     return target
+
+
+def _not_a_url(given: str, *, entry: str) -> None:
+    # Checked before any Path is made: a path folds '//' and would hide the URL from masking.
+    if "://" in given:
+        raise SourceError(f"{MANIFEST}: {entry} {mask_url(given)!r} is a URL; {MANIFEST} lists "
+                          "files inside the source folder (download the export first)")
 
 
 def _options_inside(folder: Path, export: Path, *, platform: str, options: dict) -> dict:
@@ -153,6 +162,7 @@ def _options_inside(folder: Path, export: Path, *, platform: str, options: dict)
     given = options.get(link.option) if link else None
     if not isinstance(given, str):
         return options
-    relative = export.parent.relative_to(folder.resolve()) / given
     where = f"export {platform!r} options.{link.option}"
+    _not_a_url(given, entry=where)
+    relative = export.parent.relative_to(folder.resolve()) / given
     return {**options, link.option: inside_folder(folder, str(relative), entry=where)}

@@ -91,6 +91,18 @@ def test_links_file_option_outside_the_folder_is_refused(tmp_path, links):
     assert SECRET not in str(err.value) and "root:" not in str(err.value)
 
 
+@pytest.mark.parametrize("where", ["path", "links"])
+def test_a_url_with_a_password_in_sources_toml_is_refused_masked(tmp_path, where):
+    """A path would fold '//' (``https:/u:pw@h``) and escape masking: a URL is refused first."""
+    url = f"https://analyst:P!{SECRET}@files.example/users.csv?token={SECRET}"
+    manifest = (_export(url) if where == "path" else
+                _export("exports/discord_members.csv", "discord_members", f'links = "{url}"'))
+    code, stdout, stderr = run_cli(["validate", str(_folder(tmp_path, manifest))])
+    assert code == 2 and stdout == ""
+    assert "'https://analyst:***@files.example/users.csv?token=***' is a URL" in stderr
+    assert SECRET not in stderr and "P!" not in stderr
+
+
 def test_paths_inside_the_folder_still_load(tmp_path):
     """Subfolders, '..' that stays inside, a links file next to the export, a symlink inside."""
     (tmp_path / "data").mkdir()

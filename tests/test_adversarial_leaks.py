@@ -168,6 +168,13 @@ def test_secrets_in_driver_messages_are_masked(text):
     assert SECRET not in shown and "***" in shown
 
 
+def test_a_libpq_keyword_string_as_source_is_masked():
+    """Not a URL and not a folder: the 'folder not found' error masks the password in it."""
+    code, stdout, stderr = run_cli(["validate", f"host=db user=u password={SECRET} dbname=crm"])
+    assert (code, stdout) == (2, "")
+    assert stderr == "error: source folder not found: host=db user=u password=*** dbname=crm\n"
+
+
 def _duckdb_file(path: Path) -> str:
     connection = duckdb.connect(str(path))
     for name, frame in tiny_frames().items():

@@ -1,7 +1,8 @@
 """Any SQLAlchemy database: canonical tables by name, or a mapping from table to a SELECT.
 
-Nothing is copied out: validation and aggregations run in that database. Passwords in the URL
-are masked in every message.
+Nothing is copied out: validation and aggregations run in that database. The URL's password and
+every query parameter not known to be harmless are masked in every message and in the source's
+description (``roi.redaction.mask_url``).
 
 Safety: the toolkit only reads. PostgreSQL sessions are set read-only and DuckDB and SQLite files
 are opened read-only (a missing SQLite file is an error, never created), so nothing it runs can

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from roi.outputs import write_atomic
+from roi.outputs import remove_stale_staging, write_atomic
 from tests.conftest import ROOT, run_cli
 
 KILL_AFTER = "revenue lift"
@@ -72,8 +72,12 @@ def test_killed_run_leaves_previous_outputs_intact(small_world, small_world_run,
     time.sleep(1.0)  # mid-fit
     process.send_signal(signal.SIGKILL)
     assert process.wait(timeout=30) == -signal.SIGKILL
-    assert sorted(p.name for p in out.iterdir()) == sorted(before), "files appeared or vanished"
+    # SIGKILL cannot be handled: the run's staging folder stays until the next run removes it.
+    staging = [p for p in out.iterdir() if p.name.startswith(f".roi-staging.{process.pid}.")]
+    assert sorted(p.name for p in out.iterdir() if p not in staging) == sorted(before), \
+        "files appeared or vanished"
     assert _snapshot(out) == before
+    assert remove_stale_staging(out) == staging and not any(p.exists() for p in staging)
 
 
 def test_temporaries_of_a_killed_writer_are_removed_by_the_next_write(tmp_path):

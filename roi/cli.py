@@ -150,9 +150,20 @@ def run_summary(results: dict) -> str:
         lines.append(_estimate_line(f"Churn hazard ratio, members vs non-members [{name}]",
                                     estimate, key="hazard_ratio", unit="",
                                     reason=_reason(results, f"retention_{name}")))
+    lines += _sensitivity_lines(results)
     lines += [f"note: {note}" for note in
               results.get("diagnostics", {}).get("run", {}).get("warnings", [])]
     return "\n".join(lines)
+
+
+def _sensitivity_lines(results: dict) -> list[str]:
+    """How fragile each headline is (issue 17): the sensitivity blocks' sentences."""
+    lines = []
+    for section in ("community_revenue_lift", "community_retention_lift"):
+        block = results.get(section, {}).get("sensitivity") or {}
+        summaries = [block.get("summary"), (block.get("robustness_value") or {}).get("summary")]
+        lines += [f"Sensitivity: {text}" for text in summaries if text]
+    return lines
 
 
 def print_bottom_line(results: dict) -> None:

@@ -230,9 +230,16 @@ def _naive_and_did(panel) -> dict[str, EffectResult]:
         own = ({**PANEL_COLUMNS, "outcome": MULTIPLICATIVE_OUTCOME} if name != "did"
                else PANEL_COLUMNS)
         fitted[name] = _pooled_fit(make, active, own, method=name)
+        sensitivity: dict[str, Any] | None = {} if name == "did" else None
         for community in sorted(active["community"].dropna().unique()):
             rows = active[active["community"].isna() | (active["community"] == community)]
-            fitted[name].by_group[str(community)] = _community_fit(make, rows, own)
+            fitted[name].by_group[str(community)] = _community_fit(
+                make, rows, own, sensitivity=sensitivity, key=str(community))
+        if sensitivity:  # read by roi.sensitivity.results (community_revenue_lift.sensitivity)
+            import pandas as pd
+
+            fitted[name].tables["sensitivity_by_community"] = pd.DataFrame(
+                [{"community": k, **v} for k, v in sensitivity.items()])
     return {"naive": naive, **fitted}
 
 
@@ -274,16 +281,22 @@ def _pooled_fit(make, rows, columns: dict[str, str], *, method: str) -> EffectRe
                                                     checks={"refused": str(exc)}))
 
 
-def _community_fit(make, rows, columns: dict[str, str]) -> dict[str, Any]:
+def _community_fit(make, rows, columns: dict[str, str], *,
+                   sensitivity: dict[str, Any] | None = None, key: str = "") -> dict[str, Any]:
     """One community's DiD entry, or a refused entry (null numbers and the reason) when the
-    community cannot be estimated, e.g. its only members joined before the window began."""
+    community cannot be estimated, e.g. its only members joined before the window began.
+    With ``sensitivity``, its parallel-trends sensitivity goes to ``sensitivity[key]``."""
     from roi.models.did import NoTreatedUnits
+    from roi.sensitivity.results import parallel_trends_block
 
     try:
         result = make().fit(rows, **columns).result_
     except NoTreatedUnits as exc:
         return {"estimate": None, "low": None, "high": None, "interval": "95% CI",
                 "converged": False, "refused": str(exc)}
+    block = parallel_trends_block(result) if sensitivity is not None else None
+    if block is not None and result.diagnostics.converged:
+        sensitivity[key] = block
     entry = result.to_contract()
     if result.diagnostics.warnings and not result.diagnostics.converged:
         entry["refused"] = result.diagnostics.warnings[-1]
@@ -419,6 +432,12 @@ def assemble_results(*, dataset: Dataset, config: RunConfig, revenue: dict[str, 
     revenue_section["member_months_by_community"] = member_months_by_community or {}
     revenue_section["event_study"] = _event_study(revenue)
     retention_section = _section(retention, preferred_order=RETENTION_PREFERENCE)
+    from roi.sensitivity.results import retention_lift_sensitivity, revenue_lift_sensitivity
+
+    # How strong a violation of each estimate's assumption would have to be (issue 17)
+    revenue_section["sensitivity"] = revenue_lift_sensitivity(revenue)
+    retention_section["sensitivity"] = retention_lift_sensitivity(
+        retention, preferred=retention_section["preferred"])
     diagnostics = {f"revenue_{name}": r.diagnostics.to_contract() for name, r in revenue.items()}
     diagnostics.update({f"retention_{name}": r.diagnostics.to_contract()
                         for name, r in retention.items()})

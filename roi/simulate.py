@@ -88,9 +88,9 @@ Community costs
     ``values`` (ramp(0) ... ramp(11)).
 ``parallel_trends``
     ``holds`` (False when ``WorldParams.member_trend`` is not 0), ``member_trend`` and what it
-    does: joiners' untreated revenue drifts against never-members' (time-varying selection), so
-    a DiD's lift is biased by the drift after joining; the truth above uses the drifted
-    untreated revenue (it is the real counterfactual).
+    does: joiners' untreated revenue drifts linearly against never-members' (time-varying
+    selection), so a DiD's lift is biased by the drift after joining; the truth above uses the
+    drifted untreated revenue (it is the real counterfactual).
 ``naive_gap_per_month``
     Realised mean revenue (all orders, including paid-media orders and refunds) per whole
     customer-month of ever-members minus that of never-members: the biased dashboard number.
@@ -156,6 +156,7 @@ import pyarrow.parquet as pq
 TABLE_NAMES = ("customers", "orders", "members", "activity", "ad_spend", "community_costs")
 NEVER = np.iinfo(np.int32).max  # day offset meaning "does not happen in the window"
 DAYS_PER_MONTH = 365.25 / 12
+MIN_TREND_FACTOR = 0.1  # floor of WorldParams.member_trend's drift factor (revenue stays > 0)
 _STREAMS = ("customers", "joins", "churn", "orders", "media", "media_orders", "members",
             "activity", "costs")
 _COVARIATES = ("segment", "region", "acquisition_channel", "plan")
@@ -208,10 +209,11 @@ class WorldParams:
         ``ramp(k) = 1 - ramp_rate ** (k + 1)``.
     member_trend : float
         Time-varying selection that breaks parallel trends (0: parallel trends hold). The
-        revenue a joiner would have had without membership changes by this log amount per
-        month relative to never-members, before and after joining, centred on the month
-        membership starts: ``mu0_it *= exp(member_trend * (t - start_month_i))``. A DiD then
-        reads the trend as effect; the sensitivity must report it as fragile.
+        revenue a joiner would have had without membership changes by this share of its
+        start-month level per month, before and after joining, against never-members:
+        ``mu0_it *= max(1 + member_trend * (t - start_month_i), 0.1)``. A linear drift: the
+        moves after joining equal those before (relative magnitude 1), which a DiD reads as
+        effect; the sensitivity must report the lift as fragile.
     join_base_monthly : float
         Monthly join probability of the reference customer with ``u = 0``.
     join_engagement_log_odds : float
@@ -737,7 +739,7 @@ def _build_panel(people: _People, cal: _Calendar, p: WorldParams) -> _Panel:
     mu0 = c.revenue_level[who] * _season(cal.month_of_year, p)[month]
     if p.member_trend:  # skipped at 0 so that default worlds keep their exact numbers
         drift = np.where(people.member[who], month - start_month[who], 0)
-        mu0 = mu0 * np.exp(p.member_trend * drift)
+        mu0 = mu0 * np.maximum(1.0 + p.member_trend * drift, MIN_TREND_FACTOR)
     return _Panel(
         customer=who, month=month, first_day=first_day, last_day=last_day,
         exposure=(last_day - first_day + 1) / cal.month_days[month],
@@ -1291,9 +1293,10 @@ def _truth(people: _People, sales: _Sales, tables: dict[str, pd.DataFrame],
         "tau_by_community": dict(zip(p.communities, p.tau, strict=True)),
         "parallel_trends": {
             "holds": p.member_trend == 0, "member_trend": p.member_trend,
-            "effect": "joiners' revenue without membership drifts by exp(member_trend) per "
-                      "month against never-members, centred on the month membership starts; "
-                      "a DiD counts the drift after joining as lift (biased upwards when > 0)"},
+            "effect": "joiners' revenue without membership drifts linearly against "
+                      "never-members' by member_trend x its level in the month membership "
+                      "starts, per month (factor floored at 0.1); a DiD counts the drift after "
+                      "joining as lift (biased upwards when > 0)"},
         "ramp": {"formula": f"1 - {p.ramp_rate}**(k + 1)",
                  "k": "calendar months since the month membership started (0 in that month)",
                  "values": [1.0 - p.ramp_rate ** (k + 1) for k in range(12)]},

@@ -21,7 +21,7 @@ Examples
 >>> from roi.data import load_dataset
 >>> dataset = load_dataset(open_source("data/sample"))         # doctest: +SKIP
 >>> dataset.report["row_accounting"]["orders"]["read"]          # doctest: +SKIP
-63214
+60306
 """
 
 from __future__ import annotations

@@ -168,7 +168,7 @@ class RelativeMagnitudes:
             return (f"{what.capitalize()} is not distinguishable from zero even if members "
                     "and non-members kept parallel trends after joining.")
         return (f"{what.capitalize()} stays {sign} unless post-join trends diverge more than "
-                f"{self.breakdown_m:.1f}x the largest pre-join divergence.")
+                f"{self.breakdown_m:.2g}x the largest pre-join divergence.")
 
     def to_contract(self) -> dict:
         """``breakdown_m``, ``bounds`` [{m, low, high}] and ``summary`` for results.json."""

@@ -71,11 +71,19 @@ def test_interval_including_one_has_e_value_one_and_hazard_ratio_conversion() ->
 # --------------------------------------------------------------------------- Darfur
 
 
-def _ols(y: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    beta, *_ = np.linalg.lstsq(x, y, rcond=None)
-    dof = len(y) - np.linalg.matrix_rank(x)
+def _within_ols(y: np.ndarray, x: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray,
+                                                                           np.ndarray, int]:
+    """OLS with group fixed effects by demeaning within groups (Frisch-Waugh-Lovell: the same
+    coefficients and SEs as the dummy regression, dof = n - groups - regressors)."""
+    def demean(values: np.ndarray) -> np.ndarray:
+        frame = pd.DataFrame(values)
+        return (frame - frame.groupby(groups).transform("mean")).to_numpy()
+
+    y, x = demean(y[:, None])[:, 0], demean(x)
+    beta = np.linalg.solve(x.T @ x, x.T @ y)
+    dof = len(y) - len(np.unique(groups)) - x.shape[1]
     resid = y - x @ beta
-    cov = resid @ resid / dof * np.linalg.pinv(x.T @ x)
+    cov = resid @ resid / dof * np.linalg.inv(x.T @ x)
     return beta, np.sqrt(np.diag(cov)), dof
 
 
@@ -85,18 +93,17 @@ def darfur() -> dict:
     also the treatment model and the model without ``female`` (for the exact-bias check)."""
     data = pd.read_csv(DATA / "darfur.csv")
     covariates = ["age", "farmer_dar", "herder_dar", "pastvoted", "hhsize_darfur", "female"]
-    villages = pd.get_dummies(data["village"], drop_first=True, dtype=float).to_numpy()
-    one = np.ones((len(data), 1))
+    village = data["village"].to_numpy()
     y, d = data["peacefactor"].to_numpy(float), data["directlyharmed"].to_numpy(float)
     x = data[covariates].to_numpy(float)
-    full = _ols(y, np.hstack([one, d[:, None], x, villages]))
-    treat = _ols(d, np.hstack([one, x, villages]))
-    without = _ols(y, np.hstack([one, d[:, None], x[:, :-1], villages]))
-    t_female_y = full[0][2 + 5] / full[1][2 + 5]
-    t_female_d = treat[0][1 + 5] / treat[1][1 + 5]
-    return {"estimate": full[0][1], "se": full[1][1], "dof": full[2],
+    full = _within_ols(y, np.hstack([d[:, None], x]), village)
+    treat = _within_ols(d, x, village)
+    without = _within_ols(y, np.hstack([d[:, None], x[:, :-1]]), village)
+    t_female_y = full[0][1 + 5] / full[1][1 + 5]
+    t_female_d = treat[0][5] / treat[1][5]
+    return {"estimate": full[0][0], "se": full[1][0], "dof": full[2],
             "r2yxj_dx": partial_r2(t_female_y, full[2]), "r2dxj_x": partial_r2(t_female_d, treat[2]),
-            "without": (without[0][1], without[1][1], without[2]),
+            "without": (without[0][0], without[1][0], without[2]),
             "r2dz_x_female": partial_r2(t_female_d, treat[2])}
 
 

@@ -11,7 +11,6 @@ Examples
 from __future__ import annotations
 
 import datetime as dt
-import math
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,9 +18,11 @@ from typing import Any
 
 from roi.config import RunConfig
 from roi.data import Dataset, load_dataset
+from roi.data.attribution import RevenueAttribution, revenue_attribution
 from roi.data.source import release_memory
 from roi.interrupts import handling_interrupts, raise_if_interrupted
 from roi.outputs import OUTPUT_NAMES, staged_outputs, write_json
+from roi.preference import Choice, choose_retention, choose_revenue
 from roi.progress import Steps, progress_steps
 from roi.redaction import redact_document
 from roi.results import EffectResult, _jsonable
@@ -69,11 +70,13 @@ def run_models(source: Any, *, out: str | Path, config: RunConfig | None = None,
         panel = dataset.customer_month_panel()
         weekly = dataset.weekly_series()
         survival = dataset.survival_table()
+        attribution = revenue_attribution(dataset)
+        dataset.report["revenue_attribution"] = attribution.to_contract()
         release_memory(dataset.engine)   # the models run on these frames, not in the database
         steps.start("revenue lift")
         revenue = revenue_lift_estimates(panel, covariates=dataset.covariates,
                                          sampler=config.sampler.for_model("revenue"),
-                                         seed=config.seed)
+                                         seed=config.seed, attribution=attribution)
         steps.start("retention lift")
         retention, cox = retention_models(survival, covariates=dataset.covariates,
                                           sampler=config.sampler.for_model("retention"),
@@ -171,7 +174,8 @@ def _write_reports(results: dict[str, Any], out: Path, *, pdf: bool) -> dict[str
 
 
 def revenue_lift_estimates(panel, *, covariates: dict[str, str] | None = None, sampler=None,
-                           seed: int = 0) -> dict[str, EffectResult]:
+                           seed: int = 0, attribution: RevenueAttribution | None = None
+                           ) -> dict[str, EffectResult]:
     """Naive (for contrast), staggered DiD (additive and ratio form), with covariates regression
     adjustment and AIPW, and with ``sampler`` settings the Bayesian hierarchical model.
 
@@ -180,8 +184,11 @@ def revenue_lift_estimates(panel, *, covariates: dict[str, str] | None = None, s
     never-members. The ratio-form DiD and the Bayesian model fit ``organic_revenue`` (orders not
     attributed to a paid channel; see ``MULTIPLICATIVE_OUTCOME``). Regression adjustment and AIPW use each customer's own pre-join revenue as
     the baseline and cover only members with pre-join history (their diagnostics say how much).
+    With ``attribution`` whose ``reason`` is set (paid spend recorded but no order attributed
+    to a paid channel), the two ratio forms are refused with that reason instead of fitted.
     """
-    estimates = _naive_and_did(panel)
+    refuse_ratio = attribution.reason if attribution is not None else None
+    estimates = _naive_and_did(panel, refuse_ratio=refuse_ratio)
     if covariates is not None:
         from roi.models.regression_adjustment import RegressionAdjustment
         from roi.models.weighting import AIPW
@@ -191,9 +198,18 @@ def revenue_lift_estimates(panel, *, covariates: dict[str, str] | None = None, s
                                                              **adjusted).result_
         estimates["aipw"] = AIPW().fit(panel, community="community", **adjusted).result_
     if sampler is not None:
-        estimates["bayesian"] = bayesian_revenue_lift(panel, covariates=covariates,
-                                                      sampler=sampler, seed=seed)
+        estimates["bayesian"] = (
+            _refused_lift("bayesian", refuse_ratio, interval="94% HDI") if refuse_ratio
+            else bayesian_revenue_lift(panel, covariates=covariates, sampler=sampler, seed=seed))
     return estimates
+
+
+def _refused_lift(method: str, reason: str, *, interval: str) -> EffectResult:
+    from roi.models.bayes_revenue import ESTIMAND, SCALE
+    from roi.results import refused_effect
+
+    return refused_effect(method=method, estimand=ESTIMAND, reason=reason, interval=interval,
+                          scale=SCALE)
 
 
 # Paid-attributed orders go to customers whatever their own level (an ad converts whoever it
@@ -210,7 +226,7 @@ PANEL_COLUMNS = {"unit": "customer_id", "time": "month_index", "group": "join_mo
                  "outcome": "revenue"}
 
 
-def _naive_and_did(panel) -> dict[str, EffectResult]:
+def _naive_and_did(panel, *, refuse_ratio: str | None = None) -> dict[str, EffectResult]:
     """The naive gap and the two DiDs, overall and per community, on the active rows (a
     narrow copy, freed on return before the Bayesian model builds its cells)."""
     from roi.models.did import StaggeredDiD
@@ -227,6 +243,9 @@ def _naive_and_did(panel) -> dict[str, EffectResult]:
                 "did_multiplicative": lambda: MultiplicativeDiD()}
     fitted = {}
     for name, make in variants.items():
+        if name == "did_multiplicative" and refuse_ratio:
+            fitted[name] = _refused_lift(name, refuse_ratio, interval="95% CI")
+            continue
         own = ({**PANEL_COLUMNS, "outcome": MULTIPLICATIVE_OUTCOME} if name != "did"
                else PANEL_COLUMNS)
         fitted[name] = _pooled_fit(make, active, own, method=name)
@@ -356,7 +375,7 @@ def retention_money(survival, panel, *, cox, covariates: dict[str, str],
     of the per-member-month revenue lift so nothing is counted twice."""
     from roi.models.retention_value import retention_revenue
 
-    method = preferred_method(revenue, REVENUE_PREFERENCE)
+    method = choose_revenue(revenue).method
     preferred = revenue.get(method) if method else None
     lift = ({k: v["estimate"] for k, v in preferred.by_group.items()} if preferred else None)
     money = retention_revenue(survival, panel, model=cox, covariates=list(covariates),
@@ -377,30 +396,16 @@ def retention_curves(survival) -> dict[str, Any]:
             "difference": curves.difference_.to_dict(orient="records")}
 
 
-# Preference rules (documented in README): on total revenue the additive DiD first. The ratio
-# DiD is shown beside it but is biased upwards on total revenue, because paid-media orders are a
-# part of revenue that does not scale with a customer's level (measured: +34% over 20 worlds).
-REVENUE_PREFERENCE = ("did", "bayesian", "did_multiplicative", "aipw", "regression")
-RETENTION_PREFERENCE = ("cox_time_varying", "bayesian")
-
-
-def preferred_method(estimates: dict[str, EffectResult],
-                     preferred_order: tuple[str, ...]) -> str | None:
-    """First method in ``preferred_order`` that was fitted and passed its gate."""
-    return next((m for m in preferred_order if m in estimates
-                 and estimates[m].diagnostics.converged
-                 and estimates[m].estimate is not None
-                 and math.isfinite(estimates[m].estimate)), None)
-
-
-def _section(estimates: dict[str, EffectResult], *, preferred_order: tuple[str, ...]) -> dict:
-    preferred = preferred_method(estimates, preferred_order)
+def _section(estimates: dict[str, EffectResult], *, choice: Choice) -> dict:
+    """An ``estimates`` block with the preferred method (chosen by evidence, see
+    :mod:`roi.preference`) and the sentence that says why."""
     section: dict[str, Any] = {
-        "preferred": preferred,
+        "preferred": choice.method,
+        "preferred_reason": choice.reason,
         "estimates": {name: r.to_contract() for name, r in estimates.items()},
     }
-    if preferred is not None:
-        section["by_community"] = estimates[preferred].by_group
+    if choice.method is not None:
+        section["by_community"] = estimates[choice.method].by_group
     return section
 
 
@@ -426,12 +431,12 @@ def assemble_results(*, dataset: Dataset, config: RunConfig, revenue: dict[str, 
                      retention_money: dict[str, Any] | None = None,
                      retention_curves: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``results.json`` document (schema_version 1 of the contract, extended)."""
-    revenue_section = _section(revenue, preferred_order=REVENUE_PREFERENCE)
+    revenue_section = _section(revenue, choice=choose_revenue(revenue))
     revenue_section.setdefault("by_community", {})
     revenue_section["member_months"] = member_months
     revenue_section["member_months_by_community"] = member_months_by_community or {}
     revenue_section["event_study"] = _event_study(revenue)
-    retention_section = _section(retention, preferred_order=RETENTION_PREFERENCE)
+    retention_section = _section(retention, choice=choose_retention(retention))
     from roi.sensitivity.results import retention_lift_sensitivity, revenue_lift_sensitivity
 
     # How strong a violation of each estimate's assumption would have to be (issue 17)

@@ -53,15 +53,15 @@ class EValue:
 
     def summary(self, *, what: str = "the churn hazard ratio", interval: str = "95% CI") -> str:
         """One plain sentence for a finance reader."""
-        sentence = (f"To explain away {what}, a hidden factor would have to raise both the "
-                    f"chance of joining and the risk of churn {self.e_value:.2f}-fold each, "
-                    "beyond the covariates")
+        sentence = (f"To explain away {what}, a hidden factor would need a risk ratio of at "
+                    f"least {self.e_value:.2f} with both joining and churn, beyond the "
+                    "covariates")
         if self.e_value_interval is None:
             return sentence + "."
         if self.e_value_interval <= 1.0:
             return sentence + "; its interval already includes no effect."
-        return (sentence + f"; {self.e_value_interval:.2f}-fold to move its {interval} to "
-                "include no effect.")
+        return (sentence + f" ({self.e_value_interval:.2f} to move its {interval} to "
+                "include no effect).")
 
 
 def e_value(ratio: float) -> float:

@@ -51,9 +51,12 @@ class OmittedVariableSensitivity:
 
     def summary(self, *, what: str = "the lift") -> str:
         """One plain sentence for a finance reader."""
-        return (f"A hidden factor would have to explain {self.rv_q:.0%} of the unexplained "
-                f"variation in both membership and revenue to bring {what} to zero "
-                f"({self.rv_qa:.0%} to make it statistically indistinguishable from zero).")
+        sentence = (f"A hidden factor explaining {self.rv_q:.1%} of the unexplained variation "
+                    f"in both membership and revenue would bring {what} to zero")
+        if self.rv_qa <= 0:
+            return sentence + " (it is already not statistically distinguishable from zero)."
+        return sentence + (f"; {self.rv_qa:.1%} would make it statistically indistinguishable "
+                           "from zero.")
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,10 @@ def handling_interrupts() -> Iterator[None]:
     install = _State.depth == 0 and threading.current_thread() is threading.main_thread()
     if install:
         _State.received = None
-        _State.previous = {s: signal.signal(s, _handler) for s in SIGNALS}
+        # A signal the process was told to ignore (SIGINT of a shell's background job) stays
+        # ignored.
+        _State.previous = {s: signal.signal(s, _handler) for s in SIGNALS
+                           if signal.getsignal(s) is not signal.SIG_IGN}
     _State.depth += 1
     try:
         yield

@@ -163,3 +163,34 @@ def test_an_output_set_moves_together_or_not_at_all(tmp_path, monkeypatch):
             monkeypatch.setattr(os, "replace", real_replace)
     assert raised.value.exit_code == 143
     assert hashes(out) == before
+
+
+def test_an_interrupt_a_library_swallowed_is_raised_again():
+    """What nutpie does with Ctrl-C (catch it, return the draws so far) no longer hides it."""
+    from roi.interrupts import Interrupted, handling_interrupts, raise_if_interrupted
+
+    before = signal.getsignal(signal.SIGINT)
+    with handling_interrupts():
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1.0)
+            pytest.fail("the signal was not raised")
+        except KeyboardInterrupt:
+            pass   # swallowed, as nutpie.sample does
+        with pytest.raises(Interrupted) as raised:
+            raise_if_interrupted()
+    assert raised.value.exit_code == 130
+    assert signal.getsignal(signal.SIGINT) is before   # restored on exit
+
+
+def test_fewer_draws_than_asked_means_sampling_was_interrupted():
+    import arviz as az
+    import numpy as np
+
+    from roi.interrupts import Interrupted
+    from roi.models.nuts import check_complete
+
+    partial = az.from_dict(posterior={"beta": np.zeros((2, 37))})
+    with pytest.raises(Interrupted):
+        check_complete(partial, draws=150)
+    check_complete(az.from_dict(posterior={"beta": np.zeros((2, 150))}), draws=150)

@@ -50,6 +50,51 @@ METHOD_NOTES = {
                         "the immortal-time bias of the naive comparison. Assumes proportional "
                         "hazards (see the ph_p checks in Diagnostics).",
 }
+METHOD_NOTES.update({
+    "did_multiplicative": "Staggered difference-in-differences on the ratio scale: members' "
+                          "revenue is assumed to have moved in proportion to non-members' "
+                          "(parallel trends in logs), which suits revenue that scales with a "
+                          "customer's size. Reported in currency per member-month; uses revenue "
+                          "not attributed to a paid channel.",
+    "regression": "Regression adjustment: each member-month is compared with the revenue "
+                  "predicted from the customer's own revenue before joining and the covariates, "
+                  "fitted on non-members. Covers only members with pre-join history.",
+    "aipw": "Augmented inverse-probability weighting (doubly robust): the regression prediction "
+            "corrected by weighting non-members to look like members on the chance of joining; "
+            "right if either the outcome model or the joining model is right. Needs overlap "
+            "(comparable non-members for every member; see Diagnostics).",
+    "bayesian": "Hierarchical Bayesian model of revenue on customer-month cells with the "
+                "community's effect as a ratio, partially pooled across communities; reported "
+                "with a 94% HDI. It has no pre-trend test of its own.",
+    "bayesian survival": "Bayesian piecewise-exponential survival model: churn hazard in "
+                         "intervals of customer age, membership as a time-varying state, "
+                         "communities partially pooled; 94% HDI.",
+    "mmm": "Bayesian media-mix model: weekly revenue explained by a baseline, each paid "
+           "channel's spend after adstock (carry-over) and saturation (diminishing returns), and "
+           "the communities' activity; ROAS and response curves come from its posterior draws "
+           "(94% HDI), calibrated by lift tests when given.",
+    "regression baseline": "Plain least-squares regression of weekly revenue on spend per "
+                           "channel, without carry-over or saturation: shown for contrast with "
+                           "the media-mix model (95% CI).",
+    "E-value": "How strongly a hidden factor would have to be associated with both joining and "
+               "churn (as a risk ratio, each) to explain the hazard ratio away (VanderWeele and "
+               "Ding 2017). Larger means sturdier.",
+    "robustness value": "The share of the remaining variation of both membership and revenue a "
+                        "hidden confounder would have to explain to bring the AIPW or "
+                        "regression lift to zero (Cinelli and Hazlett 2020). Larger means "
+                        "sturdier.",
+    "relative-magnitudes breakdown": "How far members' revenue trend may drift from "
+                                     "non-members' after joining, as a multiple of the largest "
+                                     "drift seen before joining, before the DiD lift's interval "
+                                     "includes zero (Rambachan and Roth 2023).",
+})
+INTERVALS = ("Intervals", "Every interval is labelled by kind: \"95% CI\" is a frequentist 95% "
+             "confidence interval (DiD, regression, AIPW, Cox, naive); \"94% HDI\" is the "
+             "Bayesian 94% highest-density interval of the posterior (Bayesian lift and survival "
+             "models, media-mix model, budget scenarios). Both give the range of plausible "
+             "values; an interval that includes 0 (or 1 for a hazard ratio) cannot rule out no "
+             "effect.")
+
 ESTIMANDS = [
     ("Member-month", "a complete calendar month, at or after the month the customer joined, in "
                      "which the customer was a customer for the whole month."),
@@ -61,12 +106,31 @@ ESTIMANDS = [
              "is the same for the next unit of spend."),
     ("Revenue per dollar", "incremental revenue divided by cost, for paid channels and "
                            "communities alike, so they can be compared directly."),
-    ("Intervals", "95% CI: frequentist confidence interval; 94% HDI: Bayesian "
-                  "highest-density interval."),
+    INTERVALS,
 ]
 
 
 # --------------------------------------------------------------------------- reading results
+
+
+def glossary_methods(results: dict) -> list[str]:
+    """The keys of :data:`METHOD_NOTES` for every method and measure this run shows."""
+    shown = [m for m in mapping(get(results, REVENUE, "estimates"))]
+    retention = mapping(get(results, RETENTION, "estimates"))
+    shown += [("bayesian survival" if m == "bayesian" else m) for m in retention]
+    paid = mapping(results.get("paid_media"))
+    if any(isinstance(get(c, "roas"), dict) for c in mapping(paid.get("channels")).values()):
+        shown.append("mmm")
+    if mapping(get(paid, "regression_baseline", "channels")):
+        shown.append("regression baseline")
+    revenue_sensitivity = mapping(get(results, REVENUE, "sensitivity"))
+    if revenue_sensitivity.get("summary"):
+        shown.append("relative-magnitudes breakdown")
+    if get(revenue_sensitivity, "robustness_value", "summary"):
+        shown.append("robustness value")
+    if get(results, RETENTION, "sensitivity", "summary"):
+        shown.append("E-value")
+    return [m for m in dict.fromkeys(shown) if m in METHOD_NOTES]
 
 
 def get(results: Any, *path: str) -> Any:

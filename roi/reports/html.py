@@ -38,6 +38,7 @@ from roi.reports.base import (
     RETENTION,
     REVENUE,
     Cell,
+    Raw,
     Shown,
     as_list,
     esc,
@@ -47,6 +48,7 @@ from roi.reports.base import (
     flat_text,
     flatten,
     get,
+    glossary_methods,
     is_converged,
     key_value_table,
     mapping,
@@ -61,14 +63,25 @@ from roi.reports.base import (
     shown,
     status,
     table,
-    unconverged_models,
     value_of,
 )
+from roi.reports.caveats import (
+    bottom_line_alarms,
+    community_caveats,
+    estimate_caveats,
+    headline_caveats,
+    joined,
+    other_problems,
+    refusal,
+)
+from roi.reports.diagnostics import checks_html, diagnostics_section
 from roi.reports.media import budget_section, comparison_section, paid_media_section
 from roi.reports.summary import bottom_line_html, churn_change, summary_sentences
 
 
-def _method_note(method: str, preferred: Any) -> str:
+def _method_note(method: str, preferred: Any, entry: Any = None) -> str:
+    if refusal(entry):
+        return "refused"
     if method == preferred:
         return "preferred"
     return "for contrast: biased" if method == "naive" else ""
@@ -82,15 +95,24 @@ def estimate_rows(results: dict, section: str, fmt, gap_fmt) -> list[list[Cell]]
     rows: list[list[Cell]] = []
     for method, entry in estimates.items():
         if not isinstance(entry, dict):
-            rows.append([method_label(method), "n/a", "", "", "", "", status(True, NOT_ESTIMATED)])
+            rows.append([method_label(method), "n/a", "", "", "", "", status(True, NOT_ESTIMATED),
+                         ""])
             continue
         _, value = value_of(entry)
-        ok = is_converged(results, section, method, entry)
+        # A refused estimator is "not estimated, because", not a failed convergence gate.
+        ok = bool(refusal(entry)) or is_converged(results, section, method, entry)
         gap = "" if method == "naive" or value is None or naive is None else gap_fmt(value, naive)
         rows.append([method_label(method),
                      *estimate_cells(f"{section}.estimates.{method}", entry, fmt),
-                     gap, status(ok, _method_note(method, preferred))])
+                     gap, status(ok, _method_note(method, preferred, entry)),
+                     caveat_cell(estimate_caveats(results, section, method))])
     return rows
+
+
+def caveat_cell(caveats: list[str]) -> Raw:
+    """The caveats of one number, in the cell beside it."""
+    text = joined(caveats)
+    return Raw(f'<span class="caveat">{esc(text)}</span>' if text else "")
 
 
 def group_entries(results: dict, section: str) -> list[tuple[str, str, str, dict, bool]]:
@@ -119,8 +141,10 @@ def group_rows(results: dict, section: str, fmt) -> list[list[Cell]]:
     for group, method, key, item, ok in group_entries(results, section):
         counts = ", ".join(f"{k.replace('_', ' ')} {item[k]:,}" for k in ("n_treated", "events")
                            if isinstance(item.get(k), int))
+        reason = refusal(item)
         rows.append([group, method_label(method), *estimate_cells(key, item, fmt), counts,
-                     status(ok)])
+                     status(ok or bool(reason), "refused" if reason else ""),
+                     caveat_cell(community_caveats(results, section, group))])
     return rows
 
 
@@ -159,12 +183,12 @@ def revenue_section(results: dict, currency: str) -> str:
     if months is not None:
         intro += f" Member-months in the window: {shown(f'{REVENUE}.member_months', months, lambda v: f'{v:,.0f}').html()}."
     body = intro + "</p>" + table(
-        ["Method", "Estimate", "Low", "High", "Interval", "Difference", "Status"],
+        ["Method", "Estimate", "Low", "High", "Interval", "Difference", "Status", "Caveats"],
         estimate_rows(results, REVENUE, fmt, gap))
     groups = group_rows(results, REVENUE, fmt)
     body += "<h3>Per community</h3>" + (table(
-        ["Community", "Method", "Estimate", "Low", "High", "Interval", "Counts", "Status"],
-        groups, numeric_from=2) if groups else missing("Per-community revenue lift"))
+        ["Community", "Method", "Estimate", "Low", "High", "Interval", "Counts", "Status",
+         "Caveats"], groups, numeric_from=2) if groups else missing("Per-community revenue lift"))
     body += figure(plots.interval_chart(chart_rows(results, REVENUE), reference=0.0,
                                         xlabel=f"{currency} per member-month",
                                         title="Revenue lift per member-month"),
@@ -182,8 +206,10 @@ def event_study(results: dict, currency: str) -> str:
                                   interval=str(get(study, "interval") or "95% CI"))
     if png is None:
         return "<h3>Event study</h3>" + missing("Event study")
-    p_value = number(get(results, "diagnostics", f"revenue_{get(study, 'method') or 'did'}",
-                         "checks", "pretrend", "p_value"))
+    checks = get(results, "diagnostics", f"revenue_{get(study, 'method') or 'did'}", "checks")
+    # The event-time test (leads only) is the one the preference rule and the caveats read.
+    p_value = next((number(get(checks, name, "p_value")) for name in ("pretrend_event",
+                    "pretrend") if number(get(checks, name, "p_value")) is not None), None)
     test = (f"the joint pre-trend test gives p = {p_value:.3f} (small means members were "
             "already on a different path)" if p_value is not None else
             "no joint pre-trend test could be computed, so read the shaded months by eye")
@@ -199,12 +225,12 @@ def retention_section(results: dict, currency: str = "$") -> str:
     gap = lambda v, n: f"churn {churn_change(v)} vs {churn_change(n)} naive"  # noqa: E731
     body = ("<p>Hazard ratio of churn, members against non-members: below 1 means members churn "
             "less (0.72 = 28% less in any month).</p>" + table(
-                ["Method", "Hazard ratio", "Low", "High", "Interval", "Churn", "Status"],
-                estimate_rows(results, RETENTION, fixed, gap)))
+                ["Method", "Hazard ratio", "Low", "High", "Interval", "Churn", "Status",
+                 "Caveats"], estimate_rows(results, RETENTION, fixed, gap)))
     groups = group_rows(results, RETENTION, fixed)
     body += "<h3>Per community</h3>" + (table(
-        ["Community", "Method", "Hazard ratio", "Low", "High", "Interval", "Counts", "Status"],
-        groups, numeric_from=2) if groups else missing("Per-community retention lift"))
+        ["Community", "Method", "Hazard ratio", "Low", "High", "Interval", "Counts", "Status",
+         "Caveats"], groups, numeric_from=2) if groups else missing("Per-community retention lift"))
     body += figure(plots.interval_chart(chart_rows(results, RETENTION), reference=1.0, log=True,
                                         xlabel="hazard ratio of churn (log scale; 1 = no effect)",
                                         title="Churn hazard ratio, members vs non-members"),
@@ -268,30 +294,6 @@ def retention_revenue(results: dict, currency: str) -> str:
                  "Interval"], rows))
 
 
-def diagnostics_section(results: dict) -> str:
-    diagnostics = results.get("diagnostics")
-    if not isinstance(diagnostics, dict) or not diagnostics:
-        return section("diagnostics", "Diagnostics", missing("Diagnostics"))
-    parts = ["<p>Every warning a model raised, whether it converged, and the checks behind "
-             "them. Read these before relying on a number.</p>"]
-    for model, diag in diagnostics.items():
-        if not isinstance(diag, dict):
-            continue
-        ok = diag.get("converged") is not False
-        badge = ('<span class="ok">converged</span>' if ok else
-                 f'<span class="not-converged">{esc(NOT_CONVERGED)}</span>')
-        warnings = as_list(diag.get("warnings"))
-        items = "".join(f'<li class="warning">{esc(w)}</li>' for w in warnings)
-        parts.append(f'<div class="model"><h3>{esc(model)} {badge}</h3>'
-                     + (f"<ul>{items}</ul>" if items else '<p class="note">No warnings.</p>'))
-        checks = flatten(mapping(diag.get("checks")))
-        if checks:
-            parts.append('<div class="checks">'
-                         + key_value_table(checks, f"diagnostics.{model}.checks") + "</div>")
-        parts.append("</div>")
-    return section("diagnostics", "Diagnostics", "".join(parts))
-
-
 def data_section(results: dict) -> str:
     data = results.get("data")
     if not isinstance(data, dict) or not data:
@@ -314,7 +316,8 @@ def data_section(results: dict) -> str:
     notes = "".join(f"<li>{esc(n)}</li>" for n in as_list(data.get("notes")))
     body = intro + "</p>" + (f"<ul>{notes}</ul>" if notes else "") + row_accounting_table(data)
     rest = {k: v for k, v in data.items() if k != "row_accounting"}
-    return section("data", "Data quality", body + key_value_table(flatten(rest), "data"))
+    return section("data", "Data quality", body + "<h3>Counts and settings</h3>"
+                   + checks_html(rest, "data"))
 
 
 def row_accounting_table(data: dict) -> str:
@@ -338,12 +341,11 @@ def row_accounting_table(data: dict) -> str:
 
 def assumptions_section(results: dict) -> str:
     items = "".join(f"<dt>{esc(term)}</dt><dd>{esc(text)}</dd>" for term, text in ESTIMANDS)
-    methods = [m for sec in (REVENUE, RETENTION)
-               for m in mapping(get(results, sec, "estimates"))]
-    notes = "".join(f"<dt>{esc(method_label(m))}</dt><dd>{esc(METHOD_NOTES[m])}</dd>"
-                    for m in dict.fromkeys(methods) if m in METHOD_NOTES)
-    body = f"<h3>Definitions</h3><dl>{items}</dl>"
-    body += f"<h3>Methods used</h3><dl>{notes}</dl>" if notes else ""
+    notes = "".join(f'<dt id="glossary-{esc(m.replace(" ", "-"))}">{esc(m)}: '
+                    f"{esc(method_label(m))}</dt><dd>{esc(METHOD_NOTES[m])}</dd>"
+                    for m in glossary_methods(results))
+    body = f'<h3 id="glossary">Glossary: definitions and intervals</h3><dl>{items}</dl>'
+    body += f"<h3>Glossary: methods and measures shown</h3><dl>{notes}</dl>" if notes else ""
     run = [("schema_version", results.get("schema_version")),
            ("generated_at", results.get("generated_at"))]
     run += flatten(mapping(results.get("config")), "config")
@@ -396,12 +398,16 @@ SECTIONS = [("summary", "Summary"), ("comparison", "Community against paid media
 
 
 def banners(results: dict) -> str:
+    """Alarms above the summary, only for what the bottom line uses (the preferred revenue lift
+    and hazard ratio, the media-mix model behind paid ROAS, the comparison rows)."""
     out = ""
-    bad = unconverged_models(results)
+    bad, cautions = bottom_line_alarms(results)
     if bad:
         out += (f'<div class="banner" id="not-converged-banner">{esc(NOT_CONVERGED)}: '
                 f"{esc(', '.join(bad))} did not converge. Numbers from them are labelled and must "
                 "not be used for decisions.</div>")
+    out += "".join(f'<div class="banner caution-banner" id="bottom-line-caveat-{i}">'
+                   f"{esc(text)}</div>" for i, text in enumerate(cautions))
     diagnostics = mapping(results.get("diagnostics"))
     count = sum(len(as_list(d.get("warnings"))) for d in diagnostics.values() if isinstance(d, dict))
     if count:
@@ -415,10 +421,31 @@ def banners(results: dict) -> str:
 
 
 def summary_section(results: dict, currency: str) -> str:
-    sentences = "".join(f'<p class="sentence">{render(s)}</p>'
-                        for s in summary_sentences(results, currency))
+    parts = []
+    for sentence in summary_sentences(results, currency):
+        parts.append(f'<p class="sentence">{render(sentence)}</p>')
+        topic = _topic(sentence)
+        if topic:
+            parts.append(headline_notes(results, topic))
     return section("summary", "Summary", bottom_line_html(results, currency)
-                   + f'<div class="summary">{sentences}</div>')
+                   + f'<div class="summary">{"".join(parts)}</div>')
+
+
+def _topic(sentence: list) -> str | None:
+    """The lift section whose overall estimate a summary sentence states, if any."""
+    for section_name in (REVENUE, RETENTION):
+        if any(getattr(f, "key", "").startswith(f"{section_name}.estimates") for f in sentence):
+            return section_name
+    return None
+
+
+def headline_notes(results: dict, section_name: str) -> str:
+    """Why this method is preferred, and the caveats of its number, right under the sentence."""
+    reason = get(results, section_name, "preferred_reason")
+    items = [f"<li>Why this method: {esc(reason)}</li>"] if isinstance(reason, str) else []
+    items += [f'<li class="caveat">{esc(c)}</li>' for c in headline_caveats(results,
+                                                                             section_name)]
+    return f'<ul class="headline-notes">{"".join(items)}</ul>' if items else ""
 
 
 def render_html(results: dict, *, currency: str = "$") -> str:
@@ -431,7 +458,9 @@ def render_html(results: dict, *, currency: str = "$") -> str:
     body = [banners(results), f"<nav>{nav}</nav>", summary_section(results, currency),
             comparison_section(results, currency), revenue_section(results, currency),
             retention_section(results, currency), paid_media_section(results, currency),
-            budget_section(results, currency), diagnostics_section(results), data_section(results),
+            budget_section(results, currency),
+            diagnostics_section(results, other_problems=other_problems(results)),
+            data_section(results),
             assumptions_section(results)]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<title>Community ROI report</title>"

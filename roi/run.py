@@ -250,10 +250,13 @@ def _naive_and_did(panel, *, refuse_ratio: str | None = None) -> dict[str, Effec
                else PANEL_COLUMNS)
         fitted[name] = _pooled_fit(make, active, own, method=name)
         sensitivity: dict[str, Any] | None = {} if name == "did" else None
+        dynamics: dict[str, Any] = {}   # per-community event studies (the notebooks plot them)
         for community in sorted(active["community"].dropna().unique()):
             rows = active[active["community"].isna() | (active["community"] == community)]
             fitted[name].by_group[str(community)] = _community_fit(
-                make, rows, own, sensitivity=sensitivity, key=str(community))
+                make, rows, own, sensitivity=sensitivity, key=str(community), dynamics=dynamics)
+        if dynamics:
+            fitted[name].tables["dynamic_by_community"] = dynamics
         if sensitivity:  # read by roi.sensitivity.results (community_revenue_lift.sensitivity)
             import pandas as pd
 
@@ -301,10 +304,12 @@ def _pooled_fit(make, rows, columns: dict[str, str], *, method: str) -> EffectRe
 
 
 def _community_fit(make, rows, columns: dict[str, str], *,
-                   sensitivity: dict[str, Any] | None = None, key: str = "") -> dict[str, Any]:
+                   sensitivity: dict[str, Any] | None = None, key: str = "",
+                   dynamics: dict[str, Any] | None = None) -> dict[str, Any]:
     """One community's DiD entry, or a refused entry (null numbers and the reason) when the
     community cannot be estimated, e.g. its only members joined before the window began.
-    With ``sensitivity``, its parallel-trends sensitivity goes to ``sensitivity[key]``."""
+    With ``sensitivity``, its parallel-trends sensitivity goes to ``sensitivity[key]``; with
+    ``dynamics``, its event-time table (``tables["dynamic"]``) to ``dynamics[key]``."""
     from roi.models.did import NoTreatedUnits
     from roi.sensitivity.results import parallel_trends_block
 
@@ -313,6 +318,8 @@ def _community_fit(make, rows, columns: dict[str, str], *,
     except NoTreatedUnits as exc:
         return {"estimate": None, "low": None, "high": None, "interval": "95% CI",
                 "converged": False, "refused": str(exc)}
+    if dynamics is not None and result.tables.get("dynamic") is not None:
+        dynamics[key] = result.tables["dynamic"]
     block = parallel_trends_block(result) if sensitivity is not None else None
     if block is not None and result.diagnostics.converged:
         sensitivity[key] = block
@@ -389,11 +396,34 @@ def retention_curves(survival) -> dict[str, Any]:
     after the landmark, with 95% CIs, and the member minus non-member difference."""
     from roi.models.survival_curves import RetentionCurves
 
-    curves = RetentionCurves().fit(survival)
+    curves = RetentionCurves().fit(survival, community="community")
     columns = ["landmark_month", "group", "horizon_month", "customers", "retention", "low",
                "high", "interval"]
-    return {"retention": curves.retention_[columns].to_dict(orient="records"),
-            "difference": curves.difference_.to_dict(orient="records")}
+    pooled = ~curves.retention_["group"].str.startswith("member: ")
+    return {"retention": curves.retention_.loc[pooled, columns].to_dict(orient="records"),
+            "difference": curves.difference_.to_dict(orient="records"),
+            "curves": monthly_curves(curves)}
+
+
+def monthly_curves(curves) -> dict[str, Any]:
+    """The landmark curves (per community too) read at whole months since the landmark: small
+    enough for ``results.json`` and the same step function at every month (the horizons 6 and
+    12 included), so a notebook draws them and reads retention without refitting."""
+    from roi.models.survival_curves import survival_at
+
+    sizes = curves.retention_.groupby(["landmark_month", "group"])["customers"].first()
+    points = []
+    for (landmark, group), rows in curves.curves_.groupby(["landmark_month", "group"],
+                                                           sort=True):
+        months = range(int(rows["month"].max()) + 1)
+        at = survival_at(rows.rename(columns={"day": "time"}).assign(greenwood=0.0),
+                         [m * curves.days_per_month for m in months])
+        customers = int(sizes.get((landmark, group), 0))
+        points += [{"landmark_month": landmark, "group": group, "month": m,
+                    "customers": customers, "survival": s, "low": lo, "high": hi}
+                   for m, s, lo, hi in zip(months, at["survival"], at["low"], at["high"],
+                                           strict=True)]
+    return {"interval": "95% CI", "points": points}
 
 
 def _section(estimates: dict[str, EffectResult], *, choice: Choice) -> dict:
@@ -412,15 +442,31 @@ def _section(estimates: dict[str, EffectResult], *, choice: Choice) -> dict:
 def _event_study(revenue: dict[str, EffectResult]) -> dict[str, Any] | None:
     """Effect by months since joining (negative months are the pre-trend placebo), from the
     first estimator in preference order that has an event-time table."""
+    studies = _event_studies(revenue)
+    for method in ("did_multiplicative", "did"):
+        if method in studies:
+            return {k: v for k, v in studies[method].items() if k != "by_community"}
+    return None
+
+
+def _event_studies(revenue: dict[str, EffectResult]) -> dict[str, Any]:
+    """Every DiD's event study, pooled and per community (``event_studies``, read by the
+    notebooks' lift explorer so that it never refits)."""
+    def points(table) -> list[dict[str, Any]]:
+        table = table.rename(columns={"att": "estimate"})
+        return table[["e", "estimate", "low", "high", "n_treated"]].to_dict(orient="records")
+
+    studies = {}
     for method in ("did_multiplicative", "did"):
         result = revenue.get(method)
         table = None if result is None else result.tables.get("dynamic")
         if table is not None and len(table):
-            points = table.rename(columns={"att": "estimate"})
-            points = points[["e", "estimate", "low", "high", "n_treated"]]
-            return {"method": method, "interval": result.interval,
-                    "points": points.to_dict(orient="records")}
-    return None
+            by_community = result.tables.get("dynamic_by_community") or {}
+            studies[method] = {"method": method, "interval": result.interval,
+                               "points": points(table),
+                               "by_community": {k: points(v) for k, v in by_community.items()
+                                                if len(v)}}
+    return studies
 
 
 def assemble_results(*, dataset: Dataset, config: RunConfig, revenue: dict[str, EffectResult],
@@ -436,7 +482,11 @@ def assemble_results(*, dataset: Dataset, config: RunConfig, revenue: dict[str, 
     revenue_section["member_months"] = member_months
     revenue_section["member_months_by_community"] = member_months_by_community or {}
     revenue_section["event_study"] = _event_study(revenue)
+    revenue_section["event_studies"] = _event_studies(revenue)
+    # Every estimator's per-community entries (``by_community`` holds the preferred one's only)
+    revenue_section["estimates_by_community"] = {n: r.by_group for n, r in revenue.items()}
     retention_section = _section(retention, choice=choose_retention(retention))
+    retention_section["estimates_by_community"] = {n: r.by_group for n, r in retention.items()}
     from roi.sensitivity.results import retention_lift_sensitivity, revenue_lift_sensitivity
 
     # How strong a violation of each estimate's assumption would have to be (issue 17)

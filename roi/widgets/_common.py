@@ -52,6 +52,80 @@ def results_of(source: Any) -> dict[str, Any]:
     raise TypeError(f"expected RunOutputs, a results dict or a path, got {type(source).__name__}")
 
 
+def open_run(results: Any = "../out", *, source: Any = "../data/sample",
+             progress: bool = True) -> dict[str, Any]:
+    """The ``results.json`` dict of a finished run; when ``results`` (a run's output folder or
+    its ``results.json``) holds none, the job runs once on ``source`` and writes it there.
+
+    Parameters
+    ----------
+    results : str, Path, dict or RunOutputs
+        What ``roi run`` / ``make demo`` wrote (``../out`` from the notebooks folder).
+    source : str or Path
+        The data the job reads when it has to run (a folder or a database URL).
+    progress : bool
+        Show the job's progress bar (it takes minutes on the sample).
+
+    Returns
+    -------
+    dict
+        The run's ``results.json``; every dashboard of :mod:`roi.widgets` accepts it.
+    """
+    if not isinstance(results, str | Path):
+        return results_of(results)
+    path = Path(results)
+    file = path if path.suffix == ".json" else path / "results.json"
+    if file.is_file():
+        return results_of(file)
+    from roi.run import run_job
+
+    print(f"{file} not found: running the job once on {source} (writes {file.parent})")
+    return run_job(source, out=file.parent, progress=progress)
+
+
+def sentence(method: str, entry: dict[str, Any] | None, *, converged: bool = True,
+             currency: str | None = "USD") -> str:
+    """The plain-language sentence of one ``estimates`` entry, as
+    :meth:`roi.results.EffectResult.sentence` writes it for the fitted result.
+
+    Examples
+    --------
+    >>> sentence("did", {"estimate": 4.0, "low": 1.0, "high": 7.0, "interval": "95% CI"})
+    'did: each member-month adds $4.00 (95% CI $1.00 to $7.00).'
+    """
+    entry = entry or {}
+    caveat = "" if converged and entry.get("converged", True) else \
+        " (NOT CONVERGED: do not rely on it)"
+    if entry.get("refused") or not finite(entry.get("estimate", entry.get("hazard_ratio"))):
+        return f"{method}: not estimated ({entry.get('refused') or 'no number in this run'})."
+    low, high, interval = entry.get("low"), entry.get("high"), entry.get("interval")
+    if "hazard_ratio" in entry:
+        value = entry["hazard_ratio"]
+        change = (1.0 - value) * 100
+        word = "lowers" if change > 0 else "raises"
+        return (f"{method}: membership {word} the monthly churn hazard by {abs(change):.0f}% "
+                f"(hazard ratio {value:.2f}, {interval} {low:.2f}-{high:.2f}){caveat}.")
+    cur = symbol(currency)
+    return (f"{method}: each member-month adds {cur}{entry['estimate']:,.2f} ({interval} "
+            f"{cur}{low:,.2f} to {cur}{high:,.2f}){caveat}.")
+
+
+def converged_of(results: dict[str, Any], key: str) -> bool:
+    """``diagnostics[key].converged`` of the run (True when the run does not say)."""
+    return bool(((results.get("diagnostics") or {}).get(key) or {}).get("converged", True))
+
+
+def csv_link(frame: Any, filename: str, label: str = "Download CSV") -> str:
+    """An HTML link that downloads ``frame`` (a DataFrame or a list of dicts) as a CSV file;
+    the data travel in the link itself, so it works in JupyterLab and in an exported page."""
+    import pandas as pd
+
+    table = frame if isinstance(frame, pd.DataFrame) else pd.DataFrame(list(frame))
+    data = base64.b64encode(table.to_csv(index=False).encode("utf-8")).decode("ascii")
+    return (f'<a download="{html.escape(filename)}" href="data:text/csv;base64,{data}" '
+            f'class="roi-csv">{html.escape(label)}</a>')
+
+
 def finite(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -113,6 +187,20 @@ def community_options(communities: Iterable[str]) -> list[tuple[str, str]]:
     return [(ALL_LABEL, ALL)] + [(str(c), str(c)) for c in sorted(set(communities))]
 
 
+def export_folder(source: Any) -> Path:
+    """Where "Export report" writes by default: ``exported/`` in the run's output folder when
+    the dashboard was opened from it, else a folder in the temp directory (never the notebooks
+    folder, where it would show up untracked in git)."""
+    import tempfile
+
+    if isinstance(source, str | Path):
+        path = Path(source)
+        return (path.parent if path.suffix == ".json" else path) / "exported"
+    if getattr(source, "out", None) is not None:
+        return Path(source.out) / "exported"
+    return Path(tempfile.gettempdir()) / "roi-report"
+
+
 class ExportReport(widgets.VBox):
     """Folder box, PDF check box and an "Export report" button that writes report.html,
     report.xlsx (and report.pdf) with :func:`roi.reports.write_reports`; ``paths`` lists them.
@@ -129,10 +217,11 @@ class ExportReport(widgets.VBox):
         ``{"html": Path, "xlsx": Path[, "pdf": Path]}`` of the last export.
     """
 
-    def __init__(self, results: dict[str, Any], *, folder: str = "report") -> None:
+    def __init__(self, results: dict[str, Any], *, folder: str | Path | None = None) -> None:
         from roi.reports.pdf import chromium_path
 
         self.results = results
+        folder = str(folder or export_folder(None))
         self.written: dict[str, Path] = {}
         self.folder = widgets.Text(value=folder, description="Folder")
         self.pdf = widgets.Checkbox(value=chromium_path() is not None, description="PDF",

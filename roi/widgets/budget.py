@@ -32,12 +32,17 @@ import ipywidgets as widgets
 from roi.budget import BudgetModel
 from roi.comparison import build_comparison
 from roi.widgets._common import (
+    MEMBER_COLOUR,
+    OTHER_COLOUR,
     STYLE,
+    csv_link,
+    figure_output,
     finite,
     html_table,
     interval_text,
     money,
     results_of,
+    symbol,
     warning_list,
 )
 
@@ -80,6 +85,21 @@ def comparison_html(rows: list[dict[str, Any]], currency: str | None = None) -> 
     return html_table(header, body)
 
 
+def _flat(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Comparison rows with nested entries spread into columns (``revenue_per_dollar_low``)."""
+    flat = []
+    for row in rows:
+        out: dict[str, Any] = {}
+        for key, value in row.items():
+            if isinstance(value, dict):
+                out.update({f"{key}_{k}": v for k, v in value.items()
+                            if not isinstance(v, dict)})
+            else:
+                out[key] = "; ".join(value) if isinstance(value, list) else value
+        flat.append(out)
+    return flat
+
+
 class BudgetPanel(widgets.VBox):
     """Comparison table, one slider per channel/community, expected revenue change.
 
@@ -104,8 +124,13 @@ class BudgetPanel(widgets.VBox):
         self.model = BudgetModel.from_results(self.results, seed=seed)
         rows = self.results.get("comparison") or build_comparison(self.results)
         self.table = widgets.HTML(STYLE + "<h4>Cost and incremental revenue in the window</h4>"
-                                  + comparison_html(rows, self.currency))
+                                  + comparison_html(rows, self.currency)
+                                  + csv_link(_flat(rows), "comparison.csv"))
+        # The allocation itself, exact: a slider shows it rounded to its step, and the browser
+        # sends a snapped value back whenever Python sets one (an echo, not a user's move).
+        self.allocation = {name: float(self.model.current[name]) for name in self.model.names}
         self.sliders = {name: self._slider(name) for name in self.model.names}
+        self.readouts = {name: widgets.HTML() for name in self.model.names}
         self.keep_total = widgets.Checkbox(value=False, description="keep total fixed")
         self.optimise = widgets.Button(description="Optimise", disabled=not self.model.paid,
                                        tooltip="best split of the paid total (50%-150% each)")
@@ -115,9 +140,11 @@ class BudgetPanel(widgets.VBox):
         self.notes = widgets.HTML()
         self._busy = False
         self._extra_notes: list[str] = []
-        super().__init__(children=[self.table, *self.sliders.values(),
+        self.chart = widgets.Output()
+        rows = [widgets.HBox([self.sliders[n], self.readouts[n]]) for n in self.sliders]
+        super().__init__(children=[self.table, *rows,
                                    widgets.HBox([self.keep_total, self.optimise]),
-                                   self.expected, self.notes])
+                                   self.expected, self.notes, self.chart])
         self._update()
 
     def __repr__(self) -> str:  # text/plain outside a widget frontend
@@ -127,7 +154,7 @@ class BudgetPanel(widgets.VBox):
         low, high = self.model.spend_range(name)
         slider = widgets.FloatSlider(value=self.model.current[name], min=low, max=high,
                                      step=(high - low) / SLIDER_STEPS, description=name,
-                                     readout_format=",.0f", continuous_update=True,
+                                     readout=False, continuous_update=False,
                                      style={"description_width": "initial"},
                                      layout=widgets.Layout(width="480px"))
         slider.add_class(SLIDER_CLASS)
@@ -135,32 +162,50 @@ class BudgetPanel(widgets.VBox):
         return slider
 
     def spend(self) -> dict[str, float]:
-        """The allocation the sliders show."""
-        return {name: float(s.value) for name, s in self.sliders.items()}
+        """The allocation the sliders show (exact, not rounded to the sliders' step)."""
+        return dict(self.allocation)
 
-    def _moved(self, change: dict[str, Any]) -> None:
-        if self._busy:
-            return
-        self._extra_notes = []
-        if self.keep_total.value:
-            self._rebalance(change["owner"], change["new"] - change["old"])
-        self._update()
-
-    def _rebalance(self, moved: widgets.FloatSlider, delta: float) -> None:
-        """Take ``delta`` from the other sliders in proportion to their room in that direction
-        (so none hits its end early); what they cannot absorb is taken back from ``moved``."""
-        others = [s for s in self.sliders.values() if s is not moved]
-        room = [(s.value - s.min) if delta > 0 else (s.max - s.value) for s in others]
-        absorbed = min(abs(delta), sum(room))
+    def _set(self, values: dict[str, float]) -> None:
+        """Move the allocation and the sliders without treating it as a user's move."""
         self._busy = True
         try:
-            for slider, space in zip(others, room, strict=True):
-                share = absorbed * space / sum(room) if sum(room) > 0 else 0.0
-                slider.value = slider.value - share if delta > 0 else slider.value + share
-            if absorbed < abs(delta):
-                moved.value = moved.value - (abs(delta) - absorbed) * (1 if delta > 0 else -1)
+            for name, value in values.items():
+                self.allocation[name] = float(value)
+                self.sliders[name].value = float(value)
         finally:
             self._busy = False
+
+    def _moved(self, change: dict[str, Any]) -> None:
+        slider = change["owner"]
+        name = slider.description
+        # Re-entrant: our own update, or the browser echoing a value we set, snapped to the
+        # step (a user's move is at least one step): keep the exact allocation.
+        if self._busy or abs(change["new"] - self.allocation[name]) < 0.51 * slider.step:
+            return
+        self._extra_notes = []
+        delta = float(change["new"]) - self.allocation[name]
+        self.allocation[name] = float(change["new"])
+        if self.keep_total.value:
+            self._rebalance(name, delta)
+        self._update()
+
+    def _rebalance(self, moved: str, delta: float) -> None:
+        """Take ``delta`` from the other sliders in proportion to their room in that direction
+        (so none hits its end early); what they cannot absorb is taken back from ``moved``."""
+        others = [n for n in self.sliders if n != moved]
+        ranges = {n: (self.sliders[n].min, self.sliders[n].max) for n in others}
+        room = [(self.allocation[n] - ranges[n][0]) if delta > 0
+                else (ranges[n][1] - self.allocation[n]) for n in others]
+        absorbed = min(abs(delta), sum(room))
+        values = {}
+        for name, space in zip(others, room, strict=True):
+            share = absorbed * space / sum(room) if sum(room) > 0 else 0.0
+            values[name] = self.allocation[name] - share if delta > 0 else \
+                self.allocation[name] + share
+        if absorbed < abs(delta):
+            values[moved] = self.allocation[moved] - (abs(delta) - absorbed) * (
+                1 if delta > 0 else -1)
+        self._set(values)
 
     def _optimise(self, _button: Any = None) -> None:
         current = self.model.current
@@ -169,19 +214,15 @@ class BudgetPanel(widgets.VBox):
             low, high = self.model.spend_range(name)
             bounds[name] = (max(low, OPTIMISE_BOUNDS[0] * current[name]),
                             min(high, OPTIMISE_BOUNDS[1] * current[name]))
-        total = sum(self.sliders[n].value for n in self.model.paid)
+        total = sum(self.allocation[n] for n in self.model.paid)
         try:
             best = self.model.optimise(total=total, bounds=bounds)
         except ValueError as exc:
             self._extra_notes = [f"Not optimised: {exc}"]
             self._update()
             return
-        self._busy = True
-        try:
-            for name in self.model.paid:
-                self.sliders[name].value = best["spend"][name]
-        finally:
-            self._busy = False
+        self._set({name: best["spend"][name] for name in self.model.paid})
+        self.optimised = best
         self._extra_notes = [f"Optimised: the paid total {money(total, self.currency)} shared "
                              "for the highest expected revenue, each channel between 50% and "
                              "150% of its current spend."] + best["notes"]
@@ -209,6 +250,33 @@ class BudgetPanel(widgets.VBox):
         self.expected.value = f"<p><b>{html.escape(text[0].upper() + text[1:])}</b></p>"
         notes = list(self.model.notes) + self._extra_notes + (result or {}).get("notes", [])
         self.notes.value = STYLE + warning_list(dict.fromkeys(notes))
+        for name, readout in self.readouts.items():
+            readout.value = self.readout(name)
+        if result is not None:
+            self.chart.outputs = (self._chart_output(result),)
+
+    def readout(self, name: str) -> str:
+        """``$12,345 (+10.0%)``: the slider's spend and its change from today's."""
+        value, current = self.allocation[name], self.model.current[name]
+        change = f" ({(value - current) / current:+.1%})" if current else ""
+        return f"<span>{html.escape(money(value, self.currency) + change)}</span>"
+
+    def _chart_output(self, result: dict[str, Any]) -> dict[str, Any]:
+        """Spend today and in the scenario, side by side per channel and community."""
+        from matplotlib.figure import Figure
+
+        names = list(self.sliders)
+        figure = Figure(figsize=(8, 0.5 + 0.35 * len(names)))
+        ax = figure.add_subplot()
+        rows = range(len(names))
+        ax.barh([r + 0.2 for r in rows], [self.model.current[n] for n in names], height=0.4,
+                color=OTHER_COLOUR, label="today")
+        ax.barh([r - 0.2 for r in rows], [self.allocation[n] for n in names], height=0.4,
+                color=MEMBER_COLOUR, label="scenario")
+        ax.set_yticks(list(rows), names)
+        ax.set_xlabel(f"spend in the window ({symbol(self.currency)})")
+        ax.legend(fontsize=7, loc="lower right")
+        return figure_output(figure, "Scenario: " + self._summary_text(result))
 
 
 def budget_panel(results: Any, *, seed: int = 0) -> BudgetPanel:

@@ -15,7 +15,14 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from roi.widgets._common import STYLE, ExportReport, html_table, results_of, warning_list
+from roi.widgets._common import (
+    STYLE,
+    ExportReport,
+    export_folder,
+    html_table,
+    results_of,
+    warning_list,
+)
 
 
 def _rows(data: dict[str, Any]) -> list[tuple[str, str]]:
@@ -72,7 +79,7 @@ class DataOverview(widgets.VBox):
         body = STYLE + "<h4>Data</h4>" + html_table(["", "value"], _rows(results.get("data", {})))
         body += "<h4>Warnings</h4>" + (warning_list(self.warnings) or "<p>none</p>")
         self.table = widgets.HTML(value=body)
-        self.export = ExportReport(results)
+        self.export = ExportReport(results, folder=export_folder(results_or_outputs))
         super().__init__(children=[self.table, self.export])
 
     def __repr__(self) -> str:  # the text/plain form outside a widget frontend

@@ -30,6 +30,8 @@ from roi.widgets._common import (
     ALL,
     STYLE,
     ExportReport,
+    csv_link,
+    export_folder,
     finite,
     html_table,
     money,
@@ -104,7 +106,7 @@ class PaidMediaExplorer(widgets.VBox):
         self.table = widgets.HTML()
         self.curves = widgets.Output()
         self.contributions = widgets.Output()
-        self.export = ExportReport(self.results)
+        self.export = ExportReport(self.results, folder=export_folder(results_or_outputs))
         self.channel.observe(self._update, names="value")
         super().__init__(children=[self.channel, self.table, self.curves, self.contributions,
                                    self.export])
@@ -138,8 +140,10 @@ class PaidMediaExplorer(widgets.VBox):
         channels = self.paid.get("channels") or {}
         rows = [self._row(name, channels[name]) for name in self._selected()]
         html = STYLE + "<h4>Return on ad spend (revenue caused per dollar of spend)</h4>"
-        html += html_table(["channel", "spend", "ROAS", "marginal ROAS", "revenue caused",
-                            "regression ROAS (contrast)", "converged"], rows)
+        header = ["channel", "spend", "ROAS", "marginal ROAS", "revenue caused",
+                  "regression ROAS (contrast)", "converged"]
+        html += html_table(header, rows)
+        html += csv_link([dict(zip(header, row, strict=True)) for row in rows], "roas.csv")
         if not self.converged:
             html += f'<p class="roi-warn"><b>{NOT_CONVERGED}</b>: the media-mix model.</p>'
         return html + warning_list(self.paid.get("warnings") or [])

@@ -7,9 +7,8 @@ months after first seen) and follow both groups from there; see
 
 Examples
 --------
->>> from roi.run import run_models
 >>> from roi.widgets import retention_explorer
->>> explorer = retention_explorer(run_models("data/sample", out="out"))   # doctest: +SKIP
+>>> explorer = retention_explorer("../out")     # a finished run's folder    # doctest: +SKIP
 >>> explorer.landmark.value = 12                                            # doctest: +SKIP
 """
 
@@ -21,8 +20,6 @@ import ipywidgets as widgets
 import pandas as pd
 from matplotlib.figure import Figure
 
-from roi.models.survival_curves import RetentionCurves
-from roi.results import EffectResult
 from roi.widgets._common import (
     ALL,
     MEMBER_COLOUR,
@@ -30,10 +27,14 @@ from roi.widgets._common import (
     STYLE,
     ExportReport,
     community_options,
+    converged_of,
+    csv_link,
+    export_folder,
     figure_output,
     html_table,
     interval_text,
     ratio,
+    results_of,
     text_output,
     warning_list,
 )
@@ -48,6 +49,9 @@ def _landmark_label(month: float) -> str:
 class RetentionExplorer(widgets.VBox):
     """Community and landmark dropdowns, curves with bands, hazard ratios and retention table.
 
+    Everything is read from ``results.json`` (``community_retention_lift``: ``estimates``,
+    ``estimates_by_community``, ``landmark_retention.curves``), so nothing is refitted.
+
     Attributes
     ----------
     community, landmark : Dropdown
@@ -55,22 +59,25 @@ class RetentionExplorer(widgets.VBox):
         Hazard ratios of every retention estimator and retention at the horizons.
     plot : Output
         Retention curves with pointwise 95% bands.
-    curves : RetentionCurves
+    curves : DataFrame
+        The landmark curves read at whole months (``landmark_month``, ``group``, ``month``,
+        ``customers``, ``survival``, ``low``, ``high``).
     export : ExportReport
         Writes the reports of the run into a chosen folder.
     """
 
-    def __init__(self, outputs: Any, *, curves: RetentionCurves | None = None) -> None:
-        self.retention: dict[str, EffectResult] = outputs.retention
-        self.results = outputs.results
-        if curves is None:
-            curves = RetentionCurves().fit(outputs.dataset.survival_table(),
-                                           community="community")
-        self.curves = curves
-        groups = {g for r in self.retention.values() for g in r.by_group}
-        groups |= {g.removeprefix("member: ") for g in curves.curves_["group"].unique()
+    def __init__(self, source: Any) -> None:
+        self.results = results = results_of(source)
+        self.section = results.get("community_retention_lift") or {}
+        self.estimates: dict[str, dict] = self.section.get("estimates") or {}
+        landmark = self.section.get("landmark_retention") or {}
+        self.curves = pd.DataFrame((landmark.get("curves") or {}).get("points") or [],
+                                   columns=CURVE_COLUMNS)
+        self.horizons = sorted({r["horizon_month"] for r in landmark.get("retention") or []})
+        groups = {g for entries in self._by_community().values() for g in entries}
+        groups |= {g.removeprefix("member: ") for g in self.curves["group"].unique()
                    if g.startswith("member: ")}
-        months = [_plain(m) for m in sorted(curves.curves_["landmark_month"].unique()) if m != 0]
+        months = [_plain(m) for m in sorted(self.curves["landmark_month"].unique()) if m != 0]
         months.append(0)
         self.community = widgets.Dropdown(options=community_options(groups),
                                           description="Community")
@@ -79,12 +86,23 @@ class RetentionExplorer(widgets.VBox):
                                          style={"description_width": "initial"})
         self.table = widgets.HTML()
         self.plot = widgets.Output()
-        self.export = ExportReport(outputs.results)
+        self.export = ExportReport(results, folder=export_folder(source))
         self.community.observe(self._update, names="value")
         self.landmark.observe(self._update, names="value")
         super().__init__(children=[widgets.HBox([self.community, self.landmark]),
                                    self.plot, self.table, self.export])
         self._update()
+
+    def _by_community(self) -> dict[str, dict[str, Any]]:
+        found = self.section.get("estimates_by_community")
+        if found is None and self.section.get("preferred"):
+            found = {self.section["preferred"]: self.section.get("by_community") or {}}
+        return found or {}
+
+    def entry(self, method: str, community: str = ALL) -> dict[str, Any] | None:
+        if community == ALL:
+            return self.estimates.get(method)
+        return (self._by_community().get(method) or {}).get(community)
 
     def _groups(self) -> list[str]:
         if self.landmark.value == 0:
@@ -94,9 +112,8 @@ class RetentionExplorer(widgets.VBox):
 
     def __repr__(self) -> str:  # text/plain outside a widget frontend (cut at 110 chars)
         parts = []
-        for name, result in self.retention.items():
-            entry = (result.to_contract() if self.community.value == ALL
-                     else result.by_group.get(self.community.value))
+        for name in self.estimates:
+            entry = self.entry(name, self.community.value)
             if entry:
                 parts.append(f"{name} {ratio(entry.get('hazard_ratio'))}")
         return f"RetentionExplorer [{self.community.label}]: hazard ratio " + ", ".join(parts)
@@ -105,45 +122,60 @@ class RetentionExplorer(widgets.VBox):
         self.table.value = self._table_html()
         self.plot.outputs = (self._plot_output(),)
 
+    def retention_rows(self) -> pd.DataFrame:
+        """Retention of the groups shown at each horizon, read off the monthly curves."""
+        curves = self.curves
+        kept = curves[(curves["landmark_month"] == self.landmark.value)
+                      & curves["group"].isin(self._groups())
+                      & curves["month"].isin(self.horizons)]
+        order = kept["group"].map({g: i for i, g in enumerate(self._groups())})
+        return kept.assign(order=order).sort_values(["order", "month"]).drop(columns="order")
+
     def _table_html(self) -> str:
         community, scope = self.community.value, self.community.label
         rows, warnings = [], []
-        preferred = self.results.get("community_retention_lift", {}).get("preferred")
-        for name, result in self.retention.items():
-            entry = result.to_contract() if community == ALL else result.by_group.get(community)
+        preferred = self.section.get("preferred")
+        diagnostics = self.results.get("diagnostics") or {}
+        for name in self.estimates:
+            entry = self.entry(name, community)
             value = ratio(entry.get("hazard_ratio")) if entry else "—"
             label = f"{name} (preferred)" if name == preferred else name
-            rows.append([label, value, interval_text(entry, ratio),
-                         "yes" if result.diagnostics.converged else "NO"])
-            warnings += [w if w.startswith(f"{name}:") else f"{name}: {w}"
-                         for w in result.diagnostics.warnings]
+            ok = converged_of(self.results, f"retention_{name}") and (
+                entry or {}).get("converged", True) is not False
+            rows.append([label, value, interval_text(entry, ratio), "yes" if ok else "NO"])
+            warnings += [w if w.startswith(f"{name}:") else f"{name}: {w}" for w in
+                         (diagnostics.get(f"retention_{name}") or {}).get("warnings", [])]
         html = STYLE + (f"<h4>Churn hazard ratio, members vs non-members: {scope}</h4>"
                         + html_table(["method", "hazard ratio", "interval", "converged"], rows)
                         + "<p>Below 1: members churn less. The naive ratio treats members as "
                           "members from their first day as customers (immortal time).</p>")
-        kept = self.curves.retention_[
-            (self.curves.retention_["landmark_month"] == self.landmark.value)
-            & self.curves.retention_["group"].isin(self._groups())]
-        retention_rows = [[r.group, f"{r.horizon_month:g}", f"{r.customers:,}",
-                           _percent(r.retention), f"{_percent(r.low)} to {_percent(r.high)}"]
+        kept = self.retention_rows()
+        retention_rows = [[r.group, f"{r.month:g}", f"{r.customers:,}", _percent(r.survival),
+                           f"{_percent(r.low)} to {_percent(r.high)}"]
                           for r in kept.itertuples()]
         html += (f"<h4>Retention, landmark: {_landmark_label(self.landmark.value)}</h4>"
                  + html_table(["group", "months after landmark", "customers at landmark",
-                               "retention", "95% CI"], retention_rows))
+                               "retention", "95% CI"], retention_rows)
+                 + csv_link(kept, f"retention_{self.landmark.value:g}_"
+                                  f"{community or 'all'}.csv"))
         return html + warning_list(warnings)
 
     def _plot_output(self) -> dict[str, Any]:
-        curves = self.curves.curves_
+        curves = self.curves
         month, groups = self.landmark.value, self._groups()
         shown = curves[(curves["landmark_month"] == month) & curves["group"].isin(groups)]
         if shown.empty:
-            return text_output(f"No customers in {groups} at landmark {month}.")
+            return text_output(f"No retention curves for {groups} at landmark {month} in this "
+                               "run.")
         figure = _curves_figure(shown, groups, title=f"Retention: {self.community.label}, "
                                 f"landmark {_landmark_label(month)}")
-        sizes = ", ".join(f"{g}: {int(shown.loc[shown['group'] == g, 'at_risk'].max()):,} "
+        sizes = ", ".join(f"{g}: {int(shown.loc[shown['group'] == g, 'customers'].max()):,} "
                           f"customers" for g in groups if (shown["group"] == g).any())
         return figure_output(figure, f"Retention curves ({self.community.label}, landmark "
                                      f"{month:g} months): {sizes}.")
+
+
+CURVE_COLUMNS = ["landmark_month", "group", "month", "customers", "survival", "low", "high"]
 
 
 def _plain(month: Any) -> int | float:
@@ -172,20 +204,18 @@ def _curves_figure(curves: pd.DataFrame, groups: list[str], *, title: str) -> Fi
     return figure
 
 
-def retention_explorer(outputs: Any, *, curves: RetentionCurves | None = None
-                       ) -> RetentionExplorer:
+def retention_explorer(source: Any) -> RetentionExplorer:
     """Community and landmark dropdowns over the run's retention results.
 
     Parameters
     ----------
-    outputs : RunOutputs
-        What :func:`roi.run.run_models` returned (its dataset gives the survival table).
-    curves : RetentionCurves, optional
-        Already fitted curves (with ``community="community"``); fitted here when omitted.
+    source : str, Path, dict or RunOutputs
+        A finished run: its output folder, its ``results.json``, the loaded dict, or what
+        :func:`roi.run.run_models` returned.
 
     Returns
     -------
     RetentionExplorer
         A ``VBox`` with ``community``, ``landmark``, ``table`` and ``plot`` attributes.
     """
-    return RetentionExplorer(outputs, curves=curves)
+    return RetentionExplorer(source)

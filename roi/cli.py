@@ -179,12 +179,18 @@ def print_bottom_line(results: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from roi.interrupts import Interrupted, handling_interrupts
+    from roi.interrupts import Interrupted, handling_interrupts, raise_if_interrupted
 
     args = _parser().parse_args(argv)
     try:
         with handling_interrupts():
-            return _command(args)
+            try:
+                return _command(args)
+            except Exception:
+                # A library may turn the signal into its own error (DuckDB's "Interrupted!"):
+                # the run was interrupted all the same.
+                raise_if_interrupted()
+                raise
     except RoiError as exc:
         print(f"error: {redact(str(exc))}", file=sys.stderr)
         return EXIT_INVALID

@@ -27,7 +27,9 @@ def test_missing_required_column(tiny):
     tiny["orders"] = tiny["orders"].drop(columns=["revenue"])
     problem = only(problems_of(tiny), "missing required column")
     assert (problem.table, problem.column) == ("orders", "revenue")
-    assert "order_date" in problem.examples                   # the columns that were found
+    assert problem.found == ("currency", "customer_id", "order_date", "order_id")
+    assert str(problem) == ("orders.revenue: missing required column; columns found: "
+                            "currency, customer_id, order_date, order_id")
 
 
 def test_members_need_customer_id_or_email(tiny):

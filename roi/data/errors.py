@@ -23,6 +23,7 @@ class DataProblem:
     rule: str
     n_rows: int
     examples: tuple[Any, ...] = field(default_factory=tuple)
+    found: tuple[str, ...] | None = None   # a missing column: the columns the table has
 
     def __post_init__(self) -> None:
         # Examples and column names come from the data: no raw e-mail (a customer_id that is an
@@ -30,8 +31,13 @@ class DataProblem:
         object.__setattr__(self, "column", redact(self.column))
         object.__setattr__(self, "examples", tuple(
             redact(e) if isinstance(e, str) else e for e in self.examples))
+        if self.found is not None:
+            object.__setattr__(self, "found", tuple(redact(str(c)) for c in self.found))
 
     def __str__(self) -> str:
+        if self.found is not None:  # the columns are not example rows: list them all
+            columns = ", ".join(_short(c) for c in self.found) or "none"
+            return f"{self.table}.{self.column}: {self.rule}; columns found: {columns}"
         shown = ", ".join(repr(_short(e)) for e in self.examples[:MAX_EXAMPLES])
         example_text = f"; e.g. {shown}" if shown else ""
         rows = "row" if self.n_rows == 1 else "rows"

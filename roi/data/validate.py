@@ -73,7 +73,7 @@ def structure_problems(engine: sa.Engine, tables: dict[str, sa.FromClause]) -> l
                 missing.append(" or ".join(group))
         for column in missing:
             problems.append(DataProblem(name, column, "missing required column", 0,
-                                        tuple(sorted(present))[:MAX_EXAMPLES]))
+                                        found=tuple(sorted(present))))
         if name in REQUIRED_TABLES and not missing:
             n_rows = execute_scalar_rows(engine, sa.select(sa.func.count()).select_from(raw))
             if n_rows[0][0] == 0:

@@ -16,8 +16,10 @@ from roi.data.source import CanonicalSource
 
 def open_source(spec: str | Path | Mapping[str, pd.DataFrame], *,
                 tables: Mapping[str, str] | None = None,
-                schema: str | None = None) -> CanonicalSource:
-    """A folder path, a database URL (``dialect://...``) or ``{table: DataFrame}``.
+                schema: str | None = None,
+                columns: Mapping[str, Mapping[str, str]] | None = None) -> CanonicalSource:
+    """A folder path, a database URL (``dialect://...``) or ``{table: DataFrame}``;
+    ``columns`` renames a folder's headers (``{"orders": {"order_date": "Date"}}``).
 
     Examples
     --------
@@ -31,10 +33,16 @@ def open_source(spec: str | Path | Mapping[str, pd.DataFrame], *,
     if "://" in str(spec):
         from connectors.sql import from_url
 
+        if columns:
+            from roi.data.errors import SourceError
+
+            raise SourceError("[columns] renames the headers of files; for a database name "
+                              "the columns in [source.tables] (SELECT Date AS order_date ...)")
+
         return from_url(str(spec), tables=tables, schema=schema)
     from connectors.files import from_folder
 
-    return from_folder(spec)
+    return from_folder(spec, columns={k: dict(v) for k, v in (columns or {}).items()})
 
 
 __all__ = ["open_source"]

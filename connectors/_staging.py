@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import re
 import zoneinfo
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,13 +36,24 @@ def check_identifier(name: object, *, what: str) -> str:
     return text
 
 
-def canonical_names(table: str, columns: list[str], *, origin: str) -> dict[str, str]:
-    """Map each source column to its canonical spelling (trimmed, case-insensitive match).
+def canonical_names(table: str, columns: list[str], *, origin: str,
+                    rename: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Map each source column to its canonical spelling (trimmed, case-insensitive match);
+    ``rename`` maps a canonical name to the header the file uses for it (``[columns.<table>]``
+    of ``roi.toml``, e.g. ``order_date = "Date"``), matched the same way.
 
-    Raises SourceError on duplicate column names, which would make a column ambiguous.
+    Raises SourceError on duplicate column names, which would make a column ambiguous, and on
+    a ``rename`` header the file does not have (naming the columns found).
     """
     spec = TABLES[table]
     canonical = {c.lower(): c for c in (*spec.required, *spec.optional)}
+    headers = {str(c).strip().lstrip("\ufeff").lower() for c in columns}
+    for target, header in (rename or {}).items():
+        if str(header).strip().lower() not in headers:
+            found = ", ".join(str(c) for c in columns)
+            raise SourceError(f"{table} ({origin}): [columns.{table}] {target} = {header!r}: "
+                              f"no such column; columns found: {found}")
+        canonical[str(header).strip().lower()] = target
     renamed: dict[str, str] = {}
     for column in columns:
         check_identifier(column, what=f"{table} ({origin}): column")
@@ -73,7 +85,8 @@ def duckdb_type(type_name: str) -> type[sa.types.TypeEngine]:
 
 
 def stage_file(engine: sa.Engine, table: str, path: Path, *,
-               notes: list[str] | None = None) -> sa.TableClause:
+               notes: list[str] | None = None,
+               rename: Mapping[str, str] | None = None) -> sa.TableClause:
     """CSV (read as text so the validator sees every raw value), Parquet, or Excel (every sheet
     of the table, see :mod:`connectors._excel`); what a reader should know goes to ``notes``."""
     suffix = path.suffix.lower()
@@ -81,17 +94,17 @@ def stage_file(engine: sa.Engine, table: str, path: Path, *,
         frame, sheet_notes = read_workbook(table, path)
         if notes is not None:
             notes.extend(sheet_notes)
-        return stage_frame(engine, table, frame, origin=path.name)
+        return stage_frame(engine, table, frame, origin=path.name, rename=rename)
     if path.stat().st_size == 0:
         raise SourceError(f"{table}: {path.name} is an empty file (not even a header row)")
     if suffix == ".parquet":
         return _create(engine, table, parquet_select(table, path), [str(path)],
-                       origin=path.name, view=True)
+                       origin=path.name, view=True, rename=rename)
     dialect = sniff_csv(table, path)
     reader = (f"read_csv($1, all_varchar=true, header=true, encoding='{dialect.encoding}', "
               f"delim='{dialect.delimiter}')")
     return _create(engine, table, f"SELECT * FROM {reader}", [str(path)], origin=path.name,
-                   width=len(dialect.header))
+                   width=len(dialect.header), rename=rename)
 
 
 def parquet_select(table: str, path: Path) -> str:
@@ -201,7 +214,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 def stage_frame(engine: sa.Engine, table: str, frame: pd.DataFrame, *,
-                origin: str) -> sa.TableClause:
+                origin: str, rename: Mapping[str, str] | None = None) -> sa.TableClause:
     """A DataFrame copied into DuckDB (so validation and aggregations run in SQL)."""
     driver = _driver(engine)
     aware = [i for i, dtype in enumerate(frame.dtypes) if isinstance(dtype, pd.DatetimeTZDtype)]
@@ -215,13 +228,14 @@ def stage_frame(engine: sa.Engine, table: str, frame: pd.DataFrame, *,
     driver.register(view, frame)
     try:
         return _create(engine, table, f"SELECT * FROM {quote_identifier(view)}", [],
-                       origin=origin)
+                       origin=origin, rename=rename)
     finally:
         driver.unregister(view)
 
 
 def _create(engine: sa.Engine, table: str, select: str, params: list, *,
-            origin: str, view: bool = False, width: int | None = None) -> sa.TableClause:
+            origin: str, view: bool = False, width: int | None = None,
+            rename: Mapping[str, str] | None = None) -> sa.TableClause:
     """A raw table (or, for Parquet, a view: no copy) with canonical column names; ``width``
     is the number of columns the header names (CSV), which the reader must agree with."""
     import duckdb
@@ -234,7 +248,7 @@ def _create(engine: sa.Engine, table: str, select: str, params: list, *,
             raise SourceError(f"{table}: cannot read {origin}: the header names {width} "
                               f"columns but rows have {len(columns)} (a row with more fields "
                               "than the header, or mixed delimiters)")
-        names = canonical_names(table, columns, origin=origin)
+        names = canonical_names(table, columns, origin=origin, rename=rename)
         renamed = ", ".join(f"{quote_identifier(old)} AS {quote_identifier(new)}"
                             for old, new in names.items())
         kind = "VIEW" if view else "TABLE"

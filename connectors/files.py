@@ -46,8 +46,11 @@ def table_files(folder: Path) -> dict[str, Path]:
     return found
 
 
-def from_folder(folder: str | Path) -> CanonicalSource:
-    """Stage every table file (and listed platform export) of ``folder`` in embedded DuckDB.
+def from_folder(folder: str | Path, *,
+                columns: dict[str, dict[str, str]] | None = None) -> CanonicalSource:
+    """Stage every table file (and listed platform export) of ``folder`` in embedded DuckDB;
+    ``columns`` renames headers per table (``{"orders": {"order_date": "Date"}}``: canonical
+    name -> the file's header, ``[columns.orders]`` in ``roi.toml``).
 
     Examples
     --------
@@ -62,7 +65,8 @@ def from_folder(folder: str | Path) -> CanonicalSource:
     engine = embedded_engine()
     files = table_files(folder)
     notes: list[str] = []
-    tables = {table: stage_file(engine, table, path, notes=notes)
+    tables = {table: stage_file(engine, table, path, notes=notes,
+                                rename=(columns or {}).get(table))
               for table, path in files.items()}
     for table, frame, export_notes in _exports(folder):
         if table in files:

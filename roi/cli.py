@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -36,10 +37,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", help="TOML config file")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     run.add_argument("--no-pdf", action="store_true", help="skip report.pdf (needs Chromium)")
+    run.add_argument("--paper", choices=["A4", "Letter"], help="report.pdf page size (default "
+                     "$ROI_PAPER, else A4)")
     report = commands.add_parser("report", help="write the reports again from a results.json")
     report.add_argument("results", help="results.json, or the folder holding it")
     report.add_argument("--out", help="output folder (default: beside results.json)")
     report.add_argument("--no-pdf", action="store_true", help="skip report.pdf (needs Chromium)")
+    report.add_argument("--paper", choices=["A4", "Letter"], help="report.pdf page size "
+                        "(default $ROI_PAPER, else A4)")
     demo = commands.add_parser("demo", help="run on the bundled sample data")
     demo.add_argument("--out", default="out", help="output folder (default: out)")
     demo.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -60,7 +65,8 @@ def _validate(args: argparse.Namespace) -> int:
     from roi.data import load_dataset
 
     config = load_config(args.config)
-    dataset = load_dataset(open_source(args.source, tables=config.source_tables or None),
+    dataset = load_dataset(open_source(args.source, tables=config.source_tables or None,
+                                       columns=config.columns or None),
                            config.data)
     print(json.dumps(redact_document(dataset.report), indent=2))
     print(f"OK: {redact(args.source)} satisfies the data contract.")
@@ -182,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     from roi.interrupts import Interrupted, handling_interrupts, raise_if_interrupted
 
     args = _parser().parse_args(argv)
+    if getattr(args, "paper", None):   # read by roi.reports.pdf wherever the PDF is printed
+        os.environ["ROI_PAPER"] = args.paper
     try:
         with handling_interrupts():
             try:

@@ -22,6 +22,10 @@ Example ``roi.toml``::
     tune = 1000
     chains = 4
 
+    [columns.orders]            # files whose headers differ: canonical name = "header"
+    order_date = "Date"
+    revenue = "Total"
+
     [source.tables]             # SQL sources only: canonical table -> SELECT
     orders = "SELECT buyer AS customer_id, day AS order_date, amount AS revenue FROM sales"
 """
@@ -38,7 +42,7 @@ from roi.data.dataset import DataOptions
 from roi.data.errors import RoiError
 
 _TOP_KEYS = {"seed", "gross_margin", "currency", "data", "churn", "sampler", "source",
-             "lift_tests"}
+             "lift_tests", "columns"}
 LIFT_TEST_FIELDS = ("channel", "start", "end", "spend_change", "revenue_change",
                     "standard_error")
 
@@ -115,6 +119,8 @@ class RunConfig:
     data: DataOptions = field(default_factory=DataOptions)
     sampler: SamplerSettings = field(default_factory=SamplerSettings)
     source_tables: dict[str, str] = field(default_factory=dict)
+    # Files only: table -> {canonical column: the header the file uses} ([columns.<table>])
+    columns: dict[str, dict[str, str]] = field(default_factory=dict)
     # Experiments that calibrate the media-mix model: dicts with LIFT_TEST_FIELDS.
     lift_tests: tuple[dict[str, Any], ...] = ()
 
@@ -151,9 +157,30 @@ def load_config(path: str | Path | None) -> RunConfig:
                          data=_data_options(raw.get("data", {}), raw.get("churn", {})),
                          sampler=SamplerSettings(**raw.get("sampler", {})),
                          source_tables=dict(raw.get("source", {}).get("tables", {})),
+                         columns=_columns(raw.get("columns", {})),
                          lift_tests=_lift_tests(raw.get("lift_tests", [])))
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"config {path}: {exc}") from None
+
+
+def _columns(raw: Any) -> dict[str, dict[str, str]]:
+    """``[columns.<table>]``: canonical column = the file's header, both checked by name."""
+    from roi.data.schema import TABLES
+
+    if not isinstance(raw, dict):
+        raise ValueError("[columns] must be tables of renames, e.g. [columns.orders]")
+    for table, renames in raw.items():
+        if table not in TABLES:
+            raise ValueError(f"[columns.{table}]: unknown table; known: {sorted(TABLES)}")
+        known = (*TABLES[table].required, *TABLES[table].optional)
+        for column, header in (renames or {}).items():
+            if column not in known:
+                raise ValueError(f"[columns.{table}] {column}: not a column of {table}; "
+                                 f"known: {', '.join(known)}")
+            if not isinstance(header, str) or not header.strip():
+                raise ValueError(f"[columns.{table}] {column} = {header!r}: expected the "
+                                 "header the file uses, as text")
+    return {table: dict(renames or {}) for table, renames in raw.items()}
 
 
 def _data_options(data: dict[str, Any], churn: dict[str, Any]) -> DataOptions:

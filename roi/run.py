@@ -62,7 +62,8 @@ def run_models(source: Any, *, out: str | Path, config: RunConfig | None = None,
             progress_steps(STEPS, enabled=progress) as progress_bar:
         steps = _InterruptibleSteps(progress_bar)
         steps.start("open source")
-        canonical = open_source(source, tables=config.source_tables or None)
+        canonical = open_source(source, tables=config.source_tables or None,
+                                columns=config.columns or None)
         steps.start("validate")
         dataset = load_dataset(canonical, config.data)
         _refuse_empty_window(dataset.report)
@@ -262,7 +263,60 @@ def _naive_and_did(panel, *, refuse_ratio: str | None = None) -> dict[str, Effec
 
             fitted[name].tables["sensitivity_by_community"] = pd.DataFrame(
                 [{"community": k, **v} for k, v in sensitivity.items()])
-    return {"naive": naive, **fitted}
+    adjusted = _join_month_adjustment(fitted["did"], active)
+    return {"naive": naive, **fitted, **({JOIN_ADJUSTED: adjusted} if adjusted else {})}
+
+
+JOIN_ADJUSTED = "did_join_month_adjusted"
+"""The DiD without the join month (issue 17), in ``estimates`` only when a spike is found."""
+
+
+def _join_month_adjustment(did: EffectResult, active) -> EffectResult | None:
+    """Fit the join-month-adjusted DiD, keep the contract block in
+    ``did.tables["join_month_adjusted"]``; when joining follows purchases (a join-month
+    spike), also per community, and return it (the bottom line then uses it)."""
+    from roi.models.did import StaggeredDiD
+    from roi.models.join_month import join_month_adjusted
+
+    def make() -> StaggeredDiD:
+        return StaggeredDiD(control_group="never_treated", weights="member_months",
+                            anticipation=1, exclude_join_month=True)
+
+    adjusted = _pooled_fit(make, active, PANEL_COLUMNS, method=JOIN_ADJUSTED)
+    adjusted.method = JOIN_ADJUSTED
+    block = join_month_adjusted(did, adjusted)
+    did.tables["join_month_adjusted"] = block
+    if not block["detected"]:
+        return None
+    for community in sorted(active["community"].dropna().unique()):
+        rows = active[active["community"].isna() | (active["community"] == community)]
+        adjusted.by_group[str(community)] = _community_fit(make, rows, PANEL_COLUMNS)
+    return adjusted
+
+
+def _choose_revenue(revenue: dict[str, EffectResult]) -> Choice:
+    """The preferred lift (:mod:`roi.preference`), except that when joining follows purchases
+    the join-month-adjusted DiD is used (docs/CONTRACT.md section 4, join month)."""
+    from roi.preference import usable
+
+    adjusted = revenue.get(JOIN_ADJUSTED)
+    if adjusted is not None and usable(adjusted):
+        return Choice(JOIN_ADJUSTED, f"{JOIN_ADJUSTED} is used because the event study spikes "
+                      "in the join month (customers join after a purchase, so the join month's "
+                      "revenue caused the joining and the other estimators count it as effect); "
+                      "it averages the lift from the month after joining.")
+    return choose_revenue(revenue)
+
+
+def _join_month_block(revenue: dict[str, EffectResult]) -> dict[str, Any]:
+    """``community_revenue_lift.join_month_adjusted``, on every run (null numbers and
+    ``detected`` false when no DiD was fitted)."""
+    from roi.models.join_month import RULE
+
+    did = revenue.get("did")
+    block = None if did is None else did.tables.get("join_month_adjusted")
+    return block or {"estimate": None, "low": None, "high": None, "interval": "95% CI",
+                     "rule": RULE, "detected": False}
 
 
 def bayesian_revenue_lift(panel, *, covariates: dict[str, str] | None, sampler,
@@ -382,7 +436,7 @@ def retention_money(survival, panel, *, cox, covariates: dict[str, str],
     of the per-member-month revenue lift so nothing is counted twice."""
     from roi.models.retention_value import retention_revenue
 
-    method = choose_revenue(revenue).method
+    method = _choose_revenue(revenue).method
     preferred = revenue.get(method) if method else None
     lift = ({k: v["estimate"] for k, v in preferred.by_group.items()} if preferred else None)
     money = retention_revenue(survival, panel, model=cox, covariates=list(covariates),
@@ -477,7 +531,7 @@ def assemble_results(*, dataset: Dataset, config: RunConfig, revenue: dict[str, 
                      retention_money: dict[str, Any] | None = None,
                      retention_curves: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``results.json`` document (schema_version 1 of the contract, extended)."""
-    revenue_section = _section(revenue, choice=choose_revenue(revenue))
+    revenue_section = _section(revenue, choice=_choose_revenue(revenue))
     revenue_section.setdefault("by_community", {})
     revenue_section["member_months"] = member_months
     revenue_section["member_months_by_community"] = member_months_by_community or {}
@@ -497,6 +551,11 @@ def assemble_results(*, dataset: Dataset, config: RunConfig, revenue: dict[str, 
     diagnostics.update({f"retention_{name}": r.diagnostics.to_contract()
                         for name, r in retention.items()})
     notes = []
+    revenue_section["join_month_adjusted"] = _join_month_block(revenue)
+    if revenue_section["join_month_adjusted"]["detected"]:
+        from roi.models.join_month import warning_text
+
+        notes.append(warning_text(revenue_section["join_month_adjusted"]))
     retention_section.setdefault("by_community", {})
     if retention_money is not None:
         retention_section["retention_revenue"] = retention_money

@@ -115,3 +115,32 @@ def test_bad_url_is_masked():
     with pytest.raises(SourceError) as caught:
         open_source("postgresql+psycopg://ana:hunter2@127.0.0.1:1/crm")
     assert "hunter2" not in str(caught.value) and "***" in str(caught.value)
+
+
+def test_columns_map_renames_a_files_headers(tmp_path, tiny):
+    """``[columns.orders]`` in roi.toml: the same dataset as canonical headers give."""
+    renamed = tiny["orders"].rename(columns={"order_date": "Date", "revenue": " Total "})
+    folder = _write(tmp_path / "own", {**tiny, "orders": renamed},
+                    {"orders": "parquet", "members": "excel"})
+    config_file = tmp_path / "roi.toml"
+    config_file.write_text('[columns.orders]\norder_date = "Date"\nrevenue = "total"\n')
+    config = load_config(config_file)
+    assert config.columns == {"orders": {"order_date": "Date", "revenue": "total"}}
+    own = load_dataset(open_source(folder, columns=config.columns))
+    canonical = load_dataset(open_source(tiny))
+    pd.testing.assert_frame_equal(own.customer_month_panel(), canonical.customer_month_panel())
+    assert own.report["orders"] == canonical.report["orders"] == 7
+    # Without the map the error lists the headers the file has
+    with pytest.raises(Exception) as without:
+        load_dataset(open_source(folder))
+    assert ("orders.order_date: missing required column; columns found: Date, Total, "
+            "currency, customer_id, order_id") in str(without.value)
+    # A header the file does not have is named, with the ones it has
+    with pytest.raises(SourceError, match=r"\[columns.orders\] order_date = 'Day': no such "
+                                          r"column; columns found: order_id, customer_id, Date"):
+        open_source(folder, columns={"orders": {"order_date": "Day"}})
+    config_file.write_text('[columns.orders]\nwhen = "Date"\n')
+    with pytest.raises(ConfigError, match=r"\[columns.orders\] when: not a column of orders"):
+        load_config(config_file)
+    with pytest.raises(SourceError, match=r"\[source.tables\]"):
+        open_source("sqlite:///x.db", columns={"orders": {"order_date": "Date"}})

@@ -110,6 +110,17 @@ def sentence(method: str, entry: dict[str, Any] | None, *, converged: bool = Tru
             f"{cur}{low:,.2f} to {cur}{high:,.2f}){caveat}.")
 
 
+def headline(results: Any, section: str = "community_revenue_lift") -> list[str]:
+    """One sentence per estimator of ``section`` (``community_revenue_lift`` or
+    ``community_retention_lift``), the numbers of ``results.json`` (so, of the report)."""
+    results = results_of(results)
+    prefix = "revenue" if section == "community_revenue_lift" else "retention"
+    currency = (results.get("data") or {}).get("currency")
+    estimates = (results.get(section) or {}).get("estimates") or {}
+    return [sentence(name, entry, converged=converged_of(results, f"{prefix}_{name}"),
+                     currency=currency) for name, entry in estimates.items()]
+
+
 def converged_of(results: dict[str, Any], key: str) -> bool:
     """``diagnostics[key].converged`` of the run (True when the run does not say)."""
     return bool(((results.get("diagnostics") or {}).get(key) or {}).get("converged", True))

@@ -1,6 +1,7 @@
 # Two commands for a fresh machine (Python 3.11, git, make):
 #   make demo   install into .venv and run the main job on data/sample, outputs in out/
 #   make test   install the test extras and run the whole suite
+#   make lab    JupyterLab on notebooks/ (from the venv)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -8,7 +9,7 @@ BIN := $(VENV)/bin
 export PYTENSOR_FLAGS ?= base_compiledir=$(CURDIR)/.cache/pytensor
 export MPLBACKEND ?= Agg
 
-.PHONY: demo test test-portable lint install install-test clean
+.PHONY: demo test test-portable lint install install-test clean lab
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version'
@@ -41,6 +42,10 @@ ANOTHER_CPU := NPY_DISABLE_CPU_FEATURES="X86_V3 X86_V4 AVX512_ICL AVX512_SPR" \
 
 test-portable: install-test
 	$(ANOTHER_CPU) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# JupyterLab from the project's venv on the notebooks (they open out/, the demo's run)
+lab: install
+	$(BIN)/jupyter lab notebooks/
 
 lint: install-test
 	$(BIN)/ruff check .

@@ -591,7 +591,7 @@ def test_unconverged_estimate_is_labelled_loudly(tmp_path, no_charts):
     summary = load_workbook(write_excel(results, tmp_path / "report.xlsx"))["Revenue lift"]
     did = next(row for row in summary.iter_rows(values_only=True) if row[:2] == ("all members",
                                                                                  "did"))
-    assert did[-1] == NOT_CONVERGED
+    assert did[8] == NOT_CONVERGED and "r-hat 1.31 > 1.01: chains disagree" in did[9]
 
 
 def _sections(raw: str) -> dict[str, str]:
@@ -864,11 +864,11 @@ def test_workbook_sheets_and_numbers(sample_reports):
     assert spend == {k: v["spend"] for k, v in SAMPLE_RESULTS["paid_media"]["channels"].items()}
     data = {r[0].value: r for r in book["Data quality"].iter_rows(min_row=2)}
     assert data["customers"][1].value == 3000 and isinstance(data["customers"][1].value, int)
-    rate = data["identity.link_rate"][1]
+    rate = data["identity: link rate"][1]
     assert rate.value == 0.950268 and rate.number_format == "0.0%"
     assert data["start"][1].value.date().isoformat() == "2023-01-01"
-    warnings = [r[4] for r in book["Diagnostics"].iter_rows(min_row=2, values_only=True)
-                if r[2] == "warning"]
+    warnings = [r[5] for r in book["Diagnostics"].iter_rows(min_row=2, values_only=True)
+                if r[3] == "warning"]
     assert warnings == [w for d in SAMPLE_RESULTS["diagnostics"].values() for w in d["warnings"]]
     summary = [r[0] for r in book["Summary"].iter_rows(values_only=True)]
     assert any(str(s).startswith("Each community member-month adds $42") for s in summary)
@@ -906,6 +906,41 @@ def test_pdf_renders_pages(tmp_path):
     assert "http" not in text
 
 
+COMPARISON_HEADERS = ["Name", "Kind", "Cost", "Incremental revenue", "Low", "High",
+                      "Revenue per $", "Interval", "Method", "Status", "Caveats"]
+
+
+@pytest.mark.skipif(chromium_path() is None or shutil.which("pdftotext") is None,
+                    reason="needs Debian packages chromium and poppler-utils (CI installs them)")
+@pytest.mark.parametrize(("paper", "size"), [("A4", "595.92 x 842.88"), ("Letter", "612 x 792")])
+def test_pdf_pages_fit_are_numbered_and_name_every_column(tmp_path, paper, size):
+    """A4 and Letter: every header of the comparison table whole (the last one read "Stat"
+    when the table was clipped), "Page k of N" on every page, diagnostics with plain names."""
+    pdf = write_reports(caveated_results(), tmp_path, paper=paper)["pdf"]
+    info = subprocess.run(["pdfinfo", str(pdf)], check=True, capture_output=True, text=True,
+                          timeout=60).stdout
+    pages = int(re.search(r"Pages:\s+(\d+)", info).group(1))
+    width, height = (float(v) for v in size.split(" x "))
+    found = re.search(r"Page size:\s+([\d.]+) x ([\d.]+)", info)
+    assert abs(float(found.group(1)) - width) < 1.5 and abs(float(found.group(2)) - height) < 1.5
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], check=True,
+                          capture_output=True, text=True, timeout=60).stdout
+    per_page = text.split("\f")
+    numbers = [re.findall(r"Page (\d+) of (\d+)", page) for page in per_page[:pages]]
+    assert numbers == [[(str(k), str(pages))] for k in range(1, pages + 1)]
+    # The header row as printed: its line and the wrapped second line of "Incremental revenue"
+    # and "Revenue per $" (a header may wrap inside its cell, never be cut).
+    lines = text.splitlines()
+    first = next(i for i, line in enumerate(lines)
+                 if re.match(r"Name\s+Kind\s+Cost\s+Incremental", line))
+    words = " ".join(lines[first:first + 2]).split()
+    for header in COMPARISON_HEADERS:
+        assert all(word in words for word in header.split()), header
+    assert words[words.index("Caveats") - 1] == "Status" and "Stat" not in words
+    assert "pre-trend test (event time): p-value" in text
+    assert "balance.smd" not in text and "pretrend_event.p_value" not in text
+
+
 # --------------------------------------------------------------------------- the real run
 
 
@@ -932,3 +967,124 @@ def test_reports_of_the_sample_run_equal_its_results_json(sample_run):
     for diag in results["diagnostics"].values():
         for warning in diag.get("warnings", []):
             assert " ".join(warning.split()) in " ".join(text.split())
+
+
+# --------------------------------------------------------------------------- caveats (issue 15)
+
+PRETREND = "Pre-trend test rejects parallel trends at 5% (Wald 29.97, df 16, p = 0.0182)"
+RV_SUMMARY = "A hidden factor explaining 5.3% of the variation would bring the lift to zero."
+REFUSED = "no order is attributed to a paid channel, so the ratio form cannot be computed"
+
+
+def caveated_results() -> dict:
+    """Full results whose preferred DiD fails its pre-trend test, with sensitivity sentences,
+    a refused Bayesian lift and an unconverged Bayesian survival model that is not preferred."""
+    results = full_results()
+    lift, retention = results["community_revenue_lift"], results["community_retention_lift"]
+    diagnostics = results["diagnostics"]
+    diagnostics["revenue_did"]["checks"]["pretrend_event"] = {"statistic": 29.97, "df": 16,
+                                                               "p_value": 0.0182}
+    diagnostics["revenue_did"]["warnings"].insert(0, PRETREND + ": members differed.")
+    lift["preferred_reason"] = "did is the best available but its pre-trend test rejects."
+    lift["estimates"]["aipw"] = _entry(39.8, 11.2, 68.4, "95% CI")
+    lift["estimates"]["bayesian"] = {"estimate": None, "low": None, "high": None,
+                                     "interval": "94% HDI", "converged": False,
+                                     "refused": REFUSED}
+    diagnostics["revenue_bayesian"] = {"converged": False, "warnings": [REFUSED],
+                                       "checks": {"refused": REFUSED}}
+    lift["sensitivity"] = {"estimator": "did", "summary": "The lift stays positive unless "
+                           "post-join trends diverge more than 0.017x.",
+                           "robustness_value": {"method": "aipw", "summary": RV_SUMMARY},
+                           "by_community": {"forum": {"summary": "Forum is fragile."}}}
+    retention["preferred_reason"] = "cox_time_varying passed its gate."
+    retention["sensitivity"] = {"method": "cox_time_varying", "summary": "E-value 1.82."}
+    retention["estimates"]["bayesian"] = _entry(0.71, 0.6, 0.83)
+    diagnostics["retention_bayesian"] = {"converged": False, "warnings": ["r-hat 1.2"],
+                                         "checks": {"r_hat_max": 1.2}}
+    return results
+
+
+@pytest.fixture(scope="module")
+def caveated_reports(tmp_path_factory) -> dict[str, Path]:
+    return write_reports(caveated_results(), tmp_path_factory.mktemp("caveated"), pdf=False)
+
+
+def _words(html: str) -> str:
+    page = Collector()
+    page.feed(html)
+    return " ".join(" ".join(page.text).split())
+
+
+def test_caveats_stand_beside_their_numbers_in_html(caveated_reports):
+    raw = caveated_reports["html"].read_text()
+    top, sections = raw.split("<nav>")[0], _sections(raw)
+    # The preferred method's failed check is on the first screen; a model the bottom line does
+    # not use (retention_bayesian) raises no banner but is named in Diagnostics.
+    assert "pre-trend test rejects parallel trends (p = 0.018)" in top
+    assert "not-converged-banner" not in raw and "retention_bayesian" not in top
+    assert "retention_bayesian: NOT CONVERGED" in _words(sections["diagnostics"])
+    summary = _words(sections["summary"])
+    assert "Why this method: did is the best available but its pre-trend test rejects." in summary
+    assert PRETREND in summary and "0.017x" in summary and "E-value 1.82." in summary
+    rows = {r.split("</td>")[0].split(">")[-1]: _words(r)
+            for r in sections["revenue"].split("<tr>")[1:]}
+    assert PRETREND in rows["difference-in-differences"] and "0.017x" in rows[
+        "difference-in-differences"]
+    assert RV_SUMMARY.rstrip(".") in rows["aipw"] and PRETREND not in rows["aipw"]
+    assert f"refused refused: {REFUSED}" in rows["bayesian"] and NOT_CONVERGED not in rows[
+        "bayesian"]
+    assert "Forum is fragile" in rows["forum"] and "Forum is fragile" not in rows["discord"]
+    retention_rows = [_words(r) for r in sections["retention"].split("<tr>")[1:]]
+    assert any(r.startswith("bayesian") and NOT_CONVERGED in r and "r-hat 1.2" in r
+               for r in retention_rows)
+    comparison = [_words(r) for r in sections["comparison"].split("<tr>")[1:]]
+    assert all(("p = 0.018" in r) == (" community " in f" {r} ") for r in comparison[1:7])
+
+
+def test_glossary_explains_every_method_shown_and_both_intervals(caveated_reports):
+    raw = caveated_reports["html"].read_text()
+    glossary = _words(_sections(raw)["assumptions"])
+    assert '"95% CI" is a frequentist' in glossary and '"94% HDI" is the Bayesian' in glossary
+    for term in ("naive", "did", "aipw", "bayesian", "cox_time_varying", "bayesian survival",
+                 "mmm", "regression baseline", "E-value", "robustness value",
+                 "relative-magnitudes breakdown"):
+        assert f'id="glossary-{term.replace(" ", "-")}"' in raw, term
+    assert 'id="glossary-did_multiplicative"' not in raw   # not estimated in this run
+    assert "95% CI (normal approx" not in glossary
+
+
+def test_workbook_caveats_chart_dates_and_wrapping(caveated_reports):
+    import datetime as dt
+
+    book = load_workbook(caveated_reports["xlsx"])
+    lift = {(r[0], r[1]): r for r in book["Revenue lift"].iter_rows(min_row=2, values_only=True)}
+    assert lift[("all members", "naive")][8] == "for contrast: biased"
+    assert PRETREND in lift[("all members", "did")][9]
+    assert lift[("all members", "bayesian")][8:10] == ("refused", f"refused: {REFUSED}")
+    summary = [r[0] for r in book["Summary"].iter_rows(values_only=True) if r[0]]
+    assert any("pre-trend test rejects parallel trends (p = 0.018)" in s for s in summary[:3])
+    assert any(s.strip() == "Why this method: did is the best available but its pre-trend "
+               "test rejects." for s in summary)
+    naive = [r for r in book["Summary"].iter_rows(values_only=True) if r[1] == "naive"]
+    assert naive and all(r[6] == "for contrast: biased" for r in naive)
+    assert book["Summary"]["A3"].alignment.wrap_text
+    sheet = book["Bottom line"]
+    assert len(sheet._charts) == 1
+    chart = sheet._charts[0]
+    head = next(c.row for c in sheet["A"] if c.value == "Chart data: name")
+    assert [s.tx.strRef.f for s in chart.series] == [f"'Bottom line'!B{head}",
+                                                     f"'Bottom line'!C{head}"]
+    data = {r[0]: r[1:4] for r in sheet.iter_rows(min_row=head + 1, max_row=head + 6,
+                                                  values_only=True)}
+    assert data["search"] == (pytest.approx(2.4), None, 1.0)
+    assert data["discord"][0] is None and data["discord"][1] == pytest.approx(343000 / 96000)
+    weekly = [r for r in book["Paid media"].iter_rows(values_only=True)
+              if isinstance(r[0], dt.datetime)]
+    assert len(weekly) == 16 and weekly[0][0] == dt.datetime(2024, 11, 4)
+    tests = [r for r in book["Paid media"].iter_rows(values_only=True) if r[0] == "search"
+             and isinstance(r[1], dt.datetime)]
+    assert tests[0][1:3] == (dt.datetime(2024, 6, 3), dt.datetime(2024, 6, 30))
+    retention = [c for r in book["Retention"].iter_rows(values_only=True) for c in r]
+    assert "Retention curve group" in retention and "Retained months: community" in retention
+    assert "Months since joining" in [c for r in book["Revenue lift"].iter_rows(values_only=True)
+                                      for c in r]

@@ -25,8 +25,9 @@ __all__ = ["PdfUnavailableError", "write_excel", "write_html", "write_pdf", "wri
 
 
 def write_reports(results: dict, out_dir: str | Path, *, pdf: bool = True,
-                  currency: str = "$") -> dict[str, Path]:
-    """Write report.html, report.xlsx and (``pdf=True``) report.pdf into ``out_dir``.
+                  currency: str = "$", paper: str | None = None) -> dict[str, Path]:
+    """Write report.html, report.xlsx and (``pdf=True``) report.pdf into ``out_dir``; the PDF on
+    ``paper`` (A4 or Letter; default ``$ROI_PAPER``, else A4).
 
     Raises
     ------
@@ -42,5 +43,5 @@ def write_reports(results: dict, out_dir: str | Path, *, pdf: bool = True,
     written = {"html": write_html(results, out_dir / "report.html", currency=currency),
                "xlsx": write_excel(results, out_dir / "report.xlsx", currency=currency)}
     if pdf:
-        written["pdf"] = write_pdf(written["html"], out_dir / "report.pdf")
+        written["pdf"] = write_pdf(written["html"], out_dir / "report.pdf", paper=paper)
     return written

@@ -327,7 +327,14 @@ def table(headers: list[str], rows: list[list[Cell]], *, numeric_from: int = 1) 
         "<tr>" + "".join(
             f'<td class="{"r" if i >= numeric_from and isinstance(c, Shown) else "l"}">'
             f"{cell_html(c)}</td>" for i, c in enumerate(row)) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    # The wrapper scrolls a wide table on a narrow screen instead of the page; a short table
+    # is kept on one printed page.
+    size = " small-table" if len(rows) <= SMALL_TABLE_ROWS else ""
+    return (f'<div class="table-wrap{size}"><table><thead><tr>{head}</tr></thead>'
+            f"<tbody>{body}</tbody></table></div>")
+
+
+SMALL_TABLE_ROWS = 15
 
 
 def status(ok: bool, note: str = "") -> Raw:

@@ -135,4 +135,4 @@ def other_problems(results: dict) -> list[str]:
 
 def joined(caveats: list[str]) -> str:
     """Caveats as one cell of text."""
-    return "; ".join(dict.fromkeys(c.strip() for c in sequence(caveats) if c))
+    return "; ".join(dict.fromkeys(c.strip().rstrip(".") for c in sequence(caveats) if c))

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from openpyxl import Workbook
-from openpyxl.styles import Font, PatternFill
+from openpyxl.chart import BarChart, LineChart, Reference
+from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.worksheet.worksheet import Worksheet
 
 from roi.bottom_line import bottom_line, yardstick
@@ -38,6 +39,7 @@ from roi.reports.base import (
     as_list,
     flatten,
     get,
+    glossary_methods,
     is_converged,
     mapping,
     method_label,
@@ -46,15 +48,24 @@ from roi.reports.base import (
     preferred_method,
     redact,
     sequence,
-    unconverged_models,
     value_of,
 )
+from roi.reports.caveats import (
+    bottom_line_alarms,
+    community_caveats,
+    estimate_caveats,
+    headline_caveats,
+    joined,
+    refusal,
+)
+from roi.reports.diagnostics import model_title, plain_name
 from roi.reports.html import group_entries
 from roi.reports.media import (
     comparison_rows,
     entry_ok,
     media_converged,
     move_text,
+    row_caveats,
     scenario_rows,
 )
 from roi.reports.plots import curve_summary
@@ -62,6 +73,9 @@ from roi.reports.summary import summary_sentences
 
 SHEETS = ["Summary", "Bottom line", "Comparison", "Revenue lift", "Retention", "Paid media",
           "Budget scenarios", "Diagnostics", "Data quality", "Assumptions"]
+DATE = "yyyy-mm-dd"
+WRAP = Alignment(wrap_text=True, vertical="top")
+WRAP_FROM = 50   # text longer than this wraps in its cell
 RATIO = "0.00"
 COUNT = "#,##0"
 PERCENT = "0.0%"
@@ -136,26 +150,70 @@ def estimate_sheet(sheet: Worksheet, results: dict, section: str, fmt: str) -> N
     for method, entry in estimates.items():
         _, value = value_of(entry)
         gap = value - naive if None not in (value, naive) and method != "naive" else None
-        note = ("preferred" if method == preferred else
+        note = ("refused" if refusal(entry) else "preferred" if method == preferred else
                 "for contrast: biased" if method == "naive" else "")
+        ok = bool(refusal(entry)) or is_converged(results, section, method, entry)
         rows.append(["all members", method, method_label(method), *_estimate(entry, fmt),
-                     Fmt(gap, fmt), _status(is_converged(results, section, method, entry), note)])
+                     Fmt(gap, fmt), _status(ok, note),
+                     joined(estimate_caveats(results, section, method))])
     for group, method, _, item, ok in group_entries(results, section):
+        reason = refusal(item)
         rows.append([group, method, method_label(method), *_estimate(item, fmt), None,
-                     _status(ok)])
+                     _status(ok or bool(reason), "refused" if reason else ""),
+                     joined(community_caveats(results, section, group))])
     value_name = "Hazard ratio" if section == RETENTION else "Estimate"
-    write_table(sheet, ["Scope", "Method", "Method (plain)", value_name, "Low", "High",
-                        "Interval", "Difference from naive", "Status"], rows)
+    at = write_table(sheet, ["Scope", "Method", "Method (plain)", value_name, "Low", "High",
+                             "Interval", "Difference from naive", "Status", "Caveats"], rows)
+    extra = _event_study_tables if section == REVENUE else _retention_tables
+    extra(sheet, results, fmt, at)
+
+
+def _event_study_tables(sheet: Worksheet, results: dict, money: str, at: int) -> None:
+    study = get(results, REVENUE, "event_study")
+    rows = [[Fmt(number(p.get("e")), COUNT), *_estimate(p, money)[:3],
+             Fmt(number(p.get("n_treated")), COUNT)]
+            for p in sequence(get(study, "points")) if isinstance(p, dict)]
+    if rows:
+        sheet.cell(row=at, column=1, value=f"Event study ({get(study, 'method') or 'did'}, "
+                                           f"{get(study, 'interval') or '95% CI'})").font = BOLD
+        write_table(sheet, ["Months since joining", "Effect per member-month", "Low", "High",
+                            "Members in the month"], rows, start=at + 1)
+
+
+def _retention_tables(sheet: Worksheet, results: dict, ratio: str, at: int) -> None:
+    """Landmark retention (members vs non-members) and the revenue of the extra months."""
+    landmark = [[r.get("group"), Fmt(number(r.get("landmark_month")), COUNT),
+                 Fmt(number(r.get("horizon_month")), COUNT),
+                 Fmt(number(r.get("customers")), COUNT),
+                 *[Fmt(number(r.get(f)), PERCENT) for f in ("retention", "low", "high")],
+                 r.get("interval")]
+                for r in sequence(get(results, RETENTION, "landmark_retention", "retention"))
+                if isinstance(r, dict)]
+    if landmark:
+        at = write_table(sheet, ["Retention curve group", "Landmark month", "Months later",
+                                 "Customers", "Still a customer", "Low", "High", "Interval"],
+                         landmark, start=at)
+    block = get(results, RETENTION, "retention_revenue")
+    groups = [*mapping(get(block, "by_community")).items(),
+              ("all communities", mapping(get(block, "total")))]
+    money = money_format("$")
+    kept = [[name, *_estimate(get(e, "extra_customer_months"), "#,##0")[:3],
+             *_estimate(get(e, "revenue"), money)] for name, e in groups
+            if isinstance(get(e, "revenue"), dict)]
+    if kept:
+        write_table(sheet, ["Retained months: community", "Extra customer-months", "Low",
+                            "High", "Revenue", "Low", "High", "Interval"], kept, start=at)
 
 
 def comparison_sheet(sheet: Worksheet, results: dict, money: str) -> None:
     rows, parts = [], []
-    for _, row, ok in comparison_rows(results):
+    caveats = row_caveats(results)
+    for index, row, ok in comparison_rows(results):
         rpd = row.get("revenue_per_dollar")
         rows.append([row.get("name"), row.get("kind"), Fmt(number(row.get("cost")), money),
                      *_estimate(row.get("incremental_revenue"), money)[:3],
                      *_estimate(rpd, money), row.get("method"), _status(ok),
-                     "; ".join(map(str, as_list(row.get("notes"))))])
+                     joined(caveats.get(index) or [str(n) for n in as_list(row.get("notes"))])])
         parts += [[row.get("name"), part, *_estimate(entry, money)]
                   for part, entry in mapping(row.get("parts")).items()]
     if not rows:
@@ -163,7 +221,7 @@ def comparison_sheet(sheet: Worksheet, results: dict, money: str) -> None:
         return
     after = write_table(sheet, ["Name", "Kind", "Cost", "Incremental revenue", "Low", "High",
                                 "Revenue per dollar", "Low", "High", "Interval", "Method",
-                                "Status", "Notes"], rows)
+                                "Status", "Caveats"], rows)
     if parts:
         write_table(sheet, ["Community", "Part", "Revenue", "Low", "High", "Interval"], parts,
                     start=after)
@@ -214,11 +272,11 @@ def paid_media_sheet(sheet: Worksheet, results: dict, money: str) -> None:
     communities = [[name, Fmt(number(get(e, "cost")), money),
                     *_estimate(get(e, "incremental_revenue"), money)]
                    for name, e in mapping(paid.get("communities")).items()]
-    tests = [[t.get("channel"), t.get("start"), t.get("end"),
+    tests = [[t.get("channel"), as_date(t.get("start")), as_date(t.get("end")),
               *[Fmt(number(t.get(f)), money) for f in ("spend_change", "revenue_change",
                                                        "standard_error")]]
              for t in sequence(paid.get("lift_tests")) if isinstance(t, dict)]
-    weekly = [[r.get("week"), r.get("channel"),
+    weekly = [[as_date(r.get("week")), r.get("channel"),
                *[Fmt(number(r.get(f)), money) for f in ("contribution", "low", "high")]]
               for r in sequence(paid.get("weekly_contributions")) if isinstance(r, dict)]
     for headers, extra in (
@@ -284,20 +342,30 @@ def diagnostics_sheet(sheet: Worksheet, results: dict) -> None:
             continue
         converged = "yes" if diag.get("converged") is not False else NOT_CONVERGED
         warnings = as_list(diag.get("warnings"))
-        rows += [[model, converged, "warning", "", text] for text in warnings]
-        rows += [[model, converged, "check", name, _cell(value)]
+        if get(diag, "checks", "refused"):
+            converged = "refused"
+        title = model_title(model)
+        rows += [[title, model, converged, "warning", "", text] for text in warnings]
+        rows += [[title, model, converged, "check", plain_name(name), _cell(value)]
                  for name, value in flatten(mapping(diag.get("checks")))]
         if not warnings and not diag.get("checks"):
-            rows.append([model, converged, "status", "", "no warnings"])
-    write_table(sheet, ["Model", "Converged", "Kind", "Item", "Value"], rows)
+            rows.append([title, model, converged, "status", "", "no warnings"])
+    write_table(sheet, ["Model", "Key", "Converged", "Kind", "Item", "Value"], rows)
+
+
+def as_date(value: Any) -> Any:
+    """An ISO date string as a date cell (``yyyy-mm-dd``); anything else unchanged."""
+    if isinstance(value, str):
+        try:
+            return Fmt(dt.date.fromisoformat(value[:10]), DATE)
+        except ValueError:
+            return value
+    return value
 
 
 def _data_cell(name: str, value: Any) -> Any:
     if name in ("start", "end") and isinstance(value, str):
-        try:
-            return Fmt(dt.date.fromisoformat(value), "yyyy-mm-dd")
-        except ValueError:
-            return value
+        return as_date(value)
     if name.endswith("rate") and number(value) is not None:
         return Fmt(value, PERCENT)
     return _cell(value)
@@ -308,15 +376,22 @@ def data_sheet(sheet: Worksheet, results: dict) -> None:
     if not isinstance(data, dict) or not data:
         sheet.append([f"Data summary: {NOT_ESTIMATED}"])
         return
+    accounting = [[name, *[Fmt(number(get(e, f)), COUNT) for f in ("read", "used")],
+                   Fmt(sum(number(v) or 0 for v in mapping(get(e, "excluded")).values()), COUNT),
+                   ", ".join(f"{k.removeprefix(name + '_').replace('_', ' ')} {v}"
+                             for k, v in mapping(get(e, "excluded")).items()) or "none"]
+                  for name, e in mapping(data.get("row_accounting")).items()]
+    at = write_table(sheet, ["Table", "Rows read", "Used", "Excluded", "Reasons"],
+                     accounting) if accounting else 1
     write_table(sheet, ["Item", "Value"],
-                [[name, _data_cell(name, value)] for name, value in flatten(data)])
+                [[plain_name(name), _data_cell(name, value)] for name, value in flatten(data)
+                 if not name.startswith("row_accounting.")], start=at)
 
 
 def assumptions_sheet(sheet: Worksheet, results: dict) -> None:
-    rows: list[list[Any]] = [["definition", term, text] for term, text in ESTIMANDS]
-    methods = dict.fromkeys(m for s in (REVENUE, RETENTION)
-                            for m in mapping(get(results, s, "estimates")))
-    rows += [["method", method_label(m), METHOD_NOTES[m]] for m in methods if m in METHOD_NOTES]
+    rows: list[list[Any]] = [["glossary: definition", term, text] for term, text in ESTIMANDS]
+    rows += [["glossary: method", f"{m}: {method_label(m)}", METHOD_NOTES[m]]
+             for m in glossary_methods(results)]
     settings = [("schema_version", results.get("schema_version")),
                 ("generated_at", results.get("generated_at"))]
     settings += flatten(mapping(results.get("config")), "config")
@@ -328,29 +403,42 @@ def assumptions_sheet(sheet: Worksheet, results: dict) -> None:
 def summary_sheet(sheet: Worksheet, results: dict, money: str, currency: str) -> None:
     sheet.append(["What the community earns compared with paid ads"])
     sheet["A1"].font = Font(bold=True, size=14)
-    bad = unconverged_models(results)
+    bad, cautions = bottom_line_alarms(results)
     if bad:
         sheet.append([f"{NOT_CONVERGED}: {', '.join(bad)} did not converge."])
         _put(sheet, sheet.max_row, 1, sheet.cell(sheet.max_row, 1).value)
+    for text in cautions:
+        sheet.append([redact(text)])
+        sheet.cell(sheet.max_row, 1).font = BOLD
     for sentence in summary_sentences(results, currency):
         sheet.append([redact(plain(sentence))])
+        for section in (REVENUE, RETENTION):   # why this method, and its caveats, beneath
+            if any(getattr(f, "key", "").startswith(f"{section}.estimates") for f in sentence):
+                reason = get(results, section, "preferred_reason")
+                notes = ([f"Why this method: {reason}"] if isinstance(reason, str) else [])
+                for note in notes + [f"Caveat: {c}" for c in headline_caveats(results, section)]:
+                    sheet.append([redact(f"    {note}")])
+                break
     start = sheet.max_row + 2
     rows = []
     for section, label, fmt in ((REVENUE, "Revenue lift per member-month", money),
                                 (RETENTION, "Churn hazard ratio, members vs non-members",
                                  RATIO)):
         for method, entry in mapping(get(results, section, "estimates")).items():
-            ok = is_converged(results, section, method, entry)
-            note = "preferred" if method == preferred_method(results, section) else ""
-            rows.append([label, method, *_estimate(entry, fmt), _status(ok, note)])
+            ok = bool(refusal(entry)) or is_converged(results, section, method, entry)
+            note = ("refused" if refusal(entry) else "preferred" if method ==
+                    preferred_method(results, section) else
+                    "for contrast: biased" if method == "naive" else "")
+            rows.append([label, method, *_estimate(entry, fmt), _status(ok, note),
+                         joined(estimate_caveats(results, section, method))])
     spend = [number(get(c, "spend")) for c in mapping(get(results, "paid_media", "channels"))
              .values()]
     if any(s is not None for s in spend):
         rows.append(["Paid media spend, all channels", "", Fmt(sum(s for s in spend if s), money),
                      None, None, None, ""])
     rows += _money_summary_rows(results, money)
-    write_table(sheet, ["Measure", "Method", "Estimate", "Low", "High", "Interval", "Status"],
-                rows, start=start)
+    write_table(sheet, ["Measure", "Method", "Estimate", "Low", "High", "Interval", "Status",
+                        "Caveats"], rows, start=start)
 
 
 def _money_summary_rows(results: dict, money: str) -> list[list[Any]]:
@@ -393,15 +481,56 @@ def bottom_line_sheet(sheet: Worksheet, results: dict, money: str, currency: str
                      _status(line.converged), line.basis, "; ".join(line.caveats)])
     second_headers = (["Profit per dollar", "Low", "High"] if margin is not None
                       else ["Margin to break even"])
-    write_table(sheet, ["Name", "Kind", "Cost", "Revenue per dollar", "Low", "High", "Interval",
-                        *second_headers, "Verdict", "Status", "Based on", "Caveats"], rows,
-                start=6)
+    at = write_table(sheet, ["Name", "Kind", "Cost", "Revenue per dollar", "Low", "High",
+                             "Interval", *second_headers, "Verdict", "Status", "Based on",
+                             "Caveats"], rows, start=6)
+    bottom_line_chart(sheet, lines, level=break_even(margin), start=at, currency=currency)
+
+
+KIND_COLOURS = {"paid": "1F5F99", "community": "E08A00"}
+
+
+def bottom_line_chart(sheet: Worksheet, lines: list, *, level: float, start: int,
+                      currency: str) -> None:
+    """A native column chart of revenue per dollar, paid channels and communities in their own
+    colours, with the break-even line; its data table is written at ``start``."""
+    rows = []
+    for line in lines:
+        value = number(get(line.revenue_per_dollar, "estimate")) if line.converged else None
+        rows.append([line.name, *[value if line.kind == kind else None
+                                  for kind in KIND_COLOURS], level])
+    if not any(v is not None for row in rows for v in row[1:3]):
+        return
+    write_table(sheet, ["Chart data: name", "Paid channel", "Community", "Break-even"], rows,
+                start=start)
+    names = Reference(sheet, min_col=1, min_row=start + 1, max_row=start + len(rows))
+    bars = BarChart()
+    bars.type, bars.grouping, bars.overlap = "col", "clustered", 100
+    bars.title = f"Revenue per {currency}1 spent (estimate; break-even line)"
+    bars.y_axis.title = f"revenue per {currency}1"
+    bars.add_data(Reference(sheet, min_col=2, max_col=3, min_row=start, max_row=start
+                            + len(rows)), titles_from_data=True)
+    bars.set_categories(names)
+    for series, colour in zip(bars.series, KIND_COLOURS.values(), strict=True):
+        series.graphicalProperties.solidFill = colour
+    line = LineChart()
+    line.add_data(Reference(sheet, min_col=4, min_row=start, max_row=start + len(rows)),
+                  titles_from_data=True)
+    line.series[0].graphicalProperties.line.solidFill = "C0392B"
+    line.series[0].graphicalProperties.line.dashStyle = "dash"
+    bars += line
+    bars.width, bars.height = 18, 9
+    sheet.add_chart(bars, f"A{start + len(rows) + 2}")
 
 
 def _widths(sheet: Worksheet) -> None:
+    """Columns as wide as their content up to 60 characters; longer sentences wrap."""
     for column in sheet.columns:
         longest = max((len(str(c.value)) for c in column if c.value is not None), default=8)
         sheet.column_dimensions[column[0].column_letter].width = min(max(longest + 2, 10), 60)
+        for cell in column:
+            if isinstance(cell.value, str) and len(cell.value) > WRAP_FROM:
+                cell.alignment = WRAP
 
 
 def build_workbook(results: dict, *, currency: str = "$") -> Workbook:
@@ -426,6 +555,14 @@ def build_workbook(results: dict, *, currency: str = "$") -> Workbook:
             _widths(sheet)
             sheet.freeze_panes = "A2"
     sheets["Summary"].column_dimensions["A"].width = 45
+    for row in sheets["Summary"].iter_rows(max_col=1):
+        if isinstance(row[0].value, str) and len(row[0].value) > WRAP_FROM:
+            # Sentences above the table: one merged, wrapped block the width of the table.
+            sheets["Summary"].merge_cells(start_row=row[0].row, start_column=1,
+                                          end_row=row[0].row, end_column=8)
+            row[0].alignment = WRAP
+            sheets["Summary"].row_dimensions[row[0].row].height = 15 * (
+                1 + len(row[0].value) // 150)
     text_not_formulas(book)
     return book
 

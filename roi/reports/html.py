@@ -358,36 +358,58 @@ def assumptions_section(results: dict) -> str:
 # --------------------------------------------------------------------------- page
 
 CSS = """
-@page { size: A4; margin: 14mm 12mm; }
+@page { size: A4; margin: 14mm 12mm 16mm;
+        @bottom-center { content: "Page " counter(page) " of " counter(pages);
+                         font-size: 8pt; color: #555; } }
+* { box-sizing: border-box; }
 body { font-family: "DejaVu Sans", Helvetica, Arial, sans-serif; font-size: 10.5pt;
-       color: #1b1b1b; max-width: 60em; margin: 1.5em auto; padding: 0 1em; line-height: 1.4; }
+       color: #1b1b1b; max-width: 60em; margin: 1.5em auto; padding: 0 1em; line-height: 1.4;
+       overflow-wrap: break-word; }
 h1 { font-size: 18pt; margin-bottom: 0.2em; }
 h2 { font-size: 13.5pt; border-bottom: 2px solid #1f5f99; padding-bottom: 2px; margin-top: 1.6em; }
 h3 { font-size: 11pt; margin: 1em 0 0.3em; }
+h4 { font-size: 10pt; margin: 0.8em 0 0.2em; }
+h1, h2, h3, h4 { break-after: avoid; page-break-after: avoid; }
 .meta { color: #555; font-size: 9pt; }
 .banner { background: #c0392b; color: #fff; padding: 0.6em 0.9em; font-weight: bold;
           border-radius: 4px; margin: 0.8em 0; }
+.caution-banner { background: #fff4d6; color: #5a3800; border-left: 6px solid #e0a100; }
 .caution { background: #fff4d6; border-left: 5px solid #e0a100; padding: 0.5em 0.8em; }
 .summary { background: #f2f6fa; border-left: 5px solid #1f5f99; padding: 0.4em 1em; }
 .summary p { margin: 0.5em 0; font-size: 11.5pt; }
+.headline-notes { margin: 0 0 0.6em; font-size: 9.5pt; color: #333; }
+.caveat { color: #7a4a00; }
+td .caveat { font-size: 8pt; }
 .headline { font-weight: bold; }
 .not-converged { color: #fff; background: #c0392b; font-weight: bold; padding: 0 0.3em;
-                 border-radius: 3px; white-space: nowrap; }
+                 border-radius: 3px; }
 .ok { color: #1e7d32; font-size: 9pt; font-weight: normal; }
 .missing { color: #555; font-style: italic; }
 .note { color: #555; }
 .warning { color: #7a4a00; }
-table { border-collapse: collapse; margin: 0.4em 0 0.8em; font-size: 9pt; }
-th, td { border-bottom: 1px solid #ddd; padding: 2px 7px; vertical-align: top; }
+.table-wrap { max-width: 100%; overflow-x: auto; margin: 0.4em 0 0.8em; }
+table { border-collapse: collapse; font-size: 9pt; }
+th, td { border-bottom: 1px solid #ddd; padding: 2px 6px; vertical-align: top; }
 th { background: #eef2f6; text-align: left; }
 td.r { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
-tr, figure, .summary, .banner { break-inside: avoid; }
+td.l { min-width: 4em; }
+tr, figure, .banner, .small-table { break-inside: avoid; page-break-inside: avoid; }
+h2 + p, h3 + p, h4 + p { break-after: avoid; page-break-after: avoid; }
 .checks table { font-size: 8pt; }
 figure { margin: 0.4em 0; }
-figure img { max-width: 100%; height: auto; }
+img { max-width: 100%; height: auto; }
 dt { font-weight: bold; margin-top: 0.4em; }
 dd { margin-left: 1.2em; }
 nav { font-size: 9pt; }
+@media print {
+  body { max-width: none; margin: 0; padding: 0; font-size: 9.5pt; }
+  .table-wrap { overflow: visible; }
+  table { width: 100%; font-size: 7.5pt; }
+  th { font-size: 7pt; }
+  th, td { padding: 1px 3px; }
+  td.r { white-space: normal; }
+  .checks table { font-size: 7pt; }
+}
 """
 
 SECTIONS = [("summary", "Summary"), ("comparison", "Community against paid media"),

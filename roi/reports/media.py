@@ -20,6 +20,7 @@ from roi.comparison import break_even, gross_margin_of
 from roi.reports import plots
 from roi.reports.base import (
     Cell,
+    Raw,
     Shown,
     as_list,
     esc,
@@ -242,9 +243,20 @@ def comparison_rows(results: dict) -> list[tuple[int, dict, bool]]:
     return out
 
 
+def row_caveats(results: dict) -> dict[int, list[str]]:
+    """Comparison row index -> the caveats the bottom line shows beside that row's number."""
+    from roi.bottom_line import bottom_line
+
+    indexed = [i for i, row in enumerate(sequence(results.get("comparison")))
+               if isinstance(row, dict)]
+    return {index: line.caveats for index, line in zip(indexed, bottom_line(results),
+                                                        strict=False)}
+
+
 def _comparison_table(results: dict, currency: str) -> tuple[str, list[plots.Row]]:
     fmt, rpd = (lambda v: money(v, currency, 0)), (lambda v: money(v, currency))
     rows, chart, parts = [], [], []
+    caveats = row_caveats(results)
     for index, row, ok in comparison_rows(results):
         base = f"comparison.{index}"
         rows.append([row.get("name", ""), row.get("kind", ""), shown(f"{base}.cost",
@@ -252,7 +264,8 @@ def _comparison_table(results: dict, currency: str) -> tuple[str, list[plots.Row
                      *_cells(f"{base}.incremental_revenue", row.get("incremental_revenue"),
                              fmt, ok)[:3],
                      *_cells(f"{base}.revenue_per_dollar", row.get("revenue_per_dollar"), rpd,
-                             ok), row.get("method", ""), status(ok)])
+                             ok), row.get("method", ""), status(ok),
+                     Raw(f'<span class="caveat">{esc("; ".join(caveats.get(index, [])))}</span>')])
         entry = mapping(row.get("revenue_per_dollar"))
         chart.append((f"{row.get('name', '')} ({row.get('kind', '')})",
                       number(entry.get("estimate")), number(entry.get("low")),
@@ -263,7 +276,8 @@ def _comparison_table(results: dict, currency: str) -> tuple[str, list[plots.Row
                 parts.append([row.get("name", ""), label, *_cells(
                     f"{base}.parts.{part}", row["parts"][part], fmt, ok)])
     html = table(["Name", "Kind", "Cost", "Incremental revenue", "Low", "High", "Revenue per $",
-                  "Low", "High", "Interval", "Method", "Status"], rows, numeric_from=2)
+                  "Low", "High", "Interval", "Method", "Status", "Caveats"], rows,
+                 numeric_from=2)
     if parts:
         html += "<h3>Where community revenue comes from</h3>" + table(
             ["Community", "Part", "Revenue", "Low", "High", "Interval"], parts, numeric_from=2)

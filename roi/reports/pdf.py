@@ -1,8 +1,10 @@
 """Print the HTML report to PDF with headless Chromium (Debian package ``chromium``).
 
-The page size and margins come from the report's ``@page`` rule (A4); Chromium's own header and
-footer (date, file path) are switched off. The PDF is written to a temporary file in the target
-folder and renamed, so a reader never sees half a PDF.
+The page size and margins come from the report's ``@page`` rule: A4 by default, US Letter with
+``paper="Letter"`` (or ``ROI_PAPER=Letter``, which ``roi run --paper``/``roi report --paper``
+set). Page numbers ("Page 3 of 12") are the ``@page`` footer margin box; Chromium's own header
+and footer (date, file path) are switched off. The PDF is written to a temporary file in the
+target folder and renamed, so a reader never sees half a PDF.
 
 Examples
 --------
@@ -26,8 +28,31 @@ PACKAGE_HINT = ("PDF reports need headless Chromium: install the Debian package 
                 "write the reports with pdf=False.")
 
 
+PAPERS = {"a4": "A4", "letter": "letter"}
+PAPER_ENV = "ROI_PAPER"
+
+
 class PdfUnavailableError(RuntimeError):
     """Chromium is missing or failed to print."""
+
+
+def paper_size(paper: str | None = None) -> str:
+    """The CSS page size for ``paper`` (else ``$ROI_PAPER``, else A4): ``"A4"`` or ``"letter"``.
+
+    Examples
+    --------
+    >>> paper_size("Letter")
+    'letter'
+    """
+    chosen = (paper or os.environ.get(PAPER_ENV) or "A4").strip().lower()
+    if chosen not in PAPERS:
+        raise ValueError(f"paper must be A4 or Letter, not {chosen!r}")
+    return PAPERS[chosen]
+
+
+def for_paper(html: str, paper: str) -> str:
+    """The report's HTML with its ``@page`` size set to ``paper`` (a CSS page size)."""
+    return html.replace("size: A4;", f"size: {paper};", 1)
 
 
 def chromium_path() -> str | None:
@@ -46,8 +71,10 @@ def chromium_command(binary: str, html_path: Path, pdf_path: Path, profile: Path
             html_path.resolve().as_uri()]
 
 
-def write_pdf(html_path: str | Path, pdf_path: str | Path, *, timeout: float = 120.0) -> Path:
-    """Print ``html_path`` to ``pdf_path`` with headless Chromium.
+def write_pdf(html_path: str | Path, pdf_path: str | Path, *, timeout: float = 120.0,
+              paper: str | None = None) -> Path:
+    """Print ``html_path`` to ``pdf_path`` with headless Chromium on ``paper`` (A4 or Letter;
+    default ``$ROI_PAPER``, else A4).
 
     Raises
     ------
@@ -60,9 +87,15 @@ def write_pdf(html_path: str | Path, pdf_path: str | Path, *, timeout: float = 1
         raise PdfUnavailableError(f"chromium not found. {PACKAGE_HINT}")
     if not html_path.is_file():
         raise FileNotFoundError(html_path)
+    size = paper_size(paper)
     with atomic_target(pdf_path) as temporary, \
             tempfile.TemporaryDirectory(prefix="roi-chromium-") as profile:
-        _print(chromium_command(binary, html_path, temporary, Path(profile)),
+        source = html_path
+        if size != "A4":   # the report is self-contained: a copy anywhere prints the same
+            source = Path(profile) / "report.html"
+            source.write_text(for_paper(html_path.read_text(encoding="utf-8"), size),
+                              encoding="utf-8")
+        _print(chromium_command(binary, source, temporary, Path(profile)),
                temporary, timeout, profile)
     return pdf_path
 

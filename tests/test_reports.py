@@ -604,7 +604,8 @@ def _sections(raw: str) -> dict[str, str]:
 def no_charts(monkeypatch) -> None:
     """Charts are checked on the full report; elsewhere skip drawing them (seconds each)."""
     for chart in ("interval_chart", "bar_chart", "response_curve_chart", "contribution_chart",
-                  "event_study_chart"):
+                  "event_study_chart", "per_dollar_chart", "share_chart", "response_multiples",
+                  "stacked_contribution_chart", "retention_curve_chart"):
         monkeypatch.setattr(plots, chart, lambda *args, **kwargs: None)
 
 
@@ -661,8 +662,8 @@ def test_full_summary_reads_like_a_sentence_for_finance(full_reports):
 def test_full_sections_have_their_tables_and_charts(full_reports):
     sections = _sections(full_reports["html"].read_text())
     charts = {name: html.count("data:image/png;base64,") for name, html in sections.items()}
-    assert charts == {"summary": 0, "comparison": 1, "revenue": 2, "retention": 2,
-                      "paid-media": 4, "budget": 1, "diagnostics": 0, "data": 0,
+    assert charts == {"summary": 1, "comparison": 1, "revenue": 2, "retention": 2,
+                      "paid-media": 5, "budget": 1, "diagnostics": 0, "data": 0,
                       "assumptions": 0}
     assert "Where community revenue comes from" in sections["comparison"]
     assert "revenue per dollar assumed constant when money moves in" in sections["comparison"]
@@ -1088,3 +1089,21 @@ def test_workbook_caveats_chart_dates_and_wrapping(caveated_reports):
     assert "Retention curve group" in retention and "Retained months: community" in retention
     assert "Months since joining" in [c for r in book["Revenue lift"].iter_rows(values_only=True)
                                       for c in r]
+
+
+def test_retention_curves_come_from_the_landmark_curves_else_the_records():
+    from roi.reports.html import retention_curves
+
+    results = full_results()
+    records = retention_curves(results)
+    assert list(records) == ["6"] and list(records["6"]) == ["member", "non-member"]
+    assert [p for point in records["6"]["member"] for p in point] == pytest.approx(
+        [0.0, 1.0, 1.0, 1.0, 6.0, 0.93, 0.90, 0.96, 12.0, 0.86, 0.83, 0.89])
+    results["community_retention_lift"]["landmark_retention"]["curves"] = {
+        "interval": "95% CI", "points": [
+            {"landmark_month": 3, "group": group, "month": m, "customers": 10,
+             "survival": 1 - 0.01 * m, "low": 0.9 - 0.01 * m, "high": 1.0}
+            for group in ("member", "non-member", "member: discord") for m in (0, 1, 2)]}
+    curves = retention_curves(results)
+    assert list(curves) == ["3"] and list(curves["3"]) == ["member", "non-member"]
+    assert [p[1] for p in curves["3"]["member"]] == [1.0, 0.99, 0.98]

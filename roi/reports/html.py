@@ -28,6 +28,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from roi.bottom_line import bottom_line
 from roi.outputs import write_atomic
 from roi.reports import plots
 from roi.reports.base import (
@@ -75,7 +76,12 @@ from roi.reports.caveats import (
     refusal,
 )
 from roi.reports.diagnostics import checks_html, diagnostics_section
-from roi.reports.media import budget_section, comparison_section, paid_media_section
+from roi.reports.media import (
+    break_even_text,
+    budget_section,
+    comparison_section,
+    paid_media_section,
+)
 from roi.reports.summary import bottom_line_html, churn_change, summary_sentences
 
 
@@ -260,14 +266,40 @@ def landmark_retention(results: dict) -> str:
                       number(r.get("low")), number(r.get("high")), True))
     if not rows:
         return "<h3>Retention curves</h3>" + missing("Landmark retention")
+    png = plots.retention_curve_chart(retention_curves(results), interval=str(
+        get(results, RETENTION, "landmark_retention", "curves", "interval") or "95% CI"))
+    if png is None:
+        png = plots.interval_chart(chart, reference=None, xlabel="share still a customer",
+                                   title="Retention after the landmark")
     return ("<h3>Retention curves</h3><p>Customers still here at a landmark (months after first "
-            "seen), split by whether they were members then, and followed for 6 and 12 months. "
+            "seen), split by whether they were members then, and followed for the months after. "
             "Reading membership at the landmark avoids crediting members with the months before "
-            "they joined.</p>" + table(["Group", "Customers", "Still a customer", "Low", "High",
-                                        "Interval"], rows)
-            + figure(plots.interval_chart(chart, reference=None, xlabel="share still a customer",
-                                          title="Retention after the landmark"),
-                     "Landmark retention, members vs non-members"))
+            "they joined.</p>" + figure(png, "Retention curves, members vs non-members")
+            + "<details><summary>The numbers behind the curves</summary>"
+            + table(["Group", "Customers", "Still a customer", "Low", "High", "Interval"], rows)
+            + "</details>")
+
+
+def retention_curves(results: dict) -> dict[str, dict[str, list[plots.CurvePoint]]]:
+    """``{landmark: {group: [(month, share, low, high)]}}`` from the landmark curves when the
+    run wrote them, else from the retention records (share 1 at the landmark itself)."""
+    block = get(results, RETENTION, "landmark_retention")
+    out: dict[str, dict[str, list[plots.CurvePoint]]] = {}
+    points = sequence(get(block, "curves", "points"))
+    for p in points:
+        if isinstance(p, dict) and not str(p.get("group", "")).startswith("member:"):
+            out.setdefault(flat_text(p.get("landmark_month")), {}).setdefault(
+                str(p.get("group")), []).append((number(p.get("month")), number(p.get("survival")),
+                                                 number(p.get("low")), number(p.get("high"))))
+    if out:
+        return out
+    for r in sequence(get(block, "retention")):
+        if isinstance(r, dict) and r.get("group") != "all":
+            group = out.setdefault(flat_text(r.get("landmark_month")), {}).setdefault(
+                str(r.get("group")), [(0.0, 1.0, 1.0, 1.0)])
+            group.append((number(r.get("horizon_month")), number(r.get("retention")),
+                          number(r.get("low")), number(r.get("high"))))
+    return out
 
 
 def retention_revenue(results: dict, currency: str) -> str:
@@ -401,6 +433,7 @@ img { max-width: 100%; height: auto; }
 dt { font-weight: bold; margin-top: 0.4em; }
 dd { margin-left: 1.2em; }
 nav { font-size: 9pt; }
+details summary { cursor: pointer; color: #1f5f99; font-size: 9pt; }
 @media print {
   body { max-width: none; margin: 0; padding: 0; font-size: 9.5pt; }
   .table-wrap { overflow: visible; }
@@ -450,7 +483,20 @@ def summary_section(results: dict, currency: str) -> str:
         if topic:
             parts.append(headline_notes(results, topic))
     return section("summary", "Summary", bottom_line_html(results, currency)
+                   + bottom_line_chart(results, currency)
                    + f'<div class="summary">{"".join(parts)}</div>')
+
+
+def bottom_line_chart(results: dict, currency: str) -> str:
+    """Revenue per dollar of every paid channel and community, coloured by kind, against the
+    break-even line (the bottom line's numbers, drawn)."""
+    rows = [(line.name, line.kind, *(number(get(line.revenue_per_dollar, k))
+                                     for k in ("estimate", "low", "high")), line.converged)
+            for line in bottom_line(results)]
+    level, said = break_even_text(results)
+    return figure(plots.per_dollar_chart(rows, break_even=level, currency=currency,
+                                         label=f"revenue per {currency}1 spent ({said})"),
+                  "Revenue per dollar, paid channels and communities, with break-even")
 
 
 def _topic(sentence: list) -> str | None:

@@ -181,11 +181,25 @@ def _charts(results: dict, currency: str, roas_chart: list[plots.Row]) -> str:
     body += figure(plots.interval_chart(roas_chart, reference=level,
                                         xlabel=f"ROAS (revenue per {currency}1 of spend; {said})",
                                         title="ROAS per channel, 94% HDI"), "ROAS per channel")
-    body += figure(plots.response_curve_chart(_curve_series(results), current,
-                                              currency=currency), "Response curves")
-    body += figure(plots.contribution_chart(_contribution_series(results), currency=currency),
-                   "Weekly revenue caused by each channel")
+    body += figure(plots.share_chart(_share_rows(results)),
+                   "Share of spend against share of incremental revenue")
+    body += figure(plots.response_multiples(_curve_series(results), current,
+                                            currency=currency), "Response curves")
+    body += figure(plots.stacked_contribution_chart(_contribution_series(results),
+                                                    currency=currency),
+                   "Weekly revenue caused, stacked by channel")
     return body
+
+
+def _share_rows(results: dict) -> list[tuple[str, str, float | None, float | None]]:
+    """``(name, kind, spend, incremental revenue)`` of each channel and community."""
+    rows = [(name, "paid", number(get(c, "spend")),
+             number(get(c, "incremental_revenue", "estimate")))
+            for name, c in mapping(get(results, PAID, "channels")).items()]
+    rows += [(name, "community", number(get(c, "cost")),
+              number(get(c, "incremental_revenue", "estimate")))
+             for name, c in mapping(get(results, PAID, "communities")).items()]
+    return rows
 
 
 def paid_media_section(results: dict, currency: str) -> str:

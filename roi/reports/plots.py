@@ -213,3 +213,154 @@ def event_study_chart(points: Sequence[tuple[float, float, float | None, float |
     axes.legend(fontsize=7, loc="upper left")
     axes.grid(alpha=0.3)
     return _png(figure)
+
+
+KIND_COLOURS = {"paid": "#1f5f99", "community": "#e07b00"}
+KindRow = tuple[str, str, float | None, float | None, float | None, bool]
+
+
+def per_dollar_chart(rows: Sequence[KindRow], *, break_even: float, currency: str = "$",
+                     label: str = "") -> bytes | None:
+    """Revenue per dollar of each paid channel and community with its interval, coloured by
+    kind, and the break-even line. ``rows`` are ``(name, kind, estimate, low, high,
+    converged)``; an unconverged row is drawn hollow in red."""
+    rows = [row for row in rows if _finite(row[2])]
+    if not rows:
+        return None
+    figure = Figure(figsize=(7.0, 0.42 * len(rows) + 1.4))
+    axes = figure.add_subplot()
+    for position, (_, kind, estimate, low, high, ok) in enumerate(reversed(rows)):
+        colour = KIND_COLOURS.get(kind, "#7f8c8d") if ok else BAD_COLOUR
+        if _finite(low) and _finite(high):
+            axes.plot([low, high], [position, position], color=colour, linewidth=2.5)
+        axes.plot([estimate], [position], "o", color=colour, markersize=8,
+                  markerfacecolor=colour if ok else "white")
+    axes.set_yticks(range(len(rows)), [f"{name} ({kind})" + ("" if ok else " NOT CONVERGED")
+                                       for name, kind, *_, ok in reversed(rows)])
+    axes.axvline(break_even, color=BAD_COLOUR, linestyle="--", linewidth=1.2)
+    axes.text(break_even, len(rows) - 0.45, f" break-even {currency}{break_even:.2f}",
+              color=BAD_COLOUR, fontsize=8, va="bottom")
+    for kind, colour in KIND_COLOURS.items():
+        axes.plot([], [], "o-", color=colour, label=kind)
+    axes.legend(fontsize=8, loc="best")
+    axes.set_xlabel(label or f"revenue per {currency}1 spent (interval)")
+    axes.set_ylim(-0.7, len(rows) - 0.1)
+    axes.grid(axis="x", alpha=0.3)
+    axes.set_title(f"Revenue per {currency}1: paid channels and communities", fontsize=11,
+                   loc="left")
+    return _png(figure)
+
+
+def share_chart(rows: Sequence[tuple[str, str, float | None, float | None]]) -> bytes | None:
+    """Share of spend against share of incremental revenue, per channel and community.
+    ``rows`` are ``(name, kind, spend, revenue)``; shares are of the rows' totals."""
+    rows = [r for r in rows if _finite(r[2]) and _finite(r[3]) and r[2] >= 0]
+    spend, effect = sum(r[2] for r in rows), sum(max(r[3], 0.0) for r in rows)
+    if not rows or spend <= 0 or effect <= 0:
+        return None
+    figure = Figure(figsize=(7.0, 0.45 * len(rows) + 1.3))
+    axes = figure.add_subplot()
+    positions = list(range(len(rows)))[::-1]
+    axes.barh([p + 0.2 for p in positions], [r[2] / spend for r in rows], height=0.38,
+              color="#b0b7bf", label="share of spend")
+    axes.barh([p - 0.2 for p in positions], [max(r[3], 0.0) / effect for r in rows],
+              height=0.38, color=[KIND_COLOURS.get(r[1], OK_COLOUR) for r in rows],
+              label="share of incremental revenue (colour = kind)")
+    axes.set_yticks(positions, [f"{r[0]} ({r[1]})" for r in rows])
+    axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.0%}"))
+    axes.legend(fontsize=8, loc="lower right")
+    axes.grid(axis="x", alpha=0.3)
+    axes.set_title("Share of spend vs share of effect (estimates)", fontsize=11, loc="left")
+    return _png(figure)
+
+
+def response_multiples(curves: dict[str, Curve], current: dict[str, float | None], *,
+                       currency: str = "$") -> bytes | None:
+    """One small panel per channel: revenue caused against spend, mean and 94% HDI band, a
+    vertical line at today's spend (panels have their own scales, so bands never overlap)."""
+    if not curves:
+        return None
+    columns = 2 if len(curves) > 1 else 1
+    rows = math.ceil(len(curves) / columns)
+    figure = Figure(figsize=(7.0, 2.3 * rows + 0.4))
+    for index, (name, (spend, mean, low, high)) in enumerate(curves.items()):
+        axes = figure.add_subplot(rows, columns, index + 1)
+        colour = PALETTE[index % len(PALETTE)]
+        axes.fill_between(spend, low, high, color=colour, alpha=0.2, linewidth=0)
+        axes.plot(spend, mean, color=colour)
+        now = current.get(name)
+        if _finite(now):
+            axes.axvline(now, color="black", linestyle=":", linewidth=1)
+            if spend[0] <= now <= spend[-1]:
+                axes.plot([now], [_interpolate(spend, mean, now)], "o", color="black",
+                          markersize=4)
+        axes.set_title(name, fontsize=9, loc="left")
+        axes.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:,.0f}k"))
+        axes.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:,.0f}k"))
+        axes.tick_params(labelsize=7)
+        axes.grid(alpha=0.3)
+    figure.suptitle(f"Response curves: revenue caused ({currency}) against spend in the window "
+                    "(94% HDI; dotted line = current spend)", fontsize=9, x=0.01, ha="left")
+    figure.tight_layout()
+    return _png(figure)
+
+
+def stacked_contribution_chart(series: dict[str, tuple[list[str], list, list, list]], *,
+                               currency: str = "$") -> bytes | None:
+    """Weekly revenue caused, stacked by channel (posterior means): the decomposition."""
+    if not series:
+        return None
+    weeks = next(iter(series.values()))[0]
+    layers = {name: [v if _finite(v) else 0.0 for v in mean]
+              for name, (w, mean, _, _) in series.items() if w == weeks}
+    if not layers:
+        return None
+    figure = Figure(figsize=(7.0, 3.2))
+    axes = figure.add_subplot()
+    positions = list(range(len(weeks)))
+    axes.stackplot(positions, *layers.values(), labels=list(layers),
+                   colors=[PALETTE[i % len(PALETTE)] for i in range(len(layers))], alpha=0.85)
+    step = max(1, len(weeks) // 6)
+    axes.set_xticks(range(0, len(weeks), step), weeks[::step], fontsize=7)
+    _money_axis(axes)
+    axes.set_ylabel(f"revenue caused per week ({currency})")
+    axes.set_title("Contribution by channel per week (stacked means)", fontsize=11, loc="left")
+    axes.legend(fontsize=7, loc="upper left", ncols=min(4, len(layers)))
+    axes.grid(alpha=0.3)
+    return _png(figure)
+
+
+CurvePoint = tuple[float, float, float | None, float | None]
+
+
+def retention_curve_chart(curves: dict[str, dict[str, list[CurvePoint]]], *,
+                          interval: str = "95% CI") -> bytes | None:
+    """Share still a customer by months since the landmark, one panel per landmark, a line and
+    band per group (members, non-members). ``curves[landmark][group]`` are ``(month, share,
+    low, high)``."""
+    curves = {k: {g: sorted(p for p in pts if _finite(p[0]) and _finite(p[1]))
+                  for g, pts in groups.items()} for k, groups in curves.items()}
+    curves = {k: {g: p for g, p in groups.items() if p} for k, groups in curves.items()}
+    curves = {k: groups for k, groups in curves.items() if groups}
+    if not curves:
+        return None
+    figure = Figure(figsize=(7.0, 2.8), layout="constrained")
+    panels = figure.subplots(1, len(curves), sharey=True, squeeze=False)[0]
+    colours = {"member": KIND_COLOURS["community"], "non-member": "#7f8c8d",
+               "all": OK_COLOUR}
+    for axes, (landmark, groups) in zip(panels, curves.items(), strict=True):
+        for index, (group, points) in enumerate(groups.items()):
+            colour = colours.get(group, PALETTE[index % len(PALETTE)])
+            banded = [p for p in points if _finite(p[2]) and _finite(p[3])]
+            axes.fill_between([p[0] for p in banded], [p[2] for p in banded],
+                              [p[3] for p in banded], color=colour, alpha=0.2, linewidth=0)
+            axes.plot([p[0] for p in points], [p[1] for p in points], "o-", color=colour,
+                      markersize=3, label=group)
+        axes.set_title(f"still here {landmark} months after first seen", fontsize=8, loc="left")
+        axes.set_xlabel("months since the landmark", fontsize=8)
+        axes.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0%}"))
+        axes.tick_params(labelsize=7)
+        axes.grid(alpha=0.3)
+    panels[0].set_ylabel(f"share still a customer ({interval})", fontsize=8)
+    panels[0].legend(fontsize=7, loc="lower left")
+    return _png(figure)

@@ -79,6 +79,9 @@ Community costs
     started (``max(joined_at, first_seen)`` of the first community joined) during which the
     customer was a customer for the whole month (first seen before the month began, not churned
     before it ended). Paid-media orders go to random customers and do not change it.
+``att_from_month_after_joining``, ``att_from_month_after_joining_by_community``
+    The same average over member-months from the month after the membership start month on
+    (the join month left out): what a join-month-adjusted DiD estimates.
 ``att_by_community``, ``member_months``, ``member_months_by_community``
     The same per community of first join, and the number of member-months.
 ``lift_revenue_by_community``
@@ -158,7 +161,8 @@ NEVER = np.iinfo(np.int32).max  # day offset meaning "does not happen in the win
 DAYS_PER_MONTH = 365.25 / 12
 MIN_TREND_FACTOR = 0.1  # floor of WorldParams.member_trend's drift factor (revenue stays > 0)
 _STREAMS = ("customers", "joins", "churn", "orders", "media", "media_orders", "members",
-            "activity", "costs")
+            "activity", "costs", "triggers", "invitations")
+# (new streams go last: spawned children keep their keys, so default worlds do not change)
 _COVARIATES = ("segment", "region", "acquisition_channel", "plan")
 
 
@@ -214,6 +218,16 @@ class WorldParams:
         ``mu0_it *= max(1 + member_trend * (t - start_month_i), 0.1)``. A linear drift: the
         moves after joining equal those before (relative magnitude 1), which a DiD reads as
         effect; the sensitivity must report the lift as fragile.
+    join_after_purchase : float
+        Joining triggered by purchases (0: off). This share of the joiners who join as
+        customers join *because* of an order: an extra order (the customer's usual order
+        value, ``channel`` direct) placed 0 to ``join_purchase_lag_days`` days before the join
+        day (not before ``first_seen``), so the join month (or, for about a quarter, the month
+        before) has revenue that caused the joining rather than came from it. A DiD counting
+        the join month as effect is biased upwards; ``truth["att_from_month_after_joining"]``
+        is the effect it should recover with the join month left out.
+    join_purchase_lag_days : int
+        Longest delay between the triggering order and the join.
     join_base_monthly : float
         Monthly join probability of the reference customer with ``u = 0``.
     join_engagement_log_odds : float
@@ -319,6 +333,8 @@ class WorldParams:
     tau: tuple[float, ...] = (0.15, 0.08)
     ramp_rate: float = 0.5
     member_trend: float = 0.0
+    join_after_purchase: float = 0.0
+    join_purchase_lag_days: int = 7
     join_base_monthly: float = 0.028
     join_engagement_log_odds: float = 3.0
     join_log_odds_effects: tuple[tuple[str, float], ...] = (
@@ -788,6 +804,23 @@ def _draw_organic_orders(rng: np.random.Generator, panel: _Panel, customers: _Cu
                    np.zeros(len(row) + len(refunded), np.int8))
 
 
+def _trigger_orders(rng: np.random.Generator, people: _People, cal: _Calendar,
+                    p: WorldParams) -> _Orders:
+    """The orders that made customers join (``WorldParams.join_after_purchase``): one per
+    triggered joiner, 0 to ``join_purchase_lag_days`` days before the join day, valued like
+    the customer's usual order without membership in that month."""
+    c = people.customers
+    joined_as_customer = people.member & (people.joined >= c.first_seen)
+    who = np.flatnonzero(joined_as_customer & (rng.random(c.n) < p.join_after_purchase))
+    lag = rng.integers(0, p.join_purchase_lag_days + 1, len(who))
+    day = np.maximum(people.joined[who] - lag, c.first_seen[who])
+    season = _season(cal.month_of_year, p)[cal.month_of(day)]
+    mean_value = c.revenue_level[who] * season / c.order_rate[who]
+    value = _cents(rng.gamma(p.order_value_shape, mean_value / p.order_value_shape))
+    return _Orders(who.astype(np.int32), day.astype(np.int32), value,
+                   np.zeros(len(who), np.int8))
+
+
 def _cents(values: np.ndarray) -> np.ndarray:
     return np.maximum(np.round(values, 2), 0.01)
 
@@ -928,6 +961,8 @@ def _simulate_sales(rngs: dict[str, np.random.Generator], people: _People, cal: 
     """Orders and media; the customer-month panel is dropped once the lift truth is known."""
     panel = _build_panel(people, cal, p)
     organic = _draw_organic_orders(rngs["orders"], panel, people.customers, p)
+    if p.join_after_purchase > 0:
+        organic = _Orders.concat([organic, _trigger_orders(rngs["triggers"], people, cal, p)])
     organic_expected = float(((panel.mu0 + panel.lift) * panel.exposure).sum())
     plan = _plan_media(rngs["media"], cal, p, organic_expected)
     paid, unassigned = _draw_media_orders(rngs["media_orders"], plan, people, cal, p)
@@ -948,7 +983,17 @@ def _lift_truth(panel: _Panel, orders: _Orders, people: _People, cal: _Calendar,
            - cal.month_of(people.customers.first_seen[orders.customer]))
     realised = np.bincount(row, weights=orders.revenue, minlength=len(panel.customer))
     ever = people.member[panel.customer]
+    after = counted & (panel.since_start >= 1)
+    community_after = people.community[panel.customer[after]]
+    n_after = np.bincount(community_after, minlength=len(p.communities))
+    sum_after = np.bincount(community_after, weights=panel.lift[after],
+                            minlength=len(p.communities))
     return {
+        # The join-month-adjusted estimand (issue 17): member-months from the month after
+        # the membership start month on.
+        "att_from_month_after_joining": _mean_or_none(float(sum_after.sum()), int(after.sum())),
+        "att_from_month_after_joining_by_community": {
+            name: _mean_or_none(sum_after[c], n_after[c]) for c, name in enumerate(p.communities)},
         "att_per_member_month": _mean_or_none(lift.sum(), lift.size),
         "att_by_community": {name: _mean_or_none(sum_by[c], n_by[c])
                              for c, name in enumerate(p.communities)},

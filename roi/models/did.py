@@ -141,6 +141,12 @@ class StaggeredDiD:
         with ``g - 1 - anticipation`` (``universal``, whose reference cell is 0).
     anticipation : int
         Periods before ``g`` in which units may already react; the base period moves back.
+    exclude_join_month : bool
+        Leave the join period (``e = 0``) out of the effect: ``simple_``, ``group_``, the
+        ``dynamic`` overall and ``result_`` average over treated periods from ``g + 1`` on.
+        For customers who join *because* of a purchase, the join month's revenue caused the
+        joining; with ``anticipation=1`` the month before joining (a purchase late in the
+        month, a join early in the next) also stays out of the base period.
     scale : {"additive", "multiplicative"}
         Parallel trends in levels, or in logs of means (revenue); both report currency.
         :class:`roi.models.did_multiplicative.MultiplicativeDiD` is the multiplicative one
@@ -203,7 +209,7 @@ class StaggeredDiD:
     def __init__(self, *, control_group: ControlGroup = "never_treated",
                  base_period: BasePeriod = "varying", anticipation: int = 0,
                  scale: Scale = "additive", weights: Weights = "cohort_size",
-                 alpha: float = 0.05) -> None:
+                 alpha: float = 0.05, exclude_join_month: bool = False) -> None:
         _require_choice(control_group, ("never_treated", "not_yet_treated"), "control_group")
         _require_choice(base_period, ("varying", "universal"), "base_period")
         _require_choice(scale, ("additive", "multiplicative"), "scale")
@@ -215,6 +221,12 @@ class StaggeredDiD:
         self.control_group, self.base_period = control_group, base_period
         self.anticipation, self.scale, self.alpha = int(anticipation), scale, alpha
         self.weights = weights
+        self.exclude_join_month = bool(exclude_join_month)
+
+    def _post(self, cells: Cells, estimates: CellEstimates) -> np.ndarray:
+        """The cells averaged as effect: treated periods, from ``g + 1`` when the join period
+        is excluded."""
+        return estimates.valid & (cells.period >= cells.cohort + int(self.exclude_join_month))
 
     def fit(self, data: pd.DataFrame, *, unit: str, time: str, group: str,
             outcome: str) -> StaggeredDiD:
@@ -258,14 +270,15 @@ class StaggeredDiD:
         shares = moments.cohort_sizes / moments.n_units
         forms = cell_forms(estimates)
         self.parts_ = FitParts(cells, estimates, forms, moments)
-        post = estimates.valid & (cells.period >= cells.cohort)
+        post = self._post(cells, estimates)
         over_cells, by_period = self._averagers(forms, moments, shares, cell_cohort)
         simple = over_cells(post)
         by_event = {int(e): over_cells(estimates.valid & (cells.event_time == e))
                     for e in np.unique(cells.event_time)}
         by_cohort = {int(g): by_period(post & (cells.cohort == g))
                      for g in np.unique(cells.cohort)}
-        overall = {"simple": simple, "dynamic": _dynamic_overall(by_event),
+        overall = {"simple": simple,
+                   "dynamic": _dynamic_overall(by_event, first=int(self.exclude_join_month)),
                    "group": _group_overall(by_cohort, cohort_codes, shares)}
         self.vcov_ = moments.gram / moments.n_units**2
         self.group_time_ = self._group_time_table(panel, cells, estimates, forms, moments)
@@ -330,7 +343,7 @@ class StaggeredDiD:
     def _effect_result(self, panel: WidePanel, cells: Cells,
                        estimates: CellEstimates) -> EffectResult:
         simple = self.simple_.iloc[0]
-        post = estimates.valid & (cells.period >= cells.cohort)
+        post = self._post(cells, estimates)
         members = int(np.isin(panel.cohort, np.unique(cells.cohort[post])).sum())
         tables = {"group_time": self.group_time_, "dynamic": self.dynamic_,
                   "dynamic_vcov": self.dynamic_vcov_, "group": self.group_,
@@ -347,6 +360,7 @@ class StaggeredDiD:
         checks = {"pretrend": self.pretrend_, "pretrend_event": self.pretrend_event_,
                   "control_group": self.control_group,
                   "base_period": self.base_period, "anticipation": self.anticipation,
+                  "exclude_join_month": self.exclude_join_month,
                   "scale": self.scale, "weights": self.weights, "n_units": panel.n_units,
                   "n_periods": len(panel.periods), "n_cells": len(estimates.att),
                   "cells_without_controls": int(no_controls.sum()),
@@ -443,9 +457,9 @@ def _equal_weighted_cells(forms: list[LinearForm], keep: np.ndarray) -> LinearFo
     return equal_weighted([forms[k] for k in np.flatnonzero(keep)])
 
 
-def _dynamic_overall(by_event: dict[int, LinearForm]) -> LinearForm:
-    """Mean of the event-time effects from e = 0 on (R's overall dynamic effect)."""
-    after = [form for e, form in by_event.items() if e >= 0 and np.isfinite(form.value)]
+def _dynamic_overall(by_event: dict[int, LinearForm], *, first: int = 0) -> LinearForm:
+    """Mean of the event-time effects from e = ``first`` on (R's overall dynamic effect: 0)."""
+    after = [form for e, form in by_event.items() if e >= first and np.isfinite(form.value)]
     if not after:
         first = next(iter(by_event.values()))
         return nan_form(len(first.cell_weights), len(first.cohort_terms))

@@ -8,9 +8,13 @@ what was estimated. Sections that a run did not produce say "not estimated in th
 that did not converge are labelled "NOT CONVERGED - do not rely on it" wherever they appear.
 A key holding a dot (a quantile ``0.05``) stays whole in the path: match keys longest first.
 
-Layout: :mod:`roi.reports.base` reads and formats, :mod:`roi.reports.summary` writes the
-plain-language summary, :mod:`roi.reports.media` the paid media, comparison and budget sections;
-this module the lift, retention, diagnostics, data and assumptions sections and the page.
+Layout: the page, the banners and the Summary are Jinja2 templates in ``roi/reports/templates``
+(``report.html.j2`` places the sections, ``report.css`` styles screen and print); a page can be
+rearranged there without reading the estimators' plumbing. :mod:`roi.reports.base` reads and
+formats, :mod:`roi.reports.summary` writes the plain-language sentences,
+:mod:`roi.reports.media` the paid media, comparison and budget sections,
+:mod:`roi.reports.diagnostics` the Diagnostics; this module the lift, retention, data and
+assumptions sections and fills the templates.
 
 Examples
 --------
@@ -25,8 +29,12 @@ True
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
 
 from roi.bottom_line import bottom_line
 from roi.outputs import write_atomic
@@ -58,6 +66,7 @@ from roi.reports.base import (
     money,
     number,
     preferred_method,
+    redact,
     render,
     section,
     sequence,
@@ -389,62 +398,7 @@ def assumptions_section(results: dict) -> str:
 
 # --------------------------------------------------------------------------- page
 
-CSS = """
-@page { size: A4; margin: 14mm 12mm 16mm;
-        @bottom-center { content: "Page " counter(page) " of " counter(pages);
-                         font-size: 8pt; color: #555; } }
-* { box-sizing: border-box; }
-body { font-family: "DejaVu Sans", Helvetica, Arial, sans-serif; font-size: 10.5pt;
-       color: #1b1b1b; max-width: 60em; margin: 1.5em auto; padding: 0 1em; line-height: 1.4;
-       overflow-wrap: break-word; }
-h1 { font-size: 18pt; margin-bottom: 0.2em; }
-h2 { font-size: 13.5pt; border-bottom: 2px solid #1f5f99; padding-bottom: 2px; margin-top: 1.6em; }
-h3 { font-size: 11pt; margin: 1em 0 0.3em; }
-h4 { font-size: 10pt; margin: 0.8em 0 0.2em; }
-h1, h2, h3, h4 { break-after: avoid; page-break-after: avoid; }
-.meta { color: #555; font-size: 9pt; }
-.banner { background: #c0392b; color: #fff; padding: 0.6em 0.9em; font-weight: bold;
-          border-radius: 4px; margin: 0.8em 0; }
-.caution-banner { background: #fff4d6; color: #5a3800; border-left: 6px solid #e0a100; }
-.caution { background: #fff4d6; border-left: 5px solid #e0a100; padding: 0.5em 0.8em; }
-.summary { background: #f2f6fa; border-left: 5px solid #1f5f99; padding: 0.4em 1em; }
-.summary p { margin: 0.5em 0; font-size: 11.5pt; }
-.headline-notes { margin: 0 0 0.6em; font-size: 9.5pt; color: #333; }
-.caveat { color: #7a4a00; }
-td .caveat { font-size: 8pt; }
-.headline { font-weight: bold; }
-.not-converged { color: #fff; background: #c0392b; font-weight: bold; padding: 0 0.3em;
-                 border-radius: 3px; }
-.ok { color: #1e7d32; font-size: 9pt; font-weight: normal; }
-.missing { color: #555; font-style: italic; }
-.note { color: #555; }
-.warning { color: #7a4a00; }
-.table-wrap { max-width: 100%; overflow-x: auto; margin: 0.4em 0 0.8em; }
-table { border-collapse: collapse; font-size: 9pt; }
-th, td { border-bottom: 1px solid #ddd; padding: 2px 6px; vertical-align: top; }
-th { background: #eef2f6; text-align: left; }
-td.r { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
-td.l { min-width: 4em; }
-tr, figure, .banner, .small-table { break-inside: avoid; page-break-inside: avoid; }
-h2 + p, h3 + p, h4 + p { break-after: avoid; page-break-after: avoid; }
-.checks table { font-size: 8pt; }
-figure { margin: 0.4em 0; }
-img { max-width: 100%; height: auto; }
-dt { font-weight: bold; margin-top: 0.4em; }
-dd { margin-left: 1.2em; }
-nav { font-size: 9pt; }
-details summary { cursor: pointer; color: #1f5f99; font-size: 9pt; }
-@media print {
-  body { max-width: none; margin: 0; padding: 0; font-size: 9.5pt; }
-  .table-wrap { overflow: visible; }
-  table { width: 100%; font-size: 7.5pt; }
-  th { font-size: 7pt; }
-  th, td { padding: 1px 3px; }
-  td.r { white-space: normal; }
-  .checks table { font-size: 7pt; }
-}
-"""
-
+TEMPLATES = Path(__file__).with_name("templates")
 SECTIONS = [("summary", "Summary"), ("comparison", "Community against paid media"),
             ("revenue", "Revenue lift"), ("retention", "Retention"),
             ("paid-media", "Paid media"), ("budget", "Budget scenarios"),
@@ -452,39 +406,52 @@ SECTIONS = [("summary", "Summary"), ("comparison", "Community against paid media
             ("assumptions", "Assumptions")]
 
 
-def banners(results: dict) -> str:
-    """Alarms above the summary, only for what the bottom line uses (the preferred revenue lift
-    and hazard ratio, the media-mix model behind paid ROAS, the comparison rows)."""
-    out = ""
+@lru_cache(maxsize=1)
+def templates() -> Environment:
+    """The report's Jinja2 templates (``roi/reports/templates``): every value is escaped unless
+    it is :class:`~markupsafe.Markup` (sections built and escaped in Python); ``redact`` masks
+    e-mails and connection secrets before escaping."""
+    environment = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True,
+                              undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                              keep_trailing_newline=True)
+    environment.filters["redact"] = redact
+    return environment
+
+
+def banner_context(results: dict) -> dict[str, Any]:
+    """What banners.html.j2 shows: only alarms of what the bottom line uses."""
     bad, cautions = bottom_line_alarms(results)
-    if bad:
-        out += (f'<div class="banner" id="not-converged-banner">{esc(NOT_CONVERGED)}: '
-                f"{esc(', '.join(bad))} did not converge. Numbers from them are labelled and must "
-                "not be used for decisions.</div>")
-    out += "".join(f'<div class="banner caution-banner" id="bottom-line-caveat-{i}">'
-                   f"{esc(text)}</div>" for i, text in enumerate(cautions))
     diagnostics = mapping(results.get("diagnostics"))
-    count = sum(len(as_list(d.get("warnings"))) for d in diagnostics.values() if isinstance(d, dict))
-    if count:
-        out += (f'<p class="caution">{count} diagnostic warning{"s" if count != 1 else ""}: '
-                'see <a href="#diagnostics">Diagnostics</a>.</p>')
-    media = as_list(get(results, "paid_media", "warnings"))
-    if media:
-        out += ('<p class="caution">Paid media: ' + esc("; ".join(map(str, media)))
-                + ' (see <a href="#paid-media">Paid media</a>).</p>')
-    return out
+    count = sum(len(as_list(d.get("warnings"))) for d in diagnostics.values()
+                if isinstance(d, dict))
+    # Joined here: Jinja's join filter would escape before ``redact`` reads the text.
+    return {"not_converged": ", ".join(bad), "not_converged_label": NOT_CONVERGED,
+            "cautions": cautions, "warning_count": count,
+            "media_warnings": "; ".join(map(str, as_list(get(results, "paid_media",
+                                                              "warnings"))))}
 
 
 def summary_section(results: dict, currency: str) -> str:
-    parts = []
+    """summary.html.j2 with the bottom line, its chart and the sentences (each lift sentence
+    with its method's preferred_reason and caveats)."""
+    sentences = []
     for sentence in summary_sentences(results, currency):
-        parts.append(f'<p class="sentence">{render(sentence)}</p>')
         topic = _topic(sentence)
-        if topic:
-            parts.append(headline_notes(results, topic))
-    return section("summary", "Summary", bottom_line_html(results, currency)
-                   + bottom_line_chart(results, currency)
-                   + f'<div class="summary">{"".join(parts)}</div>')
+        reason = get(results, topic, "preferred_reason") if topic else None
+        sentences.append({"html": Markup(render(sentence)),
+                          "reason": reason if isinstance(reason, str) else None,
+                          "caveats": headline_caveats(results, topic) if topic else []})
+    return templates().get_template("summary.html.j2").render(
+        bottom_line=Markup(bottom_line_html(results, currency)),
+        chart=Markup(bottom_line_chart(results, currency)), sentences=sentences)
+
+
+def _topic(sentence: list) -> str | None:
+    """The lift section whose overall estimate a summary sentence states, if any."""
+    for section_name in (REVENUE, RETENTION):
+        if any(getattr(f, "key", "").startswith(f"{section_name}.estimates") for f in sentence):
+            return section_name
+    return None
 
 
 def bottom_line_chart(results: dict, currency: str) -> str:
@@ -499,42 +466,25 @@ def bottom_line_chart(results: dict, currency: str) -> str:
                   "Revenue per dollar, paid channels and communities, with break-even")
 
 
-def _topic(sentence: list) -> str | None:
-    """The lift section whose overall estimate a summary sentence states, if any."""
-    for section_name in (REVENUE, RETENTION):
-        if any(getattr(f, "key", "").startswith(f"{section_name}.estimates") for f in sentence):
-            return section_name
-    return None
-
-
-def headline_notes(results: dict, section_name: str) -> str:
-    """Why this method is preferred, and the caveats of its number, right under the sentence."""
-    reason = get(results, section_name, "preferred_reason")
-    items = [f"<li>Why this method: {esc(reason)}</li>"] if isinstance(reason, str) else []
-    items += [f'<li class="caveat">{esc(c)}</li>' for c in headline_caveats(results,
-                                                                             section_name)]
-    return f'<ul class="headline-notes">{"".join(items)}</ul>' if items else ""
-
-
 def render_html(results: dict, *, currency: str = "$") -> str:
-    """The whole report as one HTML string (see :func:`write_html`)."""
+    """The whole report as one HTML string (see :func:`write_html`): report.html.j2 places the
+    sections built here."""
     data = results.get("data") if isinstance(results.get("data"), dict) else {}
     meta = (f"Window {data.get('start', '?')} to {data.get('end', '?')}; source "
             f"{data.get('source', 'not recorded')}; generated {results.get('generated_at', '?')}; "
             f"results schema {results.get('schema_version', '?')}.")
-    nav = " | ".join(f'<a href="#{a}">{esc(t)}</a>' for a, t in SECTIONS)
-    body = [banners(results), f"<nav>{nav}</nav>", summary_section(results, currency),
-            comparison_section(results, currency), revenue_section(results, currency),
-            retention_section(results, currency), paid_media_section(results, currency),
-            budget_section(results, currency),
-            diagnostics_section(results, other_problems=other_problems(results)),
-            data_section(results),
-            assumptions_section(results)]
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            "<title>Community ROI report</title>"
-            f"<style>{CSS}</style></head><body><h1>What the community earns compared with "
-            f'paid ads</h1><p class="meta">{esc(meta)}</p>' + "".join(body)
-            + "</body></html>\n")
+    sections = {
+        "summary": summary_section(results, currency),
+        "comparison": comparison_section(results, currency),
+        "revenue": revenue_section(results, currency),
+        "retention": retention_section(results, currency),
+        "paid_media": paid_media_section(results, currency),
+        "budget": budget_section(results, currency),
+        "diagnostics": diagnostics_section(results, other_problems=other_problems(results)),
+        "data": data_section(results), "assumptions": assumptions_section(results)}
+    return templates().get_template("report.html.j2").render(
+        meta=meta, nav=SECTIONS, sections={k: Markup(v) for k, v in sections.items()},
+        **banner_context(results))
 
 
 def write_html(results: dict, path: str | Path, *, currency: str = "$") -> Path:

@@ -44,10 +44,18 @@ def atomic_target(path: Path) -> Iterator[Path]:
     os.close(handle)
     try:
         yield Path(temporary)
+        os.chmod(temporary, _file_mode())   # mkstemp makes 0600; outputs are shared as usual
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _file_mode() -> int:
+    """The mode a plain ``open(path, "w")`` would give a new file (0666 less the umask)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def remove_stale_temporaries(path: Path) -> list[Path]:
@@ -127,6 +135,7 @@ class OutputSet:
                     backup = keep / source.name if target.is_file() else None
                     if backup is not None:
                         _link_or_copy(target, backup)
+                    os.chmod(source, _file_mode())
                     os.replace(source, target)
                     moved.append((target, backup))
             except BaseException:

@@ -249,6 +249,10 @@ def test_output_path_with_spaces_and_non_ascii_letters(world, tmp_path):
                                                      "results.json"]
     assert str(out / "results.json") in stdout
     assert results(out)["data"]["customers"] == 400
+    mask = os.umask(0o022)
+    os.umask(mask)
+    for path in out.iterdir():   # as a plain write would make them, not mkstemp's 0600
+        assert path.stat().st_mode & 0o777 == 0o666 & ~mask, path.name
 
 
 def test_missing_config_file_names_it_and_writes_nothing(world, tmp_path):

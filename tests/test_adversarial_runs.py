@@ -382,3 +382,22 @@ def test_sigterm_during_roi_report_leaves_the_earlier_reports(world, tmp_path):
     assert run.finish() == 143, run.stderr[-2000:]
     assert "interrupted" in run.stderr
     assert hashes(out) == before
+
+
+@pytest.mark.parametrize(("case", "message"), [
+    ("missing", "cannot read {path}: No such file or directory"),
+    ("not results", "{path} is not a results.json written by roi run (no schema_version)"),
+    ("out is a file", "--out {out} is a file, not a folder"),
+])
+def test_roi_report_refuses_what_it_cannot_use(world, tmp_path, case, message):
+    path, out = tmp_path / "results.json", tmp_path / "report-here"
+    if case == "not results":
+        path.write_text('[{"estimate": 1.0}]')
+    elif case == "out is a file":
+        shutil.copy(world / "base" / "results.json", path)
+        out.write_text("not a folder")
+    argv = [path] + (["--out", out] if case == "out is a file" else [])
+    code, stdout, stderr = roi(world, "report", *argv)
+    assert code == 2, stderr[-2000:]
+    assert message.format(path=path, out=out) in stderr
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(("report.", ".roi"))]

@@ -1072,11 +1072,13 @@ def test_workbook_caveats_chart_dates_and_wrapping(caveated_reports):
     sheet = book["Bottom line"]
     assert len(sheet._charts) == 1
     chart = sheet._charts[0]
-    head = next(c.row for c in sheet["A"] if c.value == "Chart data: name")
-    assert [s.tx.strRef.f for s in chart.series] == [f"'Bottom line'!B{head}",
-                                                     f"'Bottom line'!C{head}"]
-    data = {r[0]: r[1:4] for r in sheet.iter_rows(min_row=head + 1, max_row=head + 6,
-                                                  values_only=True)}
+    head = next(c for row in sheet.iter_rows() for c in row if c.value == "Chart data: name")
+    letter = [chr(ord(head.column_letter) + k) for k in (1, 2)]
+    assert [s.tx.strRef.f for s in chart.series] == [f"'Bottom line'!{x}{head.row}"
+                                                     for x in letter]
+    data = {r[0]: r[1:4] for r in sheet.iter_rows(
+        min_row=head.row + 1, max_row=head.row + 6, min_col=head.column,
+        max_col=head.column + 3, values_only=True)}
     assert data["search"] == (pytest.approx(2.4), None, 1.0)
     assert data["discord"][0] is None and data["discord"][1] == pytest.approx(343000 / 96000)
     weekly = [r for r in book["Paid media"].iter_rows(values_only=True)

@@ -481,19 +481,21 @@ def bottom_line_sheet(sheet: Worksheet, results: dict, money: str, currency: str
                      _status(line.converged), line.basis, "; ".join(line.caveats)])
     second_headers = (["Profit per dollar", "Low", "High"] if margin is not None
                       else ["Margin to break even"])
-    at = write_table(sheet, ["Name", "Kind", "Cost", "Revenue per dollar", "Low", "High",
-                             "Interval", *second_headers, "Verdict", "Status", "Based on",
-                             "Caveats"], rows, start=6)
-    bottom_line_chart(sheet, lines, level=break_even(margin), start=at, currency=currency)
+    headers = ["Name", "Kind", "Cost", "Revenue per dollar", "Low", "High", "Interval",
+               *second_headers, "Verdict", "Status", "Based on", "Caveats"]
+    at = write_table(sheet, headers, rows, start=6)
+    bottom_line_chart(sheet, lines, level=break_even(margin), at=(6, len(headers) + 2),
+                      anchor=f"A{at}", currency=currency)
 
 
 KIND_COLOURS = {"paid": "1F5F99", "community": "E08A00"}
 
 
-def bottom_line_chart(sheet: Worksheet, lines: list, *, level: float, start: int,
-                      currency: str) -> None:
+def bottom_line_chart(sheet: Worksheet, lines: list, *, level: float, at: tuple[int, int],
+                      anchor: str, currency: str) -> None:
     """A native column chart of revenue per dollar, paid channels and communities in their own
-    colours, with the break-even line; its data table is written at ``start``."""
+    colours, with the break-even line, placed at ``anchor``; its data table is written at
+    ``at`` (row, column), to the right of the bottom-line table, one row per line."""
     rows = []
     for line in lines:
         value = number(get(line.revenue_per_dollar, "estimate")) if line.converged else None
@@ -501,26 +503,32 @@ def bottom_line_chart(sheet: Worksheet, lines: list, *, level: float, start: int
                                   for kind in KIND_COLOURS], level])
     if not any(v is not None for row in rows for v in row[1:3]):
         return
-    write_table(sheet, ["Chart data: name", "Paid channel", "Community", "Break-even"], rows,
-                start=start)
-    names = Reference(sheet, min_col=1, min_row=start + 1, max_row=start + len(rows))
+    start, column = at
+    for offset, header in enumerate(["Chart data: name", "Paid channel", "Community",
+                                     "Break-even"]):
+        cell = sheet.cell(row=start, column=column + offset, value=header)
+        cell.font, cell.fill = BOLD, HEADER_FILL
+    for index, row in enumerate(rows, 1):
+        for offset, value in enumerate(row):
+            _put(sheet, start + index, column + offset, Fmt(value, RATIO) if offset else value)
+    names = Reference(sheet, min_col=column, min_row=start + 1, max_row=start + len(rows))
     bars = BarChart()
     bars.type, bars.grouping, bars.overlap = "col", "clustered", 100
     bars.title = f"Revenue per {currency}1 spent (estimate; break-even line)"
     bars.y_axis.title = f"revenue per {currency}1"
-    bars.add_data(Reference(sheet, min_col=2, max_col=3, min_row=start, max_row=start
-                            + len(rows)), titles_from_data=True)
+    bars.add_data(Reference(sheet, min_col=column + 1, max_col=column + 2, min_row=start,
+                            max_row=start + len(rows)), titles_from_data=True)
     bars.set_categories(names)
     for series, colour in zip(bars.series, KIND_COLOURS.values(), strict=True):
         series.graphicalProperties.solidFill = colour
     line = LineChart()
-    line.add_data(Reference(sheet, min_col=4, min_row=start, max_row=start + len(rows)),
-                  titles_from_data=True)
+    line.add_data(Reference(sheet, min_col=column + 3, min_row=start,
+                            max_row=start + len(rows)), titles_from_data=True)
     line.series[0].graphicalProperties.line.solidFill = "C0392B"
     line.series[0].graphicalProperties.line.dashStyle = "dash"
     bars += line
     bars.width, bars.height = 18, 9
-    sheet.add_chart(bars, f"A{start + len(rows) + 2}")
+    sheet.add_chart(bars, anchor)
 
 
 def _widths(sheet: Worksheet) -> None:

@@ -23,7 +23,7 @@ from roi.widgets import (
     paid_media_explorer,
     retention_explorer,
 )
-from roi.widgets._common import sentence
+from roi.widgets._common import open_run, sentence
 from roi.widgets.budget import signed_money
 from tests.test_reports import empty_results, full_results, resolve
 
@@ -172,6 +172,23 @@ def test_export_defaults_outside_the_notebooks_folder(outputs):
     explorer = lift_explorer(outputs.out)
     assert Path(explorer.export.folder.value) == Path(outputs.out) / "exported"
     assert "notebooks" not in data_overview(outputs.results).export.folder.value
+
+
+def test_open_run_reads_a_finished_run_and_runs_the_job_once_when_missing(outputs, tmp_path,
+                                                                          monkeypatch):
+    import roi.run
+
+    assert open_run(outputs.out) == outputs.results
+    assert open_run(Path(outputs.out, "results.json")) == outputs.results
+    calls = []
+
+    def fake_run_job(source, *, out, progress):
+        calls.append((source, Path(out), progress))
+        return {"data": {}}
+
+    monkeypatch.setattr(roi.run, "run_job", fake_run_job)
+    assert open_run(tmp_path / "out", source="my-data") == {"data": {}}
+    assert calls == [("my-data", tmp_path / "out", True)]
 
 
 # --------------------------------------------------------------------------- budget panel

@@ -134,7 +134,8 @@ def csv_link(frame: Any, filename: str, label: str = "Download CSV") -> str:
     table = frame if isinstance(frame, pd.DataFrame) else pd.DataFrame(list(frame))
     data = base64.b64encode(table.to_csv(index=False).encode("utf-8")).decode("ascii")
     return (f'<a download="{html.escape(filename)}" href="data:text/csv;base64,{data}" '
-            f'class="roi-csv">{html.escape(label)}</a>')
+            f'class="roi-csv" style="color:#1f5f99;text-decoration:underline">'
+            f'{html.escape(label)}</a>')
 
 
 def finite(value: Any) -> bool:

@@ -7,8 +7,11 @@ slider sets one channel's or community's spend in the window; the expected reven
 to their room; "Optimise" shares the current paid total among the paid channels (each between
 50% and 150% of its current spend) for the highest expected revenue.
 
-The CSS classes ``roi-budget-slider`` (sliders) and ``roi-expected-revenue`` (the expected
-change) are what browser tests look for: keep them.
+The CSS classes ``roi-budget-slider`` (sliders), ``roi-budget-readout`` (each slider's spend and
+% change) and ``roi-expected-revenue`` (the expected change) are what browser tests look for:
+keep them. A value the browser sends back after Python set a slider (snapped to the step) is
+not a move: the panel keeps its exact allocation, so Optimise with "keep total fixed" shows the
+same total and gain as :meth:`roi.budget.BudgetModel.optimise`.
 
 Examples
 --------
@@ -48,6 +51,7 @@ from roi.widgets._common import (
 
 SLIDER_CLASS = "roi-budget-slider"
 EXPECTED_CLASS = "roi-expected-revenue"
+READOUT_CLASS = "roi-budget-readout"
 SLIDER_STEPS = 200
 OPTIMISE_BOUNDS = (0.5, 1.5)
 
@@ -57,9 +61,11 @@ def signed_money(value: Any, currency: str | None = None) -> str:
 
     Examples
     --------
-    >>> signed_money(1.0, "USD"), signed_money(-2.5, "USD")
-    ('+$1.00', '-$2.50')
+    >>> signed_money(1.0, "USD"), signed_money(-2.5, "USD"), signed_money(-1e-10, "USD")
+    ('+$1.00', '-$2.50', '+$0.00')
     """
+    if finite(value):  # to the cent first: a float residue of a kept total is no "-$0.00"
+        value = round(float(value), 2) + 0.0
     text = money(value, currency)
     return f"+{text}" if finite(value) and value >= 0 else text
 
@@ -131,6 +137,8 @@ class BudgetPanel(widgets.VBox):
         self.allocation = {name: float(self.model.current[name]) for name in self.model.names}
         self.sliders = {name: self._slider(name) for name in self.model.names}
         self.readouts = {name: widgets.HTML() for name in self.model.names}
+        for readout in self.readouts.values():
+            readout.add_class(READOUT_CLASS)
         self.keep_total = widgets.Checkbox(value=False, description="keep total fixed")
         self.optimise = widgets.Button(description="Optimise", disabled=not self.model.paid,
                                        tooltip="best split of the paid total (50%-150% each)")

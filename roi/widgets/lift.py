@@ -84,6 +84,7 @@ class LiftExplorer(widgets.VBox):
         self.summary = widgets.HTML()
         self.plot = widgets.Output()
         self.caption = widgets.HTML()
+        self.caption.add_class("roi-lift-caption")   # browser tests read it
         self.download = widgets.HTML()
         self.export = ExportReport(results, folder=export_folder(source))
         self.estimator.observe(self._update, names="value")

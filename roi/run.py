@@ -21,6 +21,11 @@ from roi.data import Dataset, load_dataset
 from roi.data.attribution import RevenueAttribution, revenue_attribution
 from roi.data.source import release_memory
 from roi.interrupts import handling_interrupts, raise_if_interrupted
+from roi.models.member_coverage import (
+    base_period_covered,
+    extend_to_all_member_months,
+    history_covered,
+)
 from roi.outputs import OUTPUT_NAMES, staged_outputs, write_json
 from roi.preference import Choice, choose_retention, choose_revenue
 from roi.progress import Steps, progress_steps
@@ -72,6 +77,7 @@ def run_models(source: Any, *, out: str | Path, config: RunConfig | None = None,
         weekly = dataset.weekly_series()
         survival = dataset.survival_table()
         attribution = revenue_attribution(dataset)
+        experiment = invitation_experiments(dataset, panel)   # reads the database: before release
         dataset.report["revenue_attribution"] = attribution.to_contract()
         release_memory(dataset.engine)   # the models run on these frames, not in the database
         steps.start("revenue lift")
@@ -97,7 +103,8 @@ def run_models(source: Any, *, out: str | Path, config: RunConfig | None = None,
                                    paid_media=paid, paid_media_result=media,
                                    member_months=int((panel["member"] & panel["active"]).sum()),
                                    member_months_by_community=_member_months_by_community(panel),
-                                   community_costs=_community_costs(weekly))
+                                   community_costs=_community_costs(weekly),
+                                   experiment=experiment)
         write_json(staged.path("results.json"), results)
         steps.start("write reports")
         reports = _write_reports(results, staged.folder, pdf=pdf)
@@ -142,6 +149,21 @@ def _not_rewritten(out: Path, written: list[Path]) -> list[str]:
     names = {p.name for p in written}
     return [f"{name} in {out} is from an earlier run; this run did not write it"
             for name in OUTPUT_NAMES if name not in names and (out / name).is_file()]
+
+
+def invitation_experiments(dataset: Dataset, panel) -> dict[str, Any] | None:
+    """The ``community_experiment`` block when the source has an ``invitations`` table
+    (:mod:`roi.experiments`), else None."""
+    if "invitations" not in dataset.tables:
+        return None
+    import sqlalchemy as sa
+
+    from roi.data.source import fetch_frame
+    from roi.experiments import community_experiment
+
+    invitations = fetch_frame(dataset.engine, sa.select(dataset.tables["invitations"]))
+    end_month = int(panel["month_index"].max()) if len(panel) else 0
+    return community_experiment(panel, invitations, end_month=end_month)
 
 
 def _member_months_by_community(panel) -> dict[str, int]:
@@ -195,9 +217,14 @@ def revenue_lift_estimates(panel, *, covariates: dict[str, str] | None = None, s
         from roi.models.weighting import AIPW
 
         adjusted = {**PANEL_COLUMNS, "active": "active", "covariates": list(covariates)}
-        estimates["regression"] = RegressionAdjustment().fit(panel, community="community",
-                                                             **adjusted).result_
-        estimates["aipw"] = AIPW().fit(panel, community="community", **adjusted).result_
+        fits = {"regression": RegressionAdjustment().fit(panel, community="community",
+                                                         **adjusted).result_,
+                "aipw": AIPW().fit(panel, community="community", **adjusted).result_}
+        # Both cover members with pre-join history only; the rest get the proportional rule
+        active = panel.loc[panel["active"], [*PANEL_COLUMNS.values(), "community"]]
+        covered = history_covered(active)
+        for name, result in fits.items():
+            estimates[name] = extend_to_all_member_months(result, active, covered)
     if sampler is not None:
         estimates["bayesian"] = (
             _refused_lift("bayesian", refuse_ratio, interval="94% HDI") if refuse_ratio
@@ -263,6 +290,9 @@ def _naive_and_did(panel, *, refuse_ratio: str | None = None) -> dict[str, Effec
 
             fitted[name].tables["sensitivity_by_community"] = pd.DataFrame(
                 [{"community": k, **v} for k, v in sensitivity.items()])
+    # DiD covers members with a whole month before joining; the rest get the proportional rule
+    fitted["did"] = extend_to_all_member_months(fitted["did"], active,
+                                                base_period_covered(active))
     adjusted = _join_month_adjustment(fitted["did"], active)
     return {"naive": naive, **fitted, **({JOIN_ADJUSTED: adjusted} if adjusted else {})}
 
@@ -529,7 +559,8 @@ def assemble_results(*, dataset: Dataset, config: RunConfig, revenue: dict[str, 
                      member_months_by_community: dict[str, int] | None = None,
                      community_costs: dict[str, float] | None = None,
                      retention_money: dict[str, Any] | None = None,
-                     retention_curves: dict[str, Any] | None = None) -> dict[str, Any]:
+                     retention_curves: dict[str, Any] | None = None,
+                     experiment: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``results.json`` document (schema_version 1 of the contract, extended)."""
     revenue_section = _section(revenue, choice=_choose_revenue(revenue))
     revenue_section.setdefault("by_community", {})
@@ -556,6 +587,10 @@ def assemble_results(*, dataset: Dataset, config: RunConfig, revenue: dict[str, 
         from roi.models.join_month import warning_text
 
         notes.append(warning_text(revenue_section["join_month_adjusted"]))
+    if experiment is not None:   # the comparison uses a community's experimental number
+        from roi.experiments.results import apply_experiments
+
+        notes += apply_experiments(experiment, revenue_section)
     retention_section.setdefault("by_community", {})
     if retention_money is not None:
         retention_section["retention_revenue"] = retention_money
@@ -584,6 +619,7 @@ def assemble_results(*, dataset: Dataset, config: RunConfig, revenue: dict[str, 
         "community_revenue_lift": revenue_section,
         "community_retention_lift": retention_section,
         "paid_media": paid_media,
+        **({"community_experiment": experiment} if experiment is not None else {}),
         "comparison": [],
         "diagnostics": diagnostics,
         "config": config.to_dict(),

@@ -228,6 +228,19 @@ class WorldParams:
         is the effect it should recover with the join month left out.
     join_purchase_lag_days : int
         Longest delay between the triggering order and the join.
+    experiment_share : float
+        A randomized invitation experiment (0: none). This share of the customers who are
+        customers and not yet members on the first day of month ``experiment_month`` is
+        assigned, ``experiment_invite_share`` of them to ``invite`` (the rest ``holdout``);
+        an invited customer joins the first community within 30 days with probability
+        ``experiment_uptake`` (compliers; a later organic join is moved earlier), and every
+        assigned customer's first community is the first one. The ``invitations`` table
+        (``customer_id``, ``assigned_at``, ``arm``, ``community``, ``experiment``) lists those
+        still customers on that day; ``truth["experiment"]`` holds the ITT on revenue per
+        customer-month and on member-months and the CACE per member-month, from expected
+        revenue under both arms for every assigned customer (months after churn count zero).
+    experiment_month, experiment_invite_share, experiment_uptake : int, float, float
+        Month index of assignment; share invited; probability an invited customer joins.
     join_base_monthly : float
         Monthly join probability of the reference customer with ``u = 0``.
     join_engagement_log_odds : float
@@ -335,6 +348,10 @@ class WorldParams:
     member_trend: float = 0.0
     join_after_purchase: float = 0.0
     join_purchase_lag_days: int = 7
+    experiment_share: float = 0.0
+    experiment_month: int = 6
+    experiment_invite_share: float = 0.5
+    experiment_uptake: float = 0.4
     join_base_monthly: float = 0.028
     join_engagement_log_odds: float = 3.0
     join_log_odds_effects: tuple[tuple[str, float], ...] = (
@@ -449,7 +466,7 @@ class World:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         written = []
-        for name in TABLE_NAMES:
+        for name in (*TABLE_NAMES, *(t for t in self.tables if t not in TABLE_NAMES)):
             path = folder / f"{name}.{fmt}"
             if fmt == "csv":
                 self.tables[name].to_csv(path, index=False, date_format="%Y-%m-%d")
@@ -588,6 +605,7 @@ class _People:
     community: np.ndarray   # first community (meaningful where member)
     churn_day: np.ndarray   # NEVER: still a customer at the window end
     member: np.ndarray      # became a member while a customer
+    design: dict[str, Any] | None = None   # the invitation experiment (experiment_share > 0)
 
 
 def _draw_customers(rng: np.random.Generator, n: int, cal: _Calendar,
@@ -664,10 +682,92 @@ def _simulate_people(rngs: dict[str, np.random.Generator], n: int, cal: _Calenda
                      p: WorldParams) -> _People:
     customers = _draw_customers(rngs["customers"], n, cal, p)
     joined, start, community = _draw_joins(rngs["joins"], customers, cal, p)
-    churn_day = _draw_churn_days(rngs["churn"], customers, start, cal, p)
+    design = None
+    if p.experiment_share > 0:
+        joined, start, community, design = _assign_invitations(
+            rngs["invitations"], customers, joined=joined, start=start, community=community,
+            cal=cal, p=p)
+    budget = rngs["churn"].exponential(size=customers.n)
+    churn_day = _churn_from_budget(budget, customers, start, cal, p)
     member = (start < NEVER) & (start <= churn_day)
+    if design is not None:
+        design = _experiment_outcomes(design, budget, customers, churn_day=churn_day,
+                                      community=community, cal=cal, p=p)
     return _People(customers, np.where(member, joined, NEVER), np.where(member, start, NEVER),
-                   community, churn_day, member)
+                   community, churn_day, member, design)
+
+
+def _assign_invitations(rng: np.random.Generator, customers: _Customers, *, joined: np.ndarray,
+                        start: np.ndarray, community: np.ndarray, cal: _Calendar,
+                        p: WorldParams) -> tuple[np.ndarray, ...]:
+    """Randomize customers into invite/holdout; invited compliers join within 30 days."""
+    if not 0 < p.experiment_month < cal.n_months - 1:
+        raise ValueError(f"WorldParams.experiment_month must be in 1..{cal.n_months - 2}, "
+                         f"got {p.experiment_month}")
+    day = int(cal.month_start[p.experiment_month])
+    eligible = (customers.first_seen < day) & (start >= day)
+    assigned = eligible & (rng.random(customers.n) < p.experiment_share)
+    invite = assigned & (rng.random(customers.n) < p.experiment_invite_share)
+    complier = assigned & (rng.random(customers.n) < p.experiment_uptake)
+    complier_day = day + np.floor(rng.random(customers.n) * 30).astype(np.int64)
+    start0 = start.copy()
+    moved = invite & complier & (complier_day < start)
+    joined = np.where(moved, complier_day, joined)
+    start = np.where(moved, complier_day, start)
+    community = np.where(assigned, 0, community)
+    design = {"day": day, "assigned": np.flatnonzero(assigned), "invite": invite,
+              "complier_start": np.where(complier, np.minimum(complier_day, start0), start0),
+              "start0": start0}
+    return joined, start, community, design
+
+
+def _experiment_outcomes(design: dict[str, Any], budget: np.ndarray, customers: _Customers, *,
+                         churn_day: np.ndarray, community: np.ndarray, cal: _Calendar,
+                         p: WorldParams) -> dict[str, Any]:
+    """Expected outcomes of every assigned customer under both arms (same churn draw), over
+    the months after assignment; keeps those still customers on the assignment day."""
+    idx = design["assigned"]
+    idx = idx[churn_day[idx] >= design["day"]]
+    months = np.arange(p.experiment_month + 1, cal.n_months)
+    by_arm = {}
+    for arm, start in (("invite", design["complier_start"]), ("holdout", design["start0"])):
+        churn = _churn_from_budget(budget, customers, start, cal, p)[idx]
+        start_month = np.where(start[idx] < NEVER,
+                               cal.month_of(np.minimum(start[idx], cal.n_days - 1)), NEVER)
+        first = cal.month_start[months][None, :]
+        last = cal.month_start[months + 1][None, :] - 1
+        alive_days = np.clip(np.minimum(churn[:, None], last) - first + 1, 0, None)
+        exposure = alive_days / cal.month_days[months][None, :]
+        since = months[None, :] - start_month[:, None]
+        ramp = np.where(since >= 0, 1.0 - p.ramp_rate ** (np.maximum(since, 0) + 1), 0.0)
+        mu0 = customers.revenue_level[idx][:, None] * _season(cal.month_of_year, p)[months]
+        tau = np.asarray(p.tau)[community[idx]][:, None]
+        by_arm[arm] = {"revenue": (mu0 * (1 + tau * ramp) * exposure).sum(axis=1),
+                       "member_months": ((since >= 0) & (alive_days > 0)).sum(axis=1),
+                       "alive_days": alive_days.sum(axis=1)}
+    return {**design, "kept": idx, "months": len(months), "by_arm": by_arm}
+
+
+def _experiment_truth(design: dict[str, Any], media_per_customer_day: float) -> dict[str, Any]:
+    """ITT and CACE of the invitation over the assigned customers (both potential arms)."""
+    arms, n = design["by_arm"], len(design["kept"])
+    months = max(design["months"], 1)
+    extra_days = arms["invite"]["alive_days"] - arms["holdout"]["alive_days"]
+    revenue = (arms["invite"]["revenue"] - arms["holdout"]["revenue"]
+               + media_per_customer_day * extra_days)
+    itt_revenue = float(revenue.sum() / (n * months)) if n else None
+    itt_member = float((arms["invite"]["member_months"] - arms["holdout"]["member_months"]
+                        ).sum() / (n * months)) if n else None
+    invite = design["invite"][design["kept"]]
+    return {"customers": {"invite": int(invite.sum()), "holdout": int((~invite).sum())},
+            "followed_months": design["months"],
+            "itt_revenue_per_customer_month": itt_revenue,
+            "itt_member_months_per_customer_month": itt_member,
+            "cace_per_member_month": (itt_revenue / itt_member
+                                      if itt_revenue is not None and itt_member else None),
+            "note": "expected revenue under both arms for every assigned customer, paid-media "
+                    "orders included at their average per customer-day; months after churn "
+                    "count zero"}
 
 
 def _draw_joins(rng: np.random.Generator, customers: _Customers, cal: _Calendar,
@@ -708,9 +808,15 @@ def _draw_community(rng: np.random.Generator, u: np.ndarray, p: WorldParams) -> 
 def _draw_churn_days(rng: np.random.Generator, customers: _Customers, start: np.ndarray,
                      cal: _Calendar, p: WorldParams) -> np.ndarray:
     """Churn day from a piecewise-exponential hazard that drops by HR from ``start`` on."""
+    return _churn_from_budget(rng.exponential(size=customers.n), customers, start, cal, p)
+
+
+def _churn_from_budget(budget: np.ndarray, customers: _Customers, start: np.ndarray,
+                       cal: _Calendar, p: WorldParams) -> np.ndarray:
+    """Churn day for a drawn unit-exponential ``budget`` (the same draw gives each customer's
+    churn under another membership start: the experiment's counterfactual arm)."""
     rate = customers.churn_rate / DAYS_PER_MONTH
     until_start = np.where(start < NEVER, start - customers.first_seen, np.inf)
-    budget = rng.exponential(size=customers.n)
     before = budget / rate
     with np.errstate(invalid="ignore"):
         after = until_start + (budget - rate * until_start) / (rate * p.churn_hazard_ratio)
@@ -1129,9 +1235,27 @@ def _assemble(rngs: dict[str, np.random.Generator], people: _People, sales: _Sal
         "ad_spend": _ad_spend_table(rngs["media"], sales.media, cal, p),
         "community_costs": costs,
     }
+    if people.design is not None:
+        tables["invitations"] = _invitations_table(people.design, customer_ids, cal, p)
     truth = _truth(people, sales, tables, lift, cal, p, seed)
+    if people.design is not None:
+        alive_days = float((np.minimum(people.churn_day, cal.n_days - 1)
+                            - people.customers.first_seen + 1).clip(0).sum())
+        truth["experiment"] = _experiment_truth(
+            people.design, float(sales.media.expected.sum()) / max(alive_days, 1.0))
     truth["membership"] = _membership_counts(member_rows, people)
     return World(tables, truth, _latent_frame(people, customer_ids, cal, p))
+
+
+def _invitations_table(design: dict[str, Any], customer_ids: pa.Array, cal: _Calendar,
+                       p: WorldParams) -> pd.DataFrame:
+    idx = design["kept"]
+    return pd.DataFrame({
+        "customer_id": pd.array(customer_ids.take(pa.array(idx)).to_pylist(), dtype="string"),
+        "assigned_at": np.repeat(cal.timestamps(np.array([design["day"]])), len(idx)),
+        "arm": pd.array(np.where(design["invite"][idx], "invite", "holdout"), dtype="string"),
+        "community": pd.array([p.communities[0]] * len(idx), dtype="string"),
+        "experiment": pd.array(["invite-2023"] * len(idx), dtype="string")})
 
 
 def _numbered(prefix: str, numbers: np.ndarray, width: int, suffix: str = "") -> pa.Array:

@@ -14,8 +14,11 @@ import pyarrow.parquet as pq
 import pytest
 
 import roi.simulate
-from roi.data.schema import TABLES
+from roi.data.schema import TABLES as SCHEMA_TABLES
 from roi.simulate import WorldParams, main, simulate_world
+
+# The six tables every world has (optional ones, such as invitations, only with their knob)
+TABLES = {name: SCHEMA_TABLES[name] for name in roi.simulate.TABLE_NAMES}
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"

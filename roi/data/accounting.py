@@ -14,6 +14,8 @@ What ``used`` means per table:
 * ``activity``: in a complete week of the weekly series.
 * ``ad_spend``: dated inside the window (partial edge weeks count in the nearest complete week).
 * ``community_costs``: the period it covers overlaps the weekly series.
+* ``invitations``: the customer is analysed and was assigned before the window's last month
+  (it has months to follow); others are ``invitations_no_months_to_follow``.
 
 Examples
 --------
@@ -66,7 +68,7 @@ def row_accounting(dataset, *, read: dict[str, int],
     """
     builders = {"customers": _customers, "orders": _orders, "members": _members,
                 "activity": _activity, "ad_spend": _ad_spend,
-                "community_costs": _community_costs}
+                "community_costs": _community_costs, "invitations": _invitations}
     accounting = {}
     for table, n_read in read.items():
         used, reasons = builders[table](dataset)
@@ -162,3 +164,17 @@ def _community_costs(dataset) -> tuple[int, dict[str, int]]:
     overlaps = sa.and_(periods.c.period_start < following, periods.c.period_end > first)
     return (_count(dataset.engine, rows, overlaps),
             {"community_costs_outside_window": _count(dataset.engine, rows, sa.not_(overlaps))})
+
+
+def _invitations(dataset) -> tuple[int, dict[str, int]]:
+    """An assignment is used when its customer is analysed (in the survival table) and at
+    least one complete month of the window follows the month of ``assigned_at``."""
+    engine, invitations, life = (dataset.engine, dataset.tables["invitations"],
+                                 dataset.tables["life"])
+    months = sql_parts.complete_months(dataset.start, dataset.end)
+    last_month_start = _day(months[-1][1])
+    linked = invitations.outerjoin(life, invitations.c.customer_id == life.c.customer_id)
+    followed = sa.and_(life.c.customer_id.is_not(None),
+                       invitations.c.assigned_at < last_month_start)
+    used, other = _counts(engine, linked, followed, sa.not_(followed))
+    return used, {"invitations_no_months_to_follow": other}

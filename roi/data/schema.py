@@ -1,4 +1,5 @@
-"""The six canonical tables of ``shared/CONTRACT.md`` section 1, as data.
+"""The six canonical tables of ``shared/CONTRACT.md`` section 1 (and the optional
+``invitations`` of section 5), as data.
 
 Connectors produce these tables, the validator checks them, and the SQL aggregations read them.
 Column kinds: ``id`` (text key), ``date`` (ISO date; a timestamp is truncated to its date),
@@ -71,6 +72,17 @@ TABLES: dict[str, TableSpec] = {
         kinds={"date": "date", "community": "text", "cost": "number", "category": "text"},
         may_be_empty=True,
     ),
+    # Optional (shared/CONTRACT.md section 5): a randomized invitation experiment.
+    "invitations": TableSpec(
+        name="invitations",
+        required=("customer_id", "assigned_at", "arm"),
+        optional=("community", "experiment"),
+        kinds={"customer_id": "id", "assigned_at": "date", "arm": "text", "community": "text",
+               "experiment": "text"},
+        may_be_empty=True,
+    ),
 }
+
+INVITATION_ARMS = ("invite", "holdout")
 
 TABLE_NAMES: tuple[str, ...] = tuple(TABLES)

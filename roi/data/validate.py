@@ -197,6 +197,8 @@ def relation_checks(typed: dict[str, sa.FromClause]) -> dict[str, Check]:
             "members", "left_at", "left_at before joined_at", members,
             members.c.left_at < members.c.joined_at,
             (members.c.community, members.c.joined_at, members.c.left_at))
+    if "invitations" in typed:
+        checks.update(invitation_checks(typed))
     for table, column in (("ad_spend", "spend"), ("community_costs", "cost")):
         if table in typed:
             source = typed[table]
@@ -204,6 +206,41 @@ def relation_checks(typed: dict[str, sa.FromClause]) -> dict[str, Check]:
             checks[f"{table}_negative"] = Check(
                 table, column, f"negative {column} (must be >= 0)", source,
                 source.c[column] < 0, (label, source.c.date, source.c[column]))
+    return checks
+
+
+def invitation_checks(typed: dict[str, sa.FromClause]) -> dict[str, Check]:
+    """The ``invitations`` rules: known customer, arm ``invite``/``holdout``, one arm per
+    customer per experiment, assigned no later than the customer's churn."""
+    from roi.data.schema import INVITATION_ARMS
+
+    invitations, customers = typed["invitations"], typed["customers"]
+    ids = (invitations.c.customer_id,)
+    checks = {"invitations_unknown_customer": Check(
+        "invitations", "customer_id", "invitation for an unknown customer", invitations,
+        invitations.c.customer_id.not_in(sa.select(customers.c.customer_id)), ids),
+        "invitations_unknown_arm": Check(
+        "invitations", "arm", f"arm must be one of {', '.join(INVITATION_ARMS)}", invitations,
+        sa.or_(invitations.c.arm.is_(None), invitations.c.arm.not_in(INVITATION_ARMS)),
+        (*ids, invitations.c.arm))}
+    experiment = (invitations.c.experiment if "experiment" in invitations.c
+                  else sa.literal(""))
+    keyed = sa.select(invitations.c.customer_id, sa.func.coalesce(experiment, "").label("x"),
+                      invitations.c.arm).subquery()
+    both = (sa.select(keyed.c.customer_id, keyed.c.x).group_by(keyed.c.customer_id, keyed.c.x)
+            .having(sa.func.count(sa.distinct(keyed.c.arm)) > 1).subquery())
+    in_both = sa.exists().where(both.c.customer_id == invitations.c.customer_id,
+                                both.c.x == sa.func.coalesce(experiment, ""))
+    checks["invitations_two_arms"] = Check(
+        "invitations", "arm", "customer in two arms of one experiment", invitations, in_both,
+        (*ids, invitations.c.arm))
+    if "churned_at" in customers.c:
+        joined = invitations.join(customers,
+                                  invitations.c.customer_id == customers.c.customer_id)
+        checks["invitations_after_churn"] = Check(
+            "invitations", "assigned_at", "assigned after the customer's churned_at", joined,
+            invitations.c.assigned_at > customers.c.churned_at,
+            (*ids, invitations.c.assigned_at, customers.c.churned_at))
     return checks
 
 

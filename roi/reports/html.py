@@ -85,6 +85,7 @@ from roi.reports.caveats import (
     refusal,
 )
 from roi.reports.diagnostics import checks_html, diagnostics_section
+from roi.reports.experiment import experiment_and_join_month
 from roi.reports.media import (
     break_even_text,
     budget_section,
@@ -476,7 +477,8 @@ def render_html(results: dict, *, currency: str = "$") -> str:
     sections = {
         "summary": summary_section(results, currency),
         "comparison": comparison_section(results, currency),
-        "revenue": revenue_section(results, currency),
+        "revenue": revenue_section(results, currency) + experiment_and_join_month(results,
+                                                                                  currency),
         "retention": retention_section(results, currency),
         "paid_media": paid_media_section(results, currency),
         "budget": budget_section(results, currency),

@@ -111,9 +111,12 @@ def tiny() -> dict[str, pd.DataFrame]:
     return tiny_frames()
 
 
-# The notebooks' seed and draws; tune and chains cut from 1000 and 4 (the notebook tests pass
-# the same to papermill) so that the runs fit the CI budget.
-SAMPLE_RUN = {"seed": 7, "draws": 200, "tune": 150, "chains": 2}
+# The shipped sampler defaults (SamplerSettings(), the notebooks' parameters too): they pass the
+# convergence gate on the sample with margin (benchmarks/sample_convergence.py, 10 seeds: r-hat
+# <= 1.007, bulk ESS >= 3000 against 400, no divergence). Shorter runs do not: 2 chains x 200
+# draws after 150 tuning steps gave the retention model r-hat 1.02-1.04 on every seed tried, a
+# failed gate on another CPU, and reports that open with NOT CONVERGED.
+SAMPLE_RUN = {"seed": 7, "draws": 1000, "tune": 1000, "chains": 4}
 
 
 @pytest.fixture(scope="session")

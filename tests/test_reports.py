@@ -1109,3 +1109,18 @@ def test_retention_curves_come_from_the_landmark_curves_else_the_records():
     curves = retention_curves(results)
     assert list(curves) == ["3"] and list(curves["3"]) == ["member", "non-member"]
     assert [p[1] for p in curves["3"]["member"]] == [1.0, 0.99, 0.98]
+
+
+def test_poor_overlap_and_sensitivity_are_caveats_of_their_own_method_only():
+    from roi.reports.caveats import estimate_caveats
+
+    results = caveated_results()
+    results["diagnostics"]["revenue_aipw"] = {"converged": True, "warnings": [], "checks": {
+        "overlap": {"passed": False, "treated_share_trimmed": 0.2}}}
+    aipw = estimate_caveats(results, "community_revenue_lift", "aipw")
+    assert aipw[0].startswith("poor overlap") and aipw[1] == f"sensitivity: {RV_SUMMARY}"
+    did = estimate_caveats(results, "community_revenue_lift", "did")
+    assert did[0].startswith(PRETREND) and not any("overlap" in c for c in did)
+    assert estimate_caveats(results, "community_retention_lift", "cox_time_varying") == [
+        "sensitivity: E-value 1.82."]
+    assert estimate_caveats(results, "community_retention_lift", "bayesian") == ["r-hat 1.2"]

@@ -88,10 +88,7 @@ def test_clustered_errors_match_linearmodels():
 
 
 def _experiment_block(world):
-    dataset = load_dataset(open_source(dict(world.tables)))
-    panel = dataset.customer_month_panel()
-    invitations = fetch_frame(dataset.engine, sa.select(dataset.tables["invitations"]))
-    return community_experiment(panel, invitations, end_month=int(panel["month_index"].max()))
+    return _experiment_block_from(open_source(dict(world.tables)))
 
 
 def test_cace_recovered_on_20000_customers():
@@ -228,3 +225,35 @@ def test_simulated_invitations_follow_the_schema(small_experiment, tmp_path):
     assert table["customer_id"].is_unique
     written = {p.name for p in small_experiment.write(tmp_path)}
     assert "invitations.csv" in written
+
+
+def test_postgres_gives_the_same_problems_and_experiment(small_experiment, postgres_url,
+                                                          tmp_path):
+    # The rules and the follow-up run as SQL in the source database: PostgreSQL agrees with
+    # the embedded DuckDB on the problems found and on the experiment's numbers.
+    from tests.conftest import load_world_into_postgres
+
+    invitations = small_experiment.tables["invitations"].copy()
+    invitations.loc[invitations.index[0], "arm"] = "treated"
+    broken = {**small_experiment.tables, "invitations": invitations}
+    for name, frame in broken.items():
+        frame.to_csv(tmp_path / f"{name}.csv", index=False, date_format="%Y-%m-%d")
+    url = load_world_into_postgres(postgres_url, tmp_path, "invitation_rules")
+    with pytest.raises(DataValidationError) as caught:
+        load_dataset(open_source(url))
+    (problem,) = caught.value.problems
+    assert (problem.table, problem.column, problem.n_rows) == ("invitations", "arm", 1)
+    folder = tmp_path / "clean"
+    small_experiment.write(folder)
+    url = load_world_into_postgres(postgres_url, folder, "invitation_experiment")
+    pg, duck = (_experiment_block_from(open_source(u)) for u in (url, folder))
+    assert pg["experiments"][0]["customers"] == duck["experiments"][0]["customers"]
+    assert pg["experiments"][0]["cace_per_member_month"]["estimate"] == pytest.approx(
+        duck["experiments"][0]["cace_per_member_month"]["estimate"], rel=1e-9)
+
+
+def _experiment_block_from(source):
+    dataset = load_dataset(source)
+    panel = dataset.customer_month_panel()
+    invitations = fetch_frame(dataset.engine, sa.select(dataset.tables["invitations"]))
+    return community_experiment(panel, invitations, end_month=int(panel["month_index"].max()))

@@ -36,12 +36,24 @@ DEFAULT_NAME = "invitations"
 
 
 def followed_months(panel: pd.DataFrame, invitations: pd.DataFrame, *,
-                    community: str | None, end_month: int) -> pd.DataFrame:
-    """Customer-months of the follow-up: ``customer_id``, ``invite`` (0/1), ``month_index``,
-    ``revenue`` and ``member`` (0 after churn), and per customer ``churn_month`` (or NA).
+                    community: str | None, end_month: int
+                    ) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame]:
+    """The follow-up of one experiment.
 
     ``panel`` is the customer-month panel (``customer_id``, ``month_index``, ``revenue``,
     ``member``, ``community``, ``churned``); ``invitations`` one row per assigned customer.
+
+    Returns
+    -------
+    rows : DataFrame
+        Customer-months from the month after ``assigned_at`` to ``end_month``:
+        ``customer_id``, ``invite`` (0/1), ``month_index``, ``revenue`` and ``member`` (0/1;
+        both 0 after churn, where the panel has no row).
+    churn : Series
+        Month of churn per churned customer.
+    assigned : DataFrame
+        The invitations with months to follow, with ``start`` (first month followed) and
+        ``invite``.
     """
     assigned = invitations.assign(
         start=_month_index(invitations["assigned_at"]) + 1,

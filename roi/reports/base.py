@@ -51,6 +51,12 @@ METHOD_NOTES = {
                         "hazards (see the ph_p checks in Diagnostics).",
 }
 METHOD_NOTES.update({
+    "did_join_month_adjusted": "Difference-in-differences without the join month: shown when "
+                               "customers join right after buying (the event study spikes in "
+                               "the join month). Averages the lift from the month after "
+                               "joining and keeps the month before joining out of the "
+                               "baseline, so the purchase that caused the joining is not "
+                               "counted as the community's effect.",
     "did_multiplicative": "Staggered difference-in-differences on the ratio scale: members' "
                           "revenue is assumed to have moved in proportion to non-members' "
                           "(parallel trends in logs), which suits revenue that scales with a "

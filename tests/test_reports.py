@@ -605,7 +605,8 @@ def no_charts(monkeypatch) -> None:
     """Charts are checked on the full report; elsewhere skip drawing them (seconds each)."""
     for chart in ("interval_chart", "bar_chart", "response_curve_chart", "contribution_chart",
                   "event_study_chart", "per_dollar_chart", "share_chart", "response_multiples",
-                  "stacked_contribution_chart", "retention_curve_chart"):
+                  "stacked_contribution_chart", "retention_curve_chart",
+                  "event_study_multiples"):
         monkeypatch.setattr(plots, chart, lambda *args, **kwargs: None)
 
 
@@ -1124,3 +1125,27 @@ def test_poor_overlap_and_sensitivity_are_caveats_of_their_own_method_only():
     assert estimate_caveats(results, "community_retention_lift", "cox_time_varying") == [
         "sensitivity: E-value 1.82."]
     assert estimate_caveats(results, "community_retention_lift", "bayesian") == ["r-hat 1.2"]
+
+
+def test_event_study_is_the_preferred_methods_with_a_panel_per_community(tmp_path, monkeypatch):
+    """``event_studies[preferred]`` is drawn (not ``event_study`` of another DiD form), pooled
+    and per community, and the pre-trend p-value quoted is the preferred method's."""
+    drawn: dict[str, object] = {}
+    monkeypatch.setattr(plots, "event_study_chart",
+                        lambda rows, **kw: drawn.setdefault("pooled", rows) and b"png")
+    monkeypatch.setattr(plots, "event_study_multiples",
+                        lambda studies, **kw: drawn.setdefault("panels", studies) and None)
+    results = caveated_results()
+    lift = results["community_revenue_lift"]
+    lift["event_study"]["method"] = "did_multiplicative"
+    points = [{"e": e, "estimate": 10.0 * e, "low": 10.0 * e - 5, "high": 10.0 * e + 5}
+              for e in (-2, -1, 0, 1)]
+    lift["event_studies"] = {"did": {"method": "did", "interval": "95% CI", "points": points,
+                                     "by_community": {"discord": points[:2],
+                                                      "forum": points[2:]}}}
+    page = write_html(results, tmp_path / "report.html").read_text()
+    assert "the joint pre-trend test gives p = 0.018" in _sections(page)["revenue"]
+    assert drawn["pooled"] == [(-2.0, -20.0, -25.0, -15.0), (-1.0, -10.0, -15.0, -5.0),
+                               (0.0, 0.0, -5.0, 5.0), (1.0, 10.0, 5.0, 15.0)]
+    assert list(drawn["panels"]) == ["discord", "forum"]
+    assert drawn["panels"]["forum"] == drawn["pooled"][2:]

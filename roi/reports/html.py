@@ -212,14 +212,21 @@ def revenue_section(results: dict, currency: str) -> str:
     return section("revenue", "Community revenue lift", body + event_study(results, currency))
 
 
+def _event_rows(points: Any) -> list[tuple]:
+    return [(number(p.get("e")), number(p.get("estimate", p.get("att"))), number(p.get("low")),
+             number(p.get("high"))) for p in sequence(points) if isinstance(p, dict)]
+
+
 def event_study(results: dict, currency: str) -> str:
-    """The event study of the preferred method: ``community_revenue_lift.event_study``."""
-    study = get(results, REVENUE, "event_study")
-    points = sequence(get(study, "points") if isinstance(study, dict) else study)
-    rows = [(number(p.get("e")), number(p.get("estimate", p.get("att"))), number(p.get("low")),
-             number(p.get("high"))) for p in points if isinstance(p, dict)]
-    png = plots.event_study_chart(rows, currency=currency,
-                                  interval=str(get(study, "interval") or "95% CI"))
+    """The event study of the preferred method (``event_studies[preferred]``, else
+    ``event_study``), pooled, then one small panel per community."""
+    preferred = preferred_method(results, REVENUE)
+    study = get(results, REVENUE, "event_studies", preferred) if preferred else None
+    if not isinstance(study, dict):
+        study = get(results, REVENUE, "event_study")
+    rows = _event_rows(get(study, "points") if isinstance(study, dict) else study)
+    interval = str(get(study, "interval") or "95% CI")
+    png = plots.event_study_chart(rows, currency=currency, interval=interval)
     if png is None:
         return "<h3>Event study</h3>" + missing("Event study")
     checks = get(results, "diagnostics", f"revenue_{get(study, 'method') or 'did'}", "checks")
@@ -231,7 +238,11 @@ def event_study(results: dict, currency: str) -> str:
             "no joint pre-trend test could be computed, so read the shaded months by eye")
     return ("<h3>Event study</h3><p>Effect by months since joining. Months before joining are "
             f"placebo checks and should hover around zero; {esc(test)}.</p>"
-            + figure(png, "Event study: effect by months since joining"))
+            + figure(png, "Event study: effect by months since joining")
+            + figure(plots.event_study_multiples(
+                {name: _event_rows(points) for name, points in
+                 mapping(get(study, "by_community")).items()}, currency=currency,
+                interval=interval), "Event study per community"))
 
 
 def retention_section(results: dict, currency: str = "$") -> str:

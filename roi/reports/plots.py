@@ -364,3 +364,37 @@ def retention_curve_chart(curves: dict[str, dict[str, list[CurvePoint]]], *,
     panels[0].set_ylabel(f"share still a customer ({interval})", fontsize=8)
     panels[0].legend(fontsize=7, loc="lower left")
     return _png(figure)
+
+
+def event_study_multiples(studies: dict[str, Sequence[tuple]], *, currency: str = "$",
+                          interval: str = "95% CI") -> bytes | None:
+    """One small event-study panel per community (its own DiD against never-members), on a
+    shared scale so communities can be compared; months before joining shaded."""
+    studies = {name: [p for p in points if _finite(p[0]) and _finite(p[1])]
+               for name, points in studies.items()}
+    studies = {name: points for name, points in studies.items() if points}
+    if not studies:
+        return None
+    columns = 2 if len(studies) > 1 else 1
+    rows = math.ceil(len(studies) / columns)
+    figure = Figure(figsize=(7.0, 2.2 * rows + 0.4), layout="constrained")
+    panels = figure.subplots(rows, columns, sharex=True, sharey=True, squeeze=False).ravel()
+    for axes, (name, points) in zip(panels, studies.items(), strict=False):
+        months = [p[0] for p in points]
+        if min(months) < 0:
+            axes.axvspan(min(months) - 0.5, -0.5, color="#dddddd", alpha=0.6)
+        axes.axhline(0, color="black", linewidth=0.8)
+        banded = [p for p in points if _finite(p[2]) and _finite(p[3])]
+        axes.fill_between([p[0] for p in banded], [p[2] for p in banded],
+                          [p[3] for p in banded], color=KIND_COLOURS["community"], alpha=0.2)
+        axes.plot(months, [p[1] for p in points], "o-", color=KIND_COLOURS["community"],
+                  markersize=2)
+        axes.set_title(name, fontsize=9, loc="left")
+        axes.tick_params(labelsize=7)
+        axes.grid(alpha=0.3)
+    for axes in panels[len(studies):]:
+        axes.set_visible(False)
+    figure.supxlabel("months since joining (shaded: before joining, should be near 0)",
+                     fontsize=8)
+    figure.supylabel(f"effect per member-month ({currency}, {interval})", fontsize=8)
+    return _png(figure)

@@ -58,7 +58,10 @@ def followed_months(panel: pd.DataFrame, invitations: pd.DataFrame, *,
     assigned = invitations.assign(
         start=_month_index(invitations["assigned_at"]) + 1,
         invite=(invitations["arm"] == "invite").astype(float))
-    assigned = assigned[assigned["start"] <= end_month]
+    # As the row accounting counts them: analysed customers with months to follow
+    customers = pd.Index(pd.unique(panel["customer_id"])).astype(str)   # not per row: 13M
+    analysed = assigned["customer_id"].astype(str).isin(customers)
+    assigned = assigned[analysed & (assigned["start"] <= end_month)]
     months = end_month - assigned["start"].to_numpy() + 1
     grid = pd.DataFrame({
         "customer_id": np.repeat(assigned["customer_id"].to_numpy(), months),

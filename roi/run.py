@@ -314,14 +314,17 @@ def _join_month_adjustment(did: EffectResult, active) -> EffectResult | None:
 
     adjusted = _pooled_fit(make, active, PANEL_COLUMNS, method=JOIN_ADJUSTED)
     adjusted.method = JOIN_ADJUSTED
-    block = join_month_adjusted(did, adjusted)
+    # Like the DiD it adjusts, from the member-months it covers to all (from the month after)
+    covered = base_period_covered(active, anticipation=1)
+    block = join_month_adjusted(did, extend_to_all_member_months(adjusted, active, covered,
+                                                                 first_month=1))
     did.tables["join_month_adjusted"] = block
     if not block["detected"]:
         return None
     for community in sorted(active["community"].dropna().unique()):
         rows = active[active["community"].isna() | (active["community"] == community)]
         adjusted.by_group[str(community)] = _community_fit(make, rows, PANEL_COLUMNS)
-    return adjusted
+    return extend_to_all_member_months(adjusted, active, covered, first_month=1)
 
 
 def _choose_revenue(revenue: dict[str, EffectResult]) -> Choice:

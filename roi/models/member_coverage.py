@@ -46,15 +46,16 @@ from roi.results import EffectResult
 UNIT, TIME, GROUP, OUTCOME = "customer_id", "month_index", "join_month_index", "revenue"
 
 
-def _members(active: pd.DataFrame) -> np.ndarray:
+def _members(active: pd.DataFrame, first_month: int = 0) -> np.ndarray:
     group = pd.to_numeric(active[GROUP], errors="coerce").to_numpy(float)
-    return np.isfinite(group) & (active[TIME].to_numpy(float) >= group)
+    return np.isfinite(group) & (active[TIME].to_numpy(float) >= group + first_month)
 
 
-def base_period_covered(active: pd.DataFrame) -> np.ndarray:
-    """Per row: its customer has a whole month just before joining (the DiD's base period)."""
+def base_period_covered(active: pd.DataFrame, *, anticipation: int = 0) -> np.ndarray:
+    """Per row: its customer has a whole month at the DiD's base period (the month before
+    joining, ``anticipation`` months earlier still)."""
     group = pd.to_numeric(active[GROUP], errors="coerce").to_numpy(float)
-    base = active[TIME].to_numpy(float) == group - 1
+    base = active[TIME].to_numpy(float) == group - 1 - anticipation
     covered = pd.Index(active.loc[base, UNIT].unique())
     return active[UNIT].isin(covered).to_numpy(bool)
 
@@ -71,10 +72,11 @@ def history_covered(active: pd.DataFrame, *, lookback: int = 12,
     return active[UNIT].isin(covered).to_numpy(bool)
 
 
-def coverage_factor(active: pd.DataFrame, covered: np.ndarray) -> float:
-    """``mean_A(revenue) / mean_C(revenue)`` over member-months (1.0 when all are covered or
-    the covered revenue is not positive)."""
-    member = _members(active)
+def coverage_factor(active: pd.DataFrame, covered: np.ndarray, *,
+                    first_month: int = 0) -> float:
+    """``mean_A(revenue) / mean_C(revenue)`` over member-months from ``first_month`` months
+    after joining (1.0 when all are covered or the covered revenue is not positive)."""
+    member = _members(active, first_month)
     revenue = active[OUTCOME].to_numpy(float)
     all_mean = revenue[member].mean() if member.any() else np.nan
     covered_rows = member & covered
@@ -85,17 +87,18 @@ def coverage_factor(active: pd.DataFrame, covered: np.ndarray) -> float:
 
 
 def extend_to_all_member_months(result: EffectResult, active: pd.DataFrame,
-                                covered: np.ndarray, *,
-                                community: str = "community") -> EffectResult:
+                                covered: np.ndarray, *, community: str = "community",
+                                first_month: int = 0) -> EffectResult:
     """A copy of ``result`` whose estimate, interval and per-community entries are scaled from
-    the covered member-months to all member-months (rule in the module docstring)."""
+    the covered member-months to all member-months (rule in the module docstring);
+    ``first_month`` 1 for an estimate that leaves the join month out."""
     if result.refused or result.estimate is None or not np.isfinite(result.estimate):
         return result
     out = copy.copy(result)
     out.diagnostics = copy.deepcopy(result.diagnostics)
     out.by_group = {}
-    member = _members(active)
-    factor = coverage_factor(active, covered)
+    member = _members(active, first_month)
+    factor = coverage_factor(active, covered, first_month=first_month)
     share = float((member & covered).sum() / max(member.sum(), 1))
     out.estimate, out.low, out.high = (v * factor for v in (result.estimate, result.low,
                                                               result.high))
@@ -106,7 +109,7 @@ def extend_to_all_member_months(result: EffectResult, active: pd.DataFrame,
         rows = (active[community] == name).to_numpy(bool) | ~np.isfinite(
             pd.to_numeric(active[GROUP], errors="coerce").to_numpy(float))
         scope = active.loc[rows]
-        f = coverage_factor(scope, covered[rows])
+        f = coverage_factor(scope, covered[rows], first_month=first_month)
         out.by_group[name] = _scaled(entry, f)
         checks["by_community"][name] = f
     out.diagnostics.checks["member_coverage"] = checks

@@ -321,9 +321,13 @@ def _join_month_adjustment(did: EffectResult, active) -> EffectResult | None:
     did.tables["join_month_adjusted"] = block
     if not block["detected"]:
         return None
+    dynamics: dict[str, Any] = {}   # per-community event studies (the notebooks plot them)
     for community in sorted(active["community"].dropna().unique()):
         rows = active[active["community"].isna() | (active["community"] == community)]
-        adjusted.by_group[str(community)] = _community_fit(make, rows, PANEL_COLUMNS)
+        adjusted.by_group[str(community)] = _community_fit(make, rows, PANEL_COLUMNS,
+                                                           key=str(community), dynamics=dynamics)
+    if dynamics:
+        adjusted.tables["dynamic_by_community"] = dynamics
     return extend_to_all_member_months(adjusted, active, covered, first_month=1)
 
 
@@ -544,7 +548,7 @@ def _event_studies(revenue: dict[str, EffectResult]) -> dict[str, Any]:
         return table[["e", "estimate", "low", "high", "n_treated"]].to_dict(orient="records")
 
     studies = {}
-    for method in ("did_multiplicative", "did"):
+    for method in ("did_multiplicative", "did", JOIN_ADJUSTED):
         result = revenue.get(method)
         table = None if result is None else result.tables.get("dynamic")
         if table is not None and len(table):

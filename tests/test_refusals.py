@@ -114,7 +114,8 @@ def test_zero_churn_events_refuse_every_hazard_model(no_churn_survival, model):
     assert any("not estimated: no churn events" in w for w in result.diagnostics.warnings)
     contract = _strict_json(result.to_contract())
     assert contract == {"hazard_ratio": None, "low": None, "high": None,
-                        "interval": result.interval, "converged": False}
+                        "interval": result.interval, "converged": False,
+                        "refused": result.diagnostics.checks["refused"]}
 
 
 def test_zero_churn_events_refuse_the_retention_money(no_churn_survival):

@@ -57,13 +57,21 @@ def world(tmp_path_factory) -> Path:
     return root
 
 
+def _default_signals() -> None:
+    """In the child: SIGINT and SIGTERM as a terminal gives them. A test runner started as a
+    background job (``cmd &`` in a script, as a CI harness may do) inherits SIGINT ignored, and
+    roi rightly leaves an inherited "ignore" alone, which would make these tests meaningless."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 class Run:
     """``roi`` in a subprocess with its stderr collected by a thread."""
 
     def __init__(self, argv: list[str]) -> None:
         self.process = subprocess.Popen([sys.executable, "-m", "roi.cli", *argv], cwd=ROOT,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                        env={**os.environ})
+                                        env={**os.environ}, preexec_fn=_default_signals)
         self.chunks: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -169,6 +177,17 @@ def test_an_interrupt_a_library_swallowed_is_raised_again():
     """What nutpie does with Ctrl-C (catch it, return the draws so far) no longer hides it."""
     from roi.interrupts import Interrupted, handling_interrupts, raise_if_interrupted
 
+    # As in a terminal, even when the test runner inherited SIGINT ignored (a background job)
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _swallowed_interrupt_is_raised_again(handling_interrupts, raise_if_interrupted,
+                                             Interrupted)
+    finally:
+        signal.signal(signal.SIGINT, inherited)
+
+
+def _swallowed_interrupt_is_raised_again(handling_interrupts, raise_if_interrupted,
+                                         Interrupted) -> None:
     before = signal.getsignal(signal.SIGINT)
     with handling_interrupts():
         try:

@@ -57,21 +57,23 @@ def world(tmp_path_factory) -> Path:
     return root
 
 
-def _default_signals() -> None:
-    """In the child: SIGINT and SIGTERM as a terminal gives them. A test runner started as a
-    background job (``cmd &`` in a script, as a CI harness may do) inherits SIGINT ignored, and
-    roi rightly leaves an inherited "ignore" alone, which would make these tests meaningless."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+# ``python -m roi.cli`` with SIGINT and SIGTERM as a terminal gives them. A test runner started
+# as a background job (``cmd &`` in a script, as a CI harness may do) inherits SIGINT ignored,
+# and roi rightly leaves an inherited "ignore" alone, which would make these tests meaningless.
+# (Not ``preexec_fn``: forking a multithreaded process -- JAX's threads -- may deadlock.)
+TERMINAL_SIGNALS = (
+    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "signal.signal(signal.SIGTERM, signal.SIG_DFL); sys.argv[0] = 'roi'; "
+    "runpy.run_module('roi.cli', run_name='__main__', alter_sys=True)")
 
 
 class Run:
     """``roi`` in a subprocess with its stderr collected by a thread."""
 
     def __init__(self, argv: list[str]) -> None:
-        self.process = subprocess.Popen([sys.executable, "-m", "roi.cli", *argv], cwd=ROOT,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                        env={**os.environ}, preexec_fn=_default_signals)
+        self.process = subprocess.Popen([sys.executable, "-c", TERMINAL_SIGNALS, *argv],
+                                        cwd=ROOT, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE, env={**os.environ})
         self.chunks: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
 

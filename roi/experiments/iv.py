@@ -117,4 +117,11 @@ def _first_stage_f(endog: np.ndarray, z: np.ndarray, *, n_excluded: int,
     cov = _covariance(z, endog - z @ coef, bread, clusters=clusters)
     tail = slice(z.shape[1] - n_excluded, z.shape[1])
     pi, block = coef[tail], cov[tail, tail]
+    # An instrument that is the regressor itself (the ITT as 2SLS with z for z) fits exactly:
+    # no residual, no sampling error, an infinitely strong first stage. Exact zeros or a
+    # rounding-level remainder, depending on the CPU's summation order, are both that case.
+    scale = float(np.abs(endog).max()) if endog.size else 0.0
+    residual = endog - z @ coef
+    if not np.any(np.abs(residual) > 1e-9 * max(scale, 1.0)):
+        return float("inf")
     return float(pi @ np.linalg.solve(block, pi) / n_excluded)

@@ -1,7 +1,7 @@
 """Our MediaMixModel against pymc-marketing's MMM on the same simulated 104-week world.
 
 Prints, for each model, the fit wall time with empty compile caches ("cold": PyTensor's and, for
-ours, the JAX cache of roi/models/nuts.py, ``ROI_JAX_CACHE``) and with the caches the cold run
+ours, the JAX cache of roi/inference/nuts.py, ``ROI_JAX_CACHE``) and with the caches the cold run
 left ("warm"), the phases of our fit (compile or load, sampling, summarising the draws) and the
 mean absolute ROAS error against the simulated truth. Each fit runs in its own process so that
 "cold" really starts from nothing.
@@ -61,7 +61,7 @@ def roas_error(estimates: dict[str, float], truth: dict[str, float]) -> float:
 def ours_worker(*, data: Path, draws: int, tune: int, chains: int, seed: int) -> dict:
     """Fit our model on the world saved by :func:`write_world` (runs in the project venv)."""
     started = time.perf_counter()
-    from roi.models.media import MediaMixModel
+    from roi.paid_media import MediaMixModel
     from roi.simulate_media import simulate_media_world
 
     spec = json.loads((data / "world.json").read_text())

@@ -53,11 +53,11 @@ def measure_small(customers: int, seed: int, chains: int, draws: int) -> dict:
 
 def _retention_methods(table, panel, *, laps: Laps, chains: int, draws: int,
                        lift_att: dict) -> dict:
-    from roi.models.bayes_survival import BayesianPiecewiseSurvival
-    from roi.models.cox_naive import NaiveCox
-    from roi.models.cox_time_varying import CoxTimeVarying
-    from roi.models.retention_value import retention_revenue
-    from roi.models.survival_curves import RetentionCurves
+    from roi.retention.bayes_survival import BayesianPiecewiseSurvival
+    from roi.retention.cox_naive import NaiveCox
+    from roi.retention.cox_time_varying import CoxTimeVarying
+    from roi.retention.retention_value import retention_revenue
+    from roi.retention.survival_curves import RetentionCurves
 
     laps.lap("import models (not counted)")
     naive = NaiveCox().fit(table, community="community")
@@ -86,7 +86,7 @@ def _retention_methods(table, panel, *, laps: Laps, chains: int, draws: int,
 def measure_large(folder: Path) -> dict:
     from connectors import open_source
     from roi.data import load_dataset
-    from roi.models.cox_time_varying import CoxTimeVarying
+    from roi.retention.cox_time_varying import CoxTimeVarying
 
     laps = Laps()
     ds = load_dataset(open_source(folder))

@@ -4,7 +4,7 @@ A fresh process simulates the world (default parameters), runs it through the da
 counted), then fits each estimator as ``roi.run`` would (overall and per community), importing
 its module inside its own lap so that import and compile costs are counted ("cold"):
 naive, regression adjustment, AIPW, staggered DiD (additive, member-month weights) plus its
-multiplicative variant, and the Bayesian hierarchical lift (``roi.models.bayes_revenue``;
+multiplicative variant, and the Bayesian hierarchical lift (``roi.revenue_lift.bayes_revenue``;
 skipped with a message when the module is not there). ``--cold`` also empties the PyTensor
 compile cache. Prints wall seconds and peak RSS after each step, and estimates against truth.
 
@@ -75,22 +75,22 @@ def measure(customers: int, seed: int, draws: int, chains: int, *, tune: int) ->
 
 def _estimators(panel, active, covariates: list[str], *, laps: Laps, draws: int,
                 chains: int, tune: int) -> dict:
-    from roi.models.naive_revenue import NaiveRevenueGap
+    from roi.revenue_lift.naive_revenue import NaiveRevenueGap
 
     out = {"naive": _entry(NaiveRevenueGap().fit(active, group="community").result_)}
     laps.lap("naive")
-    from roi.models.regression_adjustment import RegressionAdjustment
+    from roi.revenue_lift.regression_adjustment import RegressionAdjustment
 
     adjusted = {**COLUMNS, "active": "active", "covariates": covariates}
     out["regression"] = _entry(RegressionAdjustment().fit(panel, community="community",
                                                           **adjusted).result_)
     laps.lap("regression adjustment")
-    from roi.models.weighting import AIPW
+    from roi.revenue_lift.weighting import AIPW
 
     out["aipw"] = _entry(AIPW().fit(panel, community="community", **adjusted).result_)
     laps.lap("AIPW")
-    from roi.models.did import StaggeredDiD
-    from roi.models.did_multiplicative import MultiplicativeDiD
+    from roi.revenue_lift.did import StaggeredDiD
+    from roi.revenue_lift.did_multiplicative import MultiplicativeDiD
 
     out["did"] = _by_community(StaggeredDiD, active, weights="member_months")
     # As roi run: the multiplicative estimators fit organic revenue (roi.run.MULTIPLICATIVE_OUTCOME)
@@ -104,10 +104,10 @@ def _estimators(panel, active, covariates: list[str], *, laps: Laps, draws: int,
 
 def _bayesian(panel, covariates: list[str], *, draws: int, chains: int,
               tune: int) -> dict | str:
-    if importlib.util.find_spec("roi.models.bayes_revenue") is None:
-        return "skipped: roi.models.bayes_revenue is not there yet"
+    if importlib.util.find_spec("roi.revenue_lift.bayes_revenue") is None:
+        return "skipped: roi.revenue_lift.bayes_revenue is not there yet"
     try:
-        from roi.models.bayes_revenue import BayesianHierarchicalLift
+        from roi.revenue_lift.bayes_revenue import BayesianHierarchicalLift
     except ImportError as exc:
         return f"skipped: {exc}"
     # its cells take the few covariates that drive revenue and churn (its docstring), not all

@@ -43,7 +43,7 @@ from roi.comparison import (
 )
 
 NOT_CONVERGED_FLAG = "NOT CONVERGED"
-PRETREND_LEVEL = 0.05   # the DiD's own warning level (roi.models.did.PRETREND_LEVEL)
+PRETREND_LEVEL = 0.05   # the DiD's own warning level (roi.revenue_lift.did.PRETREND_LEVEL)
 REVENUE = "community_revenue_lift"
 
 

@@ -21,16 +21,16 @@ from roi.data import Dataset, load_dataset
 from roi.data.attribution import RevenueAttribution, revenue_attribution
 from roi.data.source import release_memory
 from roi.interrupts import handling_interrupts, raise_if_interrupted
-from roi.models.member_coverage import (
-    base_period_covered,
-    extend_to_all_member_months,
-    history_covered,
-)
 from roi.outputs import OUTPUT_NAMES, staged_outputs, write_json
 from roi.preference import Choice, choose_retention, choose_revenue
 from roi.progress import Steps, progress_steps
 from roi.redaction import redact_document
 from roi.results import EffectResult, _jsonable
+from roi.revenue_lift.member_coverage import (
+    base_period_covered,
+    extend_to_all_member_months,
+    history_covered,
+)
 
 SCHEMA_VERSION = 1
 STEPS = ["open source", "validate", "aggregate in database", "revenue lift", "retention lift",
@@ -213,8 +213,8 @@ def revenue_lift_estimates(panel, *, covariates: dict[str, str] | None = None, s
     refuse_ratio = attribution.reason if attribution is not None else None
     estimates = _naive_and_did(panel, refuse_ratio=refuse_ratio)
     if covariates is not None:
-        from roi.models.regression_adjustment import RegressionAdjustment
-        from roi.models.weighting import AIPW
+        from roi.revenue_lift.regression_adjustment import RegressionAdjustment
+        from roi.revenue_lift.weighting import AIPW
 
         adjusted = {**PANEL_COLUMNS, "active": "active", "covariates": list(covariates)}
         fits = {"regression": RegressionAdjustment().fit(panel, community="community",
@@ -233,8 +233,8 @@ def revenue_lift_estimates(panel, *, covariates: dict[str, str] | None = None, s
 
 
 def _refused_lift(method: str, reason: str, *, interval: str) -> EffectResult:
-    from roi.models.bayes_revenue import ESTIMAND, SCALE
     from roi.results import refused_effect
+    from roi.revenue_lift.bayes_revenue import ESTIMAND, SCALE
 
     return refused_effect(method=method, estimand=ESTIMAND, reason=reason, interval=interval,
                           scale=SCALE)
@@ -257,9 +257,9 @@ PANEL_COLUMNS = {"unit": "customer_id", "time": "month_index", "group": "join_mo
 def _naive_and_did(panel, *, refuse_ratio: str | None = None) -> dict[str, EffectResult]:
     """The naive gap and the two DiDs, overall and per community, on the active rows (a
     narrow copy, freed on return before the Bayesian model builds its cells)."""
-    from roi.models.did import StaggeredDiD
-    from roi.models.did_multiplicative import MultiplicativeDiD
-    from roi.models.naive_revenue import NaiveRevenueGap
+    from roi.revenue_lift.did import StaggeredDiD
+    from roi.revenue_lift.did_multiplicative import MultiplicativeDiD
+    from roi.revenue_lift.naive_revenue import NaiveRevenueGap
 
     # Only the columns the estimators read: the panel can be 13M rows
     active = panel.loc[panel["active"], [*PANEL_COLUMNS.values(), MULTIPLICATIVE_OUTCOME,
@@ -305,8 +305,8 @@ def _join_month_adjustment(did: EffectResult, active) -> EffectResult | None:
     """Fit the join-month-adjusted DiD, keep the contract block in
     ``did.tables["join_month_adjusted"]``; when joining follows purchases (a join-month
     spike), also per community, and return it (the bottom line then uses it)."""
-    from roi.models.did import StaggeredDiD
-    from roi.models.join_month import join_month_adjusted
+    from roi.revenue_lift.did import StaggeredDiD
+    from roi.revenue_lift.join_month import join_month_adjusted
 
     def make() -> StaggeredDiD:
         return StaggeredDiD(control_group="never_treated", weights="member_months",
@@ -348,7 +348,7 @@ def _choose_revenue(revenue: dict[str, EffectResult]) -> Choice:
 def _join_month_block(revenue: dict[str, EffectResult]) -> dict[str, Any]:
     """``community_revenue_lift.join_month_adjusted``, on every run (null numbers and
     ``detected`` false when no DiD was fitted)."""
-    from roi.models.join_month import RULE
+    from roi.revenue_lift.join_month import RULE
 
     did = revenue.get("did")
     block = None if did is None else did.tables.get("join_month_adjusted")
@@ -361,7 +361,7 @@ def bayesian_revenue_lift(panel, *, covariates: dict[str, str] | None, sampler,
     """The hierarchical model on cells (join cohort x first-seen month x community x segment and
     plan x month). The whole panel goes in: each customer's first row is their first-seen month,
     and only active rows are summed."""
-    from roi.models.bayes_revenue import BayesianHierarchicalLift
+    from roi.revenue_lift.bayes_revenue import BayesianHierarchicalLift
 
     # Few categorical cell keys: they remove churn bias, but every pattern multiplies the cells.
     keys = [c for c in ("segment", "plan") if covariates and c in covariates]
@@ -377,8 +377,8 @@ def _pooled_fit(make, rows, columns: dict[str, str], *, method: str) -> EffectRe
     """The DiD over every community, or a refused result (null numbers, the reason in its
     warnings) when no member can be compared before and after joining (every member joined
     before the window, or there is one customer): the run goes on and says why."""
-    from roi.models.did import NoTreatedUnits
     from roi.results import Diagnostics
+    from roi.revenue_lift.did import NoTreatedUnits
 
     try:
         return make().fit(rows, **columns).result_
@@ -401,7 +401,7 @@ def _community_fit(make, rows, columns: dict[str, str], *,
     community cannot be estimated, e.g. its only members joined before the window began.
     With ``sensitivity``, its parallel-trends sensitivity goes to ``sensitivity[key]``; with
     ``dynamics``, its event-time table (``tables["dynamic"]``) to ``dynamics[key]``."""
-    from roi.models.did import NoTreatedUnits
+    from roi.revenue_lift.did import NoTreatedUnits
     from roi.sensitivity.results import parallel_trends_block
 
     try:
@@ -424,7 +424,7 @@ def paid_media_model(weekly, *, sampler, seed: int,
                      lift_tests=()) -> tuple[dict[str, Any], Any]:
     """The Bayesian media-mix model on the weekly series: the ``paid_media`` block and its
     result; a spend-only block with a warning when no channel has spend to model."""
-    from roi.models.media import MediaMixModel
+    from roi.paid_media import MediaMixModel
 
     if sampler is None:
         return _spend_only(weekly, "media-mix model not run ([sampler] models leaves out "
@@ -450,9 +450,9 @@ def retention_models(survival, *, covariates: dict[str, str], sampler=None,
     """Naive ever-member Cox (immortal-time biased, for contrast), time-varying Cox, and (with
     ``sampler`` settings) the Bayesian piecewise-exponential model on person-period cells;
     also returns the fitted time-varying Cox model, which the retention money reads."""
-    from roi.models.bayes_survival import BayesianPiecewiseSurvival
-    from roi.models.cox_naive import NaiveCox
-    from roi.models.cox_time_varying import CoxTimeVarying
+    from roi.retention.bayes_survival import BayesianPiecewiseSurvival
+    from roi.retention.cox_naive import NaiveCox
+    from roi.retention.cox_time_varying import CoxTimeVarying
 
     names = list(covariates)
     naive = NaiveCox().fit(survival, community="community").result_
@@ -471,7 +471,7 @@ def retention_money(survival, panel, *, cox, covariates: dict[str, str],
                     revenue: dict[str, EffectResult], seed: int) -> dict[str, Any]:
     """Extra retained customer-months caused by membership and their revenue (Cox hazards), net
     of the per-member-month revenue lift so nothing is counted twice."""
-    from roi.models.retention_value import retention_revenue
+    from roi.retention.retention_value import retention_revenue
 
     method = _choose_revenue(revenue).method
     preferred = revenue.get(method) if method else None
@@ -485,7 +485,7 @@ def retention_money(survival, panel, *, cox, covariates: dict[str, str],
 def retention_curves(survival) -> dict[str, Any]:
     """Landmark retention (members vs non-members alive at 3, 6, 12 months) at 6 and 12 months
     after the landmark, with 95% CIs, and the member minus non-member difference."""
-    from roi.models.survival_curves import RetentionCurves
+    from roi.retention.survival_curves import RetentionCurves
 
     curves = RetentionCurves().fit(survival, community="community")
     columns = ["landmark_month", "group", "horizon_month", "customers", "retention", "low",
@@ -500,7 +500,7 @@ def monthly_curves(curves) -> dict[str, Any]:
     """The landmark curves (per community too) read at whole months since the landmark: small
     enough for ``results.json`` and the same step function at every month (the horizons 6 and
     12 included), so a notebook draws them and reads retention without refitting."""
-    from roi.models.survival_curves import survival_at
+    from roi.retention.survival_curves import survival_at
 
     sizes = curves.retention_.groupby(["landmark_month", "group"])["customers"].first()
     points = []
@@ -591,7 +591,7 @@ def assemble_results(*, dataset: Dataset, config: RunConfig, revenue: dict[str, 
     notes = []
     revenue_section["join_month_adjusted"] = _join_month_block(revenue)
     if revenue_section["join_month_adjusted"]["detected"]:
-        from roi.models.join_month import warning_text
+        from roi.revenue_lift.join_month import warning_text
 
         notes.append(warning_text(revenue_section["join_month_adjusted"]))
     if experiment is not None:   # the comparison uses a community's experimental number

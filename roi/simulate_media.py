@@ -1,7 +1,7 @@
 """A weekly media world with known ROAS, noisy the way real customer data is noisy.
 
 ``simulate_media_world`` returns a :class:`MediaWorld`: a ``WeeklySeries`` (what
-:meth:`roi.models.media.MediaMixModel.fit` reads) and ``truth`` (ROAS, marginal ROAS and curve
+:meth:`roi.paid_media.MediaMixModel.fit` reads) and ``truth`` (ROAS, marginal ROAS and curve
 parameters per channel, community revenue). Nothing is at the customer-order row level, so a
 50,000-customer, 104-week world takes well under a second.
 

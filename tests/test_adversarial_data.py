@@ -56,7 +56,7 @@ def assert_balanced(dataset) -> None:
 
 
 def naive_gap(panel: pd.DataFrame) -> float:
-    from roi.models.naive_revenue import NaiveRevenueGap
+    from roi.revenue_lift.naive_revenue import NaiveRevenueGap
 
     active = panel[panel["active"]]
     return NaiveRevenueGap().fit(active, group="community").result_.estimate

@@ -1,4 +1,4 @@
-"""Bayesian hierarchical community revenue lift on revenue cells (roi.models.bayes_revenue).
+"""Bayesian hierarchical community revenue lift on revenue cells (roi.revenue_lift.bayes_revenue).
 
 Two posteriors are sampled once per module (2 chains x 300 draws): the bundled sample (truth in
 ``data/sample/truth.json``) and a generated world of a second seed. With JAX (the
@@ -20,7 +20,7 @@ os.environ.setdefault("PYTENSOR_FLAGS", "base_compiledir=" + os.path.join(
 
 from connectors import open_source  # noqa: E402
 from roi.data import load_dataset  # noqa: E402
-from roi.models.bayes_revenue import (  # noqa: E402
+from roi.revenue_lift.bayes_revenue import (  # noqa: E402
     BayesianHierarchicalLift,
     dispersion,
     revenue_cells,

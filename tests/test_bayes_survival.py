@@ -1,4 +1,4 @@
-"""Bayesian piecewise-exponential survival on person-period cells (roi.models.bayes_survival).
+"""Bayesian piecewise-exponential survival on person-period cells (roi.retention.bayes_survival).
 
 Fits share one simulated world (20,000 customers, true member hazard ratio 0.70), one Cox fit and
 one small posterior (2 chains x 300 draws), built once per session by :func:`fitted` (also used
@@ -19,12 +19,12 @@ os.environ.setdefault("PYTENSOR_FLAGS", "base_compiledir=" + os.path.join(
 
 from connectors import open_source  # noqa: E402
 from roi.data import load_dataset  # noqa: E402
-from roi.models.bayes_survival import (  # noqa: E402
+from roi.retention.bayes_survival import (  # noqa: E402
     BayesianPiecewiseSurvival,
     person_period_cells,
     piece_exposure,
 )
-from roi.models.cox_time_varying import CoxTimeVarying  # noqa: E402
+from roi.retention.cox_time_varying import CoxTimeVarying  # noqa: E402
 from roi.simulate import simulate_world  # noqa: E402
 
 COVARIATES = ["segment", "region", "acquisition_channel", "plan", "employees"]

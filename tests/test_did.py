@@ -1,4 +1,4 @@
-"""Staggered DiD (roi.models.did): published reproduction, recovery, unbalanced panels, speed.
+"""Staggered DiD (roi.revenue_lift.did): published reproduction, recovery, unbalanced panels, speed.
 
 Reference numbers for ``mpdta`` (Callaway & Sant'Anna 2021, shipped in ``tests/data``):
 R ``did`` ``att_gt(yname="lemp", tname="year", idname="countyreal", gname="first.treat",
@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from roi.models import (
+from roi.revenue_lift import (
     _did_aggregate,
     _did_cells,
     _did_influence,
@@ -27,8 +27,8 @@ from roi.models import (
     did,
     did_multiplicative,
 )
-from roi.models.did import StaggeredDiD
-from roi.models.did_multiplicative import MultiplicativeDiD
+from roi.revenue_lift.did import StaggeredDiD
+from roi.revenue_lift.did_multiplicative import MultiplicativeDiD
 
 MPDTA = Path(__file__).parent / "data" / "mpdta.csv"
 MPDTA_COLUMNS = {"unit": "countyreal", "time": "year", "group": "first.treat",
@@ -518,7 +518,7 @@ def test_naive_gap_equals_statsmodels_cluster_robust_ols() -> None:
     customer (statsmodels), computed without the design matrix."""
     import statsmodels.api as sm
 
-    from roi.models.naive_revenue import NaiveRevenueGap
+    from roi.revenue_lift.naive_revenue import NaiveRevenueGap
 
     rng = np.random.default_rng(4)
     n, months = 300, 5

@@ -208,8 +208,8 @@ def test_fewer_draws_than_asked_means_sampling_was_interrupted():
     import arviz as az
     import numpy as np
 
+    from roi.inference.nuts import check_complete
     from roi.interrupts import Interrupted
-    from roi.models.nuts import check_complete
 
     partial = az.from_dict(posterior={"beta": np.zeros((2, 37))})
     with pytest.raises(Interrupted):

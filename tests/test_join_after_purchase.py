@@ -17,8 +17,8 @@ import pytest
 from connectors import open_source
 from roi.config import RunConfig
 from roi.data import load_dataset
-from roi.models.did import StaggeredDiD
-from roi.models.join_month import join_month_spike
+from roi.revenue_lift.did import StaggeredDiD
+from roi.revenue_lift.join_month import join_month_spike
 from roi.run import JOIN_ADJUSTED, _choose_revenue, _join_month_block, _naive_and_did
 from roi.simulate import simulate_world
 

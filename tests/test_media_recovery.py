@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from roi.models.media import LiftTest, MediaMixModel
-from roi.models.media.mmm import CURVE_MULTIPLIERS
-from roi.models.nuts import nutpie_backend, takes_new_data
+from roi.inference.nuts import nutpie_backend, takes_new_data
+from roi.paid_media import LiftTest, MediaMixModel
+from roi.paid_media.mmm import CURVE_MULTIPLIERS
 from roi.simulate_media import simulate_media_world
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from roi.models.media import RegressionBaseline
-from roi.models.media.lift_tests import LiftTest, as_lift_tests, lift_arrays
+from roi.paid_media import RegressionBaseline
+from roi.paid_media.lift_tests import LiftTest, as_lift_tests, lift_arrays
 from roi.simulate_media import MediaWorldParams, simulate_media_world
 
 SEEDS = (1, 2, 3)

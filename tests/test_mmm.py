@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from roi.models.media import (
+from roi.paid_media import (
     DelayedAdstock,
     GeometricAdstock,
     HillSaturation,

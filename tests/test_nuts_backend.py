@@ -1,4 +1,4 @@
-"""The nutpie backend rule (roi/models/nuts.py), the compiled-model cache that follows it and
+"""The nutpie backend rule (roi/inference/nuts.py), the compiled-model cache that follows it and
 the on-disk JAX models of ``compile_jax``."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from roi.models import nuts
+from roi.inference import nuts
 
 
 def test_backend_from_environment(monkeypatch):

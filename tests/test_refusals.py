@@ -31,13 +31,13 @@ import pytest
 from connectors import open_source
 from roi.config import RunConfig, SamplerSettings
 from roi.data import load_dataset
-from roi.models.bayes_survival import BayesianPiecewiseSurvival
-from roi.models.cox_naive import NaiveCox
-from roi.models.cox_time_varying import CoxTimeVarying
-from roi.models.regression_adjustment import RegressionAdjustment
-from roi.models.retention_value import retention_revenue
-from roi.models.weighting import AIPW, IPW
 from roi.results import _jsonable
+from roi.retention.bayes_survival import BayesianPiecewiseSurvival
+from roi.retention.cox_naive import NaiveCox
+from roi.retention.cox_time_varying import CoxTimeVarying
+from roi.retention.retention_value import retention_revenue
+from roi.revenue_lift.regression_adjustment import RegressionAdjustment
+from roi.revenue_lift.weighting import AIPW, IPW
 from roi.simulate import simulate_world
 
 COLUMNS = {"unit": "id", "time": "t", "group": "g", "outcome": "y"}
@@ -206,7 +206,7 @@ def degenerate_run(tmp_path_factory) -> dict:
 @pytest.mark.slow
 def test_run_refuses_the_one_member_community_for_revenue(degenerate_run):
     """Per-community revenue lift of a community with one member (DiD per community is in
-    roi/run.py and roi/models/did.py): it must be flagged, not shown as a plain number."""
+    roi/run.py and roi/revenue_lift/did.py): it must be flagged, not shown as a plain number."""
     results = degenerate_run
     tiny = results["community_revenue_lift"]["by_community"].get("tiny")
     assert tiny is not None, "the one-member community is missing from by_community"
@@ -219,7 +219,7 @@ def test_run_refuses_the_one_member_community_for_revenue(degenerate_run):
 @pytest.mark.slow
 def test_refused_community_gets_no_retention_money_and_spoils_no_interval(degenerate_run):
     """Its Cox term is not identified (huge standard error): its money is refused, and the
-    other communities and the total keep finite intervals (roi/models/retention_value.py)."""
+    other communities and the total keep finite intervals (roi/retention/retention_value.py)."""
     money = degenerate_run["community_retention_lift"]["retention_revenue"]
     tiny = money["by_community"]["tiny"]
     assert tiny["revenue"]["estimate"] is None and "no churn events" in tiny["refused"]
@@ -233,7 +233,7 @@ def test_refused_community_gets_no_retention_money_and_spoils_no_interval(degene
 
 @pytest.mark.slow
 def test_run_flags_a_channel_whose_spend_never_varies(no_churn_run):
-    """MMM (roi/models/media): a channel with constant spend has no identified effect; the
+    """MMM (roi/paid_media): a channel with constant spend has no identified effect; the
     diagnostics or paid_media must say so for that channel."""
     results, flat = no_churn_run
     paid = results["paid_media"]

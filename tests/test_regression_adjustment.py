@@ -1,4 +1,4 @@
-"""Regression adjustment (roi.models.regression_adjustment): exact identities and recovery.
+"""Regression adjustment (roi.revenue_lift.regression_adjustment): exact identities and recovery.
 
 Exact: on a cross-section the imputation ATT equals the member coefficient of a fully
 interacted OLS (covariates centred at the members' means) and its standard error equals that
@@ -19,7 +19,7 @@ import pytest
 import statsmodels.api as sm
 import statsmodels.formula.api as smf
 
-from roi.models.regression_adjustment import RegressionAdjustment
+from roi.revenue_lift.regression_adjustment import RegressionAdjustment
 from tests.test_weighting import COLUMNS, COVARIATES, SEEDS, cross_section, simulated
 
 CROSS = {"unit": "id", "time": "t", "group": "g", "outcome": "y", "covariates": ["x", "kind"]}

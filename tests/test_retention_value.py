@@ -1,4 +1,4 @@
-"""Retention revenue (roi.models.retention_value) against the simulated world's truth.
+"""Retention revenue (roi.retention.retention_value) against the simulated world's truth.
 
 Tolerance: 25% of the true extra customer-months and revenue per community, and the truth inside
 the interval. At 20,000 customers the hazard-ratio uncertainty alone gives a relative standard
@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from scipy import integrate
 
-from roi.models.retention_value import (
+from roi.retention.retention_value import (
     extra_days,
     member_values,
     retention_revenue,

@@ -2,7 +2,7 @@
 
 Worlds go through the real data path (``open_source`` on the simulator's DataFrames ->
 ``load_dataset`` -> ``customer_month_panel``), then the preferred estimator,
-:class:`roi.models.did_multiplicative.MultiplicativeDiD` (see its module: revenue in the world
+:class:`roi.revenue_lift.did_multiplicative.MultiplicativeDiD` (see its module: revenue in the world
 is multiplicative, and 40% of member-months belong to members who joined in their first month,
 whom only a proportional lift can speak for), is fitted as ``roi.run`` does: all active
 customer-months, and per community that community's members against never-members.
@@ -38,9 +38,9 @@ import pytest
 
 from connectors import open_source
 from roi.data import load_dataset
-from roi.models.did_multiplicative import MultiplicativeDiD
-from roi.models.naive_revenue import NaiveRevenueGap
 from roi.results import EffectResult
+from roi.revenue_lift.did_multiplicative import MultiplicativeDiD
+from roi.revenue_lift.naive_revenue import NaiveRevenueGap
 from roi.simulate import WorldParams, simulate_world
 
 COLUMNS = {"unit": "customer_id", "time": "month_index", "group": "join_month_index",

@@ -238,7 +238,7 @@ DID_COLUMNS = {"unit": "customer_id", "time": "month_index", "group": "join_mont
 def _did_fit(**knobs):
     from connectors import open_source
     from roi.data import load_dataset
-    from roi.models.did import StaggeredDiD
+    from roi.revenue_lift.did import StaggeredDiD
     from roi.simulate import WorldParams, simulate_world
 
     world = simulate_world(n_customers=3000, months=12, seed=1,

@@ -17,15 +17,15 @@ from lifelines import CoxPHFitter, CoxTimeVaryingFitter, KaplanMeierFitter
 from lifelines.datasets import load_rossi, load_stanford_heart_transplants
 from lifelines.statistics import proportional_hazard_test
 
-from roi.models.cox_naive import NaiveCox
-from roi.models.cox_time_varying import (
+from roi.retention.cox_naive import NaiveCox
+from roi.retention.cox_time_varying import (
     CoxTimeVarying,
     design_matrix,
     fit_cox,
     proportional_hazards_test,
     schoenfeld_residuals,
 )
-from roi.models.survival_curves import RetentionCurves, kaplan_meier, survival_at
+from roi.retention.survival_curves import RetentionCurves, kaplan_meier, survival_at
 
 DAYS_PER_MONTH = 30.4375
 TRUE_HR = 0.70

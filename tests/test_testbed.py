@@ -9,7 +9,7 @@ Measured (10,000 customers, seeds 1-5, shipped sampler): mean error did +5.8% (r
 +16.6), did_multiplicative -0.2%, regression +2.8%, aipw +2.6%, bayesian +2.1% (-1.5 to +7.0),
 time-varying Cox +0.7%, Bayesian survival +0.9%; every interval covered the truth 5 of 5. Before
 this round: did -7.6%, regression -10.2%, aipw -10.4% (3 of 5 each; members without a pre-join
-month were left out of the estimand, roi/models/member_coverage.py), bayesian +41% on a
+month were left out of the estimand, roi/revenue_lift/member_coverage.py), bayesian +41% on a
 20,000-customer world (cells whose composition drifted under churn), and the ratio forms +72% on
 data without a `channel` column (now refused)."""
 

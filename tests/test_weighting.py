@@ -1,4 +1,4 @@
-"""IPW and AIPW (roi.models.weighting) and the overlap / balance checks (roi.checks).
+"""IPW and AIPW (roi.revenue_lift.weighting) and the overlap / balance checks (roi.checks).
 
 Two kinds of evidence:
 
@@ -23,8 +23,8 @@ import pytest
 import statsmodels.api as sm
 
 from roi.checks import BalanceCheck, OverlapCheck, balance, overlap
-from roi.models import regression_adjustment, weighting
-from roi.models.weighting import AIPW, IPW
+from roi.revenue_lift import regression_adjustment, weighting
+from roi.revenue_lift.weighting import AIPW, IPW
 
 COVARIATES = ["segment", "region", "acquisition_channel", "plan", "log_employees"]
 COLUMNS = {"unit": "customer_id", "time": "month_index", "group": "join_month_index",
@@ -41,7 +41,7 @@ def simulated(seed: int) -> tuple[pd.DataFrame, dict]:
     """
     from connectors import open_source
     from roi.data import load_dataset
-    from roi.models.naive_revenue import NaiveRevenueGap
+    from roi.revenue_lift.naive_revenue import NaiveRevenueGap
     from roi.simulate import simulate_world
 
     world = simulate_world(n_customers=20000, seed=seed)

@@ -126,7 +126,7 @@ def test_sentences_from_results_equal_the_fitted_results(outputs):
 
 
 def test_retention_explorer_follows_community_and_landmark(outputs):
-    from roi.models.survival_curves import RetentionCurves
+    from roi.retention.survival_curves import RetentionCurves
 
     explorer = retention_explorer(outputs.out)
     cox = outputs.retention["cox_time_varying"]

@@ -6,7 +6,7 @@ to the month of churn (or the window's end). Columns:
 ``customer_id``, ``month`` (first day), ``month_index`` (year*12 + month-1), ``revenue`` (sum of
 orders, refunds negative, 0 without orders), ``organic_revenue`` (the same without orders whose
 ``channel`` is a paid channel of ``ad_spend``: what the multiplicative lift models fit, see
-:mod:`roi.models.bayes_revenue`), ``orders``, ``active`` (customer for the whole month:
+:mod:`roi.revenue_lift.bayes_revenue`), ``orders``, ``active`` (customer for the whole month:
 first seen before the month began and not churned before it ended, the contract's member-month
 condition), ``member`` (month at or after the month membership started; absorbing),
 ``join_month_index`` (NULL for never-members), ``months_since_join``, ``community`` (first

@@ -246,13 +246,13 @@ def from_event_study(dynamic: pd.DataFrame, vcov: pd.DataFrame, *,
                      base_period: str = "varying", anticipation: int = 0,
                      min_treated: int = 30, max_leads: int = 6) -> EventStudy:
     """An :class:`EventStudy` from a staggered DiD's event-time table and covariance
-    (:class:`roi.models.did.StaggeredDiD` ``dynamic_`` and ``dynamic_vcov_``).
+    (:class:`roi.revenue_lift.did.StaggeredDiD` ``dynamic_`` and ``dynamic_vcov_``).
 
     Post-join months are ``e >= 0`` weighted by ``n_treated`` (member-months), so the target
     is the DiD's headline. Pre-join months are the placebo leads (``e < -anticipation``) with
     at least ``min_treated`` treated unit-periods, the ``max_leads`` nearest to joining: the
     earliest leads rest on a handful of customers whose analytic SEs are far too small (see
-    :func:`roi.models._did_aggregate.event_pretrend_wald`), and their noise would pass for a
+    :func:`roi.revenue_lift._did_aggregate.event_pretrend_wald`), and their noise would pass for a
     trend. With a universal base only a contiguous run of leads is usable.
     """
     if base_period not in ("varying", "universal"):

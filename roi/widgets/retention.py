@@ -3,7 +3,7 @@
 A plain curve of ever-members against never-members credits members with the months before
 they joined (immortal time). The landmark curves read membership at a fixed point (3, 6, 12
 months after first seen) and follow both groups from there; see
-:mod:`roi.models.survival_curves`.
+:mod:`roi.retention.survival_curves`.
 
 Examples
 --------

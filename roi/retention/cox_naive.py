@@ -4,7 +4,7 @@ This is the comparison community dashboards make, and it is biased by constructi
 has to survive until the day they join to become a member, so all the churn-free time *before*
 joining is credited to the community (immortal-time bias) and the hazard ratio comes out too
 favourable. It is reported as ``naive`` in ``results.json`` for contrast only; the causal number
-is :class:`roi.models.cox_time_varying.CoxTimeVarying`, which counts pre-join time as
+is :class:`roi.retention.cox_time_varying.CoxTimeVarying`, which counts pre-join time as
 non-member time.
 
 The start-stop table is collapsed to one row per customer: entry = first ``start`` (left
@@ -33,7 +33,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from roi.models.cox_time_varying import (
+from roi.retention.cox_time_varying import (
     add_by_group,
     community_terms,
     design_matrix,

@@ -4,7 +4,7 @@ Design
 ------
 Customers join in different months (cohort ``g`` = ``join_month_index``). Members self-select on
 an unobserved trait that also raises revenue; the revenue a customer had *before* joining is the
-best observed proxy for it. Every estimator of this module and of :mod:`roi.models.weighting`
+best observed proxy for it. Every estimator of this module and of :mod:`roi.revenue_lift.weighting`
 works on the same stacked design, one stack per cohort ``g``:
 
 * **History** is measured over the ``lookback`` periods before ``g`` (``[g - lookback, g - 1]``),
@@ -85,8 +85,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from roi.models._did_influence import single_threaded_blas
 from roi.results import CI95, Diagnostics, EffectResult
+from roi.revenue_lift._did_influence import single_threaded_blas
 
 HISTORY = ("history_mean", "history_sqrt_mean", "history_log_mean", "history_months")
 HISTORY_MODES = ("additive", "iv", "scale", "regressor", "none")

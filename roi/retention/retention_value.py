@@ -15,9 +15,9 @@ linear predictor. Each piece has a closed form, so the cost is members x pieces 
 
 Hazard model, two sources:
 
-* :class:`~roi.models.bayes_survival.BayesianPiecewiseSurvival`: its posterior draws of baseline,
+* :class:`~roi.retention.bayes_survival.BayesianPiecewiseSurvival`: its posterior draws of baseline,
   covariate effects and community log-HRs, jointly; interval = 94% HDI.
-* :class:`~roi.models.cox_time_varying.CoxTimeVarying` fitted with ``community``: covariate
+* :class:`~roi.retention.cox_time_varying.CoxTimeVarying` fitted with ``community``: covariate
   coefficients at their estimates, community log-HRs drawn from Normal(coef, se) (parametric
   bootstrap), and for each draw the piecewise baseline that maximises the Poisson likelihood given
   them (``events_k / sum_rows days_rk exp(x_r beta + member_r theta_g)``, the Breslow estimator
@@ -66,15 +66,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from roi.models.bayes_survival import (
+from roi.results import CI95, HDI94
+from roi.retention.bayes_survival import (
     DEFAULT_INTERVALS,
     BayesianPiecewiseSurvival,
     hdi_entry,
     pattern_columns,
     piece_exposure,
 )
-from roi.models.cox_time_varying import CoxTimeVarying, design_matrix
-from roi.results import CI95, HDI94
+from roi.retention.cox_time_varying import CoxTimeVarying, design_matrix
 
 DAYS_PER_MONTH = 30.4375
 

@@ -17,7 +17,7 @@ Model (log hazard per day of cell j; ``g`` = community of a member cell)::
                                         + member_j * theta[g_j]))
     alpha_c[k] ~ Normal(log(total events / total exposure), 2)   # at the mean pattern xbar
     beta     ~ Normal(0, 1)          # covariate hazard ratios 0.14-7.4 (95% prior)
-    theta[g] ~ Normal(mu, sigma)     # partial pooling (roi.models.pooling: sampled centred,
+    theta[g] ~ Normal(mu, sigma)     # partial pooling (roi.inference.pooling: sampled centred,
     mu       ~ Normal(0, 0.5)        #   mu integrated out and drawn afterwards); pooled member
                                      #   HR 0.38-2.7 (95% prior), centred on no effect
     sigma    ~ LogNormal(log 0.1, 0.5)   # communities' HRs typically within x/ 1.1-1.25
@@ -28,7 +28,7 @@ adapts a low-rank mass matrix: both remove the intercept/covariate correlations 
 leave the baseline with a bulk ESS near 60 in 600 draws. The hierarchy: a non-centred one with a
 HalfNormal(0.1) scale left 2-5 divergences at ``target_accept`` 0.9-0.95 on a 20,000-customer
 world with 2 communities and needed 0.99 (33 s for 4 x 600+600); the centred form of
-:mod:`roi.models.pooling` with a boundary-avoiding LogNormal spread samples at 0.9, but on the
+:mod:`roi.inference.pooling` with a boundary-avoiding LogNormal spread samples at 0.9, but on the
 bundled sample 1 of 10 seeds (seed 5, 4 x 1000+1000) left one divergent transition there, so the
 default is 0.95 (seeds 5, 11, 12: none; r-hat <= 1.0035, bulk ESS >= 4600).
 
@@ -40,7 +40,7 @@ communities. Per community, ``exp(theta[g])`` goes to ``by_group``. Point estima
 means of the hazard ratio; intervals are 94% highest-density intervals.
 
 Sampler: nutpie (``pm.sample(nuts_sampler="nutpie")``, compiled with the backend of
-:mod:`roi.models.nuts`) by default, PyMC NUTS if nutpie cannot be imported (said in ``diagnostics``). Convergence gate: any r-hat above 1.01, any bulk ESS
+:mod:`roi.inference.nuts`) by default, PyMC NUTS if nutpie cannot be imported (said in ``diagnostics``). Convergence gate: any r-hat above 1.01, any bulk ESS
 below ``min(400, max(100, draws * chains / 4))`` (400 is the usual rule for 4 chains x 1000 draws;
 a short run gets a threshold of a quarter of its draws, never below 100, so 20 draws always
 fail), or any divergence sets ``diagnostics.converged = False`` with warnings. The gate reads
@@ -74,11 +74,11 @@ import numpy as np
 import pandas as pd
 
 from roi.checks.convergence import convergence_gate
-from roi.models.cox_time_varying import refusal_reason, refused_result
-from roi.models.nuts import compile_kwargs, nutpie_backend
-from roi.models.pooling import add_pooled_mean, pooled_effects
+from roi.inference.nuts import compile_kwargs, nutpie_backend
+from roi.inference.pooling import add_pooled_mean, pooled_effects
 from roi.results import HDI94, Diagnostics, EffectResult
 from roi.results import hdi_entry as _entry
+from roi.retention.cox_time_varying import refusal_reason, refused_result
 
 ESTIMAND = "community_retention_lift"
 NON_MEMBER = "(non-member)"

@@ -12,7 +12,7 @@ cohort's base-month mean grown as the never-members' mean grew::
 (``base = g - 1``; the "varying" placebo cells before joining use ``t - 1``). The group-time
 effect is reported in currency, ``ATT(g, t) = E[Y_t | g] - E[Y_t(0) | g]``; its influence
 function comes from the delta method on the four means, clustered by customer. The cells are
-averaged as in :class:`roi.models.did.StaggeredDiD` (same options, same tables, same pre-trend
+averaged as in :class:`roi.revenue_lift.did.StaggeredDiD` (same options, same tables, same pre-trend
 tests); ``weights="member_months"`` gives the contract's ATT per member-month.
 
 The headline number (``result_``) is the contract's average over *all* member-months, also
@@ -32,7 +32,7 @@ per customer-day, shrinking per customer as the base grows), and on *all* revenu
 estimator overstated the lift by 34% on average over 20 default worlds of 3,000 customers
 (60.9 [44.8, 77.1] against 35.5 on a 20,000-customer world), against -4% on organic revenue
 (orders of no paid channel, which membership does not move). Fit it on organic revenue; on a
-revenue total with such a part, the additive :class:`roi.models.did.StaggeredDiD` is safer.
+revenue total with such a part, the additive :class:`roi.revenue_lift.did.StaggeredDiD` is safer.
 
 Means, not logs of each customer's revenue: months with zero revenue are common and the
 estimand is in currency, so ``E[log Y]`` would be neither defined nor the target.
@@ -56,7 +56,7 @@ Examples
 ('did_multiplicative', 21, 21)
 >>> round(float(fit.group_time_.query("post")["att_ratio"].mean()), 2)   # the 10% lift
 0.1
->>> from roi.models.did import StaggeredDiD                      # levels: badly biased
+>>> from roi.revenue_lift.did import StaggeredDiD                      # levels: badly biased
 >>> round(StaggeredDiD().fit(panel, unit="id", time="month", group="joined",
 ...                          outcome="revenue").result_.estimate)
 86
@@ -67,11 +67,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from roi.models._did_aggregate import interval_table, member_month_weighted, nan_form
-from roi.models._did_influence import LinearForm
-from roi.models._did_panel import member_event_times
-from roi.models.did import BasePeriod, ControlGroup, StaggeredDiD, Weights
 from roi.results import EffectResult
+from roi.revenue_lift._did_aggregate import interval_table, member_month_weighted, nan_form
+from roi.revenue_lift._did_influence import LinearForm
+from roi.revenue_lift._did_panel import member_event_times
+from roi.revenue_lift.did import BasePeriod, ControlGroup, StaggeredDiD, Weights
 
 
 class MultiplicativeDiD(StaggeredDiD):
@@ -84,9 +84,9 @@ class MultiplicativeDiD(StaggeredDiD):
     Parameters
     ----------
     control_group : {"never_treated", "not_yet_treated"}
-        As in :class:`roi.models.did.StaggeredDiD`.
+        As in :class:`roi.revenue_lift.did.StaggeredDiD`.
     base_period : {"varying", "universal"}
-        As in :class:`roi.models.did.StaggeredDiD`.
+        As in :class:`roi.revenue_lift.did.StaggeredDiD`.
     anticipation : int
         Periods before joining in which customers may already react.
     weights : {"member_months", "cohort_size"}
@@ -100,7 +100,7 @@ class MultiplicativeDiD(StaggeredDiD):
     Attributes
     ----------
     group_time_, simple_, dynamic_, group_, overall_, pretrend_, pretrend_event_, vcov_
-        As in :class:`roi.models.did.StaggeredDiD`; ``group_time_.att_ratio`` is the
+        As in :class:`roi.revenue_lift.did.StaggeredDiD`; ``group_time_.att_ratio`` is the
         proportional lift of each cell, ``counterfactual`` its counterfactual mean.
     lift_ : DataFrame
         Per month since joining (the last row pools ``e >= pool_from``): ``lift_share``

@@ -1,4 +1,4 @@
-"""Influence-function algebra of the staggered DiD (helper of :mod:`roi.models.did`).
+"""Influence-function algebra of the staggered DiD (helper of :mod:`roi.revenue_lift.did`).
 
 R ``did`` keeps an ``n_units x n_cells`` influence matrix ``Psi``. Every number it reports is
 a quadratic form of that matrix plus terms for the estimated aggregation weights. So we never
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from roi.models._did_cells import CellEstimates, Cells
+from roi.revenue_lift._did_cells import CellEstimates, Cells
 
 BLOCK_ELEMENTS = 2_000_000
 """Units per block x cells: bounds the memory of one block (16 MB a temporary)."""

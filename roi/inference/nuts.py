@@ -115,7 +115,7 @@ class CompiledCache:
         """(compiled model, whether it was compiled now) for ``key``.
 
         With a backend whose compiled models cannot take new data (JAX, see
-        :mod:`roi.models.nuts`) nothing is stored: every call compiles ``build()``.
+        :mod:`roi.inference.nuts`) nothing is stored: every call compiles ``build()``.
         """
         backend = nutpie_backend()
         if not takes_new_data(backend):

@@ -106,7 +106,7 @@ Caveat: ``kappa`` comes out at about 4 months where the simulator's build-up is
 ``1 - 0.5 ** (e + 1)`` (``kappa`` 1.44), and a free share for the month of joining did not
 move it (3.9), so the lift is estimated to build up too slowly and to reach a higher plateau.
 
-Sampler and gate: nutpie with the backend of :mod:`roi.models.nuts` (JAX: compiled per fit in
+Sampler and gate: nutpie with the backend of :mod:`roi.inference.nuts` (JAX: compiled per fit in
 about 2 s; numba: compiled once per structure, cells swapped in as data), falling back to PyMC
 NUTS; :func:`roi.checks.convergence.convergence_gate` on
 every sampled parameter; a failed gate sets ``diagnostics.converged = False`` with warnings.
@@ -134,10 +134,10 @@ import numpy as np
 import pandas as pd
 
 from roi.checks.convergence import convergence_gate
-from roi.models.bayes_survival import pattern_columns, sorted_categorical
-from roi.models.nuts import CompiledCache, nutpie_backend
-from roi.models.pooling import add_pooled_mean, pooled_effects
+from roi.inference.nuts import CompiledCache, nutpie_backend
+from roi.inference.pooling import add_pooled_mean, pooled_effects
 from roi.results import HDI94, Diagnostics, EffectResult, hdi_entry
+from roi.retention.bayes_survival import pattern_columns, sorted_categorical
 
 ESTIMAND = "community_revenue_lift"
 SCALE = "currency per member-month"
@@ -158,7 +158,7 @@ def revenue_cells(data: pd.DataFrame, *, unit: str, time: str, group: str, outco
     Keys: ``cohort`` (the join period ``group``, NaN for never-members), ``first`` (the unit's
     first period in ``data``, active or not), ``community`` (``(never)`` for never-members),
     the ``covariates`` as categories (numeric ones in ``numeric_bins`` quantile bins, as in
-    :func:`roi.models.bayes_survival.pattern_columns`) and ``time``. Also ``member`` (``time >=
+    :func:`roi.retention.bayes_survival.pattern_columns`) and ``time``. Also ``member`` (``time >=
     cohort``) and ``event_time`` (``time - cohort``, NaN for never-members).
 
     Examples
@@ -363,7 +363,7 @@ MU_TAU_SD = 0.3                      # prior sd of the mean community log lift
 
 
 def _tau(index: dict[str, Any]):
-    """Community (x segment) log lifts, partially pooled (:mod:`roi.models.pooling`: centred,
+    """Community (x segment) log lifts, partially pooled (:mod:`roi.inference.pooling`: centred,
     their mean ``mu_tau ~ Normal(0, 0.3)`` integrated out and drawn after sampling, spread
     ``sigma_tau ~ LogNormal(log 0.1, 0.5)``).
 

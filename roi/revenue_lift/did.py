@@ -30,7 +30,7 @@ the late cells of early cohorts, where the lift has grown, and cohort-size weigh
 every customer who ever joined. ``weights="member_months"`` weights each cell by the treated
 units observed in it (``group_time_.n_treated``) and per cohort over its periods the same way;
 the influence function carries the term for estimating those counts (each unit's cell
-memberships, see :mod:`roi.models._did_influence`). On a balanced panel both weightings, and
+memberships, see :mod:`roi.revenue_lift._did_influence`). On a balanced panel both weightings, and
 their standard errors, are identical (so ``mpdta`` is reproduced with either).
 
 Pre-trend test. R's cell-level Wald test (``pretrend_``) is kept for reproduction; the warning
@@ -73,7 +73,8 @@ from typing import Literal, NamedTuple
 import numpy as np
 import pandas as pd
 
-from roi.models._did_aggregate import (
+from roi.results import Diagnostics, EffectResult
+from roi.revenue_lift._did_aggregate import (
     cell_forms,
     equal_weighted,
     event_pretrend_wald,
@@ -83,7 +84,7 @@ from roi.models._did_aggregate import (
     pretrend_wald,
     share_weighted,
 )
-from roi.models._did_cells import (
+from roi.revenue_lift._did_cells import (
     CellEstimates,
     Cells,
     cohort_cross_moments,
@@ -91,14 +92,13 @@ from roi.models._did_cells import (
     estimate_cells,
     group_time_cells,
 )
-from roi.models._did_influence import (
+from roi.revenue_lift._did_influence import (
     InfluenceMoments,
     LinearForm,
     influence_moments,
     single_threaded_blas,
 )
-from roi.models._did_panel import NEVER, WidePanel, wide_panel
-from roi.results import Diagnostics, EffectResult
+from roi.revenue_lift._did_panel import NEVER, WidePanel, wide_panel
 
 ControlGroup = Literal["never_treated", "not_yet_treated"]
 BasePeriod = Literal["varying", "universal"]
@@ -119,7 +119,7 @@ class NoTreatedUnits(ValueError):
 
 class FitParts(NamedTuple):
     """What a fit keeps beyond its tables: cells, their estimates and influence forms, and the
-    influence moments (for further averages such as :mod:`roi.models.did_multiplicative`'s)."""
+    influence moments (for further averages such as :mod:`roi.revenue_lift.did_multiplicative`'s)."""
 
     cells: Cells
     estimates: CellEstimates
@@ -149,7 +149,7 @@ class StaggeredDiD:
         month, a join early in the next) also stays out of the base period.
     scale : {"additive", "multiplicative"}
         Parallel trends in levels, or in logs of means (revenue); both report currency.
-        :class:`roi.models.did_multiplicative.MultiplicativeDiD` is the multiplicative one
+        :class:`roi.revenue_lift.did_multiplicative.MultiplicativeDiD` is the multiplicative one
         with a headline over all member-months.
     weights : {"cohort_size", "member_months"}
         Cell weights of the ``simple`` and event-time averages (and of the periods within a

@@ -32,8 +32,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from roi.models.media.components import GeometricAdstock, HillSaturation
-from roi.models.media.model import MediaData, prepare
+from roi.paid_media.components import GeometricAdstock, HillSaturation
+from roi.paid_media.model import MediaData, prepare
 from roi.results import CI95
 
 DECAYS = (0.0, 0.15, 0.3, 0.45, 0.6, 0.75, 0.9)

@@ -1,4 +1,4 @@
-"""Aggregations of group-time ATTs as R ``did::aggte`` does them (helper of :mod:`roi.models.did`).
+"""Aggregations of group-time ATTs as R ``did::aggte`` does them (helper of :mod:`roi.revenue_lift.did`).
 
 Weights proportional to cohort size are estimated (``P(G = g)``), so a share-weighted average
 carries the extra influence term of R's ``wif``: for unit ``i`` in cohort ``j``,
@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from roi.models._did_cells import CellEstimates, Cells
-from roi.models._did_influence import InfluenceMoments, LinearForm
+from roi.revenue_lift._did_cells import CellEstimates, Cells
+from roi.revenue_lift._did_influence import InfluenceMoments, LinearForm
 
 
 def cell_forms(estimates: CellEstimates) -> list[LinearForm]:
@@ -47,7 +47,7 @@ def member_month_weighted(items: list[LinearForm], *, counts: np.ndarray,
                           cells: np.ndarray, n_units: int) -> LinearForm:
     """Average weighted by the treated units observed in each cell (member-months), with the
     term for estimating those weights: ``sum_k (M[i, k] - p_k) (att_k - average) / sum_k p_k``
-    with ``p_k = n_k / n`` (``M`` and ``p`` as in :mod:`roi.models._did_influence`).
+    with ``p_k = n_k / n`` (``M`` and ``p`` as in :mod:`roi.revenue_lift._did_influence`).
 
     ``cells`` are the positions of the items' cells; each item must be that cell's own form.
     """

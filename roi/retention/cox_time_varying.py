@@ -5,7 +5,7 @@ a state that starts at ``joined_at``: the model reads the start-stop table of
 :mod:`roi.data.survival` (one row per customer interval, ``start``/``stop`` in days since first
 seen, ``event`` = churned at ``stop``, ``member`` 0/1), so the time a customer survived *before*
 joining counts as non-member time and the community is never credited with it (no immortal-time
-bias, unlike :mod:`roi.models.cox_naive`). Rows with ``start > 0`` are late entries (left
+bias, unlike :mod:`roi.retention.cox_naive`). Rows with ``start > 0`` are late entries (left
 truncation) and are handled by the same counting-process risk sets: a row is at risk at day ``t``
 when ``start < t <= stop`` (as R ``coxph(Surv(start, stop, event) ~ ...)``). Ties: Efron.
 Categorical covariates get one indicator per level against the most frequent level.
@@ -72,8 +72,8 @@ from scipy import stats
 from statsmodels.duration.hazard_regression import PHReg
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
-from roi.models.survival_curves import kaplan_meier, survival_at
 from roi.results import CI95, Diagnostics, EffectResult, refused_effect
+from roi.retention.survival_curves import kaplan_meier, survival_at
 
 ESTIMAND = "community_retention_lift"
 Z95 = float(stats.norm.ppf(0.975))

@@ -1,4 +1,4 @@
-"""Group-time cells and their 2x2 estimates (helper of :mod:`roi.models.did`).
+"""Group-time cells and their 2x2 estimates (helper of :mod:`roi.revenue_lift.did`).
 
 A cell compares cohort ``g`` between a base period and period ``t`` with a control set of
 cohorts. Only units observed in both periods enter a cell (unbalanced panels). Every estimate
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from roi.models._did_panel import NEVER
+from roi.revenue_lift._did_panel import NEVER
 
 
 @dataclass

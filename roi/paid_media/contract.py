@@ -25,7 +25,7 @@ def _entry(entry: dict[str, Any], *, converged: bool) -> dict[str, Any]:
 
 
 def paid_media_block(mmm) -> dict[str, Any]:
-    """``paid_media`` for a fitted :class:`~roi.models.media.mmm.MediaMixModel`."""
+    """``paid_media`` for a fitted :class:`~roi.paid_media.mmm.MediaMixModel`."""
     result = mmm.result_
     ok = bool(result.diagnostics.converged)
     block = {"method": "mmm", "converged": ok, "interval": result.interval,
@@ -62,7 +62,7 @@ def _communities(table, *, converged: bool) -> dict[str, Any]:
 
 
 def _curves(mmm) -> dict[str, Any]:
-    from roi.models.media.mmm import CURVE_MULTIPLIERS
+    from roi.paid_media.mmm import CURVE_MULTIPLIERS
 
     revenue = mmm.curve_draws()                          # (draw, multiplier, channel)
     spend = mmm.data_.spend.sum(axis=0)

@@ -1,6 +1,6 @@
 """Inverse-probability weighting (IPW) and doubly robust AIPW for the community revenue lift.
 
-Both work on the stacked cohort design of :mod:`roi.models.regression_adjustment` (read its
+Both work on the stacked cohort design of :mod:`roi.revenue_lift.regression_adjustment` (read its
 notes): per join cohort ``g``, members with pre-join history against never-members with history
 over the same calendar window, outcome rows at ``t >= g``.
 
@@ -70,8 +70,9 @@ from statsmodels.tools.sm_exceptions import (
 
 from roi.checks import BalanceCheck, OverlapCheck
 from roi.checks.balance import BalanceMoments
-from roi.models._did_influence import single_threaded_blas
-from roi.models.regression_adjustment import (
+from roi.results import CI95, Diagnostics, EffectResult
+from roi.revenue_lift._did_influence import single_threaded_blas
+from roi.revenue_lift.regression_adjustment import (
     HISTORY,
     CohortEstimator,
     CohortStack,
@@ -83,7 +84,6 @@ from roi.models.regression_adjustment import (
     fit_outcome,
     normal_interval,
 )
-from roi.results import CI95, Diagnostics, EffectResult
 
 
 def propensity(stack: CohortStack, *, history: bool = True) -> np.ndarray:
@@ -192,7 +192,7 @@ class IPW(CohortEstimator):
     trim : float
         Units with a propensity above ``1 - trim`` are left out (see the module notes).
     lookback, min_history : int
-        History window and minimum history months (see :mod:`roi.models.regression_adjustment`).
+        History window and minimum history months (see :mod:`roi.revenue_lift.regression_adjustment`).
     history : str
         Outcome model of :class:`AIPW` (``"additive"``, ``"scale"``, ``"iv"``, ``"regressor"``,
         ``"none"``); unused by IPW.
@@ -321,7 +321,7 @@ class AIPW(IPW):
     """Doubly robust ATT per member-month: IPW of the outcome model's residuals.
 
     Same parameters and attributes as :class:`IPW`, plus ``history``: how the pre-join history
-    enters the outcome model (see :mod:`roi.models.regression_adjustment`). By default the
+    enters the outcome model (see :mod:`roi.revenue_lift.regression_adjustment`). By default the
     propensity uses the covariates only (``propensity_history=False``): the outcome model
     already carries the history, and weighting on a *noisy* history picks controls whose true
     level is below the members' (regression to the mean), so the structural residuals of the

@@ -3,8 +3,8 @@
 Weekly revenue = baseline (active customers, yearly Fourier seasonality, controls) + communities
 (active members with their own carry-over) + paid channels (adstock then saturation, ROAS prior
 on the business scale) + noise; lift tests enter as likelihood terms on the response curves.
-The model and its priors: :mod:`roi.models.media.model`; components:
-:mod:`roi.models.media.components`; experiments: :mod:`roi.models.media.lift_tests`.
+The model and its priors: :mod:`roi.paid_media.model`; components:
+:mod:`roi.paid_media.components`; experiments: :mod:`roi.paid_media.lift_tests`.
 
 Outputs (posterior draws, 94% HDIs): each channel's contribution per week, ROAS over the window,
 marginal ROAS at current spend (revenue from +1% spend in every week / 1% of spend), response
@@ -13,7 +13,7 @@ revenue; :meth:`MediaMixModel.to_contract` gives the ``paid_media`` block of ``r
 
 Sampler: nutpie by default, its log-density compiled by JAX and kept on disk per data set (a
 refit of data seen before loads it in about 0.5 s; with numba: compiled once per structure,
-data swapped in), see :mod:`roi.models.media.sampling`; PyMC NUTS when nutpie cannot be
+data swapped in), see :mod:`roi.paid_media.sampling`; PyMC NUTS when nutpie cannot be
 imported (said in ``diagnostics``). Summarising 4,000 draws (contributions, 21-point response
 curves, HDIs) takes about 0.3 s besides the convergence gate. Convergence gate
 (:mod:`roi.checks.convergence`): r-hat > 1.01, low bulk ESS or divergences set
@@ -45,23 +45,23 @@ import numpy as np
 import pandas as pd
 
 from roi.checks.convergence import convergence_gate
-from roi.models.media.components import GeometricAdstock, HillSaturation, window_sums
-from roi.models.media.lift_tests import LiftTest, as_lift_tests
-from roi.models.media.model import (
+from roi.inference.nuts import nutpie_backend
+from roi.paid_media.components import GeometricAdstock, HillSaturation, window_sums
+from roi.paid_media.lift_tests import LiftTest, as_lift_tests
+from roi.paid_media.model import (
     MediaData,
     build_model,
     model_inputs,
     prepare,
     structure_key,
 )
-from roi.models.media.sampling import (
+from roi.paid_media.sampling import (
     compiled_model,
     nutpie_available,
     posterior_draws,
     sample_nutpie,
     sample_pymc,
 )
-from roi.models.nuts import nutpie_backend
 from roi.results import HDI94, Diagnostics, EffectResult, hdi_bounds, hdi_entries, hdi_entry
 
 ESTIMAND = "roas"
@@ -129,7 +129,7 @@ class MediaMixModel:
         Paid-media carry-over (default ``GeometricAdstock(l_max=26)``: half a year of lags,
         0.9**26 = 6% of the first week's weight left at decay 0.9) and diminishing
         returns (default ``HillSaturation()``); any object of
-        :mod:`roi.models.media.components`.
+        :mod:`roi.paid_media.components`.
     community_adstock : component
         Carry-over of community activity (default normalised ``GeometricAdstock(l_max=8)``).
     n_fourier : int
@@ -137,13 +137,13 @@ class MediaMixModel:
     controls : sequence of str
         Columns of ``weekly.totals`` used as controls (promotions, events, prices ...).
     lift_tests : DataFrame or list of LiftTest or dict, optional
-        Experiments (:mod:`roi.models.media.lift_tests`).
+        Experiments (:mod:`roi.paid_media.lift_tests`).
     roas_median, roas_sigma : float
         ``roas_c ~ LogNormal(log(roas_median), roas_sigma)``.
     draws, tune, chains, seed : int
         Sampler settings; ``sampler`` is ``"nutpie"`` (default) or ``"pymc"``.
     regression_baseline : bool
-        Also fit :class:`~roi.models.media.regression_baseline.RegressionBaseline` (< 1 s) and
+        Also fit :class:`~roi.paid_media.regression_baseline.RegressionBaseline` (< 1 s) and
         report it beside the Bayesian numbers.
 
     Attributes
@@ -202,7 +202,7 @@ class MediaMixModel:
     def _fit_baseline(self, weekly):
         if not self.regression_baseline:
             return None
-        from roi.models.media.regression_baseline import RegressionBaseline
+        from roi.paid_media.regression_baseline import RegressionBaseline
 
         return RegressionBaseline(n_fourier=self.n_fourier, controls=self.controls).fit(weekly)
 
@@ -217,7 +217,7 @@ class MediaMixModel:
         data = self.data_
         modules = {type(c).__module__ for c in (self.adstock, self.saturation,
                                                    self.community_adstock)}
-        modules |= {"roi.models.media.model", "roi.models.media.lift_tests"}
+        modules |= {"roi.paid_media.model", "roi.paid_media.lift_tests"}
         sources = tuple(Path(sys.modules[m].__file__).read_bytes() for m in sorted(modules))
         return ("media-mix", repr(self.adstock), repr(self.saturation),
                 repr(self.community_adstock), self.roas_median, self.roas_sigma,
@@ -342,7 +342,7 @@ class MediaMixModel:
 
     def to_contract(self) -> dict[str, Any]:
         """The ``paid_media`` block of ``results.json`` (CONTRACT section 4); plain JSON types."""
-        from roi.models.media.contract import paid_media_block
+        from roi.paid_media.contract import paid_media_block
 
         return paid_media_block(self)
 

@@ -1,7 +1,7 @@
-"""Sampling the media-mix model: nutpie (backend of :mod:`roi.models.nuts`), PyMC NUTS as fallback.
+"""Sampling the media-mix model: nutpie (backend of :mod:`roi.inference.nuts`), PyMC NUTS as fallback.
 
 With JAX (the default) the model's log-density is compiled once per (structure, data, code) and
-kept on disk (:func:`roi.models.nuts.compile_jax`): a fit of data seen before loads it in well
+kept on disk (:func:`roi.inference.nuts.compile_jax`): a fit of data seen before loads it in well
 under a second, a new data set compiles in about 4 s. With the numba backend
 :class:`CompiledCache` keeps one nutpie-compiled model per :func:`structure_key`; a new data set
 of the same structure is swapped in with ``compiled.with_data(...)`` (no recompiling). The
@@ -23,7 +23,7 @@ from __future__ import annotations
 import arviz as az
 import numpy as np
 
-from roi.models.nuts import CompiledCache, check_complete, compile_jax, nutpie_backend
+from roi.inference.nuts import CompiledCache, check_complete, compile_jax, nutpie_backend
 from roi.progress import progress_detail
 
 COMPILED = CompiledCache()
@@ -40,7 +40,7 @@ def nutpie_available() -> bool:
 def compiled_model(build, *, key: tuple, model_key, inputs: dict[str, np.ndarray]):
     """(nutpie model ready to sample, whether it was compiled now).
 
-    JAX: :func:`roi.models.nuts.compile_jax` keyed by ``model_key()`` (everything the model
+    JAX: :func:`roi.inference.nuts.compile_jax` keyed by ``model_key()`` (everything the model
     depends on, data included); numba: :data:`COMPILED` keyed by the structure ``key`` with
     ``inputs`` swapped in.
     """

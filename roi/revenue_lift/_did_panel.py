@@ -1,4 +1,4 @@
-"""Long panel to the wide arrays the staggered DiD works on (helper of :mod:`roi.models.did`).
+"""Long panel to the wide arrays the staggered DiD works on (helper of :mod:`roi.revenue_lift.did`).
 
 The long table (one row per unit and period) becomes a ``units x periods`` outcome matrix with
 NaN where a unit was not observed, plus one treatment cohort per unit. Periods are positions in

@@ -3,7 +3,7 @@
 Every array the model reads is a named ``pm.Data`` container, so one compiled model serves any
 data set of the same structure (numbers of channels, communities, Fourier pairs, controls):
 :func:`model_inputs` gives the arrays and nutpie's ``compiled.with_data(**inputs)`` swaps them
-in without recompiling (see :mod:`roi.models.media.sampling`).
+in without recompiling (see :mod:`roi.paid_media.sampling`).
 
 Model (weekly revenue ``y_t`` divided by its mean ``Y``)::
 
@@ -22,14 +22,14 @@ Priors (business scale):
 
 * ``roas_c ~ LogNormal(log(roas_median), roas_sigma)``, default median 1, sigma 0.8 (95% prior
   mass between 0.2 and 4.8 dollars of revenue per dollar).
-* adstock / saturation: see :mod:`roi.models.media.components`.
+* adstock / saturation: see :mod:`roi.paid_media.components`.
 * ``level ~ Normal(1, 0.3)`` (mean revenue over its sample mean: every other term is centred,
   a reparameterisation that removes the ridge between ``level`` and the ROAS), ``rate ~
   HalfNormal(2)``, ``f ~ Normal(0, 0.2)``, ``gamma ~ Normal(0, 0.2)`` (revenue change per sd of a
   control as a share of mean revenue), ``theta_g ~ Normal(0, 0.5)`` (revenue of an active
   member-week as a multiple of an average customer-week), ``sigma ~ HalfNormal(0.1)``.
 * lift tests: ``revenue_change / Y ~ Normal(predicted / Y, se / Y)``
-  (:mod:`roi.models.media.lift_tests`).
+  (:mod:`roi.paid_media.lift_tests`).
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from roi.models.media.components import _lagged
-from roi.models.media.lift_tests import LiftTest, lift_arrays
+from roi.paid_media.components import _lagged
+from roi.paid_media.lift_tests import LiftTest, lift_arrays
 
 
 @dataclass

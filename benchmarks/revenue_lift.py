@@ -28,7 +28,7 @@ import tempfile
 
 from _common import ROOT, Laps  # benchmarks/_common.py
 
-MULTIPLICATIVE_OUTCOME = "organic_revenue"   # roi.run.MULTIPLICATIVE_OUTCOME (not imported:
+MULTIPLICATIVE_OUTCOME = "organic_revenue"   # roi.revenue_lift.block.MULTIPLICATIVE_OUTCOME (not imported:
                                              # the parent process stays free of roi imports)
 
 COLUMNS = {"unit": "customer_id", "time": "month_index", "group": "join_month_index",
@@ -93,7 +93,7 @@ def _estimators(panel, active, covariates: list[str], *, laps: Laps, draws: int,
     from roi.revenue_lift.did_multiplicative import MultiplicativeDiD
 
     out["did"] = _by_community(StaggeredDiD, active, weights="member_months")
-    # As roi run: the multiplicative estimators fit organic revenue (roi.run.MULTIPLICATIVE_OUTCOME)
+    # As roi run: the multiplicative estimators fit organic revenue (roi.revenue_lift.block.MULTIPLICATIVE_OUTCOME)
     out["did_multiplicative"] = _by_community(MultiplicativeDiD, active,
                                               outcome=MULTIPLICATIVE_OUTCOME)
     laps.lap("DiD + multiplicative DiD (overall + per community)")

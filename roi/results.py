@@ -172,6 +172,19 @@ class EffectResult:
                 f"converged={self.diagnostics.converged})")
 
 
+def estimates_section(estimates: dict[str, EffectResult], *, choice: Any) -> dict[str, Any]:
+    """An ``estimates`` block with the preferred method (``choice``, a
+    :class:`roi.preference.Choice` chosen by evidence) and the sentence that says why."""
+    section: dict[str, Any] = {
+        "preferred": choice.method,
+        "preferred_reason": choice.reason,
+        "estimates": {name: r.to_contract() for name, r in estimates.items()},
+    }
+    if choice.method is not None:
+        section["by_community"] = estimates[choice.method].by_group
+    return section
+
+
 def refused_effect(*, method: str, estimand: str, reason: str, interval: str,
                    scale: str = "", value_name: str = "estimate") -> EffectResult:
     """A result that says why there is no estimate: null numbers, ``converged = False``, the

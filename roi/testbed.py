@@ -88,7 +88,8 @@ def evaluate_view(tables: dict[str, pd.DataFrame], *, truth: dict[str, Any], sam
     from connectors import open_source
     from roi.data import load_dataset
     from roi.data.attribution import revenue_attribution
-    from roi.run import retention_models, revenue_lift_estimates
+    from roi.retention.block import retention_models
+    from roi.revenue_lift.block import revenue_lift_estimates
 
     dataset = load_dataset(open_source(tables))
     panel = dataset.customer_month_panel()
@@ -115,7 +116,7 @@ def _retention_rows(*, customers: int, seed: int, sampler) -> list[dict[str, Any
     """The hazard-ratio rows, on :data:`RETENTION_WORLD` of the same seed."""
     from connectors import open_source
     from roi.data import load_dataset
-    from roi.run import retention_models
+    from roi.retention.block import retention_models
 
     world = simulate_world(n_customers=customers, seed=seed, **RETENTION_WORLD)
     dataset = load_dataset(open_source(world.tables))

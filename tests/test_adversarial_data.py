@@ -13,7 +13,7 @@ import pytest
 from connectors import open_source
 from roi.data import DataOptions, load_dataset
 from roi.data.errors import DataValidationError
-from roi.run import _community_costs
+from roi.paid_media.block import community_costs as _community_costs
 
 N_CUSTOMERS = 1500
 

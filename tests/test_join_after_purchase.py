@@ -17,9 +17,10 @@ import pytest
 from connectors import open_source
 from roi.config import RunConfig
 from roi.data import load_dataset
+from roi.revenue_lift.block import JOIN_ADJUSTED, _join_month_block, _naive_and_did
+from roi.revenue_lift.block import choose_revenue_lift as _choose_revenue
 from roi.revenue_lift.did import StaggeredDiD
 from roi.revenue_lift.join_month import join_month_spike
-from roi.run import JOIN_ADJUSTED, _choose_revenue, _join_month_block, _naive_and_did
 from roi.simulate import simulate_world
 
 TRIGGERED = dict(join_after_purchase=1.0, join_purchase_lag_days=0, tau=(0.4, 0.4),

@@ -91,7 +91,7 @@ def test_ratio_forms_are_refused_without_attribution_and_the_reason_reaches_the_
     from connectors import open_source
     from roi.data import load_dataset
     from roi.data.attribution import revenue_attribution
-    from roi.run import revenue_lift_estimates
+    from roi.revenue_lift.block import revenue_lift_estimates
     from roi.testbed import world_views
 
     tables = world_views(unattributed_world, [view])[view]

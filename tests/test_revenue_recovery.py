@@ -60,7 +60,7 @@ def _active_panel(n_customers: int, *, seed: int, params: WorldParams | None = N
 
 
 def _preferred(active: pd.DataFrame) -> tuple[EffectResult, dict[str, EffectResult]]:
-    """Overall and per-community fits, as ``roi.run.revenue_lift_estimates`` makes them."""
+    """Overall and per-community fits, as ``roi.revenue_lift.block.revenue_lift_estimates`` makes them."""
     overall = MultiplicativeDiD().fit(active, **COLUMNS).result_
     by_community = {}
     for community in sorted(active["community"].dropna().unique()):

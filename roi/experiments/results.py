@@ -98,3 +98,18 @@ def _size(entry: dict[str, Any]) -> int:
 def _numbers(entry: dict[str, Any] | None) -> dict[str, Any]:
     entry = entry or {}
     return {k: entry.get(k) for k in ("estimate", "low", "high", "interval")}
+
+
+def invitation_experiments(dataset: Any, panel: Any) -> dict[str, Any] | None:
+    """The ``community_experiment`` block when the source has an ``invitations`` table
+    (:mod:`roi.experiments`), else None."""
+    if "invitations" not in dataset.tables:
+        return None
+    import sqlalchemy as sa
+
+    from roi.data.source import fetch_frame
+    from roi.experiments import community_experiment
+
+    invitations = fetch_frame(dataset.engine, sa.select(dataset.tables["invitations"]))
+    end_month = int(panel["month_index"].max()) if len(panel) else 0
+    return community_experiment(panel, invitations, end_month=end_month)

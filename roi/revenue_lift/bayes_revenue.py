@@ -98,7 +98,7 @@ Bundled sample (3,000 customers, 35,449 active customer-months -> 12,156 cells, 
 total revenue: ATT 36.9 (94% HDI 12.7-57.7) against the truth 36.3 and the naive gap 171.5;
 discord 42.6 (truth 43.9), forum 27.4 (truth 23.6); no divergence, 9.9 leapfrog steps per draw,
 20 s sampling. Simulated 20,000 customers (33,500 cells), ``organic_revenue`` (what ``roi run``
-fits, see :data:`roi.run.MULTIPLICATIVE_OUTCOME`): seed 2 32.1 (23.0-41.2) against 34.9, seed 1
+fits, see :data:`roi.revenue_lift.block.MULTIPLICATIVE_OUTCOME`): seed 2 32.1 (23.0-41.2) against 34.9, seed 1
 50.2 (41.1-58.8) against 35.5 (the HDI misses; the additive DiD gives 47.0 (31.7-62.3) there);
 about 37 s including a 1.5 s compile (``benchmarks/revenue_lift.py``). Before the
 reparametrisation of :func:`_tau` the same fit needed ``target_accept`` 0.99 and took 148 s.

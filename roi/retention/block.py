@@ -1,0 +1,103 @@
+"""The ``community_retention_lift`` block of ``results.json``: the retention models the run
+fits on the survival table (naive Cox for contrast, time-varying Cox, the Bayesian
+piecewise-exponential model), the revenue of the extra retained months, landmark curves, and
+the block they make (:func:`retention_lift_block`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from roi.preference import choose_retention
+from roi.results import EffectResult, estimates_section
+
+
+def retention_models(survival, *, covariates: dict[str, str], sampler=None,
+                     seed: int = 0) -> tuple[dict[str, EffectResult], Any]:
+    """Naive ever-member Cox (immortal-time biased, for contrast), time-varying Cox, and (with
+    ``sampler`` settings) the Bayesian piecewise-exponential model on person-period cells;
+    also returns the fitted time-varying Cox model, which the retention money reads."""
+    from roi.retention.bayes_survival import BayesianPiecewiseSurvival
+    from roi.retention.cox_naive import NaiveCox
+    from roi.retention.cox_time_varying import CoxTimeVarying
+
+    names = list(covariates)
+    naive = NaiveCox().fit(survival, community="community").result_
+    cox = CoxTimeVarying().fit(survival, covariates=names, community="community")
+    estimates = {"naive": naive, "cox_time_varying": cox.result_}
+    if sampler is not None:
+        bayes = BayesianPiecewiseSurvival(
+            sampler=sampler.backend, draws=sampler.draws, tune=sampler.tune,
+            chains=sampler.chains, random_seed=seed,
+        ).fit(survival, covariates=names, community="community")
+        estimates["bayesian"] = bayes.result_
+    return estimates, cox
+
+
+def retention_money(survival, panel, *, cox, covariates: dict[str, str],
+                    revenue: dict[str, EffectResult], seed: int) -> dict[str, Any]:
+    """Extra retained customer-months caused by membership and their revenue (Cox hazards), net
+    of the per-member-month revenue lift so nothing is counted twice."""
+    from roi.retention.retention_value import retention_revenue
+    from roi.revenue_lift.block import choose_revenue_lift
+
+    method = choose_revenue_lift(revenue).method
+    preferred = revenue.get(method) if method else None
+    lift = ({k: v["estimate"] for k, v in preferred.by_group.items()} if preferred else None)
+    money = retention_revenue(survival, panel, model=cox, covariates=list(covariates),
+                              lift_att=lift, seed=seed)
+    money.pop("value", None)
+    return money
+
+
+def retention_curves(survival) -> dict[str, Any]:
+    """Landmark retention (members vs non-members alive at 3, 6, 12 months) at 6 and 12 months
+    after the landmark, with 95% CIs, and the member minus non-member difference."""
+    from roi.retention.survival_curves import RetentionCurves
+
+    curves = RetentionCurves().fit(survival, community="community")
+    columns = ["landmark_month", "group", "horizon_month", "customers", "retention", "low",
+               "high", "interval"]
+    pooled = ~curves.retention_["group"].str.startswith("member: ")
+    return {"retention": curves.retention_.loc[pooled, columns].to_dict(orient="records"),
+            "difference": curves.difference_.to_dict(orient="records"),
+            "curves": monthly_curves(curves)}
+
+
+def monthly_curves(curves) -> dict[str, Any]:
+    """The landmark curves (per community too) read at whole months since the landmark: small
+    enough for ``results.json`` and the same step function at every month (the horizons 6 and
+    12 included), so a notebook draws them and reads retention without refitting."""
+    from roi.retention.survival_curves import survival_at
+
+    sizes = curves.retention_.groupby(["landmark_month", "group"])["customers"].first()
+    points = []
+    for (landmark, group), rows in curves.curves_.groupby(["landmark_month", "group"],
+                                                           sort=True):
+        months = range(int(rows["month"].max()) + 1)
+        at = survival_at(rows.rename(columns={"day": "time"}).assign(greenwood=0.0),
+                         [m * curves.days_per_month for m in months])
+        customers = int(sizes.get((landmark, group), 0))
+        points += [{"landmark_month": landmark, "group": group, "month": m,
+                    "customers": customers, "survival": s, "low": lo, "high": hi}
+                   for m, s, lo, hi in zip(months, at["survival"], at["low"], at["high"],
+                                           strict=True)]
+    return {"interval": "95% CI", "points": points}
+
+
+def retention_lift_block(retention: dict[str, EffectResult], *,
+                         retention_money: dict[str, Any] | None = None,
+                         retention_curves: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``community_retention_lift``: preferred estimate, every estimate overall and per
+    community, the E-value sensitivity, retained revenue and landmark curves."""
+    from roi.sensitivity.results import retention_lift_sensitivity
+
+    section = estimates_section(retention, choice=choose_retention(retention))
+    section["estimates_by_community"] = {n: r.by_group for n, r in retention.items()}
+    section["sensitivity"] = retention_lift_sensitivity(retention,
+                                                        preferred=section["preferred"])
+    section.setdefault("by_community", {})
+    if retention_money is not None:
+        section["retention_revenue"] = retention_money
+    if retention_curves is not None:
+        section["landmark_retention"] = retention_curves
+    return section

@@ -1,0 +1,308 @@
+"""The ``community_revenue_lift`` block of ``results.json``: which estimators the run fits on
+the customer-month panel, how, and the block they make (:func:`revenue_lift_block`).
+
+``roi/run.py`` only sequences; this module decides the revenue-lift question's fits (naive for
+contrast, staggered DiD additive and ratio form overall and per community, regression adjustment
+and AIPW extended to all member-months, the Bayesian hierarchical lift, the join-month
+adjustment) and assembles their block (preferred estimate, event studies, sensitivity).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from roi.data.attribution import RevenueAttribution
+from roi.preference import Choice, choose_revenue
+from roi.results import EffectResult, estimates_section
+from roi.revenue_lift.member_coverage import (
+    base_period_covered,
+    extend_to_all_member_months,
+    history_covered,
+)
+
+
+def revenue_lift_estimates(panel, *, covariates: dict[str, str] | None = None, sampler=None,
+                           seed: int = 0, attribution: RevenueAttribution | None = None
+                           ) -> dict[str, EffectResult]:
+    """Naive (for contrast), staggered DiD (additive and ratio form), with covariates regression
+    adjustment and AIPW, and with ``sampler`` settings the Bayesian hierarchical model.
+
+    DiD compares each join cohort with never-members before and after joining, which removes
+    self-selection on a stable trait; per community, members of that community against
+    never-members. The ratio-form DiD and the Bayesian model fit ``organic_revenue`` (orders not
+    attributed to a paid channel; see ``MULTIPLICATIVE_OUTCOME``). Regression adjustment and AIPW use each customer's own pre-join revenue as
+    the baseline and cover only members with pre-join history (their diagnostics say how much).
+    With ``attribution`` whose ``reason`` is set (paid spend recorded but no order attributed
+    to a paid channel), the two ratio forms are refused with that reason instead of fitted.
+    """
+    refuse_ratio = attribution.reason if attribution is not None else None
+    estimates = _naive_and_did(panel, refuse_ratio=refuse_ratio)
+    if covariates is not None:
+        from roi.revenue_lift.regression_adjustment import RegressionAdjustment
+        from roi.revenue_lift.weighting import AIPW
+
+        adjusted = {**PANEL_COLUMNS, "active": "active", "covariates": list(covariates)}
+        fits = {"regression": RegressionAdjustment().fit(panel, community="community",
+                                                         **adjusted).result_,
+                "aipw": AIPW().fit(panel, community="community", **adjusted).result_}
+        # Both cover members with pre-join history only; the rest get the proportional rule
+        active = panel.loc[panel["active"], [*PANEL_COLUMNS.values(), "community"]]
+        covered = history_covered(active)
+        for name, result in fits.items():
+            estimates[name] = extend_to_all_member_months(result, active, covered)
+    if sampler is not None:
+        estimates["bayesian"] = (
+            _refused_lift("bayesian", refuse_ratio, interval="94% HDI") if refuse_ratio
+            else bayesian_revenue_lift(panel, covariates=covariates, sampler=sampler, seed=seed))
+    return estimates
+
+
+def _refused_lift(method: str, reason: str, *, interval: str) -> EffectResult:
+    from roi.results import refused_effect
+    from roi.revenue_lift.bayes_revenue import ESTIMAND, SCALE
+
+    return refused_effect(method=method, estimand=ESTIMAND, reason=reason, interval=interval,
+                          scale=SCALE)
+
+
+# Paid-attributed orders go to customers whatever their own level (an ad converts whoever it
+# reaches), so they are an additive, flighted part of revenue that breaks the multiplicative
+# models' parallel trends: on 20,000-customer worlds the ratio DiD moved from 44.7 to 60.9 (seed
+# 1) and from 20.5 to 33.6 (seed 2) when they were included, the Bayesian model from 49.9 to 63.6
+# and from 32.2 to 40.3, the additive DiD by 1.6 (truth 35.5 and 34.9). The multiplicative
+# models therefore fit organic revenue and assume membership does not change paid-attributed
+# revenue (which the media-mix model credits to the channels).
+MULTIPLICATIVE_OUTCOME = "organic_revenue"
+
+
+PANEL_COLUMNS = {"unit": "customer_id", "time": "month_index", "group": "join_month_index",
+                 "outcome": "revenue"}
+
+
+def _naive_and_did(panel, *, refuse_ratio: str | None = None) -> dict[str, EffectResult]:
+    """The naive gap and the two DiDs, overall and per community, on the active rows (a
+    narrow copy, freed on return before the Bayesian model builds its cells)."""
+    from roi.revenue_lift.did import StaggeredDiD
+    from roi.revenue_lift.did_multiplicative import MultiplicativeDiD
+    from roi.revenue_lift.naive_revenue import NaiveRevenueGap
+
+    # Only the columns the estimators read: the panel can be 13M rows
+    active = panel.loc[panel["active"], [*PANEL_COLUMNS.values(), MULTIPLICATIVE_OUTCOME,
+                                         "community"]]
+    naive = NaiveRevenueGap().fit(active, group="community").result_
+    # Member-month weights: the estimand averages over member-months, not over cohorts.
+    variants = {"did": lambda: StaggeredDiD(control_group="never_treated",
+                                            weights="member_months"),
+                "did_multiplicative": lambda: MultiplicativeDiD()}
+    fitted = {}
+    for name, make in variants.items():
+        if name == "did_multiplicative" and refuse_ratio:
+            fitted[name] = _refused_lift(name, refuse_ratio, interval="95% CI")
+            continue
+        own = ({**PANEL_COLUMNS, "outcome": MULTIPLICATIVE_OUTCOME} if name != "did"
+               else PANEL_COLUMNS)
+        fitted[name] = _pooled_fit(make, active, own, method=name)
+        sensitivity: dict[str, Any] | None = {} if name == "did" else None
+        dynamics: dict[str, Any] = {}   # per-community event studies (the notebooks plot them)
+        for community in sorted(active["community"].dropna().unique()):
+            rows = active[active["community"].isna() | (active["community"] == community)]
+            fitted[name].by_group[str(community)] = _community_fit(
+                make, rows, own, sensitivity=sensitivity, key=str(community), dynamics=dynamics)
+        if dynamics:
+            fitted[name].tables["dynamic_by_community"] = dynamics
+        if sensitivity:  # read by roi.sensitivity.results (community_revenue_lift.sensitivity)
+            import pandas as pd
+
+            fitted[name].tables["sensitivity_by_community"] = pd.DataFrame(
+                [{"community": k, **v} for k, v in sensitivity.items()])
+    # DiD covers members with a whole month before joining; the rest get the proportional rule
+    fitted["did"] = extend_to_all_member_months(fitted["did"], active,
+                                                base_period_covered(active))
+    adjusted = _join_month_adjustment(fitted["did"], active)
+    return {"naive": naive, **fitted, **({JOIN_ADJUSTED: adjusted} if adjusted else {})}
+
+
+JOIN_ADJUSTED = "did_join_month_adjusted"
+"""The DiD without the join month (issue 17), in ``estimates`` only when a spike is found."""
+
+
+def _join_month_adjustment(did: EffectResult, active) -> EffectResult | None:
+    """Fit the join-month-adjusted DiD, keep the contract block in
+    ``did.tables["join_month_adjusted"]``; when joining follows purchases (a join-month
+    spike), also per community, and return it (the bottom line then uses it)."""
+    from roi.revenue_lift.did import StaggeredDiD
+    from roi.revenue_lift.join_month import join_month_adjusted
+
+    def make() -> StaggeredDiD:
+        return StaggeredDiD(control_group="never_treated", weights="member_months",
+                            anticipation=1, exclude_join_month=True)
+
+    adjusted = _pooled_fit(make, active, PANEL_COLUMNS, method=JOIN_ADJUSTED)
+    adjusted.method = JOIN_ADJUSTED
+    # Like the DiD it adjusts, from the member-months it covers to all (from the month after)
+    covered = base_period_covered(active, anticipation=1)
+    block = join_month_adjusted(did, extend_to_all_member_months(adjusted, active, covered,
+                                                                 first_month=1))
+    did.tables["join_month_adjusted"] = block
+    if not block["detected"]:
+        return None
+    dynamics: dict[str, Any] = {}   # per-community event studies (the notebooks plot them)
+    for community in sorted(active["community"].dropna().unique()):
+        rows = active[active["community"].isna() | (active["community"] == community)]
+        adjusted.by_group[str(community)] = _community_fit(make, rows, PANEL_COLUMNS,
+                                                           key=str(community), dynamics=dynamics)
+    if dynamics:
+        adjusted.tables["dynamic_by_community"] = dynamics
+    return extend_to_all_member_months(adjusted, active, covered, first_month=1)
+
+
+def choose_revenue_lift(revenue: dict[str, EffectResult]) -> Choice:
+    """The preferred lift (:mod:`roi.preference`), except that when joining follows purchases
+    the join-month-adjusted DiD is used (docs/CONTRACT.md section 4, join month)."""
+    from roi.preference import usable
+
+    adjusted = revenue.get(JOIN_ADJUSTED)
+    if adjusted is not None and usable(adjusted):
+        return Choice(JOIN_ADJUSTED, f"{JOIN_ADJUSTED} is used because the event study spikes "
+                      "in the join month (customers join after a purchase, so the join month's "
+                      "revenue caused the joining and the other estimators count it as effect); "
+                      "it averages the lift from the month after joining.")
+    return choose_revenue(revenue)
+
+
+def _join_month_block(revenue: dict[str, EffectResult]) -> dict[str, Any]:
+    """``community_revenue_lift.join_month_adjusted``, on every run (null numbers and
+    ``detected`` false when no DiD was fitted)."""
+    from roi.revenue_lift.join_month import RULE
+
+    did = revenue.get("did")
+    block = None if did is None else did.tables.get("join_month_adjusted")
+    return block or {"estimate": None, "low": None, "high": None, "interval": "95% CI",
+                     "rule": RULE, "detected": False}
+
+
+def bayesian_revenue_lift(panel, *, covariates: dict[str, str] | None, sampler,
+                          seed: int) -> EffectResult:
+    """The hierarchical model on cells (join cohort x first-seen month x community x segment and
+    plan x month). The whole panel goes in: each customer's first row is their first-seen month,
+    and only active rows are summed."""
+    from roi.revenue_lift.bayes_revenue import BayesianHierarchicalLift
+
+    # Few categorical cell keys: they remove churn bias, but every pattern multiplies the cells.
+    keys = [c for c in ("segment", "plan") if covariates and c in covariates]
+    return BayesianHierarchicalLift(
+        sampler=sampler.backend, draws=sampler.draws, tune=sampler.tune, chains=sampler.chains,
+        random_seed=seed,
+    ).fit(panel, unit="customer_id", time="month_index", group="join_month_index",
+          outcome=MULTIPLICATIVE_OUTCOME, community="community", active="active",
+          covariates=keys).result_
+
+
+def _pooled_fit(make, rows, columns: dict[str, str], *, method: str) -> EffectResult:
+    """The DiD over every community, or a refused result (null numbers, the reason in its
+    warnings) when no member can be compared before and after joining (every member joined
+    before the window, or there is one customer): the run goes on and says why."""
+    from roi.results import Diagnostics
+    from roi.revenue_lift.did import NoTreatedUnits
+
+    try:
+        return make().fit(rows, **columns).result_
+    except NoTreatedUnits as exc:
+        reason = (f"{method}: not estimated: no member can be compared before and after "
+                  "joining (every member joined before the window began, or there is no "
+                  "non-member to compare with)")
+        nan = float("nan")
+        return EffectResult(method=method, estimand="community_revenue_lift", estimate=nan,
+                            low=nan, high=nan, interval="95% CI",
+                            scale="currency per member-month",
+                            diagnostics=Diagnostics(converged=False, warnings=[reason],
+                                                    checks={"refused": str(exc)}))
+
+
+def _community_fit(make, rows, columns: dict[str, str], *,
+                   sensitivity: dict[str, Any] | None = None, key: str = "",
+                   dynamics: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One community's DiD entry, or a refused entry (null numbers and the reason) when the
+    community cannot be estimated, e.g. its only members joined before the window began.
+    With ``sensitivity``, its parallel-trends sensitivity goes to ``sensitivity[key]``; with
+    ``dynamics``, its event-time table (``tables["dynamic"]``) to ``dynamics[key]``."""
+    from roi.revenue_lift.did import NoTreatedUnits
+    from roi.sensitivity.results import parallel_trends_block
+
+    try:
+        result = make().fit(rows, **columns).result_
+    except NoTreatedUnits as exc:
+        return {"estimate": None, "low": None, "high": None, "interval": "95% CI",
+                "converged": False, "refused": str(exc)}
+    if dynamics is not None and result.tables.get("dynamic") is not None:
+        dynamics[key] = result.tables["dynamic"]
+    block = parallel_trends_block(result) if sensitivity is not None else None
+    if block is not None and result.diagnostics.converged:
+        sensitivity[key] = block
+    entry = result.to_contract()
+    if result.diagnostics.warnings and not result.diagnostics.converged:
+        entry["refused"] = result.diagnostics.warnings[-1]
+    return entry
+
+
+def _event_study(revenue: dict[str, EffectResult]) -> dict[str, Any] | None:
+    """Effect by months since joining (negative months are the pre-trend placebo), from the
+    first estimator in preference order that has an event-time table."""
+    studies = _event_studies(revenue)
+    for method in ("did_multiplicative", "did"):
+        if method in studies:
+            return {k: v for k, v in studies[method].items() if k != "by_community"}
+    return None
+
+
+def _event_studies(revenue: dict[str, EffectResult]) -> dict[str, Any]:
+    """Every DiD's event study, pooled and per community (``event_studies``, read by the
+    notebooks' lift explorer so that it never refits)."""
+    def points(table) -> list[dict[str, Any]]:
+        table = table.rename(columns={"att": "estimate"})
+        return table[["e", "estimate", "low", "high", "n_treated"]].to_dict(orient="records")
+
+    studies = {}
+    for method in ("did_multiplicative", "did", JOIN_ADJUSTED):
+        result = revenue.get(method)
+        table = None if result is None else result.tables.get("dynamic")
+        if table is not None and len(table):
+            by_community = result.tables.get("dynamic_by_community") or {}
+            studies[method] = {"method": method, "interval": result.interval,
+                               "points": points(table),
+                               "by_community": {k: points(v) for k, v in by_community.items()
+                                                if len(v)}}
+    return studies
+
+
+def member_months_by_community(panel) -> dict[str, int]:
+    """Active member-months per community: what a per-member-month lift is multiplied by."""
+    rows = panel[panel["member"] & panel["active"]]
+    sizes = rows.groupby("community", observed=True).size()
+    return {str(k): int(v) for k, v in sizes.items() if v > 0}
+
+
+def revenue_lift_block(revenue: dict[str, EffectResult], *, member_months: int,
+                       member_months_by_community: dict[str, int] | None = None
+                       ) -> tuple[dict[str, Any], list[str]]:
+    """``community_revenue_lift`` (preferred estimate, every estimate overall and per community,
+    event studies, sensitivity, the join-month block) and the run notes it raises."""
+    from roi.sensitivity.results import revenue_lift_sensitivity
+
+    section = estimates_section(revenue, choice=choose_revenue_lift(revenue))
+    section.setdefault("by_community", {})
+    section["member_months"] = member_months
+    section["member_months_by_community"] = member_months_by_community or {}
+    section["event_study"] = _event_study(revenue)
+    section["event_studies"] = _event_studies(revenue)
+    # Every estimator's per-community entries (``by_community`` holds the preferred one's only)
+    section["estimates_by_community"] = {n: r.by_group for n, r in revenue.items()}
+    # How strong a violation of each estimate's assumption would have to be (issue 17)
+    section["sensitivity"] = revenue_lift_sensitivity(revenue)
+    notes = []
+    section["join_month_adjusted"] = _join_month_block(revenue)
+    if section["join_month_adjusted"]["detected"]:
+        from roi.revenue_lift.join_month import warning_text
+
+        notes.append(warning_text(section["join_month_adjusted"]))
+    return section, notes

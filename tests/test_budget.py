@@ -213,17 +213,28 @@ def test_infeasible_total_is_refused():
         model.optimise(total=5000.0, bounds={"zeta": (0.0, 2000.0), "alpha": (0.0, 800.0)})
 
 
-def test_community_moves_are_linear_with_normal_rate_draws():
+def test_community_moves_follow_a_square_root_response_with_normal_rate_draws():
     only = {"comparison": COMMUNITIES, "paid_media": {"channels": {}}}
     model = BudgetModel.from_results(only, seed=3)
     assert model.paid == [] and model.communities == ["forum", "discord"]
-    result = model.scenario([{"from": "forum", "to": "discord", "amount": 1000.0}])
-    # (r_discord - r_forum) x 1000, sds from 95% intervals: 4 / 3.92 and 1 / 3.92.
-    sd = 1000.0 * math.hypot(4.0 / (2 * Z95), 1.0 / (2 * Z95))      # 1051.7
+    result = model.scenario([{"from": "forum", "to": "discord", "amount": 250.0}])
+    # r x c0 x (sqrt(c / c0) - 1): discord 500 -> 750 gains 1.5 x 500 x 0.2247 = 168.5, forum
+    # 1000 -> 750 loses 3 x 1000 x 0.1340 = 401.9 (a constant return would say +375 - 750);
+    # sds from 95% intervals: 1 / 3.92 and 4 / 3.92.
+    up, down = 500.0 * (math.sqrt(1.5) - 1), 1000.0 * (1 - math.sqrt(0.75))
+    sd = math.hypot(up / (2 * Z95), 4.0 * down / (2 * Z95))
     entry = result["revenue_change"]
-    assert entry["estimate"] == pytest.approx(-1500.0, abs=4 * sd / math.sqrt(2000))
+    assert entry["estimate"] == pytest.approx(1.5 * up - 3.0 * down, abs=4 * sd / math.sqrt(2000))
     assert (entry["high"] - entry["low"]) / 2 == pytest.approx(Z94 * sd, rel=0.06)
-    assert any("constant" in note for note in model.notes)
+    assert any("square-root" in note for note in model.notes)
+    # The next dollar earns half of today's revenue per dollar; beyond 2x the cost, no more.
+    assert model.marginal_returns()["discord"] == pytest.approx(0.5 * 1.5, rel=0.03)
+    with pytest.warns(BudgetWarning, match="range assumed for a community"):
+        capped = model.scenario([{"from": "forum", "to": "discord", "amount": 900.0}])
+    at_edge = model.scenario([{"from": "forum", "to": "discord", "amount": 500.0}])
+    lost = 3.0 * 1000.0 * (math.sqrt(0.5) - math.sqrt(0.1))
+    assert (capped["revenue_change"]["estimate"] - at_edge["revenue_change"]["estimate"]
+            == pytest.approx(-lost, rel=0.05))
 
 
 def test_paid_and_community_draws_line_up():
@@ -232,8 +243,9 @@ def test_paid_and_community_draws_line_up():
     result = model.scenario([{"from": "zeta", "to": "forum", "amount": 100.0}])
     b = betas()
     paid = (revenue("zeta", 900.0, b["zeta"]) - revenue("zeta", 1000.0, b["zeta"])).mean()
+    gain = 1000.0 * (math.sqrt(1.1) - 1)     # forum 1000 -> 1100 under the square root
     assert result["revenue_change"]["estimate"] == pytest.approx(
-        paid + 300.0, abs=4 * 100.0 * 4.0 / (2 * Z95) / math.sqrt(N_DRAWS))
+        paid + 3.0 * gain, abs=4 * gain * 4.0 / (2 * Z95) / math.sqrt(N_DRAWS))
 
 
 def model_returns(results: dict) -> dict[str, float]:
@@ -250,9 +262,9 @@ def test_default_scenarios_block():
     # alpha 2040 x 0.222 / 400 = 1.13, mid 1530 x 0.594 / 600 = 1.51: mid best, zeta worst.
     returns = model_returns(results)
     assert [returns[n] for n in CHANNELS] == pytest.approx([0.765, 1.134, 1.514], rel=0.02)
-    # Communities: the mean of 400 normal draws (sd 4 / 3.92 and 1 / 3.92).
-    assert returns["forum"] == pytest.approx(3.0, abs=4 * 1.02 / math.sqrt(N_DRAWS))
-    assert returns["discord"] == pytest.approx(1.5, abs=4 * 0.255 / math.sqrt(N_DRAWS))
+    # Communities: half the mean of 400 normal draws (sd 4 / 3.92 and 1 / 3.92).
+    assert returns["forum"] == pytest.approx(1.5, abs=2 * 1.02 / math.sqrt(N_DRAWS))
+    assert returns["discord"] == pytest.approx(0.75, abs=2 * 0.255 / math.sqrt(N_DRAWS))
     first = block["scenarios"][0]
     assert first["name"] == "10% of every other paid channel to mid"
     assert first["moves"] == [{"from": "zeta", "to": "mid", "amount": 100.0},
@@ -265,8 +277,9 @@ def test_default_scenarios_block():
     forum = block["scenarios"][1]
     b = betas()
     paid = (revenue("zeta", 900.0, b["zeta"]) - revenue("zeta", 1000.0, b["zeta"])).mean()
+    gain = 1000.0 * (math.sqrt(1.1) - 1)
     assert forum["revenue_change"]["estimate"] == pytest.approx(
-        paid + 300.0, abs=4 * 100.0 * 4.0 / (2 * Z95) / math.sqrt(N_DRAWS))
+        paid + 3.0 * gain, abs=4 * gain * 4.0 / (2 * Z95) / math.sqrt(N_DRAWS))
     optimised = block["optimised"]
     assert optimised["total"] == pytest.approx(2000.0)
     assert optimised["bounds"] == {"zeta": [500.0, 1500.0], "alpha": [200.0, 600.0],
@@ -275,7 +288,14 @@ def test_default_scenarios_block():
         assert low - 1e-9 <= optimised["spend"][name] <= high + 1e-9
     expected, value = brute_force({k: tuple(v) for k, v in optimised["bounds"].items()}, 2000.0)
     assert objective(optimised["spend"]) == pytest.approx(value, rel=2e-5)
-    assert any("constant" in note for note in block["notes"])
+    assert any("square-root" in note for note in block["notes"])
+    # Per-channel gains add up to the total (same draws); communities are left out, with why.
+    assert sum(e["estimate"] for e in optimised["by_name"].values()) == pytest.approx(
+        optimised["revenue_change"]["estimate"])
+    assert 0.0 <= optimised["probability_positive"] <= 1.0
+    scope = block["optimiser_scope"]
+    assert scope["moved"] == list(CHANNELS) and set(scope["left_out"]) == {"forum", "discord"}
+    assert "50% and 150%" in scope["rule"]
 
 
 def test_without_curves_or_with_an_unconverged_model_nothing_paid_moves():

@@ -1,6 +1,8 @@
 """The ``paid_media`` block of ``results.json`` (docs/CONTRACT.md section 4) from a fitted MMM.
 
-Plain JSON types only (floats, lists, dicts); response-curve draws are thinned to at most 200
+Plain JSON types only (floats, lists, dicts); ``fit`` (actual vs predicted weekly revenue,
+R-squared, MAPE) and ``adstock`` (share of an ad's effect per week after the spend) come from
+:mod:`roi.paid_media.fit`; response-curve draws are thinned to at most 200
 posterior draws, row ``i`` the same draw for every channel. When the convergence gate failed,
 ``converged`` is False at the top and in every interval entry.
 
@@ -15,6 +17,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
+from roi.paid_media.fit import adstock_block, fit_block
 
 
 def _entry(entry: dict[str, Any], *, converged: bool) -> dict[str, Any]:
@@ -35,6 +39,7 @@ def paid_media_block(mmm) -> dict[str, Any]:
              "communities": _communities(result.tables["communities"], converged=ok),
              "response_curves": _curves(mmm),
              "weekly_contributions": _weekly(result.tables["contributions"]),
+             "fit": fit_block(mmm), "adstock": adstock_block(mmm),
              "lift_tests": [t.to_record() for t in mmm.lift_tests]}
     if getattr(mmm, "baseline_", None) is not None:
         block["regression_baseline"] = mmm.baseline_.to_contract()

@@ -122,7 +122,10 @@ def test_result_follows_the_contract(mpdta_fit: StaggeredDiD) -> None:
     assert result.diagnostics.checks["pretrend"] == mpdta_fit.pretrend_
     assert result.diagnostics.warnings == []
     assert set(result.to_contract()) == {"estimate", "low", "high", "interval"}
-    assert "Pre-trend Wald test" in mpdta_fit.summary()
+    summary = mpdta_fit.summary()
+    assert list(summary.index) == ["simple", "dynamic", "group"]
+    assert summary.loc["simple", "att"] == result.estimate
+    assert "Pre-trend Wald test" in mpdta_fit.report()
 
 
 def _additive_world(seed: int, *, n_units: int = 2000, n_periods: int = 12,
@@ -340,8 +343,9 @@ def test_bad_input_gets_a_clear_error(mpdta: pd.DataFrame) -> None:
         StaggeredDiD().fit(mpdta, **{**MPDTA_COLUMNS, "outcome": "revenue"})
     with pytest.raises(ValueError, match="control_group"):
         StaggeredDiD(control_group="never")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="no usable treated unit"):
-        StaggeredDiD().fit(mpdta.assign(**{"first.treat": 0}), **MPDTA_COLUMNS)
+    # nothing to estimate is a refused result, not an exception (issue 18)
+    refused = StaggeredDiD().fit(mpdta.assign(**{"first.treat": 0}), **MPDTA_COLUMNS).result_
+    assert "every unit is never treated" in refused.refused and np.isnan(refused.estimate)
 
 
 def test_fit_is_fast_on_a_customer_month_panel() -> None:

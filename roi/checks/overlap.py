@@ -31,6 +31,15 @@ class OverlapCheck:
     min_effective_share : float
         Kish effective sample size of the weighted controls, as a share of the controls,
         below which overlap is called poor (a few controls carry the comparison).
+    trims : bool
+        Whether the estimator leaves units outside ``[low, high]`` out (IPW, AIPW) or keeps
+        them and extrapolates its outcome model to them (regression adjustment); only the
+        wording of the warnings changes.
+
+    Severity (the same for every estimator, docs/CONTRACT.md): poor overlap is a warning whose
+    text starts with ``"Poor overlap:"``, shown beside the number; ``checks["overlap"]["passed"]``
+    is False. It does not fail the convergence gate (``converged`` stays True): the estimate is
+    computed as defined, and the warning says how far it leans on few or extrapolated controls.
 
     Attributes
     ----------
@@ -43,10 +52,11 @@ class OverlapCheck:
     """
 
     def __init__(self, *, low: float = 0.01, high: float = 0.99,
-                 max_treated_trimmed: float = 0.05, min_effective_share: float = 0.05) -> None:
+                 max_treated_trimmed: float = 0.05, min_effective_share: float = 0.05,
+                 trims: bool = True) -> None:
         if not 0 <= low < high <= 1:
             raise ValueError(f"need 0 <= low < high <= 1, got {low}, {high}")
-        self.low, self.high = low, high
+        self.low, self.high, self.trims = low, high, trims
         self.max_treated_trimmed, self.min_effective_share = (max_treated_trimmed,
                                                               min_effective_share)
 
@@ -69,13 +79,17 @@ class OverlapCheck:
 
     def _warnings(self) -> list[str]:
         out = []
+        fate = ("are left out" if self.trims else
+                "have no comparable controls (the outcome model extrapolates to them)")
         if self.treated_share_trimmed_ > self.max_treated_trimmed:
             out.append(f"Poor overlap: {self.treated_share_trimmed_:.1%} of members have a "
-                       f"propensity outside [{self.low}, {self.high}] and are left out.")
+                       f"propensity outside [{self.low}, {self.high}] and {fate}.")
         if self.effective_share_ < self.min_effective_share:
-            out.append(f"Poor overlap: the weighted controls' effective sample size is "
-                       f"{self.effective_share_:.1%} of the controls; a few controls carry "
-                       "the comparison.")
+            carry = ("a few controls carry the comparison" if self.trims else
+                     "few controls resemble the members, so the outcome model extrapolates")
+            out.append(f"Poor overlap: the {'weighted ' if self.trims else 'odds-weighted '}"
+                       f"controls' effective sample size is {self.effective_share_:.1%} of the "
+                       f"controls; {carry}.")
         return out
 
     def to_checks(self) -> dict[str, Any]:

@@ -517,11 +517,17 @@ class CoxTimeVarying:
         self.ph_transform = ph_transform
         self.max_levels = max_levels
 
-    def fit(self, table: pd.DataFrame, *, covariates: Sequence[str] = (),
+    def fit(self, table: pd.DataFrame, *, covariates: Sequence[str] | str = (),
             id_col: str = "customer_id", start: str = "start", stop: str = "stop",
             event: str = "event", member: str = "member",
             community: str | None = None) -> CoxTimeVarying:
-        """Fit on a start-stop table; ``covariates`` are column names (numbers or categories)."""
+        """Fit on a start-stop table; ``covariates`` are column names (numbers or categories)
+        or a formula right-hand side in patsy syntax (``"age + I(age**2) + C(plan)"``)."""
+        if isinstance(covariates, str):
+            from roi.revenue_lift.panel_input import formula_covariates
+
+            table, covariates = formula_covariates(table, covariates,
+                                                   estimator=type(self).__name__)
         names = [id_col, start, stop, event, member, *covariates] + ([community] if community
                                                                     else [])
         self.refused_ = refusal_reason(table, columns=names, start=start, stop=stop,

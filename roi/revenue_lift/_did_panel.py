@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from roi.revenue_lift.panel_input import never_treated
+
 NEVER = -1
 """Cohort code of never-treated units (and of units first treated after the last period)."""
 
@@ -110,13 +112,10 @@ def _cohorts(group_values: pd.Series, unit_codes: np.ndarray,
     if differs.any():
         raise ValueError(f"StaggeredDiD: column {group!r} (first treated period) changes "
                          f"within a unit on {int(differs.sum())} rows; it must be constant")
-    never = per_unit.isna().to_numpy()
-    if pd.api.types.is_numeric_dtype(per_unit):
-        never |= (per_unit == 0).fillna(False).to_numpy(dtype=bool)
+    never = never_treated(per_unit, periods=periods)   # the one rule (panel_input.py)
     filled = per_unit.astype(object).where(~never, periods[0]).to_numpy()
     filled = filled.astype(periods.dtype) if periods.dtype.kind in "iufM" else filled
     position = np.searchsorted(periods, filled, side="left")
-    never |= position >= len(periods)
     cohort = np.where(never, NEVER, position).astype(np.int64)
     labels = {int(p): per_unit.iloc[i] for p, i in
               zip(*np.unique(cohort, return_index=True), strict=True) if p != NEVER}
@@ -162,14 +161,11 @@ def member_event_times(data: pd.DataFrame, *, unit: str, time: str, group: str,
     {'unit': [1, 1, 2], 'e': [0, 1, 1], 'outcome': [2.0, 3.0, 4.0]}
     """
     periods = np.sort(data[time].dropna().unique())
-    joined = data[group]
-    never = joined.isna().to_numpy()
-    if pd.api.types.is_numeric_dtype(joined):
-        never |= (joined == 0).fillna(False).to_numpy(dtype=bool)
+    joined = data[group].reset_index(drop=True)
+    never = never_treated(joined, periods=periods)
     filled = joined.astype(object).where(~never, periods[0]).to_numpy()
     filled = filled.astype(periods.dtype) if periods.dtype.kind in "iufM" else filled
     start = np.searchsorted(periods, filled, side="left")
-    never |= start >= len(periods)
     event = np.searchsorted(periods, data[time].to_numpy()) - start
     keep = ~never & (event >= 0) & data[outcome].notna().to_numpy()
     return pd.DataFrame({"unit": data[unit].to_numpy()[keep], "e": event[keep].astype(np.int64),

@@ -136,8 +136,9 @@ import pandas as pd
 from roi.checks.convergence import convergence_gate
 from roi.inference.nuts import CompiledCache, nutpie_backend
 from roi.inference.pooling import add_pooled_mean, pooled_effects
-from roi.results import HDI94, Diagnostics, EffectResult, hdi_entry
+from roi.results import HDI94, Diagnostics, EffectResult, hdi_entry, refused_effect
 from roi.retention.bayes_survival import pattern_columns, sorted_categorical
+from roi.revenue_lift.panel_input import check_group_column, first_treated_numbers
 
 ESTIMAND = "community_revenue_lift"
 SCALE = "currency per member-month"
@@ -172,8 +173,10 @@ def revenue_cells(data: pd.DataFrame, *, unit: str, time: str, group: str, outco
     columns = list(dict.fromkeys([time, group, outcome, *covariates,
                                   *([community] if community else [])]))
     rows = data.loc[mask, columns]   # only what the cells use (the panel can be 13M rows)
-    cohort = pd.to_numeric(rows[group], errors="coerce").astype(float)
-    cohort = cohort.where(cohort > 0)   # 0 / NaN mean never a member (as in StaggeredDiD)
+    periods = pd.unique(data[time].to_numpy())
+    # 0, NaN or after the last period: never a member (the rule of every estimator)
+    cohort = pd.Series(first_treated_numbers(rows[group], periods=periods), index=rows.index)
+    cohort = cohort.where(cohort > 0)
     keys = pd.DataFrame({"cohort": cohort.to_numpy(), "first": first[mask], "last": last[mask],
                          "community": _community_labels(rows, community,
                                                         member=cohort.notna().to_numpy())})
@@ -523,17 +526,26 @@ class BayesianHierarchicalLift:
         pattern multiplies the cells, so keep them few and categorical.
         """
         began = clock.perf_counter()
+        if isinstance(covariates, str):
+            raise ValueError("BayesianHierarchicalLift: covariates are cell keys (a list of "
+                             f"column names, few and categorical), not a formula: {covariates!r}")
         keys = list(dict.fromkeys([*covariates, *([self.segment] if self.segment else [])]))
         needed = [unit, time, group, outcome, *keys, *(c for c in (community, active) if c)]
         missing = [c for c in needed if c not in data.columns]
         if missing:
             raise ValueError(f"BayesianHierarchicalLift: missing column(s) {missing}")
+        check_group_column(data, group=group, estimator="BayesianHierarchicalLift")
         self.covariates_ = keys
         cells = revenue_cells(data, unit=unit, time=time, group=group, outcome=outcome,
                               community=community, active=active, covariates=keys,
                               numeric_bins=self.numeric_bins)
         if not cells["member"].any():
-            raise ValueError("BayesianHierarchicalLift: no active member-month in the data")
+            self.cells_ = cells
+            self.result_ = refused_effect(
+                method="bayesian", estimand=ESTIMAND, interval=HDI94, scale=SCALE,
+                reason=f"no active member-month in the data (column {group!r}: 0, NaN or after "
+                       "the last period = never a member)")
+            return self
         self.cells_, self.phi_ = cells, dispersion(cells)
         self.index_ = design(cells, covariates=keys, segment=self.segment)
         inputs = model_inputs(cells, index=self.index_, phi=self.phi_)
@@ -569,7 +581,7 @@ class BayesianHierarchicalLift:
     @staticmethod
     def _members(data: pd.DataFrame, *, unit: str, time: str, group: str,
                  active: str | None) -> int:
-        cohort = pd.to_numeric(data[group], errors="coerce").to_numpy(float, na_value=np.nan)
+        cohort = first_treated_numbers(data[group], periods=pd.unique(data[time].to_numpy()))
         with np.errstate(invalid="ignore"):
             member = (cohort > 0) & (data[time].to_numpy() >= cohort)
         if active is not None:
@@ -632,7 +644,10 @@ class BayesianHierarchicalLift:
         return pd.DataFrame(rows)
 
     def summary(self) -> pd.DataFrame:
-        """The overall ATT and one row per community: member-months, estimate, 94% HDI."""
+        """The overall ATT and one row per community: member-months, estimate, 94% HDI (a
+        refused fit: the one-row :meth:`EffectResult.summary`)."""
+        if self.result_.refused:
+            return self.result_.summary()
         overall = {"community": "(all)", "member_months": self.result_.n_obs,
                    "estimate": self.result_.estimate, "low": self.result_.low,
                    "high": self.result_.high, "interval": self.result_.interval}

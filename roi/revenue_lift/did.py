@@ -66,14 +66,14 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, Self
 
 import numpy as np
 import pandas as pd
 
-from roi.results import Diagnostics, EffectResult
+from roi.results import Diagnostics, EffectResult, refused_effect
 from roi.revenue_lift._did_aggregate import (
     cell_forms,
     equal_weighted,
@@ -99,6 +99,7 @@ from roi.revenue_lift._did_influence import (
     single_threaded_blas,
 )
 from roi.revenue_lift._did_panel import NEVER, WidePanel, wide_panel
+from roi.revenue_lift.panel_input import check_group_column
 
 ControlGroup = Literal["never_treated", "not_yet_treated"]
 BasePeriod = Literal["varying", "universal"]
@@ -113,8 +114,27 @@ the analytic SEs of skewed revenue are unreliable (see ``event_pretrend_wald``).
 
 class NoTreatedUnits(ValueError):
     """No cohort with a pre-period and a comparison group in the data (e.g. every member joined
-    before the window began): the design cannot identify an ATT. Callers that fit many subsets
-    (one per community) report it as a refusal; every other ``ValueError`` is bad input."""
+    before the window began): the design cannot identify an ATT. ``fit`` no longer raises it
+    (it returns a refused ``result_``, as every estimator does); kept so that callers written
+    against it still import."""
+
+
+def no_treated_reason(panel: WidePanel, *, group: str) -> str:
+    """Why no treated unit can be compared: what the ``group`` column held and what was left
+    out (a 0/1 flag in ``group`` makes every treated unit "treated from the first period")."""
+    dropped = panel.dropped
+    at_start = dropped.get("units_treated_from_first_period", 0)
+    reason = f"no treated unit with a period before its first treated period in column {group!r}"
+    if at_start:
+        return (f"{reason}: {at_start} treated unit(s) are treated from the first period on "
+                f"(group = {panel.periods[0]!r}, the first period), so none has a pre-period; "
+                "group must be the first treated period (0, NaN or after the last period = "
+                "never treated), not a 0/1 treatment flag")
+    left_out = {k: v for k, v in dropped.items() if v and k != "rows_without_outcome"}
+    if left_out:
+        return f"{reason} (left out: {left_out})"
+    return (f"{reason}: every unit is never treated (group 0, NaN or after the last period "
+            f"{panel.periods[-1]!r})" if len(panel.periods) else reason)
 
 
 class FitParts(NamedTuple):
@@ -228,22 +248,31 @@ class StaggeredDiD:
         is excluded."""
         return estimates.valid & (cells.period >= cells.cohort + int(self.exclude_join_month))
 
-    def fit(self, data: pd.DataFrame, *, unit: str, time: str, group: str,
-            outcome: str) -> StaggeredDiD:
+    def fit(self, data: pd.DataFrame, *, outcome: str, unit: str, time: str, group: str,
+            covariates: Sequence[str] | str | None = None) -> Self:
         """Estimate all group-time ATTs and their aggregations; returns ``self``.
 
         ``group`` holds the first treated period of the unit (constant within a unit) on the
         grid of ``time`` (a value between two periods maps to the next one); 0, NaN or a
-        period after the last one means never treated.
+        period after the last one means never treated
+        (:func:`roi.revenue_lift.panel_input.never_treated`, the rule of every estimator).
+        Without a treated unit that has a pre-period, ``result_`` is a refused result (the
+        reason in ``result_.refused``). ``covariates`` must be empty: this is the unconditional
+        estimator (regression adjustment and AIPW take covariates).
         """
+        check_group_column(data, group=group, estimator=type(self).__name__)
+        if covariates is not None and len(covariates):
+            raise ValueError(f"{type(self).__name__}: covariates={covariates!r} given, but this "
+                             "estimator assumes unconditional parallel trends and takes none; "
+                             "use RegressionAdjustment or AIPW for covariates")
         panel = wide_panel(data, unit=unit, time=time, group=group, outcome=outcome,
                            anticipation=self.anticipation,
                            drop_last_cohort=self.control_group == "not_yet_treated")
         cohort_codes = np.unique(panel.cohort)
         treated = cohort_codes[cohort_codes != NEVER]
         if treated.size == 0:
-            raise NoTreatedUnits(f"StaggeredDiD: no usable treated unit in column {group!r} "
-                                 f"(dropped: {panel.dropped})")
+            self.result_ = self._refused(no_treated_reason(panel, group=group))
+            return self
         cohort_index = np.searchsorted(cohort_codes, panel.cohort)
         cells = group_time_cells(cohorts=treated, n_periods=len(panel.periods),
                                  base_period=self.base_period, anticipation=self.anticipation)
@@ -386,6 +415,9 @@ class StaggeredDiD:
             diagnostics.warn("No valid control units in any comparison (no never-members or "
                              "not-yet-members to compare with): no DiD estimate.")
             diagnostics.converged = False
+            diagnostics.checks["refused"] = (
+                "no valid control unit in any comparison: no never-treated unit (group 0, "
+                "NaN or after the last period) and no not-yet-treated one to compare with")
         elif no_controls.any():
             diagnostics.warn(f"{int(no_controls.sum())} of {len(no_controls)} group-time "
                              "comparisons have no valid control units and are left out.")
@@ -404,8 +436,31 @@ class StaggeredDiD:
         """``"95% CI"`` for ``alpha=0.05``."""
         return f"{100 * (1 - self.alpha):g}% CI"
 
-    def summary(self) -> str:
+    def _refused(self, reason: str) -> EffectResult:
+        """The result of a fit that cannot estimate an effect; the tables stay empty."""
+        self.group_time_ = self.dynamic_ = self.group_ = pd.DataFrame()
+        self.overall_ = self.simple_ = pd.DataFrame()
+        return refused_effect(method=self.method_name, estimand="community_revenue_lift",
+                              reason=reason, interval=self.interval_label,
+                              scale="currency per member-month")
+
+    def summary(self) -> pd.DataFrame:
+        """The aggregations (``simple``, ``dynamic``, ``group``) as a table with ``att``,
+        ``se``, ``low``, ``high``; the settings, the pre-trend test and the warnings are in
+        ``attrs`` and in :meth:`report`. A refused fit gives the one-row
+        :meth:`EffectResult.summary`."""
+        if self.result_.refused:
+            return self.result_.summary()
+        table = self.overall_.copy()
+        table["interval"] = self.interval_label
+        table.attrs.update(pretrend=self.pretrend_, warnings=list(
+            self.result_.diagnostics.warnings))
+        return table
+
+    def report(self) -> str:
         """Plain-text report: settings, aggregations, pre-trend test, tables, warnings."""
+        if self.result_.refused:
+            return f"{type(self).__name__}: not estimated: {self.result_.refused}"
         checks = self.result_.diagnostics.checks
         pre = self.pretrend_
         lines = [f"Staggered DiD (Callaway & Sant'Anna 2021): controls {self.control_group}, "

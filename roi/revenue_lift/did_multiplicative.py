@@ -64,6 +64,9 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Self
+
 import numpy as np
 import pandas as pd
 
@@ -132,16 +135,34 @@ class MultiplicativeDiD(StaggeredDiD):
             raise ValueError(f"pool_from must be a whole number >= 1, got {pool_from!r}")
         self.pool_from = int(pool_from)
 
-    def fit(self, data: pd.DataFrame, *, unit: str, time: str, group: str,
-            outcome: str) -> MultiplicativeDiD:
-        """Group-time ratio DiD, then the lift over all member-months; returns ``self``."""
-        super().fit(data, unit=unit, time=time, group=group, outcome=outcome)
+    def fit(self, data: pd.DataFrame, *, outcome: str, unit: str, time: str, group: str,
+            covariates: Sequence[str] | str | None = None) -> Self:
+        """Group-time ratio DiD, then the lift over all member-months; returns ``self`` (a
+        refused ``result_`` when no treated unit can be compared, as :class:`StaggeredDiD`)."""
+        super().fit(data, unit=unit, time=time, group=group, outcome=outcome,
+                    covariates=covariates)
+        if self.result_.refused:
+            self.lift_ = pd.DataFrame()
+            return self
         members = member_event_times(data, unit=unit, time=time, group=group, outcome=outcome)
         form, self.lift_ = self._all_member_months(members)
         row = interval_table([form], self.parts_.moments, alpha=self.alpha).iloc[0]
+        self.headline_se_ = float(row["se"])
         self.result_ = self._headline(row, n_obs=len(members),
                                       n_members=int(members["unit"].nunique()))
         return self
+
+    def summary(self) -> pd.DataFrame:
+        """The headline over all member-months (``all_member_months``, = ``result_``) above the
+        aggregations of the compared cells (see :meth:`StaggeredDiD.summary`)."""
+        table = super().summary()
+        if self.result_.refused:
+            return table
+        r = self.result_
+        head = pd.DataFrame({"att": [r.estimate], "se": [self.headline_se_],
+                             "low": [r.low], "high": [r.high], "interval": [r.interval]},
+                            index=pd.Index(["all_member_months"], name=table.index.name))
+        return pd.concat([head, table]).rename_axis(table.index.name)
 
     def _all_member_months(self, members: pd.DataFrame) -> tuple[LinearForm, pd.DataFrame]:
         """Sum over months since joining of (revenue there) x (lift share there) / count."""

@@ -21,6 +21,7 @@ import pandas as pd
 from scipy import stats
 
 from roi.results import CI95, Diagnostics, EffectResult
+from roi.revenue_lift.panel_input import never_treated
 
 
 class NaiveRevenueGap:
@@ -28,12 +29,22 @@ class NaiveRevenueGap:
 
     def fit(self, panel: pd.DataFrame, *, unit: str = "customer_id", outcome: str = "revenue",
             join_time: str = "join_month_index", active: str | None = None,
-            group: str | None = None) -> NaiveRevenueGap:
-        """Fit on a tidy panel; ``active`` selects rows (e.g. whole-month customers)."""
-        columns = list(dict.fromkeys([unit, outcome, join_time, *([group] if group else [])]))
+            group: str | None = None, time: str | None = None,
+            community: str | None = None) -> NaiveRevenueGap:
+        """Fit on a tidy panel; ``active`` selects rows (e.g. whole-month customers).
+
+        ``join_time`` is the first treated period: 0, NaN or (with ``time``) a period after the
+        last one means never a member, as in every estimator
+        (:func:`roi.revenue_lift.panel_input.never_treated`). ``community`` (or its older name
+        ``group``) adds one gap per community.
+        """
+        group = community or group
+        columns = list(dict.fromkeys([unit, outcome, join_time, *([group] if group else []),
+                                      *([time] if time else [])]))
         # Only the columns used: a 13M-row panel is not copied whole (twice per community).
         rows = panel.loc[panel[active].astype(bool), columns] if active else panel[columns]
-        ever = rows[join_time].notna().to_numpy()
+        periods = pd.unique(panel[time].to_numpy()) if time else None
+        ever = ~never_treated(rows[join_time], periods=periods)
         units = pd.factorize(rows[unit])[0]
         outcomes = rows[outcome].to_numpy(dtype=float)
         self.result_ = _gap(outcomes, ever, units)

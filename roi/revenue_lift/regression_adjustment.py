@@ -77,7 +77,7 @@ Examples
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Self
 
@@ -87,6 +87,15 @@ from scipy import stats
 
 from roi.results import CI95, Diagnostics, EffectResult
 from roi.revenue_lift._did_influence import single_threaded_blas
+from roi.revenue_lift.panel_input import (
+    CROSS_GROUP,
+    CROSS_TIME,
+    CROSS_UNIT,
+    check_group_column,
+    cross_section_panel,
+    first_treated_numbers,
+    formula_covariates,
+)
 
 HISTORY = ("history_mean", "history_sqrt_mean", "history_log_mean", "history_months")
 HISTORY_MODES = ("additive", "iv", "scale", "regressor", "none")
@@ -215,7 +224,7 @@ def stacked_design(data: pd.DataFrame, *, unit: str, time: str, group: str, outc
     wide = np.full((len(unit_labels), len(periods)), np.nan)
     wide[unit_codes, period_codes] = rows[outcome].to_numpy(float, na_value=np.nan)
     first_rows = rows.iloc[first]
-    cohort = pd.to_numeric(first_rows[group], errors="coerce").to_numpy(float)
+    cohort = first_treated_numbers(first_rows[group], periods=periods)  # NaN = never treated
     covs, names = _unit_covariates(first_rows, covariates)
     history = list(HISTORY) if lookback > 0 else []
     return StackedDesign(wide, cohort, covs, periods, np.asarray(unit_labels), names + history,
@@ -470,22 +479,98 @@ class CohortEstimator:
     subclasses have ``lookback`` and ``min_history`` and provide
     ``_estimate(design: StackedDesign) -> EffectResult``."""
 
-    def fit(self, data: pd.DataFrame, *, unit: str, time: str, group: str, outcome: str,
-            covariates: list[str] | None = None, active: str | None = None,
+    def fit(self, data: pd.DataFrame, *, outcome: str, unit: str | None = None,
+            time: str | None = None, group: str | None = None, treated: str | None = None,
+            covariates: Sequence[str] | str | None = None, active: str | None = None,
             community: str | None = None) -> Self:
-        """Estimate the ATT per member-month; ``community`` adds per-community estimates."""
-        design = stacked_design(data, unit=unit, time=time, group=group, outcome=outcome,
-                                covariates=list(covariates or []), active=active,
-                                lookback=self.lookback, min_history=self.min_history,
-                                unit_columns=(community,) if community else ())
+        """Estimate the ATT; returns ``self`` with ``result_``.
+
+        Two shapes of data:
+
+        * a **panel** (``unit``, ``time``, ``group`` = first treated period; 0, NaN or after
+          the last period = never treated, :func:`roi.revenue_lift.panel_input.never_treated`):
+          the ATT per treated unit-period (per member-month), each cohort against the
+          never-treated over the same calendar window, with each unit's pre-treatment outcome
+          history over ``lookback`` periods;
+        * a **cross-section** (one row per unit, ``treated`` a 0/1 or True/False column): the
+          ATT per treated unit (``lookback`` is not used: there is no pre-period).
+
+        ``covariates`` are column names or a formula right-hand side in patsy syntax
+        (``"age + I(age**2) + C(plan)"``). ``community`` adds per-community estimates. When no
+        treated unit has comparable controls, ``result_`` is refused with the reason.
+        """
+        name = type(self).__name__
+        data, covs = formula_covariates(data, covariates, estimator=name)
+        if treated is not None:
+            if any(c is not None for c in (unit, time, group, active, community)):
+                raise ValueError(f"{name}: give either treated= (a cross-section, one row per "
+                                 "unit) or unit=, time= and group= (a panel), not both")
+            rows = cross_section_panel(data, outcome=outcome, treated=treated, covariates=covs,
+                                       estimator=name)
+            design = stacked_design(rows, unit=CROSS_UNIT, time=CROSS_TIME, group=CROSS_GROUP,
+                                    outcome=outcome, covariates=covs, active=None, lookback=0,
+                                    min_history=0)
+        else:
+            if unit is None or time is None or group is None:
+                raise ValueError(f"{name}: a panel needs unit=, time= and group= (first treated "
+                                 "period); a cross-section needs treated= (a 0/1 column)")
+            check_group_column(data, group=group, estimator=name)
+            design = stacked_design(data, unit=unit, time=time, group=group, outcome=outcome,
+                                    covariates=covs, active=active, lookback=self.lookback,
+                                    min_history=self.min_history,
+                                    unit_columns=(community,) if community else ())
         try:
             self.result_ = self._estimate(design)
         except NoComparison as exc:
-            self.result_ = refused_lift(getattr(self, "method", type(self).__name__), str(exc))
+            self.result_ = refused_lift(getattr(self, "method", name), str(exc))
             return self
+        if treated is not None:
+            _label_cross_section(self.result_)
+        self._pooled_checks(design)
         if community is not None:
             self.result_.by_group = by_community(self, design, community=community)
         return self
+
+    def _pooled_checks(self, design: StackedDesign) -> None:
+        """Checks run on the pooled fit only (not per community); none by default."""
+
+    def summary(self) -> pd.DataFrame:
+        """One-row table of the estimate (see :meth:`EffectResult.summary`)."""
+        return self.result_.summary()
+
+
+CROSS_SECTION_SCALE = "outcome per treated unit"
+
+
+def _label_cross_section(result: EffectResult) -> None:
+    """A cross-section's ATT is per treated unit, not per member-month."""
+    result.estimand, result.scale = "att", CROSS_SECTION_SCALE
+    result.diagnostics.checks["data_shape"] = "cross_section"
+
+
+def no_comparison_reason(design: StackedDesign, *, estimator: str) -> str:
+    """Why no cohort has both treated units and controls, naming the actual cause (no
+    never-treated unit, no treated unit, treated from the first period, too little history)."""
+    head = (f"{estimator}: no cohort has both treated units and controls with enough "
+            "pre-join history")
+    never = np.isnan(design.cohort)
+    n_treated, n_never = int((~never).sum()), int(never.sum())
+    if n_treated == 0:
+        return (f"{head}: there is no treated unit (every group value is 0, NaN or after the "
+                "last period, or every treated value is 0)")
+    if n_never == 0:
+        return (f"{head}: there is no never-treated (control) unit to compare with; never "
+                "treated is group 0, NaN or a period after the last one, or treated = 0")
+    at_start = int((design.cohort[~never] <= design.periods[0]).sum())
+    if at_start == n_treated and design.min_history > 0:
+        return (f"{head}: all {n_treated} treated units are treated from the first period "
+                f"({design.periods[0]!r}), so none has a period before treatment; group must be "
+                "the first treated period, not a 0/1 flag (for one row per unit pass "
+                "treated= instead of unit/time/group)")
+    return (f"{head}: {n_treated} treated and {n_never} never-treated units, but no cohort has "
+            f"both with at least min_history={design.min_history} observed periods among the "
+            f"lookback={design.lookback} periods before it (lower min_history, or lookback=0 "
+            "to compare without history)")
 
 
 class NoComparison(ValueError):
@@ -536,18 +621,42 @@ class RegressionAdjustment(CohortEstimator):
     method = "regression"
 
     def __init__(self, *, history: HistoryMode = "additive", lookback: int = 12,
-                 min_history: int = 1, alpha: float = 0.05) -> None:
+                 min_history: int = 1, alpha: float = 0.05, overlap: bool = True,
+                 overlap_trim: float = 0.01) -> None:
         if history not in HISTORY_MODES:
             raise ValueError(f"history must be one of {HISTORY_MODES}, got {history!r}")
         if lookback < 0 or min_history < 0:
             raise ValueError("lookback and min_history must be >= 0")
         self.history, self.lookback = history, lookback
         self.min_history, self.alpha = min_history, alpha
+        self.overlap, self.overlap_trim = overlap, overlap_trim
+
+    def _pooled_checks(self, design: StackedDesign) -> None:
+        """Overlap of the members' covariates with the controls', as IPW/AIPW measure it (a
+        covariates-only logit per cohort; the history enters the default outcome model as an
+        offset and needs no overlap), with the same bounds and thresholds; its warnings go to
+        ``result_.diagnostics`` (see :class:`roi.checks.OverlapCheck` for the severity rule)."""
+        if not self.overlap or design.covariates.shape[1] == 0:
+            return
+        from roi.checks import OverlapCheck
+        from roi.revenue_lift.weighting import fit_propensity
+
+        propensities, treated = [], []
+        with single_threaded_blas():
+            for stack in design.stacks():
+                propensities.append(fit_propensity(stack, history=False)[0])
+                treated.append(stack.treated)
+        self.overlap_ = OverlapCheck(low=0.0, high=1 - self.overlap_trim, trims=False).run(
+            np.concatenate(propensities), treated=np.concatenate(treated))
+        result = self.result_
+        result.diagnostics.checks["overlap"] = self.overlap_.to_checks()
+        result.tables["overlap"] = self.overlap_.table_
+        for message in self.overlap_.warnings_:
+            result.diagnostics.warn(message)
 
     def _estimate(self, design: StackedDesign) -> EffectResult:
         if not design.cohorts:
-            raise NoComparison(f"{type(self).__name__}: no cohort has both treated units and "
-                               "controls with enough pre-join history")
+            raise NoComparison(no_comparison_reason(design, estimator=type(self).__name__))
         influence = UnitInfluence(len(design.unit_labels))
         cohorts, residual_sum, n_obs = [], 0.0, 0
         with single_threaded_blas():
@@ -577,8 +686,8 @@ class RegressionAdjustment(CohortEstimator):
                 n_obs: int) -> EffectResult:
         low, high = normal_interval(estimate, se, alpha=self.alpha)
         diagnostics = Diagnostics(checks={"coverage": design.coverage, "se": se,
-                                          "history": self.history, "lookback": self.lookback,
-                                          "min_history": self.min_history})
+                                          "history": self.history, "lookback": design.lookback,
+                                          "min_history": design.min_history})
         coverage_warning(diagnostics, design.coverage)
         return EffectResult(method=self.method, estimand="community_revenue_lift",
                             estimate=float(estimate), low=low, high=high, interval=CI95,

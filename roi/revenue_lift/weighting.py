@@ -82,6 +82,7 @@ from roi.revenue_lift.regression_adjustment import (
     UnitInfluence,
     coverage_warning,
     fit_outcome,
+    no_comparison_reason,
     normal_interval,
 )
 
@@ -236,8 +237,7 @@ class IPW(CohortEstimator):
 
     def _estimate(self, design: StackedDesign) -> EffectResult:
         if not design.cohorts:
-            raise NoComparison(f"{type(self).__name__}: no cohort has both treated units and "
-                               "controls with enough pre-join history")
+            raise NoComparison(no_comparison_reason(design, estimator=type(self).__name__))
         seen = _Cohorts([], UnitInfluence(len(design.unit_labels)), [], [], BalanceMoments(),
                         {})
         with single_threaded_blas():
@@ -295,7 +295,7 @@ class IPW(CohortEstimator):
                 seen: _Cohorts) -> EffectResult:
         low, high = normal_interval(estimate, se, alpha=self.alpha)
         checks = {"coverage": design.coverage, "se": se, "trim": self.trim,
-                  "lookback": self.lookback, "overlap": self.overlap_.to_checks(),
+                  "lookback": design.lookback, "overlap": self.overlap_.to_checks(),
                   "balance": self.balance_.to_checks()}
         diagnostics = Diagnostics(checks=checks)
         for message in self.overlap_.warnings_ + self.balance_.warnings_:

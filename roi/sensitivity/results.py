@@ -24,7 +24,7 @@ from typing import Any
 from roi.results import EffectResult
 from roi.sensitivity.evalue import evalues_hr
 from roi.sensitivity.omitted_variable import omitted_variable_sensitivity
-from roi.sensitivity.parallel_trends import event_study_sensitivity
+from roi.sensitivity.parallel_trends import event_study_sensitivity, scale_contract
 
 REVENUE_ESTIMATOR = "did"
 """The estimator whose event study the parallel-trends sensitivity reads."""
@@ -32,16 +32,28 @@ OVB_ESTIMATORS = ("aipw", "regression")
 """Regression-type estimators the robustness value is computed for (first usable one)."""
 
 
-def parallel_trends_block(result: EffectResult) -> dict[str, Any] | None:
-    """``breakdown_m``, ``bounds``, ``summary`` (and the inputs' size) of one DiD fit; None
-    without an event study and covariance, or without a usable lead."""
+def parallel_trends_block(result: EffectResult, *,
+                          horizon: int | None = None) -> dict[str, Any] | None:
+    """``breakdown_m``, ``bounds``, ``summary`` (and the inputs' size) of one DiD fit, in the
+    event study's units (the covered member-months); None without an event study and
+    covariance, or without a usable lead. ``horizon``: see
+    :func:`roi.sensitivity.parallel_trends.from_event_study` (default: every post-join month,
+    the headline)."""
     tables, checks = result.tables, result.diagnostics.checks
     if "dynamic" not in tables or "dynamic_vcov" not in tables:
         return None
     sensitivity = event_study_sensitivity(tables["dynamic"], tables["dynamic_vcov"],
                                           base_period=checks.get("base_period", "varying"),
-                                          anticipation=int(checks.get("anticipation", 0)))
+                                          anticipation=int(checks.get("anticipation", 0)),
+                                          horizon=horizon)
     return None if sensitivity is None else sensitivity.to_contract()
+
+
+def _coverage_factors(did: EffectResult) -> tuple[float, dict[str, float]]:
+    """The factor the DiD's headline was scaled by from covered to all member-months, overall
+    and per community (1.0 where it was not scaled)."""
+    coverage = did.diagnostics.checks.get("member_coverage") or {}
+    return float(coverage.get("factor", 1.0)), dict(coverage.get("by_community") or {})
 
 
 def robustness_value_block(revenue: dict[str, EffectResult]) -> dict[str, Any] | None:
@@ -72,12 +84,19 @@ def revenue_lift_sensitivity(revenue: dict[str, EffectResult]) -> dict[str, Any]
     did = revenue.get(REVENUE_ESTIMATOR)
     overall = parallel_trends_block(did) if did is not None and did.diagnostics.converged \
         else None
+    factor, factors = _coverage_factors(did) if did is not None else (1.0, {})
+    # The bounds in the headline's units: the event study covers members with a month before
+    # joining, the headline all member-months (scaled by the coverage factor; Mbar is not)
+    if overall is not None:
+        overall = scale_contract(overall, factor)
     by_community: dict[str, Any] = {}
     table = None if did is None else did.tables.get("sensitivity_by_community")
     if table is not None:
-        by_community = {str(row["community"]): {k: row[k] for k in
-                                                ("breakdown_m", "bounds", "summary")}
-                        for row in table.to_dict(orient="records")}
+        by_community = {
+            str(row["community"]): {k: v for k, v in scale_contract(
+                row, float(factors.get(str(row["community"]), 1.0))).items()
+                if k in ("breakdown_m", "bounds", "summary", "scale_factor")}
+            for row in table.to_dict(orient="records")}
     summary = (overall["summary"] if overall else
                "No parallel-trends sensitivity: the DiD has no event study with a usable month "
                "before joining.")
@@ -86,6 +105,9 @@ def revenue_lift_sensitivity(revenue: dict[str, EffectResult]) -> dict[str, Any]
             "breakdown_m": overall["breakdown_m"] if overall else None,
             "bounds": overall["bounds"] if overall else [],
             "max_pre_divergence": overall["max_pre_divergence"] if overall else None,
+            "pre_divergence_p_value": overall["pre_divergence_p_value"] if overall else None,
+            "horizon": overall["horizon"] if overall else None,
+            "scale_factor": factor,
             "by_community": by_community,
             "robustness_value": robustness_value_block(revenue), "summary": summary}
 

@@ -20,6 +20,7 @@ from roi.config import RunConfig
 from roi.data import Dataset, load_dataset
 from roi.data.attribution import revenue_attribution
 from roi.data.source import release_memory
+from roi.engagement.block import community_engagement_block
 from roi.experiments.results import invitation_experiments
 from roi.interrupts import handling_interrupts, raise_if_interrupted
 from roi.outputs import OUTPUT_NAMES, staged_outputs, write_json
@@ -85,6 +86,7 @@ def run_models(source: Any, *, out: str | Path, config: RunConfig | None = None,
         survival = dataset.survival_table()
         attribution = revenue_attribution(dataset)
         experiment = invitation_experiments(dataset, panel)   # reads the database: before release
+        engagement = community_engagement_block(dataset, panel=panel, survival=survival)
         dataset.report["revenue_attribution"] = attribution.to_contract()
         release_memory(dataset.engine)   # the models run on these frames, not in the database
         steps.start("revenue lift")
@@ -111,7 +113,7 @@ def run_models(source: Any, *, out: str | Path, config: RunConfig | None = None,
                                    member_months=int((panel["member"] & panel["active"]).sum()),
                                    member_months_by_community=member_months_by_community(panel),
                                    community_costs=community_costs(weekly),
-                                   experiment=experiment)
+                                   experiment=experiment, community_engagement=engagement)
         write_json(staged.path("results.json"), results)
         steps.start("write reports")
         reports = _write_reports(results, staged.folder, pdf=pdf)
@@ -178,7 +180,8 @@ def assemble_results(*, dataset: Dataset, config: RunConfig, revenue: dict[str, 
                      community_costs: dict[str, float] | None = None,
                      retention_money: dict[str, Any] | None = None,
                      retention_curves: dict[str, Any] | None = None,
-                     experiment: dict[str, Any] | None = None) -> dict[str, Any]:
+                     experiment: dict[str, Any] | None = None,
+                     community_engagement: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``results.json`` document (schema_version 1 of the contract, extended): each
     question's block from its own folder, then the comparison and budget from the document."""
     revenue_section, notes = revenue_lift_block(
@@ -217,6 +220,8 @@ def assemble_results(*, dataset: Dataset, config: RunConfig, revenue: dict[str, 
         "community_retention_lift": retention_section,
         "paid_media": paid_media,
         **({"community_experiment": experiment} if experiment is not None else {}),
+        **({"community_engagement": community_engagement}
+           if community_engagement is not None else {}),
         "comparison": [],
         "diagnostics": diagnostics,
         "config": config.to_dict(),

@@ -161,7 +161,7 @@ NEVER = np.iinfo(np.int32).max  # day offset meaning "does not happen in the win
 DAYS_PER_MONTH = 365.25 / 12
 MIN_TREND_FACTOR = 0.1  # floor of WorldParams.member_trend's drift factor (revenue stays > 0)
 _STREAMS = ("customers", "joins", "churn", "orders", "media", "media_orders", "members",
-            "activity", "costs", "triggers", "invitations")
+            "activity", "costs", "triggers", "invitations", "engagement")
 # (new streams go last: spawned children keep their keys, so default worlds do not change)
 _COVARIATES = ("segment", "region", "acquisition_channel", "plan")
 
@@ -304,6 +304,9 @@ class WorldParams:
         Split of community cost between categories.
     events_every_months : int
         Event costs fall every this many months.
+    engagement : roi.simulate_engagement.EngagementKnobs, optional
+        Engagement depth, programmes and referrals (issue 20; None: off, nothing drawn, and
+        the key is left out of ``truth["params"]``); ``truth["community_engagement"]``.
 
     Examples
     --------
@@ -391,6 +394,7 @@ class WorldParams:
     cost_category_shares: tuple[tuple[str, float], ...] = (
         ("platform", 0.10), ("staff", 0.55), ("perks", 0.20), ("events", 0.15))
     events_every_months: int = 3
+    engagement: Any = None
 
     def __post_init__(self) -> None:
         per_community = ("community_shares", "tau", "community_lift_per_dollar")
@@ -844,7 +848,8 @@ class _Panel:
     row_start: np.ndarray   # per customer, index of its first row
 
 
-def _build_panel(people: _People, cal: _Calendar, p: WorldParams) -> _Panel:
+def _build_panel(people: _People, cal: _Calendar, p: WorldParams, *,
+                 engagement: Any = None) -> _Panel:
     c = people.customers
     first_month = cal.month_of(c.first_seen)
     last_alive = np.minimum(people.churn_day, cal.n_days - 1)
@@ -862,13 +867,19 @@ def _build_panel(people: _People, cal: _Calendar, p: WorldParams) -> _Panel:
     if p.member_trend:  # skipped at 0 so that default worlds keep their exact numbers
         drift = np.where(people.member[who], month - start_month[who], 0)
         mu0 = mu0 * np.maximum(1.0 + p.member_trend * drift, MIN_TREND_FACTOR)
+    lift = mu0 * np.asarray(p.tau)[people.community[who]] * ramp
+    if engagement is not None:   # depth scales the lift; a programme adds its own
+        from roi.simulate_engagement import adjust_panel_lift
+
+        lift = adjust_panel_lift(engagement, who=who, month=month, since_start=since_start,
+                                 mu0=mu0, lift=lift)
     return _Panel(
         customer=who, month=month, first_day=first_day, last_day=last_day,
         exposure=(last_day - first_day + 1) / cal.month_days[month],
         whole=(c.first_seen[who] < cal.month_start[month])
         & (people.churn_day[who] >= cal.month_start[month + 1]),
         since_start=since_start, mu0=mu0,
-        lift=mu0 * np.asarray(p.tau)[people.community[who]] * ramp, row_start=row_start)
+        lift=lift, row_start=row_start)
 
 
 @dataclass(frozen=True)
@@ -1065,7 +1076,12 @@ class _Sales:
 def _simulate_sales(rngs: dict[str, np.random.Generator], people: _People, cal: _Calendar,
                     p: WorldParams) -> _Sales:
     """Orders and media; the customer-month panel is dropped once the lift truth is known."""
-    panel = _build_panel(people, cal, p)
+    engagement = None
+    if p.engagement is not None:   # issue 20 (off by default: no draw, default worlds unchanged)
+        from roi.simulate_engagement import draw_engagement
+
+        engagement = draw_engagement(rngs["engagement"], people, cal, p)
+    panel = _build_panel(people, cal, p, engagement=engagement)
     organic = _draw_organic_orders(rngs["orders"], panel, people.customers, p)
     if p.join_after_purchase > 0:
         organic = _Orders.concat([organic, _trigger_orders(rngs["triggers"], people, cal, p)])
@@ -1075,6 +1091,11 @@ def _simulate_sales(rngs: dict[str, np.random.Generator], people: _People, cal: 
     orders = _Orders.concat([organic, paid])
     del organic, paid
     lift = _lift_truth(panel, orders, people, cal, p)
+    if engagement is not None:
+        from roi.simulate_engagement import panel_truth
+
+        panel_truth(engagement, panel, people, cal, rng=rngs["engagement"])
+        lift["_engagement"] = engagement   # popped by _assemble
     return _Sales(orders, plan, unassigned, organic_expected, lift)
 
 
@@ -1166,6 +1187,7 @@ class _MemberRows:
     with_id: np.ndarray      # row carries customer_id (else e-mail only)
     engagement: np.ndarray
     number: np.ndarray       # member number within its community
+    activity_rate: np.ndarray | None = None   # activity-rate multiplier (issue 20 depth)
 
 
 def _draw_member_rows(rng: np.random.Generator, people: _People, cal: _Calendar,
@@ -1203,6 +1225,8 @@ def _draw_activity(rng: np.random.Generator, rows: _MemberRows, cal: _Calendar,
     end = np.minimum(rows.left, cal.n_days - 1)
     length = np.maximum(end - begin + 1, 0)
     rate = p.activity_per_week * np.exp(p.activity_engagement_log * rows.engagement)
+    if rows.activity_rate is not None:
+        rate = rate * rows.activity_rate
     events = rng.poisson(rate * length / 7.0)
     row = np.repeat(np.arange(len(events), dtype=np.int64), events)
     day = begin[row] + np.floor(rng.random(row.size) * length[row]).astype(np.int64)
@@ -1225,6 +1249,12 @@ def _assemble(rngs: dict[str, np.random.Generator], people: _People, sales: _Sal
     emails = _numbered("c", np.arange(1, people.customers.n + 1), width, "@example.com")
     member_rows = _draw_member_rows(rngs["members"], people, cal, p)
     lift = sales.lift
+    engagement = lift.pop("_engagement", None)
+    if engagement is not None:
+        from roi.simulate_engagement import activity_multiplier
+
+        member_rows = dataclasses.replace(member_rows, activity_rate=activity_multiplier(
+            engagement, member_rows.customer))
     costs = _community_costs(rngs["costs"], lift["lift_revenue_by_community"], member_rows,
                              cal, p)
     tables = {
@@ -1237,7 +1267,16 @@ def _assemble(rngs: dict[str, np.random.Generator], people: _People, sales: _Sal
     }
     if people.design is not None:
         tables["invitations"] = _invitations_table(people.design, customer_ids, cal, p)
+    engagement_truth = None
+    if engagement is not None:
+        from roi.simulate_engagement import finish
+
+        engagement_truth = finish(engagement, tables=tables, member_customer=member_rows.customer,
+                                  people=people, cal=cal, p=p, customer_ids=customer_ids,
+                                  rng=rngs["engagement"])
     truth = _truth(people, sales, tables, lift, cal, p, seed)
+    if engagement_truth is not None:
+        truth["community_engagement"] = engagement_truth
     if people.design is not None:
         alive_days = float((np.minimum(people.churn_day, cal.n_days - 1)
                             - people.customers.first_seen + 1).clip(0).sum())
@@ -1486,7 +1525,8 @@ def _truth(people: _People, sales: _Sales, tables: dict[str, pd.DataFrame],
         "media_params": media,
         "paid_share_of_revenue": media_expected / (media_expected + organic),
         "media_orders_unassigned": sales.media_unassigned,
-        "params": dataclasses.asdict(p),
+        "params": {key: value for key, value in dataclasses.asdict(p).items()
+                   if not (key == "engagement" and value is None)},
     }
     return truth
 

@@ -16,6 +16,9 @@ What ``used`` means per table:
 * ``community_costs``: the period it covers overlaps the weekly series.
 * ``invitations``: the customer is analysed and was assigned before the window's last month
   (it has months to follow); others are ``invitations_no_months_to_follow``.
+* ``programs``: linked to an analysed customer who is a member (membership started no later
+  than the customer's churn or the window's end), started inside the window; others are
+  ``programs_unlinked``, ``programs_not_a_member`` or ``programs_outside_window``.
 
 Examples
 --------
@@ -68,7 +71,8 @@ def row_accounting(dataset, *, read: dict[str, int],
     """
     builders = {"customers": _customers, "orders": _orders, "members": _members,
                 "activity": _activity, "ad_spend": _ad_spend,
-                "community_costs": _community_costs, "invitations": _invitations}
+                "community_costs": _community_costs, "invitations": _invitations,
+                "programs": _programs}
     accounting = {}
     for table, n_read in read.items():
         used, reasons = builders[table](dataset)
@@ -178,3 +182,20 @@ def _invitations(dataset) -> tuple[int, dict[str, int]]:
                        invitations.c.assigned_at < last_month_start)
     used, other = _counts(engine, linked, followed, sa.not_(followed))
     return used, {"invitations_no_months_to_follow": other}
+
+
+def _programs(dataset) -> tuple[int, dict[str, int]]:
+    """A programme row is used when it links to an analysed member and started inside the
+    window (the programme DiD of :mod:`roi.engagement.programs` reads exactly these)."""
+    engine, programs, life = (dataset.engine, dataset.tables["programs"],
+                              dataset.tables["life"])
+    linked = programs.outerjoin(life, programs.c.customer_id == life.c.customer_id)
+    known = life.c.customer_id.is_not(None)
+    member = sa.and_(known, life.c.member_start.is_not(None))
+    inside = sa.and_(programs.c.started_at >= _day(dataset.start),
+                     programs.c.started_at <= _day(dataset.end))
+    used, unlinked, not_member, outside = _counts(
+        engine, linked, sa.and_(member, inside), sa.not_(known),
+        sa.and_(known, life.c.member_start.is_(None)), sa.and_(member, sa.not_(inside)))
+    return used, {"programs_unlinked": unlinked, "programs_not_a_member": not_member,
+                  "programs_outside_window": outside}

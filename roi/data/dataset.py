@@ -164,6 +164,9 @@ def load_dataset(source: CanonicalSource, options: DataOptions | None = None) ->
     if "activity" in typed:
         typed["activity"] = _materialise(source, "activity_linked", _linked_activity(typed),
                                          store=False)
+    if "programs" in typed:
+        typed["programs"] = _materialise(source, "programs_linked", _linked_programs(typed),
+                                         store=True)
     dataset = Dataset(source=source, options=options, tables=typed, covariates=covariates,
                       start=start, end=end, churn_rule=churn_rule)
     from roi.data.report import data_report
@@ -411,3 +414,31 @@ def _linked_activity(typed: dict[str, sa.FromClause]) -> sa.Select:
                      sa.cast(count, sa.Double).label("count"),
                      sa.func.coalesce(direct, via_member).label("customer_id"),
                      sa.func.coalesce(member_id, direct).label("member_key")).select_from(joins)
+
+
+def _linked_programs(typed: dict[str, sa.FromClause]) -> sa.Select:
+    """Programme rows with ``customer_id`` resolved as members are (issue 20): the row's own
+    ``customer_id``, else its ``member_id``'s customer, else its hashed e-mail's customer; NULL
+    when none links (counted as ``programs_unlinked``)."""
+    programs, members, customers = typed["programs"], typed["members"], typed["customers"]
+    joins: sa.FromClause = programs
+    candidates = [programs.c.customer_id] if "customer_id" in programs.c else []
+    if "member_id" in programs.c and "member_id" in members.c:
+        ids = (sa.select(members.c.member_id, sa.func.min(members.c.customer_id)
+                         .label("customer_id"))
+               .where(members.c.member_id.is_not(None))
+               .group_by(members.c.member_id).subquery("program_member_ids"))
+        joins = joins.outerjoin(ids, programs.c.member_id == ids.c.member_id)
+        candidates.append(ids.c.customer_id)
+    if "email_hash" in programs.c and "email_hash" in customers.c:
+        mail = (sa.select(customers.c.email_hash, sa.func.min(customers.c.customer_id)
+                          .label("customer_id"))
+                .where(customers.c.email_hash.is_not(None))
+                .group_by(customers.c.email_hash).subquery("program_mail"))
+        joins = joins.outerjoin(mail, programs.c.email_hash == mail.c.email_hash)
+        candidates.append(mail.c.customer_id)
+    customer = (sa.func.coalesce(*candidates) if len(candidates) > 1
+                else candidates[0] if candidates else sa.cast(sa.null(), sa.String))
+    ended = programs.c.ended_at if "ended_at" in programs.c else sa.cast(sa.null(), sa.Date)
+    return sa.select(programs.c.program, programs.c.started_at, ended.label("ended_at"),
+                     customer.label("customer_id")).select_from(joins)

@@ -1,5 +1,5 @@
 """The six canonical tables of ``shared/CONTRACT.md`` section 1 (and the optional
-``invitations`` of section 5), as data.
+``invitations`` of section 5 and ``programs`` of issue 20), as data.
 
 Connectors produce these tables, the validator checks them, and the SQL aggregations read them.
 Column kinds: ``id`` (text key), ``date`` (ISO date; a timestamp is truncated to its date),
@@ -30,8 +30,9 @@ TABLES: dict[str, TableSpec] = {
     "customers": TableSpec(
         name="customers",
         required=("customer_id", "first_seen"),
-        optional=("churned_at", "email"),
-        kinds={"customer_id": "id", "first_seen": "date", "churned_at": "date", "email": "text"},
+        optional=("churned_at", "email", "referred_by"),
+        kinds={"customer_id": "id", "first_seen": "date", "churned_at": "date", "email": "text",
+               "referred_by": "id"},
     ),
     "orders": TableSpec(
         name="orders",
@@ -79,6 +80,17 @@ TABLES: dict[str, TableSpec] = {
         optional=("community", "experiment"),
         kinds={"customer_id": "id", "assigned_at": "date", "arm": "text", "community": "text",
                "experiment": "text"},
+        may_be_empty=True,
+    ),
+    # Optional (issue 20): community programmes (ambassadors, levels, perks), linked to
+    # customers as members are (customer_id, else member_id or e-mail).
+    "programs": TableSpec(
+        name="programs",
+        required=("program", "started_at"),
+        optional=("customer_id", "member_id", "email", "ended_at"),
+        kinds={"program": "text", "started_at": "date", "customer_id": "id", "member_id": "id",
+               "email": "text", "ended_at": "date"},
+        one_of=(("customer_id", "member_id", "email"),),
         may_be_empty=True,
     ),
 }

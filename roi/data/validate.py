@@ -199,6 +199,10 @@ def relation_checks(typed: dict[str, sa.FromClause]) -> dict[str, Check]:
             (members.c.community, members.c.joined_at, members.c.left_at))
     if "invitations" in typed:
         checks.update(invitation_checks(typed))
+    if "programs" in typed:
+        checks.update(program_checks(typed))
+    if "referred_by" in customers.c:
+        checks.update(referral_checks(customers))
     for table, column in (("ad_spend", "spend"), ("community_costs", "cost")):
         if table in typed:
             source = typed[table]
@@ -242,6 +246,48 @@ def invitation_checks(typed: dict[str, sa.FromClause]) -> dict[str, Check]:
             invitations.c.assigned_at > customers.c.churned_at,
             (*ids, invitations.c.assigned_at, customers.c.churned_at))
     return checks
+
+
+def program_checks(typed: dict[str, sa.FromClause]) -> dict[str, Check]:
+    """The ``programs`` rules (issue 20): a row names someone (customer_id, member_id or
+    e-mail), a given customer_id is a known customer, a given member_id is a known member,
+    ``ended_at`` is not before ``started_at``."""
+    programs, customers, members = typed["programs"], typed["customers"], typed["members"]
+    keys = tuple(programs.c[c] for c in ("program", "customer_id", "member_id", "started_at")
+                 if c in programs.c)
+    who = [c for c in ("customer_id", "member_id", "email_hash") if c in programs.c]
+    checks = {"programs_no_identity": Check(
+        "programs", "customer_id", "programme row without customer_id, member_id or email",
+        programs, sa.and_(*(programs.c[c].is_(None) for c in who)), keys)}
+    if "customer_id" in programs.c:
+        checks["programs_unknown_customer"] = Check(
+            "programs", "customer_id", "programme row for an unknown customer", programs,
+            programs.c.customer_id.not_in(sa.select(customers.c.customer_id)), keys)
+    if "member_id" in programs.c:
+        given = programs.c.member_id.is_not(None)
+        unknown = (sa.and_(given, programs.c.member_id.not_in(
+            sa.select(members.c.member_id).where(members.c.member_id.is_not(None))))
+            if "member_id" in members.c else given)
+        checks["programs_unknown_member"] = Check(
+            "programs", "member_id", "programme row for a member_id not in members", programs,
+            unknown, keys)
+    if "ended_at" in programs.c:
+        checks["programs_ended_before_started"] = Check(
+            "programs", "ended_at", "ended_at before started_at", programs,
+            programs.c.ended_at < programs.c.started_at, (*keys, programs.c.ended_at))
+    return checks
+
+
+def referral_checks(customers: sa.FromClause) -> dict[str, Check]:
+    """``customers.referred_by`` (issue 20) names a known customer other than itself."""
+    ids = (customers.c.customer_id, customers.c.referred_by)
+    return {"customers_referred_by_unknown": Check(
+        "customers", "referred_by", "referred_by is not a known customer_id", customers,
+        sa.and_(customers.c.referred_by.is_not(None),
+                customers.c.referred_by.not_in(sa.select(customers.c.customer_id))), ids),
+        "customers_referred_by_self": Check(
+        "customers", "referred_by", "customer referred by itself", customers,
+        customers.c.referred_by == customers.c.customer_id, ids)}
 
 
 def _conflicting_order_ids(orders: sa.FromClause) -> Check:

@@ -1,0 +1,149 @@
+"""Programmes (issue 20, part 2): the effect of entering a programme (ambassadors, levels,
+perks) among members, and the revenue per programme dollar.
+
+Entries come from the optional ``programs`` table, linked to customers as members are
+(:func:`roi.data.dataset._linked_programs`); only rows of analysed members that started inside
+the window are used (``data.row_accounting.programs``). A member's entry is the first
+``started_at`` of that programme, moved to the membership start when earlier. Entering is
+absorbing: ``ended_at`` does not end the effect (the estimand is the effect of having entered,
+as membership's is).
+
+Design: per programme, the staggered DiD of :class:`roi.revenue_lift.did.StaggeredDiD` on
+member-months only (from the month after the join month: the join month is partial and the
+membership effect is still building), cohorts = month of entry, controls = members not (yet)
+in the programme (``not_yet_treated``), member-month weights, additive. The event study's
+leads are the pre-trend check; the relative-magnitudes sensitivity is
+:func:`roi.sensitivity.results.parallel_trends_block`. Programme members choose (or are
+chosen for) the programme: the DiD removes stable differences, not a programme given to
+members whose revenue was about to rise.
+
+Revenue per programme dollar = ATT x the programme's member-months from entry on (all of them,
+the proportional rule) / the programme's cost: ``community_costs`` rows whose ``category``
+equals the programme's name (case-insensitive).
+
+Examples
+--------
+>>> import pandas as pd
+>>> entries = pd.DataFrame({"customer_id": ["a"], "program": ["vip"],
+...                         "entry_month_index": [24290]})
+>>> sorted(program_groups(entries, "vip").items())
+[('a', 24290)]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+
+from roi.results import EffectResult
+
+
+def program_entries(dataset) -> pd.DataFrame:
+    """Per member and programme: ``customer_id``, ``program``, ``entered`` (first start,
+    not before the membership start), ``entry_month_index``; one SQL statement."""
+    from roi.data import sql_parts
+    from roi.data.source import fetch_frame
+
+    programs, life = dataset.tables["programs"], dataset.tables["life"]
+    entered = sa.func.greatest(sa.func.min(programs.c.started_at), life.c.member_start)
+    query = (sa.select(programs.c.customer_id, programs.c.program, entered.label("entered"),
+                       sql_parts.month_of(entered).label("entry_month_index"))
+             .select_from(programs.join(life, programs.c.customer_id == life.c.customer_id))
+             .where(life.c.member_start.is_not(None),
+                    programs.c.started_at >= sa.literal(dataset.start, sa.Date),
+                    programs.c.started_at <= sa.literal(dataset.end, sa.Date))
+             .group_by(programs.c.customer_id, programs.c.program, life.c.member_start))
+    frame = fetch_frame(dataset.engine, query)
+    frame["entry_month_index"] = frame["entry_month_index"].astype("int64")
+    return frame
+
+
+def program_costs(dataset, names: list[str]) -> dict[str, float]:
+    """Total ``community_costs.cost`` per programme (rows whose ``category`` names it)."""
+    from roi.data.source import execute_scalar_rows
+
+    costs = dataset.tables.get("community_costs")
+    if costs is None or "category" not in costs.c or not names:
+        return {}
+    key = sa.func.lower(costs.c.category)
+    rows = execute_scalar_rows(dataset.engine, sa.select(key, sa.func.sum(costs.c.cost))
+                               .where(key.in_([n.lower() for n in names])).group_by(key))
+    found = {str(k): float(v) for k, v in rows}
+    return {n: found[n.lower()] for n in names if n.lower() in found}
+
+
+def program_groups(entries: pd.DataFrame, program: str) -> dict[str, int]:
+    """Customer -> entry month index of one programme."""
+    mine = entries[entries["program"] == program]
+    return dict(zip(mine["customer_id"], mine["entry_month_index"], strict=True))
+
+
+class ProgramLift:
+    """Per programme, the staggered DiD of entering it among members (module docstring).
+
+    Attributes
+    ----------
+    results_ : dict of str to EffectResult
+        Per programme (method ``did``; ``tables["dynamic"]`` the event study).
+    member_months_ : dict of str to int
+        Per programme, whole member-months from entry on.
+    """
+
+    def fit(self, panel: pd.DataFrame, entries: pd.DataFrame, *,
+            outcome: str = "revenue") -> ProgramLift:
+        from roi.revenue_lift.did import NoTreatedUnits, StaggeredDiD
+
+        columns = ["customer_id", "month_index", "join_month_index", outcome]
+        member = panel["active"] & panel["join_month_index"].notna()
+        rows = panel.loc[member, columns]
+        rows = rows.loc[rows["month_index"] > rows["join_month_index"]].copy()
+        self.results_, self.member_months_ = {}, {}
+        for program in sorted(entries["program"].unique()):
+            groups = program_groups(entries, program)
+            rows["group"] = rows["customer_id"].map(groups).astype("Float64")
+            self.member_months_[program] = int((rows["month_index"] >= rows["group"])
+                                               .fillna(False).sum())
+            model = StaggeredDiD(control_group="not_yet_treated", weights="member_months")
+            try:
+                self.results_[program] = model.fit(
+                    rows.assign(group=rows["group"].fillna(0).astype("int64")),
+                    unit="customer_id", time="month_index", group="group",
+                    outcome=outcome).result_
+            except NoTreatedUnits as exc:
+                from roi.results import refused_effect
+
+                self.results_[program] = refused_effect(
+                    method="did", estimand="program_revenue_lift", reason=str(exc),
+                    interval="95% CI", scale="currency per member-month")
+        return self
+
+
+def program_entry(result: EffectResult, *, members: int, member_months: int,
+                  cost: float | None) -> dict[str, Any]:
+    """One programme's entry of ``community_engagement.programs``."""
+    from roi.sensitivity.results import parallel_trends_block
+
+    entry: dict[str, Any] = {"members": members, "member_months": member_months,
+                             "lift_per_member_month": _entry(result), "cost": cost,
+                             "lift_revenue": None, "revenue_per_dollar": None}
+    if result.refused:
+        return entry
+    revenue = {k: entry["lift_per_member_month"][k] * member_months
+               for k in ("estimate", "low", "high")}
+    entry["lift_revenue"] = {**revenue, "interval": result.interval}
+    if cost and cost > 0:
+        entry["revenue_per_dollar"] = {k: v / cost for k, v in revenue.items()} | {
+            "interval": result.interval}
+    checks = result.diagnostics.checks
+    entry["pretrend"] = checks.get("pretrend_event")
+    entry["sensitivity"] = (parallel_trends_block(result) if result.diagnostics.converged
+                            else None)
+    return entry
+
+
+def _entry(result: EffectResult) -> dict[str, Any]:
+    out = result.to_contract()
+    out["warnings"] = list(result.diagnostics.warnings)
+    return out

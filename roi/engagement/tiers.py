@@ -1,0 +1,291 @@
+"""Engagement depth (issue 20, part 1): tiers from early activity, their revenue lift and
+retention.
+
+A member's tier is fixed by the activity ``count`` summed over its ``activity`` rows dated in
+the window right after membership starts (``[member_start, member_start + window_days)``,
+default 30 days; optionally one ``kind`` only), cut at thresholds (default: no action =
+lurker, 1-9 = participant, 10+ = superfan) or at quantiles among members. Because the tier is
+fixed by early behaviour, later revenue can be compared across tiers without conditioning on
+what membership itself changes later. **Tiers are chosen by members, not assigned**: a tier's
+lift is the effect of membership for the members who behave that way, not the effect of making
+a member more active.
+
+The months inside the window. A member's tier is only known when the window closes, so its
+member-months before that (the join month, and the next when the window runs into it) are left
+out of the tier's effect: those rows of the member are removed from the DiD panel (its months
+before joining stay, as does every never-member), and the effect counts from the first month
+that begins on or after the window's end. In the retention model the member's time in the
+window is its own state (``in window``), and the tier's hazard ratio covers time after the
+window only (a landmark at the window's end: members who churn inside the window have no tier
+there).
+
+Estimators: per tier the staggered DiD of :class:`roi.revenue_lift.did.StaggeredDiD` against
+never-members, member-month weights; ratio form on organic revenue by default (tiers differ in
+revenue level, and an additive DiD would read the season's larger swing of high spenders as
+effect). Hazard ratios: :class:`roi.retention.cox_time_varying.CoxTimeVarying` with one
+membership term per tier state.
+
+Examples
+--------
+>>> import pandas as pd
+>>> rule = TierRule()
+>>> rule.assign(pd.Series([0.0, 3.0, 12.0])).tolist()
+['lurker', 'participant', 'superfan']
+>>> TierRule(quantiles=(0.5,), names=("low", "high")).assign(pd.Series([1.0, 2, 3, 4])).tolist()
+['low', 'low', 'high', 'high']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from roi.results import EffectResult
+
+WINDOW_STATE = "in window"
+"""Label of a member's time inside the tier window in the retention model."""
+
+
+@dataclass(frozen=True)
+class TierRule:
+    """How members are put into tiers.
+
+    Parameters
+    ----------
+    window_days : int
+        Days after the membership start whose activity fixes the tier.
+    names : tuple of str
+        Tier names, lowest first.
+    thresholds : tuple of float, optional
+        Activity counts that start the 2nd, 3rd... tier (one fewer than ``names``).
+    quantiles : tuple of float, optional
+        Instead of thresholds: quantiles of members' window activity that start each higher
+        tier (cut points computed on the data, reported in ``to_contract``).
+    kind : str, optional
+        Count only activity of this ``kind``.
+    """
+
+    window_days: int = 30
+    names: tuple[str, ...] = ("lurker", "participant", "superfan")
+    thresholds: tuple[float, ...] | None = (1.0, 10.0)
+    quantiles: tuple[float, ...] | None = None
+    kind: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.window_days < 1:
+            raise ValueError(f"tier window_days must be >= 1, got {self.window_days}")
+        cuts = self.quantiles if self.quantiles is not None else self.thresholds
+        if cuts is None or len(cuts) != len(self.names) - 1:
+            raise ValueError(f"tiers: {len(self.names)} names need {len(self.names) - 1} "
+                             f"thresholds or quantiles, got {cuts!r}")
+        if list(cuts) != sorted(cuts):
+            raise ValueError(f"tiers: cut points must increase, got {cuts!r}")
+
+    def cut_points(self, counts: pd.Series) -> list[float]:
+        """Activity counts starting each higher tier (quantiles evaluated on ``counts``)."""
+        if self.quantiles is None:
+            return [float(t) for t in self.thresholds or ()]
+        return [float(np.quantile(counts.to_numpy(float), q)) if len(counts) else 0.0
+                for q in self.quantiles]
+
+    def assign(self, counts: pd.Series) -> pd.Series:
+        """Tier name per member from its window activity count; a count equal to a cut point
+        belongs to the higher tier (with quantiles: strictly above the cut point)."""
+        cuts = np.asarray(self.cut_points(counts), float)
+        side = "left" if self.quantiles is not None else "right"
+        codes = np.searchsorted(cuts, counts.to_numpy(float), side=side)
+        return pd.Series(pd.Categorical.from_codes(codes, categories=list(self.names)),
+                         index=counts.index)
+
+    def to_contract(self, counts: pd.Series | None = None) -> dict[str, Any]:
+        rule = ("quantiles of members' window activity" if self.quantiles is not None
+                else "activity thresholds")
+        cuts = self.cut_points(counts if counts is not None else pd.Series(dtype=float))
+        bounds = [f"{lo:g} <= count < {hi:g}" for lo, hi in
+                  zip([0.0, *cuts], [*cuts, float("inf")], strict=True)]
+        return {"window_days": self.window_days, "kind": self.kind, "by": rule,
+                "quantiles": list(self.quantiles) if self.quantiles is not None else None,
+                "cut_points": cuts, "tiers": dict(zip(self.names, bounds, strict=True)),
+                "rule": (f"sum of activity count{'' if self.kind is None else ' of kind ' + repr(self.kind)} "
+                         f"dated in the first {self.window_days} days of membership "
+                         "(from max(joined_at, first_seen)); tiers are chosen by members, "
+                         "not assigned"),
+                "months_in_window": "left out of the tier's effect: a member's rows from "
+                                    "its join month until the first month that begins on or "
+                                    "after the window's end are removed from the DiD panel; "
+                                    "the hazard ratio covers time after the window"}
+
+
+def window_activity(dataset, rule: TierRule) -> pd.DataFrame:
+    """Per linked member (first membership): ``customer_id``, ``member_start`` and the
+    activity count in the tier window, in total and per ``kind`` (``kind:<name>`` columns);
+    one SQL statement in the source database."""
+    from roi.data import dialect
+    from roi.data.source import fetch_frame
+
+    life = dataset.tables["life"]
+    members = (sa.select(life.c.customer_id, life.c.member_start)
+               .where(life.c.member_start.is_not(None)).subquery("tier_members"))
+    activity = dataset.tables.get("activity")
+    if activity is None:
+        frame = fetch_frame(dataset.engine, sa.select(members.c.customer_id,
+                                                      members.c.member_start))
+        frame["activity"] = 0.0
+        return frame
+    days = dialect.day_diff(activity.c.date, members.c.member_start)
+    inside = sa.and_(activity.c.customer_id == members.c.customer_id, days >= 0,
+                     days < rule.window_days)
+    kind = sa.func.coalesce(activity.c.kind, "(none)")
+    query = (sa.select(members.c.customer_id, members.c.member_start, kind.label("kind"),
+                       sa.func.sum(activity.c["count"]).label("count"))
+             .select_from(members.outerjoin(activity, inside))
+             .group_by(members.c.customer_id, members.c.member_start, kind))
+    long = fetch_frame(dataset.engine, query)
+    long["count"] = long["count"].astype(float).fillna(0.0)
+    wide = long.pivot_table(index=["customer_id", "member_start"], columns="kind",
+                            values="count", aggfunc="sum", fill_value=0.0, observed=True)
+    wide.columns = [f"kind:{c}" for c in wide.columns]
+    wide = wide.drop(columns=[c for c in wide.columns if not wide[c].any()])
+    chosen = (wide.sum(axis=1) if rule.kind is None
+              else wide.get(f"kind:{rule.kind}", pd.Series(0.0, index=wide.index)))
+    wide.insert(0, "activity", chosen)
+    frame = wide.reset_index()
+    frame["member_start"] = pd.to_datetime(frame["member_start"])
+    return frame
+
+
+def member_tiers(dataset, rule: TierRule) -> pd.DataFrame:
+    """:func:`window_activity` with a ``tier`` column."""
+    frame = window_activity(dataset, rule)
+    frame["tier"] = rule.assign(frame["activity"]).to_numpy()
+    return frame
+
+
+class TierLift:
+    """Revenue lift per member-month of each tier: staggered DiD against never-members.
+
+    Parameters
+    ----------
+    window_days : int
+        The tier window; the member's months before it closes are left out (module docstring).
+    scale : {"multiplicative", "additive"}
+        The DiD's parallel-trends scale; both report currency per member-month.
+
+    Attributes
+    ----------
+    results_ : dict of str to EffectResult
+        Per tier (method ``did``), ``by_group`` empty; ``n_obs`` member-months in the DiD.
+    member_months_ : dict of str to int
+        Per tier, whole member-months after the window (all of them, covered or not).
+    """
+
+    def __init__(self, *, window_days: int = 30, scale: str = "multiplicative") -> None:
+        self.window_days, self.scale = int(window_days), scale
+
+    def fit(self, panel: pd.DataFrame, tiers: pd.DataFrame, *,
+            outcome: str = "organic_revenue") -> TierLift:
+        """``panel``: the customer-month panel (``customer_id``, ``month``, ``month_index``,
+        ``join_month_index``, ``active``, ``outcome``); ``tiers``: ``customer_id``,
+        ``member_start``, ``tier``. Returns ``self``."""
+        from roi.revenue_lift.did import NoTreatedUnits, StaggeredDiD
+
+        rows = after_window(panel, tiers, window_days=self.window_days, outcome=outcome)
+        member = rows["join_month_index"].notna()
+        after = member & (rows["month_index"] >= rows["join_month_index"])
+        self.results_, self.member_months_ = {}, {}
+        for name in tiers["tier"].cat.categories if hasattr(tiers["tier"], "cat") \
+                else sorted(tiers["tier"].unique()):
+            mine = rows["tier"] == name
+            self.member_months_[str(name)] = int((mine & after).sum())
+            data = rows.loc[~member | mine]
+            model = StaggeredDiD(control_group="never_treated", weights="member_months",
+                                 scale=self.scale)
+            try:
+                self.results_[str(name)] = model.fit(data, unit="customer_id", time="month_index",
+                                                     group="join_month_index",
+                                                     outcome=outcome).result_
+            except NoTreatedUnits as exc:
+                from roi.results import refused_effect
+
+                self.results_[str(name)] = refused_effect(
+                    method="did", estimand="community_revenue_lift", reason=str(exc),
+                    interval="95% CI", scale="currency per member-month")
+        return self
+
+    def summary(self) -> pd.DataFrame:
+        return pd.DataFrame([{"tier": k, "estimate": r.estimate, "low": r.low, "high": r.high,
+                              "member_months": self.member_months_[k], "refused": r.refused}
+                             for k, r in self.results_.items()]).set_index("tier")
+
+
+def after_window(panel: pd.DataFrame, tiers: pd.DataFrame, *, window_days: int,
+                 outcome: str) -> pd.DataFrame:
+    """Active panel rows with each member's tier; a member's rows from its join month up to
+    the month that begins on or after the end of its tier window are removed."""
+    columns = ["customer_id", "month", "month_index", "join_month_index", outcome]
+    rows = panel.loc[panel["active"], columns].copy()
+    keyed = tiers.set_index("customer_id")
+    ends = keyed["member_start"] + pd.Timedelta(days=window_days)
+    rows["tier"] = rows["customer_id"].map(keyed["tier"].astype(object))
+    window_end = rows["customer_id"].map(ends)
+    inside = (rows["join_month_index"].notna()
+              & (rows["month_index"] >= rows["join_month_index"])
+              & (rows["month"] < window_end))
+    unknown = rows["join_month_index"].notna() & rows["tier"].isna()
+    if unknown.any():
+        raise ValueError(f"tiers: {int(unknown.sum())} member rows of the panel have no tier "
+                         f"(e.g. customer_id {rows.loc[unknown, 'customer_id'].iloc[0]!r})")
+    return rows.loc[~inside]
+
+
+class TierRetention:
+    """Churn hazard ratio of each tier against non-members (time-varying Cox), with the
+    member's time inside the window as its own state.
+
+    Attributes
+    ----------
+    results_ : dict of str to EffectResult-like dicts
+        Per tier: ``hazard_ratio``, ``low``, ``high``, ``interval``, ``n_treated``, ``events``.
+    model_ : CoxTimeVarying
+    """
+
+    def __init__(self, *, window_days: int = 30) -> None:
+        self.window_days = int(window_days)
+
+    def fit(self, survival: pd.DataFrame, tiers: pd.DataFrame, *,
+            covariates: list[str] | tuple[str, ...] = ()) -> TierRetention:
+        from roi.retention.cox_time_varying import CoxTimeVarying
+
+        table = split_at_window(survival, tiers, window_days=self.window_days)
+        self.model_ = CoxTimeVarying().fit(table, covariates=list(covariates),
+                                           community="tier_state")
+        self.result_: EffectResult = self.model_.result_
+        self.results_ = dict(self.result_.by_group)
+        return self
+
+
+def split_at_window(survival: pd.DataFrame, tiers: pd.DataFrame, *,
+                    window_days: int) -> pd.DataFrame:
+    """The start-stop table with member rows split at ``join_day + window_days``:
+    ``tier_state`` is :data:`WINDOW_STATE` before, the member's tier after (None for
+    non-member rows); the churn event stays on the later part."""
+    table = survival.copy()
+    tier = table["customer_id"].map(tiers.set_index("customer_id")["tier"].astype(object))
+    end = table["join_day"].astype("Float64").to_numpy(float, na_value=np.nan) + window_days
+    member = table["member"].to_numpy() == 1
+    start, stop = table["start"].to_numpy(float), table["stop"].to_numpy(float)
+    split = member & (start < end) & (end < stop)
+    before = table.loc[split].copy()
+    before["stop"], before["event"] = end[split].astype(np.int64), 0
+    before["tier_state"] = WINDOW_STATE
+    state = np.where(member & (start >= end), tier.to_numpy(object),
+                     np.where(member, WINDOW_STATE, None))
+    table["tier_state"] = state
+    table.loc[split, "start"] = end[split].astype(np.int64)
+    table.loc[split, "tier_state"] = tier[split].to_numpy(object)
+    out = pd.concat([table, before], ignore_index=True)
+    return out.sort_values(["customer_id", "start"], ignore_index=True)

@@ -130,6 +130,13 @@ def pattern_columns(table: pd.DataFrame, *, covariates: Sequence[str], numeric_b
             if column.isna().any():
                 raise ValueError(f"survival table: {int(column.isna().sum())} missing value(s) "
                                  f"in numeric covariate {name!r}")
+            distinct = np.unique(column.to_numpy(float))
+            if name not in edges and len(distinct) <= numeric_bins:
+                # few values (a 0/1 flag): each its own level. Quantile cuts would merge them
+                # (a flag with 17% ones has every quintile at 0, so one bin: dropped silently).
+                codes = np.searchsorted(distinct, column.to_numpy(float))
+                out[name] = sorted_categorical(codes, [f"{v:g}" for v in distinct])
+                continue
             if name not in edges:
                 inner = np.linspace(0, 1, numeric_bins + 1)[1:-1]
                 edges[name] = np.unique(np.quantile(column.to_numpy(float), inner)).tolist()
@@ -273,6 +280,27 @@ def sample(model, *, sampler: str, draws: int, tune: int, chains: int, random_se
     return idata, used
 
 
+def event_quantile_bounds(stop: pd.Series, event: pd.Series, *,
+                          pieces: int) -> tuple[float, ...]:
+    """Piece boundaries at quantiles of the event times (about as many events in each piece).
+
+    With a baseline hazard that changes fast (high early churn), wide fixed pieces bias the
+    member hazard ratio downward when membership starts later in follow-up: the non-member
+    days sit early in each piece, where the hazard is higher than the piece's average
+    (``benchmarks/bayes_survival_vs_cox.py``; issue 18).
+
+    Examples
+    --------
+    >>> event_quantile_bounds(pd.Series([1.0, 2, 3, 4, 5, 6]), pd.Series([1] * 6), pieces=3)
+    (0.0, 2.7, 4.3)
+    """
+    times = stop.to_numpy(float)[event.astype(bool).to_numpy()]
+    if times.size == 0 or pieces < 2:
+        return (0.0,)
+    cuts = np.unique(np.round(np.quantile(times, np.linspace(0, 1, pieces + 1)[1:-1]), 1))
+    return (0.0, *[float(c) for c in cuts if c > 0])
+
+
 def hdi_entry(values: np.ndarray) -> dict[str, Any]:
     """Posterior mean of a hazard ratio with its 94% HDI.
 
@@ -289,8 +317,13 @@ class BayesianPiecewiseSurvival:
 
     Parameters
     ----------
-    intervals_days : sequence of float
+    intervals_days : sequence of float or "events"
         Piece boundaries in days since first seen, starting at 0; the last piece is open.
+        ``"events"``: ``pieces`` pieces cut at quantiles of the event times (see the module
+        notes on the bias of wide pieces where the hazard changes fast); the boundaries used
+        are in ``intervals_days_``.
+    pieces : int
+        Number of pieces for ``intervals_days="events"``.
     draws, tune, chains : int
         Posterior draws and tuning steps per chain, and the number of chains.
     sampler : {"nutpie", "pymc"}
@@ -329,13 +362,18 @@ class BayesianPiecewiseSurvival:
 
     method = "bayes_piecewise"
 
-    def __init__(self, *, intervals_days: Sequence[float] = DEFAULT_INTERVALS, draws: int = 600,
-                 tune: int = 600, chains: int = 4, sampler: str = "nutpie",
+    def __init__(self, *, intervals_days: Sequence[float] | str = DEFAULT_INTERVALS,
+                 draws: int = 600, tune: int = 600, chains: int = 4, sampler: str = "nutpie",
                  random_seed: int = 0, target_accept: float = 0.95,
-                 numeric_bins: int = 5) -> None:
+                 numeric_bins: int = 5, pieces: int = 12) -> None:
         if sampler not in ("nutpie", "pymc"):
             raise ValueError(f"sampler must be 'nutpie' or 'pymc', not {sampler!r}")
-        self.intervals_days = tuple(intervals_days)
+        if isinstance(intervals_days, str) and intervals_days != "events":
+            raise ValueError(f"intervals_days must be day boundaries or 'events', not "
+                             f"{intervals_days!r}")
+        self.intervals_days = (intervals_days if isinstance(intervals_days, str)
+                               else tuple(intervals_days))
+        self.pieces = pieces
         self.draws, self.tune, self.chains = draws, tune, chains
         self.sampler = sampler
         self.random_seed = random_seed
@@ -357,7 +395,10 @@ class BayesianPiecewiseSurvival:
                                           interval=HDI94)
             return self
         self.covariates_ = list(covariates)
-        cells = person_period_cells(table, intervals_days=self.intervals_days,
+        self.intervals_days_ = (event_quantile_bounds(table[stop], table[event],
+                                                      pieces=self.pieces)
+                                if self.intervals_days == "events" else self.intervals_days)
+        cells = person_period_cells(table, intervals_days=self.intervals_days_,
                                     covariates=covariates, community=community, start=start,
                                     stop=stop, event=event, member=member,
                                     numeric_bins=self.numeric_bins)
@@ -426,5 +467,8 @@ class BayesianPiecewiseSurvival:
         return result
 
     def summary(self) -> pd.DataFrame:
-        """Posterior summary (mean, sd, 94% HDI, ESS, r-hat) of every parameter."""
+        """Posterior summary (mean, sd, 94% HDI, ESS, r-hat) of every parameter (a refused
+        fit: the one-row :meth:`EffectResult.summary`)."""
+        if self.result_.refused:
+            return self.result_.summary()
         return self.result_.tables["posterior"]

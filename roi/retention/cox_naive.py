@@ -123,7 +123,10 @@ class NaiveCox:
         return self
 
     def summary(self) -> pd.DataFrame:
-        """All coefficients with hazard ratios and 95% CIs."""
+        """All coefficients with hazard ratios and 95% CIs (a refused fit: the one-row
+        :meth:`EffectResult.summary` with the reason in ``result_.refused``)."""
+        if self.result_.refused:
+            return self.result_.summary()
         return self.coefficients_
 
 

@@ -593,7 +593,10 @@ class CoxTimeVarying:
                      churned=table[event].astype(bool), labels=table[community])
 
     def summary(self) -> pd.DataFrame:
-        """All coefficients with hazard ratios and 95% CIs."""
+        """All coefficients with hazard ratios and 95% CIs (a refused fit: the one-row
+        :meth:`EffectResult.summary` with the reason in ``result_.refused``)."""
+        if self.result_.refused:
+            return self.result_.summary()
         return self.coefficients_
 
 

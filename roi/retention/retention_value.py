@@ -204,7 +204,8 @@ def bayes_hazard_draws(model: BayesianPiecewiseSurvival, members: pd.DataFrame, 
     if (group < 0).any():
         raise ValueError("members in a community the model did not see")
     eta = beta @ X.T                                                  # draws x members
-    return HazardDraws(bounds=np.asarray(model.intervals_days, dtype=float),
+    return HazardDraws(bounds=np.asarray(getattr(model, "intervals_days_", model.intervals_days),
+                                         dtype=float),
                        log_base=alpha, eta=eta, log_hr=theta[:, group],
                        point=None, interval=HDI94, source=model.method)
 

@@ -149,6 +149,68 @@ def test_omitted_variable_bias_formula_is_exact_for_an_omitted_regressor(darfur:
     assert adjusted_se == pytest.approx(darfur["se"], rel=1e-9)
 
 
+def test_benchmark_partial_r2_match_statsmodels_on_hand_built_rows() -> None:
+    """One cohort (joins in month 4 of 6), every month observed: the benchmark outcome is each
+    customer's mean over months 4-6 of revenue minus its months 1-3 mean minus the controls'
+    mean of that difference in the month; the partial R2s of a numeric covariate must be
+    t^2 / (t^2 + dof) of statsmodels OLS on those rows built here with pandas (with
+    membership for the outcome, without for membership), and a categorical one's the F-test
+    form; the contract entries are ``ovb_bounds`` of those R2s."""
+    import statsmodels.formula.api as smf
+
+    from roi.sensitivity.benchmarks import PRE_JOIN_REVENUE, benchmark_partial_r2
+    from roi.sensitivity.results import benchmark_bounds, benchmark_summary
+
+    rng = np.random.default_rng(5)
+    n = 600
+    units = pd.DataFrame({"id": np.arange(n), "x": rng.normal(size=n),
+                          "plan": rng.choice(["a", "b", "c"], n)})
+    units["g"] = np.where(rng.random(n) < 0.2 + 0.2 * (units["x"] > 0), 4.0, np.nan)
+    rows = units.merge(pd.DataFrame({"t": range(1, 7)}), how="cross")
+    member = (rows["t"] >= rows["g"]).to_numpy()
+    rows["y"] = (20 + 3 * rows["x"] + 0.5 * rows["x"] * (rows["t"] >= 4) + 5.0 * member
+                 + rng.normal(0, 2, len(rows)))
+    table = benchmark_partial_r2(rows, unit="id", time="t", group="g", outcome="y",
+                                 covariates=["x", "plan"]).set_index("benchmark")
+    assert list(table.index) == ["x", "plan", PRE_JOIN_REVENUE] and table["rows"].iloc[0] == n
+
+    wide = rows.pivot(index="id", columns="t", values="y")
+    change = wide[[4, 5, 6]].sub(wide[[1, 2, 3]].mean(axis=1), axis=0)
+    control = units.set_index("id")["g"].isna()
+    change = change - change[control].mean(axis=0)
+    frame = units.set_index("id").assign(change=change.mean(axis=1),
+                                         d=lambda f: f["g"].notna().astype(float))
+    outcome = smf.ols("change ~ d + x + C(plan)", frame).fit()
+    treatment = smf.ols("d ~ x + C(plan)", frame).fit()
+
+    def r2(fit, name: str) -> float:
+        t = fit.tvalues[name]
+        return t**2 / (t**2 + fit.df_resid)
+
+    assert table.loc["x", "r2_revenue"] == pytest.approx(r2(outcome, "x"), rel=1e-8)
+    assert table.loc["x", "r2_membership"] == pytest.approx(r2(treatment, "x"), rel=1e-8)
+    assert table.loc["x", "r2_revenue"] > 0.02   # x shifts the post-join change
+    without = smf.ols("change ~ d + x", frame).fit()
+    f = outcome.compare_f_test(without)[0]   # group partial R2 = F q / (F q + dof)
+    assert table.loc["plan", "r2_revenue"] == pytest.approx(
+        f * 2 / (f * 2 + outcome.df_resid), rel=1e-8)
+
+    entries = benchmark_bounds(table.reset_index(), estimate=5.0, se=0.5, dof=n - 1)
+    (expected,) = ovb_bounds(estimate=5.0, se=0.5, dof=n - 1, kd=(2.0,),
+                             r2dxj_x=table.loc["x", "r2_membership"],
+                             r2yxj_dx=table.loc["x", "r2_revenue"])
+    entry = next(e for e in entries if e["covariate"] == "x" and e["k"] == 2.0)
+    assert (entry["estimate_adjusted"], entry["low"], entry["high"]) == pytest.approx(
+        (expected.adjusted_estimate, expected.adjusted_low, expected.adjusted_high))
+    sentence = benchmark_summary(entries, estimate=5.0)
+    assert "3x as strong as `x` (the strongest observed covariate)" in sentence
+    # the pre-join revenue of 3 noisy months predicts the change (regression to the mean) so
+    # strongly that a factor as strong would explain all the rest: no bound
+    history = next(e for e in entries if e["covariate"] == PRE_JOIN_REVENUE and e["k"] == 1.0)
+    assert table.loc[PRE_JOIN_REVENUE, "r2_revenue"] > 0.5 and history["low"] is None
+    assert "pre-join revenue would explain all the rest of the variation" in sentence
+
+
 # --------------------------------------------------------------------------- Medicaid (HonestDiD)
 
 # HonestDiD README (R) and stata-honestdid README, DeltaRM, C-LF, alpha 0.05: the 2014 effect

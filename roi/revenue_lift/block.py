@@ -50,6 +50,12 @@ def revenue_lift_estimates(panel, *, covariates: dict[str, str] | None = None, s
         covered = history_covered(active)
         for name, result in fits.items():
             estimates[name] = extend_to_all_member_months(result, active, covered)
+        # Observed benchmarks of their robustness value (roi.sensitivity.benchmarks)
+        from roi.sensitivity.benchmarks import benchmark_partial_r2
+
+        table = benchmark_partial_r2(panel, **adjusted, seed=seed)
+        for name in fits:
+            estimates[name].tables = {**estimates[name].tables, "ovb_benchmarks": table}
     if sampler is not None:
         estimates["bayesian"] = (
             _refused_lift("bayesian", refuse_ratio, interval="94% HDI") if refuse_ratio

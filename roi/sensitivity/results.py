@@ -23,7 +23,7 @@ from typing import Any
 
 from roi.results import EffectResult
 from roi.sensitivity.evalue import evalues_hr
-from roi.sensitivity.omitted_variable import omitted_variable_sensitivity
+from roi.sensitivity.omitted_variable import omitted_variable_sensitivity, ovb_bounds
 from roi.sensitivity.parallel_trends import event_study_sensitivity, scale_contract
 
 REVENUE_ESTIMATOR = "did"
@@ -74,9 +74,83 @@ def robustness_value_block(revenue: dict[str, EffectResult]) -> dict[str, Any] |
             continue
         stats = omitted_variable_sensitivity(estimate=result.estimate, se=float(se),
                                              dof=int(units) - 1)
+        benchmarks = benchmark_bounds(result.tables.get("ovb_benchmarks"),
+                                      estimate=result.estimate, se=float(se), dof=stats.dof)
+        sentence = benchmark_summary(benchmarks, estimate=result.estimate)
         return {"method": name, "t": stats.t, "dof": stats.dof, "partial_r2": stats.partial_r2,
-                "rv": stats.rv_q, "rv_interval": stats.rv_qa, "summary": stats.summary()}
+                "rv": stats.rv_q, "rv_interval": stats.rv_qa, "benchmarks": benchmarks,
+                "benchmark_summary": sentence,
+                "summary": stats.summary() + (f" {sentence}" if sentence else "")}
     return None
+
+
+BENCHMARK_K = (1.0, 2.0, 3.0)
+"""Multiples of each observed benchmark's strength reported (sensemakr's usual ``kd``)."""
+
+
+def benchmark_bounds(table, *, estimate: float, se: float, dof: int,
+                     k: tuple[float, ...] = BENCHMARK_K) -> list[dict[str, Any]]:
+    """``benchmarks`` of the contract: per observed benchmark (covariate, or the pre-join
+    revenue; :mod:`roi.sensitivity.benchmarks`) and multiple ``k``, the estimate and interval
+    adjusted for a hidden factor ``k`` times as strong (null numbers where such a factor would
+    explain all of membership or of revenue's residual variation: nothing bounds the lift)."""
+    if table is None or len(table) == 0:
+        return []
+    out = []
+    for row in table.to_dict(orient="records"):
+        for multiple in k:
+            try:
+                (bound,) = ovb_bounds(estimate=estimate, se=se, dof=dof,
+                                      r2dxj_x=float(row["r2_membership"]),
+                                      r2yxj_dx=float(row["r2_revenue"]), kd=(multiple,),
+                                      benchmark=str(row["benchmark"]))
+            except (ValueError, ZeroDivisionError):
+                # k times the benchmark would explain all of membership, or all of revenue's
+                # residual variation (sensemakr caps it at 1, leaving no standard error): no
+                # bound, the lift could be anything
+                out.append({"covariate": str(row["benchmark"]), "k": multiple,
+                            "r2_membership": None, "r2_revenue": None,
+                            "estimate_adjusted": None, "low": None, "high": None})
+                continue
+            out.append({"covariate": str(row["benchmark"]), "k": multiple,
+                        "r2_membership": bound.r2dz_x, "r2_revenue": bound.r2yz_dx,
+                        "estimate_adjusted": bound.adjusted_estimate,
+                        "low": bound.adjusted_low, "high": bound.adjusted_high})
+    return out
+
+
+def benchmark_summary(benchmarks: list[dict[str, Any]], *, estimate: float) -> str | None:
+    """One sentence: the strongest observed covariate at the largest ``k`` (the one that moves
+    the lift most at ``k`` = 1), and the pre-join revenue at ``k`` = 1."""
+    from roi.sensitivity.benchmarks import PRE_JOIN_REVENUE
+
+    def moved(entry: dict[str, Any]) -> str:
+        if entry["estimate_adjusted"] is None:
+            return ("would explain all the rest of the variation in revenue, so nothing "
+                    "bounds the lift")
+        return (f"would move the lift to {entry['estimate_adjusted']:,.1f} (95% CI "
+                f"{entry['low']:,.1f} to {entry['high']:,.1f})")
+
+    def shift(entry: dict[str, Any]) -> float:
+        value = entry["estimate_adjusted"]
+        return math.inf if value is None else abs(estimate - value)
+
+    covariates = [b for b in benchmarks if b["covariate"] != PRE_JOIN_REVENUE]
+    parts = []
+    if covariates:
+        ones = [b for b in covariates if b["k"] == 1.0] or covariates
+        strongest = max(ones, key=shift)["covariate"]
+        top = max((b for b in covariates if b["covariate"] == strongest), key=lambda b: b["k"])
+        parts.append(f"a hidden factor {top['k']:g}x as strong as `{strongest}` (the strongest "
+                     f"observed covariate) in explaining joining and the post-join change in "
+                     f"revenue {moved(top)}")
+    history = next((b for b in benchmarks if b["covariate"] == PRE_JOIN_REVENUE
+                    and b["k"] == 1.0), None)
+    if history is not None:
+        parts.append(f"one as strong as the customer's pre-join revenue {moved(history)}")
+    if not parts:
+        return None
+    return "Benchmarked on observed data: " + "; ".join(parts) + "."
 
 
 def revenue_lift_sensitivity(revenue: dict[str, EffectResult]) -> dict[str, Any]:

@@ -100,7 +100,8 @@ def bottom_line(results: Mapping[str, Any]) -> list[Line]:
         row = dict(stored)
         if "verdict" not in row:
             row = add_bottom_line(row, margin=margin)
-        maker = _paid_line if row.get("kind") == "paid" else _community_line
+        maker = {"paid": _paid_line, "program": _program_line}.get(row.get("kind"),
+                                                                   _community_line)
         line = maker(results, row, index=index, margin=margin)
         if "profit_per_dollar" not in stored:   # computed here: no results path to cite
             line.profit_key = None
@@ -186,6 +187,14 @@ def _community_line(results: Mapping[str, Any], row: dict[str, Any], *, index: i
     return line
 
 
+def _program_line(results: Mapping[str, Any], row: dict[str, Any], *, index: int,
+                  margin: float | None) -> Line:
+    """A programme's line (issue 20): its own DiD, its notes as caveats."""
+    line = _base(row, index=index, basis="programme DiD among members")
+    line.caveats = [str(n) for n in row.get("notes") or []]
+    return line
+
+
 def pretrend_caveats(results: Mapping[str, Any], method: str | None) -> list[str]:
     """The pre-trend test of the revenue-lift ``method`` when it rejects or could not be run.
 
@@ -209,11 +218,24 @@ def pretrend_caveats(results: Mapping[str, Any], method: str | None) -> list[str
 
 
 def sensitivity_caveats(results: Mapping[str, Any], community: str) -> list[str]:
-    """The sensitivity summary of the revenue lift (this community's, else the run's), if any."""
+    """The sensitivity summary of the revenue lift (this community's, else the run's), and the
+    robustness value's benchmark sentence (of the pooled lift), if any.
+
+    Examples
+    --------
+    >>> sensitivity_caveats({"community_revenue_lift": {"sensitivity": {"summary": "M.",
+    ...     "robustness_value": {"method": "aipw", "benchmark_summary": "B."}}}}, "discord")
+    ['sensitivity: M.', 'sensitivity (aipw, all communities): B.']
+    """
     sensitivity = _get(results, REVENUE, "sensitivity")
     text = _get(sensitivity, "by_community", community, "summary") or _get(sensitivity,
                                                                           "summary")
-    return [f"sensitivity: {text}"] if isinstance(text, str) and text else []
+    out = [f"sensitivity: {text}"] if isinstance(text, str) and text else []
+    benchmark = _get(sensitivity, "robustness_value", "benchmark_summary")
+    if isinstance(benchmark, str) and benchmark:
+        method = _get(sensitivity, "robustness_value", "method")
+        out.append(f"sensitivity ({method}, all communities): {benchmark}")
+    return out
 
 
 def yardstick(results: Mapping[str, Any], currency: str = "$") -> str:

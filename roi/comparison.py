@@ -10,6 +10,14 @@ Reads a ``results.json`` dict only (contract §4, ``comparison``); it never fits
   revenue lift per member-month x the community's member-months plus the revenue of the extra
   retained customer-months; ``parts`` shows both. The two parts' intervals are combined by an
   independent normal approximation (see :func:`combine_independent`), and the label says so.
+* A **program** row (issue 20, ``community_engagement.programs``) costs the programme's
+  ``community_costs`` rows (category = its name); its incremental revenue is the programme DiD
+  per member-month x the programme's member-months. Both are *part of* their community's cost
+  and return, not in addition: the row shows what the programme's own dollars return (the
+  budget leaves it out).
+* **Referral revenue** (``community_engagement.acquisition.referrals.referral_revenue``) sits
+  beside a community row as ``referral_revenue``, never added to its incremental revenue: the
+  reader sees how much of a return it would be, under the rule the block states.
 * Where the media-mix model's own community term disagrees with the customer-level number
   (their intervals do not overlap) the row carries a note; :func:`find_disagreements` lists
   them for the run's diagnostics.
@@ -149,7 +157,9 @@ def build_comparison(results: Mapping[str, Any]) -> list[dict[str, Any]]:
         row = community_row(results, community)
         if community in disagreements:
             row["notes"].append(disagreements[community])
+        add_referral_revenue(results, row)
         rows.append(row)
+    rows += [program_row(results, name) for name in _programs(results)]
     margin = gross_margin_of(results)
     return [add_bottom_line(row, margin=margin) for row in rows]
 
@@ -323,6 +333,60 @@ def community_row(results: Mapping[str, Any], community: str) -> dict[str, Any]:
     else:
         row["notes"].append(f"no cost recorded for {community}: revenue per dollar not defined")
     return row
+
+
+PROGRAM_NOTE = ("part of the community's cost and return, not in addition: the programme's "
+                "own dollars against the extra revenue of entering it (DiD among members)")
+
+
+def _programs(results: Mapping[str, Any]) -> list[str]:
+    block = ((results.get("community_engagement") or {}).get("programs") or {})
+    return sorted(block.get("by_program") or {})
+
+
+def program_row(results: Mapping[str, Any], program: str) -> dict[str, Any]:
+    """One programme's row (issue 20): DiD lift x programme member-months per programme dollar.
+
+    Examples
+    --------
+    >>> results = {"community_engagement": {"programs": {"by_program": {"vip": {
+    ...     "cost": 100.0, "member_months": 10, "lift_revenue": {
+    ...         "estimate": 300.0, "low": 100.0, "high": 500.0, "interval": "95% CI"}}}}}}
+    >>> row = program_row(results, "vip")
+    >>> row["kind"], row["revenue_per_dollar"]["estimate"]
+    ('program', 3.0)
+    """
+    entry = results["community_engagement"]["programs"]["by_program"][program]
+    cost = entry.get("cost")
+    row = _row(program, "program", cost)
+    row["method"] = "programme DiD among members x programme member-months"
+    row["notes"].append(PROGRAM_NOTE)
+    revenue = entry.get("lift_revenue")
+    if not _usable(revenue):
+        row["notes"].append(f"no programme lift for {program}: incremental revenue not estimated")
+        return row
+    row["incremental_revenue"] = dict(revenue)
+    row["parts"] = {"lift_revenue": dict(revenue)}
+    if _finite(cost) and cost > 0:
+        row["revenue_per_dollar"] = scale_entry(revenue, 1.0 / cost)
+    else:
+        row["notes"].append(f"no cost recorded for programme {program} (no community_costs "
+                            "row with that category): revenue per dollar not defined")
+    return row
+
+
+def add_referral_revenue(results: Mapping[str, Any], row: dict[str, Any]) -> None:
+    """Put the community's referral revenue beside its row (shown separately, not added)."""
+    referrals = (((results.get("community_engagement") or {}).get("acquisition") or {})
+                 .get("referrals") or {})
+    money = referrals.get("referral_revenue") or {}
+    entry = (money.get("by_community") or {}).get(row["name"])
+    if not _usable(entry):
+        return
+    row["referral_revenue"] = dict(entry)
+    row["notes"].append(f"referral revenue {entry['estimate']:,.0f} "
+                        f"({entry['low']:,.0f} to {entry['high']:,.0f}) shown separately, not "
+                        f"in the return: {money.get('rule')}")
 
 
 def find_disagreements(results: Mapping[str, Any]) -> list[dict[str, Any]]:

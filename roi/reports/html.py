@@ -85,6 +85,7 @@ from roi.reports.caveats import (
     refusal,
 )
 from roi.reports.diagnostics import checks_html, diagnostics_section
+from roi.reports.engagement import engagement_section
 from roi.reports.experiment import experiment_and_join_month
 from roi.reports.media import (
     break_even_text,
@@ -413,6 +414,7 @@ def assumptions_section(results: dict) -> str:
 TEMPLATES = Path(__file__).with_name("templates")
 SECTIONS = [("summary", "Summary"), ("comparison", "Community against paid media"),
             ("revenue", "Revenue lift"), ("retention", "Retention"),
+            ("engagement", "What kind of community pays"),
             ("paid-media", "Paid media"), ("budget", "Budget scenarios"),
             ("diagnostics", "Diagnostics"), ("data", "Data quality"),
             ("assumptions", "Assumptions")]
@@ -491,6 +493,7 @@ def render_html(results: dict, *, currency: str = "$") -> str:
         "revenue": revenue_section(results, currency) + experiment_and_join_month(results,
                                                                                   currency),
         "retention": retention_section(results, currency),
+        "engagement": engagement_section(results, currency),
         "paid_media": paid_media_section(results, currency),
         "budget": budget_section(results, currency),
         "diagnostics": diagnostics_section(results, other_problems=other_problems(results)),

@@ -127,14 +127,19 @@ def no_treated_reason(panel: WidePanel, *, group: str) -> str:
     reason = f"no treated unit with a period before its first treated period in column {group!r}"
     if at_start:
         return (f"{reason}: {at_start} treated unit(s) are treated from the first period on "
-                f"(group = {panel.periods[0]!r}, the first period), so none has a pre-period; "
+                f"(group = {_plain(panel.periods[0])!r}, the first period), so none has a pre-period; "
                 "group must be the first treated period (0, NaN or after the last period = "
                 "never treated), not a 0/1 treatment flag")
     left_out = {k: v for k, v in dropped.items() if v and k != "rows_without_outcome"}
     if left_out:
         return f"{reason} (left out: {left_out})"
     return (f"{reason}: every unit is never treated (group 0, NaN or after the last period "
-            f"{panel.periods[-1]!r})" if len(panel.periods) else reason)
+            f"{_plain(panel.periods[-1])!r})" if len(panel.periods) else reason)
+
+
+def _plain(value: object) -> object:
+    """A numpy scalar as the Python number it holds (for messages: ``1``, not ``np.int64(1)``)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 class FitParts(NamedTuple):

@@ -548,6 +548,11 @@ def _label_cross_section(result: EffectResult) -> None:
     result.diagnostics.checks["data_shape"] = "cross_section"
 
 
+def _plain(value: object) -> object:
+    """A numpy scalar as the Python number it holds (for messages)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def no_comparison_reason(design: StackedDesign, *, estimator: str) -> str:
     """Why no cohort has both treated units and controls, naming the actual cause (no
     never-treated unit, no treated unit, treated from the first period, too little history)."""
@@ -564,7 +569,7 @@ def no_comparison_reason(design: StackedDesign, *, estimator: str) -> str:
     at_start = int((design.cohort[~never] <= design.periods[0]).sum())
     if at_start == n_treated and design.min_history > 0:
         return (f"{head}: all {n_treated} treated units are treated from the first period "
-                f"({design.periods[0]!r}), so none has a period before treatment; group must be "
+                f"({_plain(design.periods[0])!r}), so none has a period before treatment; group must be "
                 "the first treated period, not a 0/1 flag (for one row per unit pass "
                 "treated= instead of unit/time/group)")
     return (f"{head}: {n_treated} treated and {n_never} never-treated units, but no cohort has "

@@ -1338,13 +1338,16 @@ def _customers_table(people: _People, customer_ids: pa.Array, emails: pa.Array, 
 
 
 def _orders_table(orders: _Orders, customer_ids: pa.Array, cal: _Calendar,
-                  p: WorldParams) -> pd.DataFrame:
+                  p: WorldParams, *, first_number: int = 1,
+                  width: int | None = None) -> pd.DataFrame:
+    """``first_number`` and ``width`` number the orders of one part of a chunked world."""
     day = orders.day.astype(np.uint16) if cal.n_days < 2 ** 16 else orders.day
     order = np.argsort(day, kind="stable")   # radix sort; within a day, generation order
-    width = max(7, len(str(order.size)))
+    width = width or max(7, len(str(order.size)))
     channel_names = ("direct", *p.media_channels)
+    numbers = np.arange(first_number, first_number + order.size)
     return pd.DataFrame({
-        "order_id": _text(_numbered("O", np.arange(1, order.size + 1), width),
+        "order_id": _text(_numbered("O", numbers, width),
                           np.arange(order.size)),
         "customer_id": _text(customer_ids, orders.customer[order]),
         "order_date": cal.timestamps(orders.day[order]),
@@ -1355,10 +1358,13 @@ def _orders_table(orders: _Orders, customer_ids: pa.Array, cal: _Calendar,
 
 
 def _members_table(rng: np.random.Generator, rows: _MemberRows, customer_ids: pa.Array,
-                   emails: pa.Array, cal: _Calendar, p: WorldParams) -> pd.DataFrame:
+                   emails: pa.Array, cal: _Calendar, p: WorldParams, *,
+                   width: int | None = None, prospects_before: int = 0) -> pd.DataFrame:
+    """``width`` and ``prospects_before`` number the rows of one part of a chunked world."""
     prospect = rows.customer < 0
-    width = max(6, len(str(rows.customer.size)))
-    prospect_emails = _numbered("p", np.cumsum(prospect), width, "@example.com")
+    width = width or max(6, len(str(rows.customer.size)))
+    prospect_emails = _numbered("p", prospects_before + np.cumsum(prospect), width,
+                                "@example.com")
     clean = pc.if_else(pa.array(prospect), prospect_emails,
                        emails.take(pa.array(np.maximum(rows.customer, 0))))
     email = _messy(rng, clean)
@@ -1388,9 +1394,9 @@ def _messy(rng: np.random.Generator, emails: pa.Array) -> pa.Array:
 
 
 def _activity_table(rng: np.random.Generator, rows: _MemberRows, customer_ids: pa.Array,
-                    cal: _Calendar, p: WorldParams) -> pd.DataFrame:
+                    cal: _Calendar, p: WorldParams, *, width: int | None = None) -> pd.DataFrame:
     row, monday, kind, count = _draw_activity(rng, rows, cal, p)
-    width = max(6, len(str(rows.customer.size)))
+    width = width or max(6, len(str(rows.customer.size)))
     member_ids = pc.binary_join_element_wise(
         pa.array(np.asarray(p.communities, object)[rows.community], pa.string()),
         _numbered("", rows.number, width), "-")
@@ -1429,17 +1435,19 @@ def _ad_spend_table(rng: np.random.Generator, plan: _MediaPlan, cal: _Calendar,
 
 
 def _community_costs(rng: np.random.Generator, lift_revenue: dict[str, float],
-                     rows: _MemberRows, cal: _Calendar, p: WorldParams) -> pd.DataFrame:
-    """Monthly costs per community and category, scaled to ``community_lift_per_dollar``."""
+                     rows: _MemberRows | None, cal: _Calendar, p: WorldParams, *,
+                     enrolled_by_community: np.ndarray | None = None) -> pd.DataFrame:
+    """Monthly costs per community and category, scaled to ``community_lift_per_dollar``
+    (``enrolled_by_community``: :func:`_enrolled` summed over the parts of a chunked world)."""
     months = np.arange(cal.n_months)
     categories = [name for name, _ in p.cost_category_shares]
     shares = _shares(p.cost_category_shares)
+    if enrolled_by_community is None:
+        enrolled_by_community = _enrolled(rows, cal, p)
     frames = []
     for c, community in enumerate(p.communities):   # a loop over communities
         total = lift_revenue[community] / p.community_lift_per_dollar[c]
-        mine = rows.community == c
-        enrolled = ((rows.joined[mine][None, :] < cal.month_start[1:, None])
-                    & (rows.left[mine][None, :] >= cal.month_start[:-1, None])).sum(axis=1)
+        enrolled = enrolled_by_community[c]
         for category, share in zip(categories, shares, strict=True):
             weight = _cost_weights(rng, category, months, enrolled, p)
             frames.append(pd.DataFrame({
@@ -1449,6 +1457,16 @@ def _community_costs(rng: np.random.Generator, lift_revenue: dict[str, float],
                 "cost": np.round(total * share * weight / weight.sum(), 2)}))
     costs = pd.concat(frames, ignore_index=True)
     return costs.sort_values(["date", "community", "category"], ignore_index=True)
+
+
+def _enrolled(rows: _MemberRows, cal: _Calendar, p: WorldParams) -> np.ndarray:
+    """``(community, month)``: member rows enrolled at some point of each month."""
+    out = np.zeros((len(p.communities), cal.n_months), np.int64)
+    for c in range(len(p.communities)):   # a loop over communities
+        mine = rows.community == c
+        out[c] = ((rows.joined[mine][None, :] < cal.month_start[1:, None])
+                  & (rows.left[mine][None, :] >= cal.month_start[:-1, None])).sum(axis=1)
+    return out
 
 
 def _cost_weights(rng: np.random.Generator, category: str, months: np.ndarray,
@@ -1483,9 +1501,11 @@ def _latent_frame(people: _People, customer_ids: pa.Array, cal: _Calendar,
 # --------------------------------------------------------------------------- truth
 
 
-def _truth(people: _People, sales: _Sales, tables: dict[str, pd.DataFrame],
-           lift: dict[str, Any], cal: _Calendar, p: WorldParams, seed: int) -> dict[str, Any]:
-    retention = _retention_truth(people, cal, p)
+def _truth(people: _People | None, sales: _Sales, tables: dict[str, pd.DataFrame],
+           lift: dict[str, Any], cal: _Calendar, p: WorldParams, seed: int, *,
+           retention: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``retention``: :func:`_retention_truth` summed over a chunked world's parts."""
+    retention = retention or _retention_truth(people, cal, p)
     cost = tables["community_costs"].groupby("community")["cost"].sum()
     community_cost = {name: float(cost.get(name, 0.0)) for name in p.communities}
     media = sales.media.params
@@ -1566,7 +1586,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--start", default="2023-01-01", help="first day of a month")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    parser.add_argument("--chunk-customers", type=int, help=(
+        "simulate this many customers at a time and append each chunk to Parquet (bounded "
+        "memory for large worlds; same model, other draws: roi.simulate_chunked)"))
     args = parser.parse_args(argv)
+    if args.chunk_customers:
+        if args.format != "parquet":
+            parser.error("--chunk-customers writes Parquet: add --format parquet")
+        from roi.simulate_chunked import write_world_chunked  # it imports this module
+
+        truth = write_world_chunked(args.out, n_customers=args.customers, months=args.months,
+                                    start=args.start, seed=args.seed,
+                                    chunk_customers=args.chunk_customers)
+        counts = ", ".join(f"{name} {n}" for name, n in truth["counts"].items())
+        print(f"wrote {len(truth['counts']) + 1} files to {args.out} in "
+              f"{truth['chunks']['n']} chunks: {counts}")
+        return 0
     world = simulate_world(n_customers=args.customers, months=args.months, start=args.start,
                            seed=args.seed)
     paths = world.write(args.out, fmt=args.format)

@@ -171,3 +171,64 @@ def test_referral_counts_follow_the_referred_first_month():
                              "first_month_index": [2, 2, 1]})
     assert referral_counts(panel, referred).tolist() == [0, 2, 1, 0]
     assert np.issubdtype(referral_counts(panel, referred).dtype, np.integer)
+
+
+BLOCK = {"tiers": {"rule": {"window_days": 30, "rule": "r", "months_in_window": "m"},
+                   "by_tier": {"lurker": {"members": 4, "member_months": 20,
+                                          "lift_per_member_month": {
+                                              "estimate": 5.0, "low": 1.0, "high": 9.0,
+                                              "interval": "95% CI"},
+                                          "hazard_ratio": {"hazard_ratio": 0.8, "low": 0.6,
+                                                           "high": 1.1},
+                                          "share_of_incremental_revenue": 1.0}}},
+         "programs": {"rule": "p", "by_program": {"vip": {
+             "members": 2, "member_months": 10, "cost": 50.0,
+             "lift_per_member_month": {"estimate": 20.0, "low": 10.0, "high": 30.0,
+                                       "interval": "95% CI"},
+             "lift_revenue": {"estimate": 200.0, "low": 100.0, "high": 300.0,
+                              "interval": "95% CI"},
+             "revenue_per_dollar": {"estimate": 4.0, "low": 2.0, "high": 6.0}}}},
+         "acquisition": {"rule": "a", "prospects": {"rule": "attributed, not causal",
+                                                    "by_community": {"forum": {
+                                                        "customers": 3, "revenue": 90.0}}},
+                         "referrals": {"referred_customers": 7, "referral_revenue": {
+                             "rule": "rule", "by_community": {"forum": {
+                                 "estimate": 70.0, "low": 30.0, "high": 110.0,
+                                 "interval": "95% CI"}}}}}}
+
+
+def test_comparison_programme_row_and_referral_revenue_kept_apart():
+    from roi.comparison import build_comparison
+
+    results = {"data": {"community_costs": {"forum": 1000.0}},
+               "community_revenue_lift": {
+                   "preferred": "did", "member_months_by_community": {"forum": 10},
+                   "by_community": {"forum": {"estimate": 30.0, "low": 10.0, "high": 50.0,
+                                              "interval": "95% CI"}}},
+               "community_retention_lift": {"retention_revenue": {"by_community": {"forum": {
+                   "revenue": {"estimate": 700.0, "low": 400.0, "high": 1000.0,
+                               "interval": "95% CI"}}}}},
+               "community_engagement": BLOCK}
+    community, program = build_comparison(results)
+    assert community["incremental_revenue"]["estimate"] == 1000.0   # 300 + 700, no referrals
+    assert community["referral_revenue"]["estimate"] == 70.0
+    assert program["kind"] == "program" and program["cost"] == 50.0
+    assert program["revenue_per_dollar"]["estimate"] == pytest.approx(4.0)
+    assert program["revenue_per_dollar"]["low"] == pytest.approx(2.0)
+
+
+def test_report_section_and_widget_read_the_block():
+    from roi.reports.engagement import engagement_section
+    from roi.widgets.engagement import EngagementPanel
+
+    html = engagement_section({"community_engagement": BLOCK})
+    assert "chosen by members, not assigned" in html
+    assert "vip" in html and "attributed, not causal" in html
+    panel = EngagementPanel({"community_engagement": BLOCK})
+    assert panel.rows() == [["lurker", "4", "5.00", "1.00 to 9.00 (95% CI)", "0.800", "100%"]]
+    assert len(panel.plot.outputs) == 1
+    panel.view.value = "programs"
+    assert panel.rows()[0][0] == "vip" and panel.rows()[0][-1] == "4.00"
+    panel.view.value = "acquisition"
+    assert [r[0] for r in panel.rows()] == ["joined before buying: forum", "referred customers"]
+    assert panel.plot.outputs == ()

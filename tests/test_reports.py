@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
+from roi.budget import COMMUNITY_RESPONSE, OPTIMISER_LEFT_OUT
 from roi.reports import (
     PdfUnavailableError,
     plots,
@@ -423,6 +424,18 @@ def _paid_media() -> dict:
         "lift_tests": [{"channel": "search", "start": "2024-06-03", "end": "2024-06-30",
                         "spend_change": 20000.0, "revenue_change": 41000.0,
                         "standard_error": 9000.0}],
+        "fit": {"interval": "94% HDI", "band": "posterior predictive", "r_squared": 0.9069,
+                "mape": 0.0683, "share_inside": 0.9423,
+                "weeks": [{"week": week, "actual": 100000.0 + 3000 * k,
+                           "predicted": 99000.0 + 3100 * k, "low": 91000.0 + 3000 * k,
+                           "high": 108000.0 + 3000 * k} for k, week in enumerate(weeks)]},
+        "adstock": {"interval": "94% HDI", "component": "GeometricAdstock(l_max=4)",
+                    "lags": [0, 1, 2, 3], "channels": {
+                        name: {"share": {"estimate": [0.5, 0.25, 0.15, 0.1],
+                                         "low": [0.4, 0.2, 0.1, 0.05],
+                                         "high": [0.6, 0.3, 0.2, 0.15]},
+                               "half_life_weeks": _entry(1.0, 0.6, 1.7)}
+                        for name in channels}},
     }
 
 
@@ -454,15 +467,22 @@ def _budget(paid: dict) -> dict:
              "discord": current["discord"] + 50000.0}
     optimised = {**current, "display": current["display"] * 0.5,
                  "search": current["search"] + current["display"] * 0.5}
+    paid_names = list(paid["channels"])
     return {
         "current": current,
         "scenarios": [{"name": "display to discord",
                        "moves": [{"from": "display", "to": "discord", "amount": 50000.0}],
                        "spend": moved, "revenue_change": _entry(118000.0, 21000.0, 230000.0)}],
-        "optimised": {"total": sum(current.values()),
-                      "bounds": {n: [0.5 * v, 1.5 * v] for n, v in current.items()},
-                      "spend": optimised, "revenue_change": _entry(151000.0, 64000.0, 240000.0)},
-        "notes": ["Moves into a community assume its revenue per dollar stays constant."],
+        "optimised": {"total": sum(current[n] for n in paid_names),
+                      "bounds": {n: [0.5 * current[n], 1.5 * current[n]] for n in paid_names},
+                      "spend": optimised, "revenue_change": _entry(151000.0, 64000.0, 240000.0),
+                      "probability_positive": 0.995,
+                      "by_name": {"display": _entry(-52000.0, -80000.0, -30000.0),
+                                  "search": _entry(203000.0, 120000.0, 290000.0)}},
+        "optimiser_scope": {"moved": paid_names, "rule": "each paid channel between 50% and "
+                            "150% of today's spend, total paid spend unchanged",
+                            "left_out": {n: OPTIMISER_LEFT_OUT for n in ("discord", "forum")}},
+        "notes": [COMMUNITY_RESPONSE],
     }
 
 
@@ -630,10 +650,9 @@ def test_full_results_every_number_equals_results(full_reports):
         "paid_media.lift_tests.0.revenue_change",
         "comparison.5.revenue_per_dollar.estimate", "comparison.4.parts.retention_revenue.high",
         "comparison.1.incremental_revenue.estimate", "budget_scenarios.current.discord",
-        "budget_scenarios.scenarios.0.spend.display",
         "budget_scenarios.scenarios.0.revenue_change.low",
-        "budget_scenarios.optimised.spend.search", "budget_scenarios.optimised.bounds.forum.1",
-        "budget_scenarios.optimised.total",
+        "budget_scenarios.optimised.spend.search", "budget_scenarios.optimised.by_name.search.low",
+        "budget_scenarios.optimised.total", "paid_media.fit.r_squared", "paid_media.fit.mape",
         "community_retention_lift.landmark_retention.retention.3.retention",
         "community_retention_lift.retention_revenue.by_community.discord.revenue.estimate",
         "community_retention_lift.retention_revenue.total.extra_customer_months.high",
@@ -664,12 +683,11 @@ def test_full_sections_have_their_tables_and_charts(full_reports):
     sections = _sections(full_reports["html"].read_text())
     charts = {name: html.count("data:image/png;base64,") for name, html in sections.items()}
     assert charts == {"summary": 1, "comparison": 1, "revenue": 2, "retention": 2,
-                      "paid-media": 5, "budget": 1, "diagnostics": 0, "data": 0,
-                      "assumptions": 0}
+                      "paid-media": 7, "budget": 2, "engagement": 0, "diagnostics": 0,
+                      "data": 0, "assumptions": 0}
     assert "Where community revenue comes from" in sections["comparison"]
     assert "revenue per dollar assumed constant when money moves in" in sections["comparison"]
-    assert "Moves into a community assume its revenue per dollar stays constant." \
-        in sections["budget"]
+    assert COMMUNITY_RESPONSE in _text_of(sections["budget"])
     assert "Event study" in sections["revenue"] and "Retention curves" in sections["retention"]
     assert "search and social spend move together (r = 0.62)" in sections["diagnostics"]
     assert "Lift tests used to calibrate the model" in sections["paid-media"]
@@ -1149,3 +1167,121 @@ def test_event_study_is_the_preferred_methods_with_a_panel_per_community(tmp_pat
                                (0.0, 0.0, -5.0, 5.0), (1.0, 10.0, 5.0, 15.0)]
     assert list(drawn["panels"]) == ["discord", "forum"]
     assert drawn["panels"]["forum"] == drawn["pooled"][2:]
+
+
+# --------------------------------------------------------------------------- budget page, fit, adstock
+
+
+def _text_of(html: str) -> str:
+    page = Collector()
+    page.feed(html)
+    return " ".join("".join(page.text).split())
+
+
+def test_budget_page_current_against_recommended_with_gain_and_community_assumption(
+        full_reports):
+    """The budget page opens with what to do and how sure (the optimised split's gain and its
+    94% HDI), then current against recommended spend per name with each move's revenue change,
+    and says why the communities are left out and what a community scenario assumes."""
+    results = full_results()
+    budget = _sections(full_reports["html"].read_text())["budget"]
+    text = _text_of(budget)
+    assert ("Budget: current against recommended spend Recommended: display -$144,873; search "
+            "+$144,873 (same total). Expected revenue gain $151,000 (94% HDI $64,000 to "
+            "$240,000); the gain is above zero in >99% of the posterior draws.") in text
+    page = Collector()
+    page.feed(budget)
+    values = {n["key"]: n for n in page.numbers}
+    for item in page.numbers:
+        value = resolve(results, item["key"])
+        assert float(item["value"]) == value and shown_matches(item["text"], value), item
+    optimised = results["budget_scenarios"]["optimised"]
+    for name in ("display", "search", "social", "video", "discord", "forum"):
+        assert f"budget_scenarios.current.{name}" in values
+    for name in ("display", "search"):
+        assert values[f"budget_scenarios.optimised.spend.{name}"]["value"] == repr(
+            optimised["spend"][name])
+        for bound in ("estimate", "low", "high"):
+            assert f"budget_scenarios.optimised.by_name.{name}.{bound}" in values
+    rows = {r.split("</td>")[0].split(">")[-1]: _words(r) for r in budget.split("<tr>")[1:]}
+    assert rows["discord"].startswith("discord community $96,000 not moved not moved left out")
+    assert rows["social"].startswith("social paid $301,819 $301,819 no change")
+    assert "Moved: each paid channel between 50% and 150% of today's spend" in text
+    assert f"forum: {OPTIMISER_LEFT_OUT}." in text and COMMUNITY_RESPONSE in text
+    assert "community revenue follows an assumed square-root response" in rows[
+        "display to discord"]
+    assert "response curves of the media-mix model" in rows["optimised"]
+    book = load_workbook(full_reports["xlsx"])
+    sheet = book["Budget scenarios"]
+    assert sheet["A1"].value.startswith("Recommended: display -$144,873; search +$144,873")
+    recommended = {r[0]: r for r in _rows_after(sheet, "Name")}
+    assert recommended["search"][3] == pytest.approx(optimised["spend"]["search"])
+    assert recommended["search"][5:9] == (203000.0, 120000.0, 290000.0, "94% HDI")
+    assert recommended["forum"][3] == "not moved" and recommended["forum"][9] == \
+        OPTIMISER_LEFT_OUT
+
+
+def test_budget_page_says_when_the_gain_cannot_be_told(tmp_path, no_charts):
+    results = full_results()
+    results["budget_scenarios"]["optimised"].update(
+        revenue_change=_entry(4463.0, -59052.0, 55218.0), probability_positive=0.57)
+    text = _text_of(_sections(write_html(results, tmp_path / "r.html").read_text())["budget"])
+    assert ("No clear gain from moving money: the best split the optimiser found (display "
+            "-$144,873; search +$144,873, same total) changes revenue by $4,463 (94% HDI "
+            "-$59,052 to $55,218); the gain is above zero in 57% of the posterior draws.") in text
+
+
+def test_model_fit_and_adstock_charts_are_drawn_from_the_results(full_reports, monkeypatch):
+    sections = _sections(full_reports["html"].read_text())
+    paid = sections["paid-media"]
+    assert 'alt="Model fit: actual against predicted weekly revenue"' in paid
+    assert 'alt="Adstock: how long an ad&#x27;s effect lasts, per channel"' in paid
+    assert "R² 0.91 (share of the week-to-week variation explained), MAPE 6.8%" in _text_of(
+        paid)
+    drawn = {}
+    monkeypatch.setattr(plots, "model_fit_chart", lambda weeks, **kw: drawn.update(
+        fit=(weeks, kw)))
+    monkeypatch.setattr(plots, "adstock_multiples", lambda decays, **kw: drawn.update(
+        adstock=decays))
+    from roi.reports.media import adstock_figure, fit_figure
+
+    results = full_results()
+    fit_figure(results, "$")
+    adstock_figure(results)
+    weeks, options = drawn["fit"]
+    first = results["paid_media"]["fit"]["weeks"][0]
+    assert weeks[0] == (first["week"], first["actual"], first["predicted"], first["low"],
+                        first["high"])
+    assert options["r_squared"] == 0.9069 and options["mape"] == 0.0683
+    assert drawn["adstock"]["video"] == ([0.5, 0.25, 0.15, 0.1], [0.4, 0.2, 0.1, 0.05],
+                                         [0.6, 0.3, 0.2, 0.15], 1.0)
+
+
+def test_sample_run_fit_and_adstock_hold_up(sample_run):
+    """The real run's model fit: R-squared and MAPE recomputed from the weekly series it
+    wrote; about 94% of actual weeks inside the 94% predictive band; every adstock draw's
+    shares sum to 1, so their means do; the report draws both charts."""
+    out = Path(sample_run.out)
+    results = json.loads((out / "results.json").read_text())
+    fit = results["paid_media"]["fit"]
+    actual = [w["actual"] for w in fit["weeks"]]
+    predicted = [w["predicted"] for w in fit["weeks"]]
+    mean = sum(actual) / len(actual)
+    r2 = 1 - sum((a - p) ** 2 for a, p in zip(actual, predicted, strict=True)) / sum(
+        (a - mean) ** 2 for a in actual)
+    mape = sum(abs(a - p) / a for a, p in zip(actual, predicted, strict=True)) / len(actual)
+    assert fit["r_squared"] == pytest.approx(r2, abs=1e-4) and r2 > 0.6
+    assert fit["mape"] == pytest.approx(mape, abs=1e-4)
+    inside = sum(w["low"] <= w["actual"] <= w["high"] for w in fit["weeks"]) / len(actual)
+    assert inside == pytest.approx(fit["share_inside"], abs=1e-4) and 0.85 <= inside <= 0.99
+    adstock = results["paid_media"]["adstock"]
+    assert set(adstock["channels"]) == set(results["paid_media"]["channels"])
+    for entry in adstock["channels"].values():
+        share = entry["share"]
+        assert sum(share["estimate"]) == pytest.approx(1.0, abs=1e-3)
+        assert all(lo <= e <= hi for lo, e, hi in zip(share["low"], share["estimate"],
+                                                      share["high"], strict=True))
+        assert 0 < entry["half_life_weeks"]["low"] <= entry["half_life_weeks"]["high"]
+    html = (out / "report.html").read_text()
+    assert "Model fit: actual against predicted weekly revenue" in html
+    assert "Adstock: how long an ad&#x27;s effect lasts" in html

@@ -298,12 +298,13 @@ def budget_sheet(sheet: Worksheet, results: dict, money: str, currency: str) -> 
         sheet.append([f"Budget scenarios: {NOT_ESTIMATED}"])
         return
     ok = media_converged(results)
+    at = _recommendation_rows(sheet, results, money, currency)
     columns = [("current", mapping(budget.get("current")))]
     columns += [(label, mapping(s.get("spend"))) for label, _, s in scenarios]
     names = list(dict.fromkeys(n for _, spend in columns for n in spend))
     at = write_table(sheet, ["Spend", *[label for label, _ in columns]],
                      [[n, *[Fmt(number(spend.get(n)), money) for _, spend in columns]]
-                      for n in names])
+                      for n in names], start=at)
     rows = [[label, "; ".join(move_text(m, currency) for m in sequence(s.get("moves"))),
              *_estimate(s.get("revenue_change"), money),
              _status(entry_ok(s.get("revenue_change"), ok))] for label, _, s in scenarios]
@@ -316,6 +317,34 @@ def budget_sheet(sheet: Worksheet, results: dict, money: str, currency: str) -> 
     for note in as_list(budget.get("notes")):
         sheet.cell(row=at, column=1, value=redact(f"note: {note}"))
         at += 1
+
+
+def _recommendation_rows(sheet: Worksheet, results: dict, money: str, currency: str) -> int:
+    """The budget page's first part: the recommendation sentence, current against recommended
+    spend with each move's revenue change, and what the optimiser may move and why; returns
+    the next free row (1 when the run has no optimised allocation)."""
+    from roi.reports.budget_page import headline, recommendation
+
+    rec = recommendation(results)
+    if rec is None:
+        return 1
+    sheet.cell(row=1, column=1, value=redact(plain(headline(rec, currency))))
+    rows = []
+    for row in rec.rows:
+        change = row.change if row.changed and row.change else {}
+        rows.append([row.name, row.kind, Fmt(row.current, money),
+                     Fmt(row.recommended, money) if row.moved else "not moved",
+                     Fmt(row.delta, money) if row.changed else None,
+                     *(_estimate(change, money) if change else [None] * 4),
+                     row.why_not or ("optimised" if row.moved else "")])
+    at = write_table(sheet, ["Name", "Kind", "Current spend", "Recommended", "Change",
+                             "Revenue change", "Low", "High", "Interval", "Why"], rows, start=3)
+    lines = [f"Moved: {rec.rule}." if rec.rule else "No paid channel can be moved in this run."]
+    lines += [f"{name}: {why}." for name, why in sorted(rec.left_out.items())]
+    for line in lines:
+        sheet.cell(row=at, column=1, value=redact(line))
+        at += 1
+    return at + 1
 
 
 def _cell(value: Any) -> Any:

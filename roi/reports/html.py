@@ -12,7 +12,8 @@ Layout: the page, the banners and the Summary are Jinja2 templates in ``roi/repo
 (``report.html.j2`` places the sections, ``report.css`` styles screen and print); a page can be
 rearranged there without reading the estimators' plumbing. :mod:`roi.reports.base` reads and
 formats, :mod:`roi.reports.summary` writes the plain-language sentences,
-:mod:`roi.reports.media` the paid media, comparison and budget sections,
+:mod:`roi.reports.media` the paid media and comparison sections,
+:mod:`roi.reports.budget_page` the budget page (``budget.html.j2``),
 :mod:`roi.reports.diagnostics` the Diagnostics; this module the lift, retention, data and
 assumptions sections and fills the templates.
 
@@ -75,6 +76,7 @@ from roi.reports.base import (
     table,
     value_of,
 )
+from roi.reports.budget_page import budget_context
 from roi.reports.caveats import (
     bottom_line_alarms,
     community_caveats,
@@ -89,7 +91,6 @@ from roi.reports.engagement import engagement_section
 from roi.reports.experiment import experiment_and_join_month
 from roi.reports.media import (
     break_even_text,
-    budget_section,
     comparison_section,
     paid_media_section,
 )
@@ -415,7 +416,7 @@ TEMPLATES = Path(__file__).with_name("templates")
 SECTIONS = [("summary", "Summary"), ("comparison", "Community against paid media"),
             ("revenue", "Revenue lift"), ("retention", "Retention"),
             ("engagement", "What kind of community pays"),
-            ("paid-media", "Paid media"), ("budget", "Budget scenarios"),
+            ("paid-media", "Paid media"), ("budget", "Budget"),
             ("diagnostics", "Diagnostics"), ("data", "Data quality"),
             ("assumptions", "Assumptions")]
 
@@ -443,6 +444,14 @@ def banner_context(results: dict) -> dict[str, Any]:
             "cautions": cautions, "warning_count": count,
             "media_warnings": "; ".join(map(str, as_list(get(results, "paid_media",
                                                               "warnings"))))}
+
+
+def budget_section(results: dict, currency: str = "$") -> str:
+    """budget.html.j2: current against recommended spend, the optimiser's scope, scenarios."""
+    context = budget_context(results, currency)
+    if context is None:
+        return section("budget", "Budget scenarios", missing("Budget scenarios"))
+    return templates().get_template("budget.html.j2").render(**context)
 
 
 def summary_section(results: dict, currency: str) -> str:

@@ -183,12 +183,44 @@ def _charts(results: dict, currency: str, roas_chart: list[plots.Row]) -> str:
                                         title="ROAS per channel, 94% HDI"), "ROAS per channel")
     body += figure(plots.share_chart(_share_rows(results)),
                    "Share of spend against share of incremental revenue")
-    body += figure(plots.response_multiples(_curve_series(results), current,
-                                            currency=currency), "Response curves")
+    optimal = {n: number(v) for n, v in mapping(get(results, "budget_scenarios", "optimised",
+                                                      "spend")).items()}
+    body += figure(plots.response_multiples(_curve_series(results), current, currency=currency,
+                                            optimal=optimal), "Response curves")
+    body += adstock_figure(results)
     body += figure(plots.stacked_contribution_chart(_contribution_series(results),
                                                     currency=currency),
                    "Weekly revenue caused, stacked by channel")
     return body
+
+
+def fit_figure(results: dict, currency: str) -> str:
+    """Actual against predicted weekly revenue with its band, R-squared and MAPE
+    (``paid_media.fit``), or nothing when the run has no fit."""
+    fit = mapping(get(results, PAID, "fit"))
+    weeks = [(str(w.get("week", "")), number(w.get("actual")), number(w.get("predicted")),
+              number(w.get("low")), number(w.get("high")))
+             for w in sequence(fit.get("weeks")) if isinstance(w, dict)]
+    band = f"{fit.get('interval', '94% HDI')} {fit.get('band', '')}".strip()
+    return figure(plots.model_fit_chart(weeks, r_squared=number(fit.get("r_squared")),
+                                        mape=number(fit.get("mape")), currency=currency,
+                                        interval=band),
+                  "Model fit: actual against predicted weekly revenue")
+
+
+def adstock_figure(results: dict) -> str:
+    """Share of an ad's effect landing each week after the spend, per channel
+    (``paid_media.adstock``)."""
+    block = mapping(get(results, PAID, "adstock"))
+    decays = {}
+    for name, entry in mapping(block.get("channels")).items():
+        share = mapping(get(entry, "share"))
+        values = [[number(v) or 0.0 for v in sequence(share.get(k))]
+                  for k in ("estimate", "low", "high")]
+        decays[name] = (*values, number(get(entry, "half_life_weeks", "estimate")))
+    return figure(plots.adstock_multiples(decays, interval=str(block.get("interval") or
+                                                               "94% HDI")),
+                  "Adstock: how long an ad's effect lasts, per channel")
 
 
 def _share_rows(results: dict) -> list[tuple[str, str, float | None, float | None]]:
@@ -216,8 +248,26 @@ def paid_media_section(results: dict, currency: str) -> str:
             + notes_list(get(results, PAID, "warnings"))
             + table(["Channel", "Spend", "ROAS", "Low", "High", "Interval", "Marginal ROAS",
                      "Low", "High", "Status"], rows))
+    body += _fit_text(results) + fit_figure(results, currency)
     body += _optional_tables(results, currency, ok)
     return section("paid-media", "Paid media", body + _charts(results, currency, roas_chart))
+
+
+def _fit_text(results: dict) -> str:
+    """How well the model reproduces weekly revenue, in words (before its chart)."""
+    fit = mapping(get(results, PAID, "fit"))
+    r2, mape = number(fit.get("r_squared")), number(fit.get("mape"))
+    if r2 is None or mape is None:
+        return ""
+    inside = number(fit.get("share_inside"))
+    said = (f"; {shown(f'{PAID}.fit.share_inside', inside, lambda v: f'{v:.0%}').html()} of "
+            "actual weeks fall inside the band (about 94% expected)" if inside is not None else "")
+    return ("<h3>Model fit</h3><p>How closely the model reproduces weekly revenue: R² "
+            f"{shown(f'{PAID}.fit.r_squared', r2, lambda v: f'{v:.2f}').html()} (share of the "
+            "week-to-week variation explained), MAPE "
+            f"{shown(f'{PAID}.fit.mape', mape, lambda v: f'{v:.1%}').html()} (average miss as a "
+            f"share of the week's revenue){said}. A model that fits badly cannot be trusted to "
+            "split revenue between channels.</p>")
 
 
 def _optional_tables(results: dict, currency: str, ok: bool) -> str:
@@ -335,69 +385,3 @@ def scenario_rows(results: dict) -> list[tuple[str, str, dict]]:
         rows.append(("optimised", "budget_scenarios.optimised",
                      budget["optimised"]))
     return rows
-
-
-def _budget_names(budget: dict) -> list[str]:
-    names = list(mapping(budget.get("current")))
-    for _, _, scenario in scenario_rows({"budget_scenarios": budget}):
-        names += [n for n in mapping(scenario.get("spend")) if n not in names]
-    return names
-
-
-def _spend_table(results: dict, currency: str) -> str:
-    """One row per channel or community, one column per allocation."""
-    budget, fmt = mapping(results.get("budget_scenarios")), (lambda v: money(v, currency, 0))
-    columns = [("current", "budget_scenarios.current", mapping(budget.get("current")))]
-    columns += [(label, f"{key}.spend", mapping(s.get("spend")))
-                for label, key, s in scenario_rows(results)]
-    rows: list[list[Cell]] = [
-        [name, *[shown(f"{key}.{name}", spend.get(name), fmt) if name in spend else ""
-                 for _, key, spend in columns]] for name in _budget_names(budget)]
-    return table(["Spend", *[label for label, _, _ in columns]], rows)
-
-
-def _budget_table(results: dict, currency: str) -> tuple[str, list[plots.Row]]:
-    ok, fmt = media_converged(results), (lambda v: money(v, currency, 0))
-    rows: list[list[Cell]] = []
-    chart: list[plots.Row] = []
-    for label, key, scenario in scenario_rows(results):
-        change = scenario.get("revenue_change")
-        good = entry_ok(change, ok)
-        moves = "; ".join(move_text(m, currency) for m in sequence(scenario.get("moves")))
-        rows.append([label, moves or "best split of the same total",
-                     *_cells(f"{key}.revenue_change", change, fmt, good), status(good)])
-        chart.append((label, number(get(change, "estimate")), number(get(change, "low")),
-                      number(get(change, "high")), good))
-    html = table(["Allocation", "Moves", "Revenue change", "Low", "High", "Interval", "Status"],
-                 rows, numeric_from=2)
-    return _spend_table(results, currency) + html, chart
-
-
-def _bounds_table(results: dict, currency: str) -> str:
-    optimised = mapping(get(results, "budget_scenarios", "optimised"))
-    bounds = mapping(optimised.get("bounds"))
-    if not bounds:
-        return ""
-    fmt = lambda v: money(v, currency, 0)  # noqa: E731
-    key = "budget_scenarios.optimised"
-    rows = [[name, *[shown(f"{key}.bounds.{name}.{i}", v, fmt)
-                     for i, v in enumerate(sequence(pair)[:2])]]
-            for name, pair in bounds.items()]
-    total = shown(f"{key}.total", optimised.get("total"), fmt).html()
-    return (f"<h3>Bounds of the optimised allocation</h3><p>Total kept at {total}.</p>"
-            + table(["Name", "Lowest spend", "Highest spend"], rows))
-
-
-def budget_section(results: dict, currency: str = "$") -> str:
-    if not scenario_rows(results) and not mapping(get(results, "budget_scenarios", "current")):
-        return section("budget", "Budget scenarios", missing("Budget scenarios"))
-    html, chart = _budget_table(results, currency)
-    body = ("<p>What moving money between channels and communities would do to revenue over the "
-            "window, from the posterior draws of the response curves (94% HDI).</p>"
-            + notes_list(get(results, "budget_scenarios", "notes"), "note") + html
-            + _bounds_table(results, currency))
-    body += figure(plots.interval_chart(chart, reference=0.0,
-                                        xlabel=f"revenue change ({currency})",
-                                        title="Revenue change per scenario"),
-                   "Revenue change per scenario")
-    return section("budget", "Budget scenarios", body)

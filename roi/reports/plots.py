@@ -275,9 +275,12 @@ def share_chart(rows: Sequence[tuple[str, str, float | None, float | None]]) -> 
 
 
 def response_multiples(curves: dict[str, Curve], current: dict[str, float | None], *,
-                       currency: str = "$") -> bytes | None:
+                       currency: str = "$",
+                       optimal: dict[str, float | None] | None = None) -> bytes | None:
     """One small panel per channel: revenue caused against spend, mean and 94% HDI band, a
-    vertical line at today's spend (panels have their own scales, so bands never overlap)."""
+    vertical line at today's spend and a dashed one at the recommended spend (``optimal``,
+    the budget optimiser's), panels with their own scales so bands never overlap."""
+    optimal = optimal or {}
     if not curves:
         return None
     columns = 2 if len(curves) > 1 else 1
@@ -294,13 +297,17 @@ def response_multiples(curves: dict[str, Curve], current: dict[str, float | None
             if spend[0] <= now <= spend[-1]:
                 axes.plot([now], [_interpolate(spend, mean, now)], "o", color="black",
                           markersize=4)
+        best = optimal.get(name)
+        if _finite(best) and spend[0] <= best <= spend[-1]:
+            axes.axvline(best, color=KIND_COLOURS["community"], linestyle="--", linewidth=1.2)
         axes.set_title(name, fontsize=9, loc="left")
         axes.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:,.0f}k"))
         axes.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:,.0f}k"))
         axes.tick_params(labelsize=7)
         axes.grid(alpha=0.3)
+    marked = "; dashed = recommended" if optimal else ""
     figure.suptitle(f"Response curves: revenue caused ({currency}) against spend in the window "
-                    "(94% HDI; dotted line = current spend)", fontsize=9, x=0.01, ha="left")
+                    f"(94% HDI; dotted = current spend{marked})", fontsize=9, x=0.01, ha="left")
     figure.tight_layout()
     return _png(figure)
 
@@ -397,4 +404,101 @@ def event_study_multiples(studies: dict[str, Sequence[tuple]], *, currency: str 
     figure.supxlabel("months since joining (shaded: before joining, should be near 0)",
                      fontsize=8)
     figure.supylabel(f"effect per member-month ({currency}, {interval})", fontsize=8)
+    return _png(figure)
+
+
+FitWeek = tuple[str, float | None, float | None, float | None, float | None]
+
+
+def model_fit_chart(weeks: Sequence[FitWeek], *, r_squared: float | None,
+                    mape: float | None, currency: str = "$",
+                    interval: str = "94% HDI") -> bytes | None:
+    """Actual weekly revenue (dots) against the model's prediction (line) and its band, with
+    R-squared and MAPE in the title: ``weeks`` are ``(week, actual, predicted, low, high)``."""
+    points = [w for w in weeks if _finite(w[1]) and _finite(w[2])]
+    if len(points) < 2:
+        return None
+    figure = Figure(figsize=(7.0, 3.0))
+    axes = figure.add_subplot()
+    positions = list(range(len(points)))
+    banded = [(i, w) for i, w in zip(positions, points, strict=True)
+              if _finite(w[3]) and _finite(w[4])]
+    if banded:
+        axes.fill_between([i for i, _ in banded], [w[3] for _, w in banded],
+                          [w[4] for _, w in banded], color=OK_COLOUR, alpha=0.18, linewidth=0,
+                          label=f"predicted, {interval}")
+    axes.plot(positions, [w[2] for w in points], color=OK_COLOUR, linewidth=1.4,
+              label="predicted (mean)")
+    axes.plot(positions, [w[1] for w in points], "o", color="black", markersize=2.5,
+              label="actual")
+    step = max(1, len(points) // 6)
+    axes.set_xticks(positions[::step], [w[0] for w in points][::step], fontsize=7)
+    _money_axis(axes)
+    axes.tick_params(axis="y", labelsize=7)
+    axes.set_ylabel(f"revenue per week ({currency})", fontsize=8)
+    stats = [f"R\u00b2 {r_squared:.2f}" if _finite(r_squared) else "",
+             f"MAPE {mape:.1%}" if _finite(mape) else ""]
+    axes.set_title("Model fit: actual vs predicted weekly revenue"
+                   + (f" ({', '.join(s for s in stats if s)})" if any(stats) else ""),
+                   fontsize=10, loc="left")
+    axes.legend(fontsize=7, loc="upper left", ncols=3)
+    axes.grid(alpha=0.3)
+    return _png(figure)
+
+
+Decay = tuple[list[float], list[float], list[float], float | None]
+
+
+def adstock_multiples(decays: dict[str, Decay], *, max_lag: int = 12,
+                      interval: str = "94% HDI") -> bytes | None:
+    """One small panel per channel: share of an ad's effect landing each week after the spend
+    (mean bars, interval whiskers) and the half-life in the title. ``decays`` maps a channel to
+    ``(mean, low, high, half_life_weeks)`` per lag."""
+    decays = {k: v for k, v in decays.items() if v[0]}
+    if not decays:
+        return None
+    columns = 2 if len(decays) > 1 else 1
+    rows = math.ceil(len(decays) / columns)
+    figure = Figure(figsize=(7.0, 1.9 * rows + 0.5))
+    for index, (name, (mean, low, high, half)) in enumerate(decays.items()):
+        axes = figure.add_subplot(rows, columns, index + 1)
+        lags = list(range(min(len(mean), max_lag + 1)))
+        colour = PALETTE[index % len(PALETTE)]
+        axes.bar(lags, [mean[k] for k in lags], color=colour, alpha=0.75, width=0.7)
+        if len(low) >= len(lags) and len(high) >= len(lags):
+            axes.errorbar(lags, [mean[k] for k in lags],
+                          yerr=[[max(0.0, mean[k] - low[k]) for k in lags],
+                                [max(0.0, high[k] - mean[k]) for k in lags]],
+                          fmt="none", ecolor="black", elinewidth=0.8, capsize=1.5)
+        said = f"half of the effect within {half:.1f} weeks" if _finite(half) else ""
+        axes.set_title(f"{name}: {said}" if said else name, fontsize=8, loc="left")
+        axes.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0%}"))
+        axes.tick_params(labelsize=7)
+        axes.set_xlabel("weeks after the spend", fontsize=7)
+        axes.grid(axis="y", alpha=0.3)
+    figure.suptitle(f"How long an ad's effect lasts: share of it landing each week ({interval})",
+                    fontsize=9, x=0.01, ha="left")
+    figure.tight_layout()
+    return _png(figure)
+
+
+def budget_chart(rows: Sequence[tuple[str, float | None, float | None]], *,
+                 currency: str = "$") -> bytes | None:
+    """Current against recommended spend per channel (grouped horizontal bars)."""
+    rows = [r for r in rows if _finite(r[1]) and _finite(r[2])]
+    if not rows:
+        return None
+    figure = Figure(figsize=(7.0, 0.55 * len(rows) + 1.1))
+    axes = figure.add_subplot()
+    positions = list(range(len(rows)))[::-1]
+    axes.barh([p + 0.2 for p in positions], [r[1] for r in rows], height=0.38,
+              color="#b0b7bf", label="current")
+    axes.barh([p - 0.2 for p in positions], [r[2] for r in rows], height=0.38,
+              color=OK_COLOUR, label="recommended")
+    axes.set_yticks(positions, [r[0] for r in rows], fontsize=8)
+    axes.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{currency}{v / 1000:,.0f}k"))
+    axes.tick_params(axis="x", labelsize=7)
+    axes.legend(fontsize=8, loc="lower right")
+    axes.grid(axis="x", alpha=0.3)
+    axes.set_title("Spend in the window: current vs recommended", fontsize=10, loc="left")
     return _png(figure)

@@ -88,7 +88,10 @@ METHOD_NOTES.update({
     "robustness value": "The share of the remaining variation of both membership and revenue a "
                         "hidden confounder would have to explain to bring the AIPW or "
                         "regression lift to zero (Cinelli and Hazlett 2020). Larger means "
-                        "sturdier.",
+                        "sturdier. Benchmarked: what a hidden factor k times as strong as an "
+                        "observed covariate (or as the customer's pre-join revenue) in "
+                        "explaining joining and the change in revenue after it would leave of "
+                        "the lift.",
     "relative-magnitudes breakdown": "How far members' revenue trend may drift from "
                                      "non-members' after joining, as a multiple of the largest "
                                      "drift seen before joining, before the DiD lift's interval "
@@ -97,9 +100,12 @@ METHOD_NOTES.update({
 INTERVALS = ("Intervals", "Every interval is labelled by kind: \"95% CI\" is a frequentist 95% "
              "confidence interval (DiD, regression, AIPW, Cox, naive); \"94% HDI\" is the "
              "Bayesian 94% highest-density interval of the posterior (Bayesian lift and survival "
-             "models, media-mix model, budget scenarios). Both give the range of plausible "
-             "values; an interval that includes 0 (or 1 for a hazard ratio) cannot rule out no "
-             "effect.")
+             "models, media-mix model, budget scenarios). \"95% CI (combined)\" is the 95% "
+             "interval of a community's revenue, the sum of its revenue-lift part and its "
+             "retention part: each part's interval (CI or HDI) is read as a normal distribution "
+             "and the parts are taken as independent, so it is approximate. All give the range "
+             "of plausible values; an interval that includes 0 (or 1 for a hazard ratio) cannot "
+             "rule out no effect.")
 
 ESTIMANDS = [
     ("Member-month", "a complete calendar month, at or after the month the customer joined, in "

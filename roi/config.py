@@ -22,6 +22,12 @@ Example ``roi.toml``::
     tune = 1000
     chains = 4
 
+    [tiers]                     # engagement tiers (issue 20): activity in the first days
+    window_days = 30            # of membership; thresholds start the 2nd, 3rd... tier
+    names = ["lurker", "participant", "superfan"]
+    thresholds = [1, 10]        # or quantiles = [0.5, 0.9] of members' window activity
+    # kind = "post"             # count one activity kind only
+
     [columns.orders]            # files whose headers differ: canonical name = "header"
     order_date = "Date"
     revenue = "Total"
@@ -40,9 +46,10 @@ from typing import Any
 
 from roi.data.dataset import DataOptions
 from roi.data.errors import RoiError
+from roi.engagement.tiers import TierRule
 
 _TOP_KEYS = {"seed", "gross_margin", "currency", "data", "churn", "sampler", "source",
-             "lift_tests", "columns"}
+             "lift_tests", "columns", "tiers"}
 LIFT_TEST_FIELDS = ("channel", "start", "end", "spend_change", "revenue_change",
                     "standard_error")
 
@@ -123,6 +130,8 @@ class RunConfig:
     columns: dict[str, dict[str, str]] = field(default_factory=dict)
     # Experiments that calibrate the media-mix model: dicts with LIFT_TEST_FIELDS.
     lift_tests: tuple[dict[str, Any], ...] = ()
+    # Engagement tiers of community_engagement ([tiers]).
+    tiers: TierRule = field(default_factory=TierRule)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "gross_margin", check_gross_margin(self.gross_margin))
@@ -135,7 +144,8 @@ class RunConfig:
                 "exclude": list(options.exclude),
                 "covariates": list(options.covariates) if options.covariates else None,
                 "sampler": {**self.sampler.__dict__, "models": list(self.sampler.models)},
-                "lift_tests": [dict(test) for test in self.lift_tests]}
+                "lift_tests": [dict(test) for test in self.lift_tests],
+                "tiers": self.tiers.settings()}
 
 
 def load_config(path: str | Path | None) -> RunConfig:
@@ -158,7 +168,8 @@ def load_config(path: str | Path | None) -> RunConfig:
                          sampler=SamplerSettings(**raw.get("sampler", {})),
                          source_tables=dict(raw.get("source", {}).get("tables", {})),
                          columns=_columns(raw.get("columns", {})),
-                         lift_tests=_lift_tests(raw.get("lift_tests", [])))
+                         lift_tests=_lift_tests(raw.get("lift_tests", [])),
+                         tiers=_tiers(raw.get("tiers", {})))
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"config {path}: {exc}") from None
 
@@ -202,6 +213,20 @@ def _data_options(data: dict[str, Any], churn: dict[str, Any]) -> DataOptions:
                        exclude=tuple(data.get("exclude", ())),
                        covariates=tuple(covariates) if covariates is not None else None,
                        max_categories=int(data.get("max_categories", 50)))
+
+
+def _tiers(raw: Any) -> TierRule:
+    """``[tiers]``: the fields of :class:`TierRule`; ``quantiles`` replaces the thresholds."""
+    if not isinstance(raw, dict):
+        raise ValueError("[tiers] must be a table, e.g. [tiers] window_days = 30")
+    known = {"window_days", "names", "thresholds", "quantiles", "kind"}
+    extra = set(raw) - known
+    if extra:
+        raise ValueError(f"[tiers] unknown key(s) {sorted(extra)}; known: {sorted(known)}")
+    values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
+    if "quantiles" in values:
+        values.setdefault("thresholds", None)
+    return TierRule(**values)
 
 
 def _lift_tests(entries: list[dict[str, Any]]) -> tuple[dict[str, Any], ...]:

@@ -86,7 +86,8 @@ def run_models(source: Any, *, out: str | Path, config: RunConfig | None = None,
         survival = dataset.survival_table()
         attribution = revenue_attribution(dataset)
         experiment = invitation_experiments(dataset, panel)   # reads the database: before release
-        engagement = community_engagement_block(dataset, panel=panel, survival=survival)
+        engagement = community_engagement_block(dataset, panel=panel, survival=survival,
+                                                rule=config.tiers)
         dataset.report["revenue_attribution"] = attribution.to_contract()
         release_memory(dataset.engine)   # the models run on these frames, not in the database
         steps.start("revenue lift")

@@ -232,3 +232,18 @@ def test_report_section_and_widget_read_the_block():
     panel.view.value = "acquisition"
     assert [r[0] for r in panel.rows()] == ["joined before buying: forum", "referred customers"]
     assert panel.plot.outputs == ()
+
+
+def test_tiers_from_the_config_file(tmp_path):
+    from roi.config import ConfigError, load_config
+
+    path = tmp_path / "roi.toml"
+    path.write_text('[tiers]\nwindow_days = 14\nquantiles = [0.5]\nnames = ["low", "high"]\n'
+                    'kind = "post"\n')
+    config = load_config(path)
+    assert config.tiers == TierRule(window_days=14, quantiles=(0.5,), thresholds=None,
+                                    names=("low", "high"), kind="post")
+    assert config.to_dict()["tiers"]["quantiles"] == [0.5]
+    path.write_text("[tiers]\nwindow = 14\n")
+    with pytest.raises(ConfigError, match=r"\[tiers\] unknown key\(s\) \['window'\]"):
+        load_config(path)

@@ -85,6 +85,13 @@ class TierRule:
         if list(cuts) != sorted(cuts):
             raise ValueError(f"tiers: cut points must increase, got {cuts!r}")
 
+    def settings(self) -> dict[str, Any]:
+        """The rule as configured (``results.json`` ``config.tiers``)."""
+        return {"window_days": self.window_days, "names": list(self.names),
+                "thresholds": None if self.thresholds is None else list(self.thresholds),
+                "quantiles": None if self.quantiles is None else list(self.quantiles),
+                "kind": self.kind}
+
     def cut_points(self, counts: pd.Series) -> list[float]:
         """Activity counts starting each higher tier (quantiles evaluated on ``counts``)."""
         if self.quantiles is None:

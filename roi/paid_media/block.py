@@ -11,14 +11,17 @@ def paid_media_model(weekly, *, sampler, seed: int,
     """The Bayesian media-mix model on the weekly series: the ``paid_media`` block and its
     result; a spend-only block with a warning when no channel has spend to model."""
     from roi.paid_media import MediaMixModel
+    from roi.paid_media.frame import media_frame
 
     if sampler is None:
         return _spend_only(weekly, "media-mix model not run ([sampler] models leaves out "
                            "paid_media)"), None
+    # The weekly rows as a plain DataFrame: the same path as a user's own data.
+    frame, columns = media_frame(weekly)
     try:
         mmm = MediaMixModel(sampler=sampler.backend, draws=sampler.draws, tune=sampler.tune,
                             chains=sampler.chains, seed=seed,
-                            lift_tests=list(lift_tests) or None).fit(weekly)
+                            lift_tests=list(lift_tests) or None).fit(frame, **columns)
     except ValueError as exc:
         return _spend_only(weekly, f"media-mix model not fitted: {exc}"), None
     return mmm.to_contract(), mmm.result_

@@ -1,9 +1,17 @@
-"""Bayesian media-mix model (MMM) on the weekly series: paid-media ROAS with 94% HDIs.
+"""Bayesian media-mix model (MMM) on weekly rows: paid-media ROAS with 94% HDIs.
 
-Weekly revenue = baseline (active customers, yearly Fourier seasonality, controls) + communities
-(active members with their own carry-over) + paid channels (adstock then saturation, ROAS prior
-on the business scale) + noise; lift tests enter as likelihood terms on the response curves.
-The model and its priors: :mod:`roi.paid_media.model`; components:
+Input: a plain DataFrame, one row per week (``fit(df, date=..., target=..., channels=[...],
+controls=[...])``), checked and scaled by :mod:`roi.paid_media.frame`; the canonical run turns
+its ``WeeklySeries`` into such a DataFrame first (:func:`~roi.paid_media.frame.media_frame`),
+so both take one path. Spend and target stay in the data's units (divided by their means inside
+the model); the ROAS prior is centred on the data's own target/spend ratio unless stated
+(:func:`roas_prior`), and a stated prior that the data's scale makes implausible is a named
+warning (:func:`prior_warning`). ``roas_`` gives each channel's ROAS in the data's units.
+
+Weekly revenue = baseline (active customers, yearly Fourier seasonality, controls, optional
+linear trend) + communities (active members with their own carry-over) + paid channels (adstock
+then saturation, ROAS prior in the data's units) + noise; lift tests enter as likelihood terms
+on the response curves. The model and its priors: :mod:`roi.paid_media.model`; components:
 :mod:`roi.paid_media.components`; experiments: :mod:`roi.paid_media.lift_tests`.
 
 Outputs (posterior draws, 94% HDIs): each channel's contribution per week, ROAS over the window,
@@ -28,15 +36,19 @@ Examples
 --------
 >>> from roi.simulate_media import simulate_media_world
 >>> world = simulate_media_world(seed=1, n_customers=20_000)
->>> mmm = MediaMixModel(draws=300, tune=300, chains=2, controls=("promo",))  # doctest: +SKIP
->>> mmm.fit(world.weekly).to_contract()["channels"]["search"]["roas"]["interval"]  # doctest: +SKIP
-'94% HDI'
+>>> df = world.weekly.totals.join(world.weekly.spend).reset_index()
+>>> mmm = MediaMixModel(draws=300, tune=300, chains=2)  # doctest: +SKIP
+>>> mmm.fit(df, date="week", target="revenue", channels=["search", "social", "display", "video"],
+...         controls=["promo"], customers="active_customers")  # doctest: +SKIP
+>>> list(mmm.roas_.columns)  # doctest: +SKIP
+['estimate', 'low', 'high', 'spend']
 """
 
 from __future__ import annotations
 
 import sys
 import time as clock
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -52,7 +64,6 @@ from roi.paid_media.model import (
     MediaData,
     build_model,
     model_inputs,
-    prepare,
     structure_key,
 )
 from roi.paid_media.sampling import (
@@ -68,6 +79,11 @@ ESTIMAND = "roas"
 METHOD = "mmm"
 CURVE_MULTIPLIERS = tuple(float(m) for m in np.round(np.arange(0.0, 2.01, 0.1), 2))
 MAX_CURVE_DRAWS = 200
+
+
+class MediaDataWarning(UserWarning):
+    """The weekly data make part of the media-mix model doubtful (a channel left out, a stated
+    ROAS prior implausible for the data's scale); the same sentence is in the diagnostics."""
 
 
 class MediaResponse:
@@ -138,8 +154,16 @@ class MediaMixModel:
         Columns of ``weekly.totals`` used as controls (promotions, events, prices ...).
     lift_tests : DataFrame or list of LiftTest or dict, optional
         Experiments (:mod:`roi.paid_media.lift_tests`).
-    roas_median, roas_sigma : float
+    roas_median : float, optional
+        Median of the ROAS prior in the data's units (target per unit of spend). None (default):
+        the ROAS at which paid media as a whole would cause ``prior_paid_share`` of the target,
+        ``prior_paid_share * sum(target) / sum(spend)``, so the prior follows the data's scale.
+    roas_sigma : float
         ``roas_c ~ LogNormal(log(roas_median), roas_sigma)``.
+    prior_paid_share : float
+        Share of the target that paid media would cause at the prior's median ROAS (0.15).
+    trend : bool
+        Add a linear time trend to the baseline (a control named ``trend``).
     draws, tune, chains, seed : int
         Sampler settings; ``sampler`` is ``"nutpie"`` (default) or ``"pymc"``.
     regression_baseline : bool
@@ -148,6 +172,11 @@ class MediaMixModel:
 
     Attributes
     ----------
+    roas_ : DataFrame
+        Per channel (index): ``estimate``, ``low``, ``high`` (94% HDI) of the ROAS in the data's
+        units (target per unit of spend), and ``spend``.
+    roas_prior_ : dict
+        The ROAS prior used: ``median``, ``sigma``, ``source`` and the ``implied_paid_share``.
     result_ : EffectResult
         Total paid ROAS; per-channel entries in ``by_group``; tables ``channels``,
         ``contributions``, ``response_curves``, ``communities``.
@@ -169,7 +198,8 @@ class MediaMixModel:
     def __init__(self, *, adstock=None, saturation=None, community_adstock=None,
                  n_fourier: int = 2, controls: Sequence[str] = (),
                  lift_tests: pd.DataFrame | Iterable[LiftTest | dict] | None = None,
-                 roas_median: float = 1.0, roas_sigma: float = 0.8, draws: int = 1000,
+                 roas_median: float | None = None, roas_sigma: float = 0.8,
+                 prior_paid_share: float = 0.15, trend: bool = False, draws: int = 1000,
                  tune: int = 1000, chains: int = 4, sampler: str = "nutpie",
                  seed: int = 20261123, regression_baseline: bool = True) -> None:
         if sampler not in ("nutpie", "pymc"):
@@ -179,37 +209,101 @@ class MediaMixModel:
         self.community_adstock = community_adstock or GeometricAdstock(l_max=8, normalize=True)
         self.n_fourier, self.controls = n_fourier, tuple(controls)
         self.lift_tests = as_lift_tests(lift_tests)
+        if roas_median is not None and not roas_median > 0:
+            raise ValueError(f"roas_median must be positive (or None: from the data), not "
+                             f"{roas_median!r}")
+        if not 0 < prior_paid_share < 1:
+            raise ValueError(f"prior_paid_share must be in (0, 1), not {prior_paid_share!r}")
         self.roas_median, self.roas_sigma = roas_median, roas_sigma
+        self.prior_paid_share, self.trend = prior_paid_share, trend
         self.draws, self.tune, self.chains = draws, tune, chains
         self.sampler, self.seed = sampler, seed
         self.regression_baseline = regression_baseline
 
     # ------------------------------------------------------------------ fitting
 
-    def fit(self, weekly) -> MediaMixModel:
-        """Prepare the data, compile (or reuse) the model and sample; returns self."""
+    def fit(self, data: pd.DataFrame | Any, *, date: str | None = None,
+            target: str | None = None, channels: Sequence[str] | dict[str, str] | None = None,
+            controls: Sequence[str] | None = None, customers: str | None = None,
+            communities: Sequence[str] | dict[str, str] | None = None,
+            community_costs: dict[str, str] | None = None) -> MediaMixModel:
+        """Check the weekly rows, compile (or reuse) the model and sample; returns self.
+
+        Parameters
+        ----------
+        data : DataFrame or WeeklySeries
+            One row per week (a ``WeeklySeries`` is turned into that DataFrame by
+            :func:`roi.paid_media.frame.media_frame`, the canonical run's path).
+        date, target : str
+            Week column (or the index's name) and the outcome (revenue, sales ...).
+        channels : list of str or dict
+            Spend columns, or ``{channel name: column}``; spend in any one unit per channel.
+        controls : list of str, optional
+            Control columns (default: the constructor's ``controls``).
+        customers : str, optional
+            Active customers per week: the baseline scales with them.
+        communities, community_costs : list or dict, optional
+            Active members per community (``{name: column}`` or columns) and each community's
+            weekly cost column (``{name: column}``).
+
+        Raises
+        ------
+        ValueError
+            Invalid rows, naming the column and rule (:mod:`roi.paid_media.frame`).
+        """
+        from roi.paid_media.frame import media_frame, prepare_frame
+
+        if not isinstance(data, pd.DataFrame) and hasattr(data, "spend") \
+                and hasattr(data, "totals"):
+            frame, columns = media_frame(data, controls=self.controls if controls is None
+                                         else controls)
+            return self.fit(frame, **columns)
+        if isinstance(data, pd.DataFrame):
+            missing = [k for k, v in {"date": date, "target": target,
+                                      "channels": channels}.items() if v is None]
+            if missing:
+                raise TypeError(f"MediaMixModel.fit(df, ...) needs {missing}: e.g. "
+                                "fit(df, date='week', target='revenue', channels=['tv', 'search'])")
         started = clock.perf_counter()
-        self.data_ = prepare(weekly, n_fourier=self.n_fourier, controls=self.controls)
+        self.data_ = prepare_frame(
+            data, date=date, target=target, channels=channels,
+            controls=self.controls if controls is None else tuple(controls),
+            customers=customers, communities=communities, community_costs=community_costs,
+            n_fourier=self.n_fourier, trend=self.trend)
         if not self.data_.channels:
-            raise ValueError("no channel has spend in the window: nothing to model")
+            raise ValueError(f"channels: no channel has spend in the window (all zero: "
+                             f"{self.data_.dropped_channels}); nothing to model")
+        self.roas_prior_ = roas_prior(self.data_, median=self.roas_median,
+                                      sigma=self.roas_sigma, paid_share=self.prior_paid_share)
+        for message in self._input_warnings():   # also in result_.diagnostics.warnings
+            warnings.warn(message, MediaDataWarning, stacklevel=2)
         self.inputs_ = model_inputs(self.data_, adstock=self.adstock,
                                     community_adstock=self.community_adstock,
-                                    lift_tests=self.lift_tests)
-        self.baseline_ = self._fit_baseline(weekly)
+                                    lift_tests=self.lift_tests,
+                                    roas_median=self.roas_prior_["median"])
+        self.baseline_ = self._fit_baseline()
         self.fit_seconds_ = {"prepare": clock.perf_counter() - started}
         return self.resample()
 
-    def _fit_baseline(self, weekly):
+    def _input_warnings(self) -> list[str]:
+        """What the data make doubtful before sampling: channels left out, a stated prior the
+        data's scale makes implausible."""
+        out = [f"{METHOD}: channel {channel!r} has no spend in the window and is left out."
+               for channel in self.data_.dropped_channels]
+        implausible = prior_warning(self.roas_prior_)
+        return out + ([f"{METHOD}: {implausible}"] if implausible else [])
+
+    def _fit_baseline(self):
         if not self.regression_baseline:
             return None
         from roi.paid_media.regression_baseline import RegressionBaseline
 
-        return RegressionBaseline(n_fourier=self.n_fourier, controls=self.controls).fit(weekly)
+        return RegressionBaseline(n_fourier=self.n_fourier).fit_data(self.data_)
 
     def _build(self):
         return build_model(self.data_, self.inputs_, adstock=self.adstock,
                            saturation=self.saturation, community_adstock=self.community_adstock,
-                           roas_median=self.roas_median, roas_sigma=self.roas_sigma)
+                           roas_sigma=self.roas_sigma)
 
     def _model_key(self) -> tuple:
         """Everything the compiled model depends on: structure, priors, coordinates, data
@@ -220,7 +314,7 @@ class MediaMixModel:
         modules |= {"roi.paid_media.model", "roi.paid_media.lift_tests"}
         sources = tuple(Path(sys.modules[m].__file__).read_bytes() for m in sorted(modules))
         return ("media-mix", repr(self.adstock), repr(self.saturation),
-                repr(self.community_adstock), self.roas_median, self.roas_sigma,
+                repr(self.community_adstock), self.roas_sigma,
                 data.channels, data.communities, data.control_names, data.fourier.shape[1],
                 self.inputs_, sources)
 
@@ -234,7 +328,7 @@ class MediaMixModel:
         if used == "nutpie":
             key = structure_key(self.data_, adstock=self.adstock, saturation=self.saturation,
                                 community_adstock=self.community_adstock,
-                                roas_median=self.roas_median, roas_sigma=self.roas_sigma)
+                                roas_sigma=self.roas_sigma)
             compiled, fresh = compiled_model(self._build, key=key, model_key=self._model_key,
                                              inputs=self.inputs_)
             self.fit_seconds_["compile"] = clock.perf_counter() - started
@@ -248,20 +342,23 @@ class MediaMixModel:
         self.fit_seconds_["sample"] = clock.perf_counter() - started
         started = clock.perf_counter()
         self.result_ = self._result(self._diagnostics(draws=draws, used=used))
+        self.roas_ = roas_frame(self.result_.by_group)
         self.fit_seconds_["summarise"] = clock.perf_counter() - started
         return self
 
     def _diagnostics(self, *, draws: int, used: str) -> Diagnostics:
         names = [v for v in self.idata_.posterior.data_vars]
+        if np.ptp(self.data_.customers) == 0:   # no customers column: ``rate`` is prior only
+            names.remove("rate")
         diagnostics = convergence_gate(self.idata_, draws=draws, chains=self.chains,
                                        method=METHOD, var_names=names)
         diagnostics.checks["sampler"] = used
         diagnostics.checks["nutpie_backend"] = nutpie_backend() if used == "nutpie" else None
         if used != self.sampler:
             diagnostics.warn(f"{METHOD}: sampled with {used}.")
-        for channel in self.data_.dropped_channels:
-            diagnostics.warn(f"{METHOD}: channel {channel!r} has no spend in the window and is "
-                             "left out.")
+        for message in self._input_warnings():
+            diagnostics.warn(message)
+        diagnostics.checks["roas_prior"] = dict(self.roas_prior_)
         tested = {t.channel for t in self.lift_tests}
         for channel in self.data_.constant_channels:
             source = "its lift tests and the prior" if channel in tested else "the prior only"
@@ -294,7 +391,8 @@ class MediaMixModel:
                   "communities": self._community_table(draws)}
         return EffectResult(method=METHOD, estimand=ESTIMAND, estimate=total["estimate"],
                             low=total["low"], high=total["high"], interval=HDI94,
-                            scale="revenue per dollar of paid media", by_group=by_group,
+                            scale="revenue per unit of paid-media spend (the data's units)",
+                            by_group=by_group,
                             tables=tables, diagnostics=diagnostics)
 
     def curve_draws(self, *, max_draws: int = MAX_CURVE_DRAWS) -> np.ndarray:
@@ -345,6 +443,71 @@ class MediaMixModel:
         from roi.paid_media.contract import paid_media_block
 
         return paid_media_block(self)
+
+
+def roas_prior(data: MediaData, *, median: float | None, sigma: float,
+               paid_share: float = 0.15) -> dict[str, Any]:
+    """The ROAS prior in the data's units (target per unit of spend) and the share of the
+    target paid media would cause at its median.
+
+    ``median=None`` takes it from the data: ``paid_share * sum(target) / sum(spend)``, the ROAS
+    at which paid media as a whole would cause ``paid_share`` of the target; spend in thousands
+    gives a median 1,000 times larger, in line with the data.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from roi.paid_media.frame import prepare_frame
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"week": pd.date_range("2024-01-01", periods=10, freq="W-MON"),
+    ...                    "sales": 1000.0, "tv": np.arange(10.0)})
+    >>> data = prepare_frame(df, date="week", target="sales", channels=["tv"])
+    >>> prior = roas_prior(data, median=None, sigma=0.8)
+    >>> round(prior["median"], 4), prior["implied_paid_share"]
+    (33.3333, 0.15)
+    """
+    ratio = float(data.revenue.sum() / data.spend.sum())   # target per unit of spend
+    if median is None:
+        median = paid_share * ratio
+        source = (f"from the data: the ROAS at which paid media would cause {paid_share:.0%} "
+                  f"of the target ({paid_share:g} x target / spend = {median:.4g})")
+    else:
+        median, source = float(median), "stated"
+    return {"median": median, "sigma": sigma, "source": source,
+            "implied_paid_share": median / ratio}
+
+
+def prior_warning(prior: dict[str, Any], *, low: float = 0.005, high: float = 1.0) -> str | None:
+    """Why a stated ROAS prior is implausible for the data's scale, or None.
+
+    A median at which paid media would cause under 0.5% or over 100% of the target usually
+    means spend and target are in different units (thousands, cents, impressions).
+
+    Examples
+    --------
+    >>> prior_warning({"median": 1.0, "sigma": 0.8, "source": "stated",
+    ...                "implied_paid_share": 0.0001})[:40]
+    'the ROAS prior (median 1 target per unit'
+    >>> prior_warning({"median": 1.0, "sigma": 0.8, "source": "stated",
+    ...                "implied_paid_share": 0.2}) is None
+    True
+    """
+    share = prior["implied_paid_share"]
+    if low <= share <= high:
+        return None
+    return (f"the ROAS prior (median {prior['median']:.4g} target per unit of spend, "
+            f"{prior['source']}) implies paid media causes {share:.3%} of the target, "
+            f"implausible for this data's scale (outside {low:.1%}-{high:.0%}): are spend and "
+            "target in different units (thousands, cents)? The prior may dominate the data; "
+            "state roas_median in target per unit of spend, or leave it None to take it from "
+            "the data.")
+
+
+def roas_frame(by_group: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """Per-channel ROAS (``estimate``, ``low``, ``high``, ``spend``) indexed by channel."""
+    rows = {ch: {"estimate": e["roas"]["estimate"], "low": e["roas"]["low"],
+                 "high": e["roas"]["high"], "spend": e["spend"]} for ch, e in by_group.items()}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("channel")
 
 
 def _channel_table(by_group: dict[str, dict[str, Any]], window: np.ndarray,

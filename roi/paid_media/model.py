@@ -5,7 +5,7 @@ data set of the same structure (numbers of channels, communities, Fourier pairs,
 :func:`model_inputs` gives the arrays and nutpie's ``compiled.with_data(**inputs)`` swaps them
 in without recompiling (see :mod:`roi.paid_media.sampling`).
 
-Model (weekly revenue ``y_t`` divided by its mean ``Y``)::
+Model (weekly revenue, or any target, ``y_t`` divided by its mean ``Y``)::
 
     y_t / Y = level + rate * (c_t - 1) + seasonal_t . f + z_t . gamma     # baseline
             + sum_g theta_g * centred(adstock_g(active members_g / mean customers))_t
@@ -15,13 +15,19 @@ Model (weekly revenue ``y_t`` divided by its mean ``Y``)::
     beta_c  = roas_c * (spend_c in window / Y) / sum_t sat_c(...)
 
 ``c_t`` is active customers over their mean, ``seasonal_t = c_t * fourier_t`` (centred), ``z_t``
-the standardised controls. ``roas_c`` is the contract's ROAS (revenue caused in the window /
-spend in the window) and gets its prior directly.
+the standardised controls (a linear trend among them with ``trend=True``); ``c_t = 1`` when
+the data have no active-customer column. ``roas_c`` is the contract's ROAS (revenue caused in
+the window / spend in the window) and gets its prior directly.
+
+Revenue and spend enter divided by their means, so the model is the same whatever the data's
+units except for the ROAS prior, which is stated in them (target per unit of spend).
 
 Priors (business scale):
 
-* ``roas_c ~ LogNormal(log(roas_median), roas_sigma)``, default median 1, sigma 0.8 (95% prior
-  mass between 0.2 and 4.8 dollars of revenue per dollar).
+* ``roas_c ~ LogNormal(log(roas_median), roas_sigma)``, sigma 0.8 (95% prior mass within a
+  factor 4.8 of the median); the median is data (``roas_log_median``), by default the ROAS at
+  which paid media as a whole would cause 15% of the target (``MediaMixModel``'s
+  ``prior_paid_share``), i.e. 0.15 x target / spend in the data's units.
 * adstock / saturation: see :mod:`roi.paid_media.components`.
 * ``level ~ Normal(1, 0.3)`` (mean revenue over its sample mean: every other term is centred,
   a reparameterisation that removes the ridge between ``level`` and the ROAS), ``rate ~
@@ -81,8 +87,11 @@ def fourier_terms(weeks: pd.DatetimeIndex, *, n_pairs: int) -> np.ndarray:
     return np.column_stack(cols) if cols else np.zeros((len(weeks), 0))
 
 
-def prepare(weekly, *, n_fourier: int = 2, controls: tuple[str, ...] = ()) -> MediaData:
-    """:class:`MediaData` from a ``WeeklySeries``.
+def prepare(weekly, *, n_fourier: int = 2, controls: tuple[str, ...] = (),
+            trend: bool = False) -> MediaData:
+    """:class:`MediaData` from a ``WeeklySeries``: its DataFrame
+    (:func:`roi.paid_media.frame.media_frame`) through
+    :func:`roi.paid_media.frame.prepare_frame`, the path of any weekly DataFrame.
 
     Channels whose spend is zero in every week are dropped; channels whose spend never varies
     are kept (their ROAS then comes from the prior and lift tests) and listed in
@@ -96,38 +105,25 @@ def prepare(weekly, *, n_fourier: int = 2, controls: tuple[str, ...] = ()) -> Me
     >>> data.channels, data.spend.shape
     (['search', 'social', 'display', 'video'], (104, 4))
     """
-    spend = weekly.spend.astype(float)
-    kept = [c for c in spend.columns if spend[c].sum() > 0]
-    missing = [c for c in controls if c not in weekly.totals.columns]
-    if missing:
-        raise ValueError(f"control column(s) {missing} not in the weekly totals")
-    members = weekly.active_members.astype(float)
-    weeks = pd.DatetimeIndex(weekly.totals.index)
-    return MediaData(
-        weeks=weeks, revenue=weekly.totals["revenue"].to_numpy(float),
-        spend=spend[kept].to_numpy(),
-        customers=weekly.totals["active_customers"].to_numpy(float),
-        members=members.to_numpy(), fourier=fourier_terms(weeks, n_pairs=n_fourier),
-        controls=weekly.totals[list(controls)].to_numpy(float).reshape(len(weeks), -1),
-        channels=[str(c) for c in kept], communities=[str(c) for c in members.columns],
-        control_names=list(controls),
-        community_cost=weekly.cost.reindex(columns=members.columns).fillna(0.0).sum()
-        .to_numpy(float),
-        dropped_channels=[str(c) for c in spend.columns if c not in kept],
-        constant_channels=[str(c) for c in kept if np.ptp(spend[c].to_numpy()) == 0])
+    from roi.paid_media.frame import media_frame, prepare_frame
+
+    frame, columns = media_frame(weekly, controls=controls)
+    return prepare_frame(frame, **columns, n_fourier=n_fourier, trend=trend)
 
 
 def structure_key(data: MediaData, *, adstock, saturation, community_adstock,
-                  roas_median: float, roas_sigma: float) -> tuple:
-    """What a compiled model depends on (everything else is swappable data)."""
-    return (repr(adstock), repr(saturation), repr(community_adstock), roas_median, roas_sigma,
+                  roas_sigma: float) -> tuple:
+    """What a compiled model depends on (everything else, the prior's median included, is
+    swappable data)."""
+    return (repr(adstock), repr(saturation), repr(community_adstock), roas_sigma,
             len(data.channels), len(data.communities), data.fourier.shape[1],
             max(1, data.controls.shape[1]))
 
 
 def model_inputs(data: MediaData, *, adstock, community_adstock,
-                 lift_tests: list[LiftTest]) -> dict[str, np.ndarray]:
-    """Every ``pm.Data`` array of :func:`build_model`, by name.
+                 lift_tests: list[LiftTest], roas_median: float = 1.0) -> dict[str, np.ndarray]:
+    """Every ``pm.Data`` array of :func:`build_model`, by name; ``roas_median`` (target per
+    unit of spend, the data's units) centres the ROAS prior.
 
     Without lift tests one inert test (zero spend change, zero window) keeps the structure.
     """
@@ -151,6 +147,7 @@ def model_inputs(data: MediaData, *, adstock, community_adstock,
         "lags": np.arange(length, dtype=float),
         "spend_lagged": _lagged(data.spend / mean_spend, length),
         "spend_total": data.spend.sum(axis=0) / scale,
+        "roas_log_median": np.asarray(np.log(roas_median), dtype=float),
         "community_lags": np.arange(g_length, dtype=float),
         "members_lagged": _lagged(members, g_length),
         "lift_lagged": _lagged(lift["lift_spend"] / mean_spend[lift["lift_channel"]], length),
@@ -166,7 +163,7 @@ def _standardised(controls: np.ndarray) -> np.ndarray:
 
 
 def build_model(data: MediaData, inputs: dict[str, np.ndarray], *, adstock, saturation,
-                community_adstock, roas_median: float = 1.0, roas_sigma: float = 0.8):
+                community_adstock, roas_sigma: float = 0.8):
     """The PyMC model of the module docstring, every input a ``pm.Data``."""
     import pymc as pm
 
@@ -177,7 +174,7 @@ def build_model(data: MediaData, inputs: dict[str, np.ndarray], *, adstock, satu
         d = {name: pm.Data(name, value) for name, value in inputs.items()}
         mu = _baseline(d)
         media, curve = _media_term(d, adstock=adstock, saturation=saturation,
-                                   roas_median=roas_median, roas_sigma=roas_sigma)
+                                   roas_sigma=roas_sigma)
         mu = mu + media
         if data.communities:
             mu = mu + _community_term(d, community_adstock=community_adstock)
@@ -198,10 +195,11 @@ def _baseline(d):
     return level + rate * d["customers"] + pt.dot(d["seasonal"], f) + pt.dot(d["controls"], gamma)
 
 
-def _media_term(d, *, adstock, saturation, roas_median: float, roas_sigma: float):
+def _media_term(d, *, adstock, saturation, roas_sigma: float):
     import pymc as pm
 
-    roas = pm.LogNormal("roas", float(np.log(roas_median)), roas_sigma, dims="channel")
+    # The median is data (the data's own units), so one compiled model serves every scale.
+    roas = pm.LogNormal("roas", d["roas_log_median"], roas_sigma, dims="channel")
     media_params = adstock.priors(prefix="media", dims="channel")
     sat_params = saturation.priors(prefix="saturation", dims="channel")
     weights = adstock.weights(d["lags"][:, None],

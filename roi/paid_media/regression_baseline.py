@@ -24,6 +24,7 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Sequence
 from typing import Any
@@ -60,8 +61,10 @@ def baseline_design(data: MediaData, *, community_decay: float = 0.5) -> np.ndar
     members = GeometricAdstock(l_max=8, normalize=True).apply(
         data.members / data.customers.mean(), decay=community_decay)
     controls = data.controls - data.controls.mean(axis=0)
-    return np.column_stack([np.ones(len(customers)), customers, customers[:, None]
-                            * data.fourier, controls, members.reshape(len(customers), -1)])
+    # Without a customers column (all ones) it would repeat the intercept.
+    level = [np.ones(len(customers))] + ([customers] if np.ptp(customers) > 0 else [])
+    return np.column_stack([*level, customers[:, None] * data.fourier, controls,
+                            members.reshape(len(customers), -1)])
 
 
 class RegressionBaseline:
@@ -97,9 +100,14 @@ class RegressionBaseline:
 
     def fit(self, weekly) -> RegressionBaseline:
         """Profile the curves, fit OLS, compute per-channel ROAS with 95% CIs; returns self."""
+        return self.fit_data(prepare(weekly, n_fourier=self.n_fourier, controls=self.controls))
+
+    def fit_data(self, data: MediaData) -> RegressionBaseline:
+        """:meth:`fit` on prepared arrays (:func:`roi.paid_media.frame.prepare_frame`), e.g. the
+        media-mix model's own; ``data`` is not modified."""
         import statsmodels.api as sm
 
-        data = prepare(weekly, n_fourier=self.n_fourier, controls=self.controls)
+        data = dataclasses.replace(data)
         self.constant_ = {ch: float(data.spend[:, data.channels.index(ch)].sum())
                           for ch in data.constant_channels}   # not identified: left out
         keep = [c for c, ch in enumerate(data.channels) if ch not in self.constant_]

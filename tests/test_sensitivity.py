@@ -203,7 +203,7 @@ def test_benchmark_partial_r2_match_statsmodels_on_hand_built_rows() -> None:
     assert (entry["estimate_adjusted"], entry["low"], entry["high"]) == pytest.approx(
         (expected.adjusted_estimate, expected.adjusted_low, expected.adjusted_high))
     sentence = benchmark_summary(entries, estimate=5.0)
-    assert "3x as strong as `x` (the strongest observed covariate)" in sentence
+    assert '3x as strong as "x" (the strongest observed covariate)' in sentence
     # the pre-join revenue of 3 noisy months predicts the change (regression to the mean) so
     # strongly that a factor as strong would explain all the rest: no bound
     history = next(e for e in entries if e["covariate"] == PRE_JOIN_REVENUE and e["k"] == 1.0)

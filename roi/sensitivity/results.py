@@ -141,7 +141,7 @@ def benchmark_summary(benchmarks: list[dict[str, Any]], *, estimate: float) -> s
         ones = [b for b in covariates if b["k"] == 1.0] or covariates
         strongest = max(ones, key=shift)["covariate"]
         top = max((b for b in covariates if b["covariate"] == strongest), key=lambda b: b["k"])
-        parts.append(f"a hidden factor {top['k']:g}x as strong as `{strongest}` (the strongest "
+        parts.append(f"a hidden factor {top['k']:g}x as strong as \"{strongest}\" (the strongest "
                      f"observed covariate) in explaining joining and the post-join change in "
                      f"revenue {moved(top)}")
     history = next((b for b in benchmarks if b["covariate"] == PRE_JOIN_REVENUE

@@ -245,3 +245,56 @@ def test_the_own_data_page_runs_and_recovers_its_simulated_effects(capsys):
     assert "not a 0/1 treatment flag" in namespace["refused"].refused
     assert abs(namespace["r"].estimate - 3.0) < 0.5            # the cross-section's AIPW
     assert abs(namespace["cox"].result_.estimate - 0.7) < 0.1
+
+
+def _falling_hazard_spells(n: int, seed: int, hr: float = 0.7) -> pd.DataFrame:
+    """Weibull(0.5) baseline (hazard falls fast), membership from an exponential wait on (so
+    non-member time is early time), hazard ratio ``hr`` (benchmarks/bayes_survival_vs_cox.py)."""
+    rng = np.random.default_rng(seed)
+    join = np.where(rng.random(n) < 0.6, rng.exponential(90.0, n), 1e9)
+    censor = rng.uniform(200, 720, n)
+    target = rng.exponential(1.0, n)
+    before = (np.minimum(join, censor) / 200.0) ** 0.5
+    rest = (target - before) / hr + (np.minimum(join, 1e6) / 200.0) ** 0.5
+    t_event = np.where(target <= before, 200.0 * target**2, 200.0 * rest**2)
+    stop = np.minimum(t_event, censor)
+    event = (t_event <= censor).astype(int)
+    rows = [(i, 0.0, join[i], 0, 0) for i in range(n) if join[i] < stop[i]]
+    rows += [(i, min(join[i], stop[i]) if join[i] < stop[i] else 0.0, stop[i], event[i],
+              int(join[i] < stop[i])) for i in range(n)]
+    return pd.DataFrame(rows, columns=["customer_id", "start", "stop", "event", "member"])
+
+
+def test_wide_pieces_bias_the_piecewise_hazard_ratio_and_event_pieces_do_not():
+    """The mechanism behind the Bayesian survival model's gap to Cox (issue 18), with the
+    model's own cells and a maximum-likelihood Poisson fit in place of the posterior."""
+    from roi.retention.bayes_survival import (
+        DEFAULT_INTERVALS,
+        event_quantile_bounds,
+        person_period_cells,
+    )
+
+    spells = _falling_hazard_spells(4000, seed=1)
+    cox = np.log(CoxTimeVarying().fit(spells).result_.estimate)
+
+    def piecewise(bounds) -> float:
+        cells = person_period_cells(spells, intervals_days=bounds)
+        X = pd.get_dummies(cells["piece"], prefix="piece", dtype=float)
+        X["member"] = cells["member"].astype(float)
+        fit = sm.GLM(cells["events"], X, family=sm.families.Poisson(),
+                     offset=np.log(cells["exposure"])).fit()
+        return float(fit.params["member"])
+
+    default = piecewise(DEFAULT_INTERVALS)
+    events = piecewise(event_quantile_bounds(spells["stop"], spells["event"], pieces=12))
+    assert abs(cox - np.log(0.7)) < 0.15                     # Cox: truth within 3 SE
+    assert default < cox - 0.04                              # wide pieces: biased down
+    assert abs(events - cox) < 0.03
+
+
+def test_a_binary_numeric_covariate_keeps_its_two_levels_in_the_cells():
+    from roi.retention.bayes_survival import pattern_columns
+
+    flag = pd.DataFrame({"surgery": [0] * 83 + [1] * 17})   # every quintile is 0
+    cats, edges = pattern_columns(flag, covariates=["surgery"], numeric_bins=5)
+    assert sorted(cats["surgery"].unique()) == ["0", "1"] and edges == {}

@@ -111,6 +111,9 @@ def test_tier_rule_thresholds_and_quantiles():
     assert by_kind.to_contract(counts)["kind"] == "post"
     rule = TierRule(quantiles=(0.5,), names=("low", "high"))
     assert rule.cut_points(counts) == [5.0]
+    assert rule.assign(counts).tolist() == ["low"] * 3 + ["high"] * 3
+    assert rule.to_contract(counts)["tiers"] == {"low": "count <= 5", "high": "5 < count"}
+    assert TierRule().to_contract()["tiers"]["superfan"] == "10 <= count"
     with pytest.raises(ValueError, match="2 names need 1"):
         TierRule(names=("a", "b"), thresholds=(1.0, 2.0))
 

@@ -112,8 +112,14 @@ class TierRule:
         rule = ("quantiles of members' window activity" if self.quantiles is not None
                 else "activity thresholds")
         cuts = self.cut_points(counts if counts is not None else pd.Series(dtype=float))
-        bounds = [f"{lo:g} <= count < {hi:g}" for lo, hi in
-                  zip([0.0, *cuts], [*cuts, float("inf")], strict=True)]
+        edges = zip([None, *cuts], [*cuts, None], strict=True)
+        if self.quantiles is None:   # a count equal to a cut point is in the higher tier
+            bounds = [f"{lo or 0.0:g} <= count" + ("" if hi is None else f" < {hi:g}")
+                      for lo, hi in edges]
+        else:                        # quantiles: strictly above a cut point is higher
+            bounds = [" < ".join(part for part in (
+                "" if lo is None else f"{lo:g}", "count") if part)
+                + ("" if hi is None else f" <= {hi:g}") for lo, hi in edges]
         return {"window_days": self.window_days, "kind": self.kind, "by": rule,
                 "quantiles": list(self.quantiles) if self.quantiles is not None else None,
                 "cut_points": cuts, "tiers": dict(zip(self.names, bounds, strict=True)),
@@ -168,7 +174,7 @@ def window_activity(dataset, rule: TierRule) -> pd.DataFrame:
 def member_tiers(dataset, rule: TierRule) -> pd.DataFrame:
     """:func:`window_activity` with a ``tier`` column."""
     frame = window_activity(dataset, rule)
-    frame["tier"] = rule.assign(frame["activity"]).to_numpy()
+    frame["tier"] = rule.assign(frame["activity"])   # categorical, tiers in rule order
     return frame
 
 
@@ -204,8 +210,7 @@ class TierLift:
         member = rows["join_month_index"].notna()
         after = member & (rows["month_index"] >= rows["join_month_index"])
         self.results_, self.member_months_ = {}, {}
-        for name in tiers["tier"].cat.categories if hasattr(tiers["tier"], "cat") \
-                else sorted(tiers["tier"].unique()):
+        for name in tier_names(tiers["tier"]):
             mine = rows["tier"] == name
             self.member_months_[str(name)] = int((mine & after).sum())
             data = rows.loc[~member | mine]
@@ -227,6 +232,13 @@ class TierLift:
         return pd.DataFrame([{"tier": k, "estimate": r.estimate, "low": r.low, "high": r.high,
                               "member_months": self.member_months_[k], "refused": r.refused}
                              for k, r in self.results_.items()]).set_index("tier")
+
+
+def tier_names(tier: pd.Series) -> list[str]:
+    """The tiers in their rule's order (every tier of a categorical, even an empty one)."""
+    if isinstance(tier.dtype, pd.CategoricalDtype):
+        return [str(c) for c in tier.cat.categories]
+    return sorted(str(t) for t in tier.dropna().unique())
 
 
 def after_window(panel: pd.DataFrame, tiers: pd.DataFrame, *, window_days: int,

@@ -9,7 +9,8 @@ Reads a ``results.json`` dict only (contract §4, ``comparison``); it never fits
 * A **community** row costs ``data.community_costs[c]``; its incremental revenue is the preferred
   revenue lift per member-month x the community's member-months plus the revenue of the extra
   retained customer-months; ``parts`` shows both. The two parts' intervals are combined by an
-  independent normal approximation (see :func:`combine_independent`), and the label says so.
+  independent normal approximation (see :func:`combine_independent`), labelled
+  ``"95% CI (combined)"`` (the reports' glossary explains it).
 * A **program** row (issue 20, ``community_engagement.programs``) costs the programme's
   ``community_costs`` rows (category = its name); its incremental revenue is the programme DiD
   per member-month x the programme's member-months. Both are *part of* their community's cost
@@ -62,7 +63,9 @@ from scipy.stats import norm
 
 Entry = dict[str, Any]
 COMBINED_LEVEL = 0.95
-COMBINED_LABEL = "95% CI (normal approx., parts independent)"
+# One vocabulary with the reports' glossary (roi/reports/base.py INTERVALS): a 95% CI of a sum
+# of independent parts, each part's interval read as a normal distribution.
+COMBINED_LABEL = "95% CI (combined)"
 NOT_IDENTIFIED = ("not identified: this channel's spend never changes, so its ROAS is the "
                   "prior's (and any lift test's), not learnt from the weekly data")
 NO_ROAS = "no ROAS: the media-mix model {why}, so this channel's return is not estimated"
@@ -117,7 +120,7 @@ def combine_independent(entries: Sequence[Mapping[str, Any]]) -> Entry:
     >>> a = {"estimate": 10.0, "low": 7.0, "high": 13.0, "interval": "95% CI"}
     >>> b = {"estimate": 5.0, "low": 1.0, "high": 9.0, "interval": "95% CI"}
     >>> combine_independent([a, b])
-    {'estimate': 15.0, 'low': 10.0, 'high': 20.0, 'interval': '95% CI (normal approx., parts independent)'}
+    {'estimate': 15.0, 'low': 10.0, 'high': 20.0, 'interval': '95% CI (combined)'}
     """
     z_out = float(norm.ppf(0.5 + COMBINED_LEVEL / 2))
     estimate, below, above = 0.0, 0.0, 0.0

@@ -253,7 +253,7 @@ def test_terminal_bottom_line_has_verdicts_and_caveats_beside_the_numbers(capsys
     assert "n/a" in discord and "cannot tell" in discord
     assert "did lift refused for discord: no member of discord joined" in discord
     assert "NOT CONVERGED" not in text
-    assert "Intervals: paid 94% HDI; community 95% CI (normal approx., parts independent)." in text
+    assert "Intervals: paid 94% HDI; community 95% CI (combined)." in text
 
 
 def test_terminal_flags_numbers_of_an_unconverged_model():

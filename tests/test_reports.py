@@ -1070,7 +1070,12 @@ def test_glossary_explains_every_method_shown_and_both_intervals(caveated_report
                  "relative-magnitudes breakdown"):
         assert f'id="glossary-{term.replace(" ", "-")}"' in raw, term
     assert 'id="glossary-did_multiplicative"' not in raw   # not estimated in this run
-    assert "95% CI (normal approx" not in glossary
+    # One vocabulary: the comparison's combined interval is a term the glossary explains.
+    from roi.comparison import COMBINED_LABEL, combine_independent
+
+    entry = {"estimate": 1.0, "low": 0.0, "high": 2.0, "interval": "94% HDI"}
+    assert combine_independent([entry, entry])["interval"] == COMBINED_LABEL
+    assert f'"{COMBINED_LABEL}" is the 95% interval of a community\'s revenue' in glossary
 
 
 def test_workbook_caveats_chart_dates_and_wrapping(caveated_reports):

@@ -673,9 +673,11 @@ def test_full_summary_reads_like_a_sentence_for_finance(full_reports):
             "the forum community returns $3.02 (95% CI $1.21 to $4.83), against $2.40 "
             "(94% HDI $1.68 to $3.12) for search; $1.50") in text
     assert ("Scenario 'display to discord' (move $50,000 from display to discord) would change "
-            "revenue by $118,000 (94% HDI $21,000 to $230,000).") in text
-    assert ("Re-allocating the same total within the bounds would change revenue by $151,000 "
-            "(94% HDI $64,000 to $240,000).") in text
+            "revenue by $118,000 (94% HDI $21,000 to $230,000), assuming discord earns along a "
+            "square-root response (the next dollar half of today's revenue per dollar; "
+            "measured only at today's cost).") in text
+    assert ("Re-allocating the same paid total within the bounds would change revenue by "
+            "$151,000 (94% HDI $64,000 to $240,000; a gain in >99% of draws).") in text
     assert "not estimated" not in text
 
 

@@ -38,6 +38,7 @@ from roi.reports.base import (
     sequence,
     table,
 )
+from roi.reports.budget_page import chance
 from roi.reports.media import (
     comparison_rows,
     entry_ok,
@@ -240,16 +241,32 @@ def budget_summary(results: dict, currency: str = "$") -> list[Fragment]:
         if number(get(change, "estimate")) is None:
             continue
         moves = "; ".join(move_text(m, currency) for m in sequence(scenario.get("moves")))
-        what = ("Re-allocating the same total within the bounds"
+        what = ("Re-allocating the same paid total within the bounds"
                 if key.endswith("optimised") else f"Scenario '{label}' ({moves})")
+        probability = number(scenario.get("probability_positive"))
         parts += [" " if parts else "", f"{what} would change revenue by ",
                   Shown(f"{key}.revenue_change.estimate", number(change["estimate"]),
                         money(change["estimate"], currency, 0), entry_ok(change, ok),
                         "headline"),
                   f" ({change.get('interval', 'interval')} "
                   f"{money(change.get('low'), currency, 0)} to "
-                  f"{money(change.get('high'), currency, 0)})."]
+                  f"{money(change.get('high'), currency, 0)}"
+                  + (f"; a gain in {chance(probability)} of draws" if probability is not None
+                     else "") + ")" + _assumed(results, scenario) + "."]
     return parts
+
+
+def _assumed(results: dict, scenario: dict) -> str:
+    """The community-response assumption, beside a scenario that moves money into or out of a
+    community (see roi/budget.py)."""
+    left_out = mapping(get(results, "budget_scenarios", "optimiser_scope", "left_out"))
+    touched = {m.get(k) for m in sequence(scenario.get("moves")) if isinstance(m, dict)
+               for k in ("from", "to")} & set(left_out)
+    if not touched:
+        return ""
+    return (f", assuming {', '.join(sorted(touched))} earns along a square-root response "
+            "(the next dollar half of today's revenue per dollar; measured only at today's "
+            "cost)")
 
 
 def summary_sentences(results: dict, currency: str = "$") -> list[list[Fragment]]:

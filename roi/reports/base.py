@@ -334,16 +334,21 @@ def cell_html(cell: Cell) -> str:
 
 
 def table(headers: list[str], rows: list[list[Cell]], *, numeric_from: int = 1) -> str:
-    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
-    body = "".join(
-        "<tr>" + "".join(
-            f'<td class="{"r" if i >= numeric_from and isinstance(c, Shown) else "l"}">'
-            f"{cell_html(c)}</td>" for i, c in enumerate(row)) + "</tr>" for row in rows)
-    # The wrapper scrolls a wide table on a narrow screen instead of the page; a short table
-    # is kept on one printed page.
-    size = " small-table" if len(rows) <= SMALL_TABLE_ROWS else ""
-    return (f'<div class="table-wrap{size}"><table><thead><tr>{head}</tr></thead>'
-            f"<tbody>{body}</tbody></table></div>")
+    """A table laid out by the ``table`` macro of ``templates/layout.html.j2``: numbers from
+    the results right-aligned from column ``numeric_from``, everything escaped here."""
+    from markupsafe import Markup
+
+    cells = [[("r" if i >= numeric_from and isinstance(c, Shown) else "l", Markup(cell_html(c)))
+              for i, c in enumerate(row)] for row in rows]
+    return str(_layout().table([Markup(esc(h)) for h in headers], cells,
+                               len(rows) <= SMALL_TABLE_ROWS))
+
+
+def _layout():
+    """The macros of ``templates/layout.html.j2`` (the report's Jinja2 environment)."""
+    from roi.reports.html import templates
+
+    return templates().get_template("layout.html.j2").module
 
 
 SMALL_TABLE_ROWS = 15
@@ -380,7 +385,11 @@ def estimate_cells(key: str, entry: dict, fmt) -> list[Cell]:
 
 
 def section(anchor: str, title: str, body: str) -> str:
-    return f'<section id="{esc(anchor)}"><h2>{esc(title)}</h2>{body}</section>'
+    """A report section (``section`` macro of ``templates/layout.html.j2``); ``body`` is
+    finished markup."""
+    from markupsafe import Markup
+
+    return str(_layout().section(Markup(esc(anchor)), Markup(esc(title)), Markup(body)))
 
 
 

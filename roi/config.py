@@ -28,6 +28,10 @@ Example ``roi.toml``::
     thresholds = [1, 10]        # or quantiles = [0.5, 0.9] of members' window activity
     # kind = "post"             # count one activity kind only
 
+    [sensitivity]               # parallel-trends sensitivity (docs/CONTRACT.md)
+    horizon = 12                # bound the first 12 months after joining (default: all)
+    leads = 6                   # placebo months nearest to joining in the reference
+
     [columns.orders]            # files whose headers differ: canonical name = "header"
     order_date = "Date"
     revenue = "Total"
@@ -49,7 +53,7 @@ from roi.data.errors import RoiError
 from roi.engagement.tiers import TierRule
 
 _TOP_KEYS = {"seed", "gross_margin", "currency", "data", "churn", "sampler", "source",
-             "lift_tests", "columns", "tiers"}
+             "lift_tests", "columns", "tiers", "sensitivity"}
 LIFT_TEST_FIELDS = ("channel", "start", "end", "spend_change", "revenue_change",
                     "standard_error")
 
@@ -94,6 +98,29 @@ class SamplerSettings:
         return self if name in self.models else None
 
 
+@dataclass(frozen=True)
+class SensitivitySettings:
+    """Which event-study months the parallel-trends sensitivity reads (``[sensitivity]``;
+    :func:`roi.sensitivity.parallel_trends.from_event_study`): ``leads`` placebo months
+    nearest to joining form the reference; ``horizon`` None bounds the headline (every month
+    since joining), an integer ``h`` the average over the first ``h`` months instead."""
+
+    horizon: int | None = None
+    leads: int = 6
+
+    def __post_init__(self) -> None:
+        for name, value in (("horizon", self.horizon), ("leads", self.leads)):
+            if value is None and name == "horizon":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"[sensitivity] {name} must be a whole number >= 1, not "
+                                 f"{value!r}")
+
+    def options(self) -> dict[str, Any]:
+        """The keyword arguments of the sensitivity functions."""
+        return {"horizon": self.horizon, "max_leads": self.leads}
+
+
 def check_gross_margin(value: Any) -> float | None:
     """``gross_margin`` as a float in (0, 1], or None when not configured.
 
@@ -132,6 +159,8 @@ class RunConfig:
     lift_tests: tuple[dict[str, Any], ...] = ()
     # Engagement tiers of community_engagement ([tiers]).
     tiers: TierRule = field(default_factory=TierRule)
+    # Event-study months of the parallel-trends sensitivity ([sensitivity]).
+    sensitivity: SensitivitySettings = field(default_factory=SensitivitySettings)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "gross_margin", check_gross_margin(self.gross_margin))
@@ -145,7 +174,8 @@ class RunConfig:
                 "covariates": list(options.covariates) if options.covariates else None,
                 "sampler": {**self.sampler.__dict__, "models": list(self.sampler.models)},
                 "lift_tests": [dict(test) for test in self.lift_tests],
-                "tiers": self.tiers.settings()}
+                "tiers": self.tiers.settings(),
+                "sensitivity": dict(self.sensitivity.__dict__)}
 
 
 def load_config(path: str | Path | None) -> RunConfig:
@@ -169,7 +199,8 @@ def load_config(path: str | Path | None) -> RunConfig:
                          source_tables=dict(raw.get("source", {}).get("tables", {})),
                          columns=_columns(raw.get("columns", {})),
                          lift_tests=_lift_tests(raw.get("lift_tests", [])),
-                         tiers=_tiers(raw.get("tiers", {})))
+                         tiers=_tiers(raw.get("tiers", {})),
+                         sensitivity=_sensitivity(raw.get("sensitivity", {})))
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"config {path}: {exc}") from None
 
@@ -227,6 +258,17 @@ def _tiers(raw: Any) -> TierRule:
     if "quantiles" in values:
         values.setdefault("thresholds", None)
     return TierRule(**values)
+
+
+def _sensitivity(raw: Any) -> SensitivitySettings:
+    """``[sensitivity]``: ``horizon`` and ``leads`` of :class:`SensitivitySettings`."""
+    if not isinstance(raw, dict):
+        raise ValueError("[sensitivity] must be a table, e.g. [sensitivity] horizon = 12")
+    extra = set(raw) - {"horizon", "leads"}
+    if extra:
+        raise ValueError(f"[sensitivity] unknown key(s) {sorted(extra)}; known: "
+                         "['horizon', 'leads']")
+    return SensitivitySettings(**raw)
 
 
 def _lift_tests(entries: list[dict[str, Any]]) -> tuple[dict[str, Any], ...]:

@@ -93,7 +93,8 @@ def run_models(source: Any, *, out: str | Path, config: RunConfig | None = None,
         steps.start("revenue lift")
         revenue = revenue_lift_estimates(panel, covariates=dataset.covariates,
                                          sampler=config.sampler.for_model("revenue"),
-                                         seed=config.seed, attribution=attribution)
+                                         seed=config.seed, attribution=attribution,
+                                         sensitivity=config.sensitivity.options())
         steps.start("retention lift")
         retention, cox = retention_models(survival, covariates=dataset.covariates,
                                           sampler=config.sampler.for_model("retention"),

@@ -416,6 +416,33 @@ def test_bounds_are_scaled_to_all_member_months_and_mbar_is_not(clean_world) -> 
         from_event_study(fit.dynamic_, fit.dynamic_vcov_), 0.0)[0])
 
 
+def test_config_sensitivity_settings_reach_the_block(clean_world, tmp_path) -> None:
+    """``[sensitivity] horizon / leads`` in roi.toml: parsed and checked, recorded, and the
+    overall block bounds the first ``horizon`` months with that many leads."""
+    import copy
+
+    from roi.config import ConfigError, load_config
+    from roi.sensitivity.results import revenue_lift_sensitivity
+
+    config = tmp_path / "roi.toml"
+    config.write_text("[sensitivity]\nhorizon = 3\nleads = 4\n")
+    settings = load_config(config).sensitivity
+    assert settings.options() == {"horizon": 3, "max_leads": 4}
+    assert load_config(config).to_dict()["sensitivity"] == {"horizon": 3, "leads": 4}
+    config.write_text("[sensitivity]\nhorizon = 0\n")
+    with pytest.raises(ConfigError, match=r"\[sensitivity\] horizon must be a whole number"):
+        load_config(config)
+    fit, _ = clean_world
+    did = copy.copy(fit.result_)
+    did.diagnostics = copy.deepcopy(fit.result_.diagnostics)
+    did.diagnostics.checks["sensitivity_options"] = settings.options()
+    block = revenue_lift_sensitivity({"did": did})
+    expected = event_study_sensitivity(fit.dynamic_, fit.dynamic_vcov_, horizon=3, max_leads=4)
+    assert block["horizon"] == 3 and expected.n_pre == 4 and expected.n_post == 3
+    assert block["breakdown_m"] == pytest.approx(expected.breakdown_m)
+    assert "over the first 3 months after joining" in block["summary"]
+
+
 def test_horizon_and_the_noise_reading_of_a_small_breakdown() -> None:
     """``horizon`` keeps the first months after joining (fewer months for a divergence to add
     up over); a breakdown below 1 with placebo months that show no significant divergence is

@@ -22,7 +22,8 @@ from roi.revenue_lift.member_coverage import (
 
 
 def revenue_lift_estimates(panel, *, covariates: dict[str, str] | None = None, sampler=None,
-                           seed: int = 0, attribution: RevenueAttribution | None = None
+                           seed: int = 0, attribution: RevenueAttribution | None = None,
+                           sensitivity: dict[str, Any] | None = None
                            ) -> dict[str, EffectResult]:
     """Naive (for contrast), staggered DiD (additive and ratio form), with covariates regression
     adjustment and AIPW, and with ``sampler`` settings the Bayesian hierarchical model.
@@ -34,9 +35,12 @@ def revenue_lift_estimates(panel, *, covariates: dict[str, str] | None = None, s
     the baseline and cover only members with pre-join history (their diagnostics say how much).
     With ``attribution`` whose ``reason`` is set (paid spend recorded but no order attributed
     to a paid channel), the two ratio forms are refused with that reason instead of fitted.
+    ``sensitivity``: ``horizon`` / ``max_leads`` of the DiD's parallel-trends sensitivity
+    (:meth:`roi.config.SensitivitySettings.options`; kept in the DiD's
+    ``checks["sensitivity_options"]`` for the overall block).
     """
     refuse_ratio = attribution.reason if attribution is not None else None
-    estimates = _naive_and_did(panel, refuse_ratio=refuse_ratio)
+    estimates = _naive_and_did(panel, refuse_ratio=refuse_ratio, sensitivity=sensitivity)
     if covariates is not None:
         from roi.revenue_lift.regression_adjustment import RegressionAdjustment
         from roi.revenue_lift.weighting import AIPW
@@ -85,7 +89,8 @@ PANEL_COLUMNS = {"unit": "customer_id", "time": "month_index", "group": "join_mo
                  "outcome": "revenue"}
 
 
-def _naive_and_did(panel, *, refuse_ratio: str | None = None) -> dict[str, EffectResult]:
+def _naive_and_did(panel, *, refuse_ratio: str | None = None,
+                   sensitivity: dict[str, Any] | None = None) -> dict[str, EffectResult]:
     """The naive gap and the two DiDs, overall and per community, on the active rows (a
     narrow copy, freed on return before the Bayesian model builds its cells)."""
     from roi.revenue_lift.did import StaggeredDiD
@@ -108,19 +113,22 @@ def _naive_and_did(panel, *, refuse_ratio: str | None = None) -> dict[str, Effec
         own = ({**PANEL_COLUMNS, "outcome": MULTIPLICATIVE_OUTCOME} if name != "did"
                else PANEL_COLUMNS)
         fitted[name] = _pooled_fit(make, active, own, method=name)
-        sensitivity: dict[str, Any] | None = {} if name == "did" else None
+        blocks: dict[str, Any] | None = {} if name == "did" else None
         dynamics: dict[str, Any] = {}   # per-community event studies (the notebooks plot them)
         for community in sorted(active["community"].dropna().unique()):
             rows = active[active["community"].isna() | (active["community"] == community)]
             fitted[name].by_group[str(community)] = _community_fit(
-                make, rows, own, sensitivity=sensitivity, key=str(community), dynamics=dynamics)
+                make, rows, own, sensitivity=blocks, key=str(community), dynamics=dynamics,
+                options=sensitivity)
         if dynamics:
             fitted[name].tables["dynamic_by_community"] = dynamics
-        if sensitivity:  # read by roi.sensitivity.results (community_revenue_lift.sensitivity)
+        if name == "did":   # read by roi.sensitivity.results (the overall block)
+            fitted[name].diagnostics.checks["sensitivity_options"] = dict(sensitivity or {})
+        if blocks:  # read by roi.sensitivity.results (community_revenue_lift.sensitivity)
             import pandas as pd
 
             fitted[name].tables["sensitivity_by_community"] = pd.DataFrame(
-                [{"community": k, **v} for k, v in sensitivity.items()])
+                [{"community": k, **v} for k, v in blocks.items()])
     # DiD covers members with a whole month before joining; the rest get the proportional rule
     fitted["did"] = extend_to_all_member_months(fitted["did"], active,
                                                 base_period_covered(active))
@@ -227,7 +235,8 @@ def _pooled_fit(make, rows, columns: dict[str, str], *, method: str) -> EffectRe
 
 def _community_fit(make, rows, columns: dict[str, str], *,
                    sensitivity: dict[str, Any] | None = None, key: str = "",
-                   dynamics: dict[str, Any] | None = None) -> dict[str, Any]:
+                   dynamics: dict[str, Any] | None = None,
+                   options: dict[str, Any] | None = None) -> dict[str, Any]:
     """One community's DiD entry, or a refused entry (null numbers and the reason) when the
     community cannot be estimated, e.g. its only members joined before the window began.
     With ``sensitivity``, its parallel-trends sensitivity goes to ``sensitivity[key]``; with
@@ -242,7 +251,8 @@ def _community_fit(make, rows, columns: dict[str, str], *,
                 "converged": False, "refused": str(exc)}
     if dynamics is not None and result.tables.get("dynamic") is not None:
         dynamics[key] = result.tables["dynamic"]
-    block = parallel_trends_block(result) if sensitivity is not None else None
+    block = parallel_trends_block(result, **(options or {})) if sensitivity is not None \
+        else None
     if block is not None and result.diagnostics.converged:
         sensitivity[key] = block
     entry = result.to_contract()

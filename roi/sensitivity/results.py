@@ -24,7 +24,11 @@ from typing import Any
 from roi.results import EffectResult
 from roi.sensitivity.evalue import evalues_hr
 from roi.sensitivity.omitted_variable import omitted_variable_sensitivity, ovb_bounds
-from roi.sensitivity.parallel_trends import event_study_sensitivity, scale_contract
+from roi.sensitivity.parallel_trends import (
+    MAX_LEADS,
+    event_study_sensitivity,
+    scale_contract,
+)
 
 REVENUE_ESTIMATOR = "did"
 """The estimator whose event study the parallel-trends sensitivity reads."""
@@ -32,8 +36,8 @@ OVB_ESTIMATORS = ("aipw", "regression")
 """Regression-type estimators the robustness value is computed for (first usable one)."""
 
 
-def parallel_trends_block(result: EffectResult, *,
-                          horizon: int | None = None) -> dict[str, Any] | None:
+def parallel_trends_block(result: EffectResult, *, horizon: int | None = None,
+                          max_leads: int = MAX_LEADS) -> dict[str, Any] | None:
     """``breakdown_m``, ``bounds``, ``summary`` (and the inputs' size) of one DiD fit, in the
     event study's units (the covered member-months); None without an event study and
     covariance, or without a usable lead. ``horizon``: see
@@ -45,7 +49,7 @@ def parallel_trends_block(result: EffectResult, *,
     sensitivity = event_study_sensitivity(tables["dynamic"], tables["dynamic_vcov"],
                                           base_period=checks.get("base_period", "varying"),
                                           anticipation=int(checks.get("anticipation", 0)),
-                                          horizon=horizon)
+                                          horizon=horizon, max_leads=max_leads)
     return None if sensitivity is None else sensitivity.to_contract()
 
 
@@ -156,8 +160,10 @@ def benchmark_summary(benchmarks: list[dict[str, Any]], *, estimate: float) -> s
 def revenue_lift_sensitivity(revenue: dict[str, EffectResult]) -> dict[str, Any]:
     """The ``community_revenue_lift.sensitivity`` block (fields null when not computable)."""
     did = revenue.get(REVENUE_ESTIMATOR)
-    overall = parallel_trends_block(did) if did is not None and did.diagnostics.converged \
-        else None
+    options = (did.diagnostics.checks.get("sensitivity_options") or {}) if did is not None \
+        else {}
+    overall = parallel_trends_block(did, **options) \
+        if did is not None and did.diagnostics.converged else None
     factor, factors = _coverage_factors(did) if did is not None else (1.0, {})
     # The bounds in the headline's units: the event study covers members with a month before
     # joining, the headline all member-months (scaled by the coverage factor; Mbar is not)

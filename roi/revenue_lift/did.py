@@ -87,7 +87,6 @@ from roi.revenue_lift._did_aggregate import (
 from roi.revenue_lift._did_cells import (
     CellEstimates,
     Cells,
-    cohort_cross_moments,
     control_mask,
     estimate_cells,
     group_time_cells,
@@ -95,10 +94,15 @@ from roi.revenue_lift._did_cells import (
 from roi.revenue_lift._did_influence import (
     InfluenceMoments,
     LinearForm,
-    influence_moments,
     single_threaded_blas,
 )
 from roi.revenue_lift._did_panel import NEVER, WidePanel, wide_panel
+from roi.revenue_lift._did_stats import (
+    DiDAggregates,
+    PatternStats,
+    cross_moments,
+    moments_from_stats,
+)
 from roi.revenue_lift.panel_input import check_group_column
 
 ControlGroup = Literal["never_treated", "not_yet_treated"]
@@ -119,7 +123,7 @@ class NoTreatedUnits(ValueError):
     against it still import."""
 
 
-def no_treated_reason(panel: WidePanel, *, group: str) -> str:
+def no_treated_reason(panel: WidePanel | DiDAggregates, *, group: str) -> str:
     """Why no treated unit can be compared: what the ``group`` column held and what was left
     out (a 0/1 flag in ``group`` makes every treated unit "treated from the first period")."""
     dropped = panel.dropped
@@ -273,32 +277,43 @@ class StaggeredDiD:
         panel = wide_panel(data, unit=unit, time=time, group=group, outcome=outcome,
                            anticipation=self.anticipation,
                            drop_last_cohort=self.control_group == "not_yet_treated")
-        cohort_codes = np.unique(panel.cohort)
+        with single_threaded_blas():
+            aggregates = DiDAggregates.from_wide(panel)
+        del panel   # the fit reads only the sums per observation group
+        return self.fit_aggregates(aggregates, group=group)
+
+    def fit_aggregates(self, aggregates: DiDAggregates, *, group: str = "group") -> StaggeredDiD:
+        """Fit from the sums per cohort and observation pattern alone (what :meth:`fit` does
+        after building them from the long table): the same results, from a ``GROUP BY`` in the
+        database (:func:`roi.revenue_lift.did_sql.did_aggregates`) as from memory.
+
+        ``group`` names the first-treated column in a refusal's reason.
+        """
+        cohort_codes = aggregates.cohort_codes
         treated = cohort_codes[cohort_codes != NEVER]
         if treated.size == 0:
-            self.result_ = self._refused(no_treated_reason(panel, group=group))
+            self.result_ = self._refused(no_treated_reason(aggregates, group=group))
             return self
-        cohort_index = np.searchsorted(cohort_codes, panel.cohort)
-        cells = group_time_cells(cohorts=treated, n_periods=len(panel.periods),
+        cells = group_time_cells(cohorts=treated, n_periods=len(aggregates.periods),
                                  base_period=self.base_period, anticipation=self.anticipation)
         with single_threaded_blas():
-            estimates = self._estimate_cells(panel, cells, cohort_codes, cohort_index)
-            moments = influence_moments(panel.outcome, cohort_index, cells, estimates)
-            self._tabulate(panel, cells, estimates, moments, cohort_codes)
-        self.result_ = self._effect_result(panel, cells, estimates)
+            estimates = self._estimate_cells(aggregates.stats, cells, cohort_codes)
+            moments = moments_from_stats(aggregates.stats, cells, estimates)
+            self._tabulate(aggregates, cells, estimates, moments, cohort_codes)
+        self.result_ = self._effect_result(aggregates, cells, estimates)
         return self
 
-    def _estimate_cells(self, panel: WidePanel, cells: Cells, cohort_codes: np.ndarray,
-                        cohort_index: np.ndarray) -> CellEstimates:
+    def _estimate_cells(self, stats: PatternStats, cells: Cells,
+                        cohort_codes: np.ndarray) -> CellEstimates:
         controls = control_mask(cells, cohort_codes=cohort_codes,
                                 control_group=self.control_group,
                                 anticipation=self.anticipation)
-        sums, counts = cohort_cross_moments(panel.outcome, cohort_index, len(cohort_codes))
+        sums, counts = cross_moments(stats)
         return estimate_cells(cells, sums=sums, counts=counts, controls=controls,
                               treated_index=np.searchsorted(cohort_codes, cells.cohort),
-                              n_units=panel.n_units, scale=self.scale)
+                              n_units=stats.n_units, scale=self.scale)
 
-    def _tabulate(self, panel: WidePanel, cells: Cells, estimates: CellEstimates,
+    def _tabulate(self, panel: DiDAggregates, cells: Cells, estimates: CellEstimates,
                   moments: InfluenceMoments, cohort_codes: np.ndarray) -> None:
         cell_cohort = np.searchsorted(cohort_codes, cells.cohort)
         shares = moments.cohort_sizes / moments.n_units
@@ -343,7 +358,7 @@ class StaggeredDiD:
         return (partial(_share_weighted_cells, forms, shares=shares, cell_cohort=cell_cohort),
                 partial(_equal_weighted_cells, forms))
 
-    def _group_time_table(self, panel: WidePanel, cells: Cells, estimates: CellEstimates,
+    def _group_time_table(self, panel: DiDAggregates, cells: Cells, estimates: CellEstimates,
                           forms: list[LinearForm], moments: InfluenceMoments) -> pd.DataFrame:
         periods = panel.periods
         table = pd.DataFrame({"g": [panel.cohort_labels[int(c)] for c in cells.cohort],
@@ -364,21 +379,21 @@ class StaggeredDiD:
         table["n_treated"] = [int(counted[cells.event_time == e].sum()) for e in by_event]
         return table
 
-    def _cohort_table(self, by_cohort: dict[int, LinearForm], panel: WidePanel, cells: Cells,
+    def _cohort_table(self, by_cohort: dict[int, LinearForm], panel: DiDAggregates, cells: Cells,
                       estimates: CellEstimates, moments: InfluenceMoments,
                       post: np.ndarray) -> pd.DataFrame:
         table = interval_table(list(by_cohort.values()), moments, alpha=self.alpha)
         table.insert(0, "g", [panel.cohort_labels[g] for g in by_cohort])
-        table["n_units"] = [int((panel.cohort == g).sum()) for g in by_cohort]
+        table["n_units"] = [panel.units_in(np.array([g])) for g in by_cohort]
         table["n_obs"] = [int(estimates.n_treated[post & (cells.cohort == g)].sum())
                           for g in by_cohort]
         return table
 
-    def _effect_result(self, panel: WidePanel, cells: Cells,
+    def _effect_result(self, panel: DiDAggregates, cells: Cells,
                        estimates: CellEstimates) -> EffectResult:
         simple = self.simple_.iloc[0]
         post = self._post(cells, estimates)
-        members = int(np.isin(panel.cohort, np.unique(cells.cohort[post])).sum())
+        members = panel.units_in(np.unique(cells.cohort[post]))
         tables = {"group_time": self.group_time_, "dynamic": self.dynamic_,
                   "dynamic_vcov": self.dynamic_vcov_, "group": self.group_,
                   "overall": self.overall_}
@@ -389,7 +404,7 @@ class StaggeredDiD:
                             n_obs=int(simple["n_obs"]), tables=tables,
                             diagnostics=self._diagnostics(panel, estimates))
 
-    def _diagnostics(self, panel: WidePanel, estimates: CellEstimates) -> Diagnostics:
+    def _diagnostics(self, panel: DiDAggregates, estimates: CellEstimates) -> Diagnostics:
         no_controls = estimates.n_control == 0
         checks = {"pretrend": self.pretrend_, "pretrend_event": self.pretrend_event_,
                   "control_group": self.control_group,

@@ -1,0 +1,164 @@
+"""The staggered DiD's sufficient statistics from one ``GROUP BY`` inside the database.
+
+:func:`did_aggregates` turns any long panel the database holds (a SQLAlchemy selectable with one
+row per unit and period) into the :class:`~roi.revenue_lift._did_stats.DiDAggregates` that
+:meth:`StaggeredDiD.fit_aggregates <roi.revenue_lift.did.StaggeredDiD.fit_aggregates>` reads:
+per first-treated value and set of observed periods, the count of units, the sum of the outcome
+per period and the sum of products of the outcome in two periods. What comes back grows with
+cohorts x observation patterns x periods squared (a few thousand rows for customers, who enter
+and churn once), not with units; the fit is then the in-memory fit's, number for number.
+
+Two statements run: the distinct periods (to pivot on), then the aggregate, a pivot per unit
+(``MAX(CASE WHEN time = p THEN outcome END)``) grouped by the first-treated value and which
+periods are observed. The rules of :func:`roi.revenue_lift._did_panel.wide_panel` (never-treated
+coding, units treated from the first period, units with fewer than two observed periods, rows
+without an outcome, one row per unit and period, a constant first-treated value) apply to the
+returned groups, with the same counts in ``dropped``.
+
+Examples
+--------
+>>> import pandas as pd
+>>> from roi.data.source import embedded_engine
+>>> from roi.revenue_lift.did import StaggeredDiD
+>>> long = pd.DataFrame({"id": [1, 1, 1, 2, 2, 2, 3, 3, 3], "t": [1, 2, 3] * 3,
+...                      "g": [3, 3, 3, 0, 0, 0, 0, 0, 0],
+...                      "y": [1.0, 2.0, 5.0, 1.0, 2.0, 3.0, 2.0, 2.5, 3.5]})
+>>> engine = embedded_engine()
+>>> with engine.begin() as connection:
+...     _ = long.to_sql("panel", connection, index=False)
+>>> table = sa.table("panel", *(sa.column(c) for c in long.columns))
+>>> aggregates = did_aggregates(engine, table, unit="id", time="t", group="g", outcome="y")
+>>> StaggeredDiD().fit_aggregates(aggregates).result_.estimate
+2.0
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from roi.data.source import fetch_frame
+from roi.revenue_lift._did_panel import NEVER
+from roi.revenue_lift._did_stats import DiDAggregates, PatternStats
+from roi.revenue_lift.panel_input import never_treated
+
+
+def did_aggregates(engine: sa.Engine, panel: sa.FromClause, *, unit: str, time: str,
+                   group: str, outcome: str, anticipation: int = 0) -> DiDAggregates:
+    """Sums per first-treated value and observation pattern, computed in the database.
+
+    Parameters
+    ----------
+    engine : sqlalchemy.Engine
+        Where ``panel`` lives.
+    panel : sqlalchemy FromClause
+        Long panel: one row per unit and period.
+    unit, time, group, outcome : str
+        Its columns, as :meth:`roi.revenue_lift.did.StaggeredDiD.fit` takes them.
+    anticipation : int
+        As the estimator's: cohorts at or before this period position have no pre-period.
+
+    Raises
+    ------
+    ValueError
+        Empty ``time`` or ``unit`` values, repeated (unit, time) rows, a first-treated value that
+        changes within a unit: the messages of the in-memory fit.
+    """
+    rows = panel.alias("did_panel") if not isinstance(panel, sa.Alias) else panel
+    periods = _periods(engine, rows, unit=unit, time=time)
+    frame = fetch_frame(engine, _aggregate_select(rows, periods, unit=unit, time=time,
+                                                  group=group, outcome=outcome))
+    _check(frame, unit=unit, time=time, group=group)
+    return _to_aggregates(frame, periods, anticipation=anticipation)
+
+
+def _periods(engine: sa.Engine, rows: sa.FromClause, *, unit: str, time: str) -> np.ndarray:
+    statement = sa.select(rows.c[time], sa.func.count().label("n"),
+                          sa.func.sum(sa.case((rows.c[unit].is_(None), 1), else_=0))
+                          .label("no_unit")).group_by(rows.c[time])
+    found = fetch_frame(engine, statement)
+    if found[time].isna().any():
+        n = int(found.loc[found[time].isna(), "n"].sum())
+        raise ValueError(f"StaggeredDiD: column {time!r} has {n} empty values")
+    if found["no_unit"].sum():
+        raise ValueError(f"StaggeredDiD: column {unit!r} has {int(found['no_unit'].sum())} "
+                         "empty values")
+    return np.sort(found[time].to_numpy())
+
+
+def _aggregate_select(rows: sa.FromClause, periods: np.ndarray, *, unit: str, time: str,
+                      group: str, outcome: str) -> sa.Select:
+    """Per unit a pivot of the outcome over the periods; per (group, observed periods) the
+    count, sums and sums of products."""
+    value = sa.cast(rows.c[outcome], sa.Double)
+    pivot = [sa.func.max(sa.case((rows.c[time] == _plain(p), value), else_=None)).label(f"y{i}")
+             for i, p in enumerate(periods)]
+    per_unit = (sa.select(rows.c[unit], sa.func.min(rows.c[group]).label("g"),
+                          sa.func.max(rows.c[group]).label("g_max"),
+                          sa.func.count(rows.c[group]).label("g_n"),
+                          sa.func.count().label("n_rows"),
+                          sa.func.count(sa.distinct(rows.c[time])).label("n_times"),
+                          sa.func.count(rows.c[outcome]).label("n_outcomes"), *pivot)
+                .group_by(rows.c[unit]).subquery("per_unit"))
+    y = [per_unit.c[f"y{i}"] for i in range(len(periods))]
+    seen = [sa.case((column.is_(None), 0), else_=1).label(f"s{i}") for i, column in enumerate(y)]
+    sums = [sa.func.sum(column).label(f"t{i}") for i, column in enumerate(y)]
+    products = [sa.func.sum(y[i] * y[j]).label(f"c{i}_{j}")
+                for i in range(len(y)) for j in range(i, len(y))]
+    changes = sa.case((sa.or_(per_unit.c.g != per_unit.c.g_max,
+                              sa.and_(per_unit.c.g_n > 0, per_unit.c.g_n < per_unit.c.n_rows)),
+                       1), else_=0)
+    return (sa.select(per_unit.c.g, *seen, sa.func.count().label("n"),
+                      sa.func.sum(per_unit.c.n_rows - per_unit.c.n_times).label("repeated"),
+                      sa.func.sum(changes).label("changing"),
+                      sa.func.sum(per_unit.c.n_rows - per_unit.c.n_outcomes).label("missing"),
+                      *sums, *products)
+            .group_by(per_unit.c.g, *seen))
+
+
+def _plain(value: object) -> object:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _check(frame: pd.DataFrame, *, unit: str, time: str, group: str) -> None:
+    if frame["repeated"].sum():
+        raise ValueError(f"StaggeredDiD: ({unit}, {time}) pairs appear more than once "
+                         f"({int(frame['repeated'].sum())} extra rows); the panel needs one row "
+                         "per unit and period")
+    if frame["changing"].sum():
+        raise ValueError(f"StaggeredDiD: column {group!r} (first treated period) changes "
+                         f"within {int(frame['changing'].sum())} units; it must be constant")
+
+
+def _to_aggregates(frame: pd.DataFrame, periods: np.ndarray, *,
+                   anticipation: int) -> DiDAggregates:
+    """The wide panel's rules on the returned groups, then :class:`DiDAggregates`."""
+    n_periods = len(periods)
+    seen = frame[[f"s{i}" for i in range(n_periods)]].to_numpy().astype(bool)
+    n = frame["n"].to_numpy().astype(np.int64)
+    raw = frame["g"]
+    never = never_treated(raw, periods=periods)
+    filled = raw.astype(object).where(~never, periods[0]).to_numpy()
+    filled = filled.astype(periods.dtype) if periods.dtype.kind in "iufM" else filled
+    cohort = np.where(never, NEVER, np.searchsorted(periods, filled, side="left"))
+    at_start = (cohort != NEVER) & (cohort <= anticipation)
+    too_few = seen.sum(axis=1) < 2
+    keep = ~at_start & ~too_few
+    dropped = {"rows_without_outcome": int(frame["missing"].sum()),
+               "units_treated_from_first_period": int(n[at_start].sum()),
+               "units_with_fewer_than_two_periods": int(n[too_few & ~at_start].sum())}
+    codes = np.unique(cohort[keep])
+    total = frame[[f"t{i}" for i in range(n_periods)]].to_numpy(dtype=float, na_value=0.0)
+    cross = np.zeros((len(frame), n_periods, n_periods))
+    for i in range(n_periods):
+        for j in range(i, n_periods):
+            cross[:, i, j] = cross[:, j, i] = frame[f"c{i}_{j}"].to_numpy(dtype=float,
+                                                                         na_value=0.0)
+    stats = PatternStats(cohort=np.searchsorted(codes, cohort[keep]), seen=seen[keep],
+                         n=n[keep], total=total[keep], cross=cross[keep],
+                         n_cohorts=len(codes))
+    labels = {}
+    for code in codes[codes != NEVER]:   # the smallest value the user gave for the cohort
+        labels[int(code)] = raw[keep & (cohort == code)].min()
+    return DiDAggregates(stats, codes, periods, labels, dropped)

@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from markupsafe import Markup
+
 from roi.comparison import break_even, gross_margin_of
 from roi.reports import plots
 from roi.reports.base import (
@@ -172,26 +174,27 @@ def break_even_text(results: dict) -> tuple[float, str]:
     return level, f"break-even {level:.2f} at a {margin:.0%} gross margin"
 
 
-def _charts(results: dict, currency: str, roas_chart: list[plots.Row]) -> str:
+def _charts(results: dict, currency: str, roas_chart: list[plots.Row]) -> list[str]:
+    """The section's charts, in page order (figures, empty strings for charts not drawn)."""
     channels = mapping(get(results, PAID, "channels"))
     current = {n: number(get(c, "spend")) for n, c in channels.items()}
-    body = figure(plots.bar_chart(list(current.items()), xlabel=f"spend ({currency})",
-                                  title="Spend per channel in the window"), "Spend per channel")
     level, said = break_even_text(results)
-    body += figure(plots.interval_chart(roas_chart, reference=level,
-                                        xlabel=f"ROAS (revenue per {currency}1 of spend; {said})",
-                                        title="ROAS per channel, 94% HDI"), "ROAS per channel")
-    body += figure(plots.share_chart(_share_rows(results)),
-                   "Share of spend against share of incremental revenue")
     optimal = {n: number(v) for n, v in mapping(get(results, "budget_scenarios", "optimised",
                                                       "spend")).items()}
-    body += figure(plots.response_multiples(_curve_series(results), current, currency=currency,
-                                            optimal=optimal), "Response curves")
-    body += adstock_figure(results)
-    body += figure(plots.stacked_contribution_chart(_contribution_series(results),
-                                                    currency=currency),
-                   "Weekly revenue caused, stacked by channel")
-    return body
+    return [
+        figure(plots.bar_chart(list(current.items()), xlabel=f"spend ({currency})",
+                                  title="Spend per channel in the window"), "Spend per channel"),
+        figure(plots.interval_chart(roas_chart, reference=level,
+                                    xlabel=f"ROAS (revenue per {currency}1 of spend; {said})",
+                                    title="ROAS per channel, 94% HDI"), "ROAS per channel"),
+        figure(plots.share_chart(_share_rows(results)),
+               "Share of spend against share of incremental revenue"),
+        figure(plots.response_multiples(_curve_series(results), current, currency=currency,
+                                        optimal=optimal), "Response curves"),
+        adstock_figure(results),
+        figure(plots.stacked_contribution_chart(_contribution_series(results),
+                                                currency=currency),
+               "Weekly revenue caused, stacked by channel")]
 
 
 def fit_figure(results: dict, currency: str) -> str:
@@ -234,60 +237,61 @@ def _share_rows(results: dict) -> list[tuple[str, str, float | None, float | Non
     return rows
 
 
+def render(template: str, **context: Any) -> str:
+    """One of the report's Jinja2 templates (``roi/reports/templates``) filled with
+    ``context`` (markup already escaped)."""
+    from roi.reports.html import templates
+
+    return templates().get_template(template).render(**context)
+
+
 def paid_media_section(results: dict, currency: str) -> str:
+    """paid_media.html.j2, or "not estimated" when the run has no channel."""
     channels = get(results, PAID, "channels")
     if not isinstance(channels, dict) or not channels:
         return section("paid-media", "Paid media", missing("Paid media"))
+    return render("paid_media.html.j2", **paid_media_context(results, currency))
+
+
+def paid_media_context(results: dict, currency: str) -> dict[str, Any]:
+    """What paid_media.html.j2 shows: tables and charts as escaped markup."""
     ok = media_converged(results)
     rows, roas_chart = _roas_rows(results, currency, ok)
-    body = ("<p>Spend in the analysis window and return on ad spend (ROAS): revenue the channel "
-            f"caused per {esc(currency)}1 of spend, from the "
-            f"{esc(get(results, PAID, 'method') or 'media-mix')} model. Marginal ROAS is the "
-            f"return on the next dollar; below {break_even_text(results)[0]:.2f} the next "
-            f"dollar loses money ({esc(break_even_text(results)[1])}).</p>"
-            + notes_list(get(results, PAID, "warnings"))
-            + table(["Channel", "Spend", "ROAS", "Low", "High", "Interval", "Marginal ROAS",
-                     "Low", "High", "Status"], rows))
-    body += _fit_text(results) + fit_figure(results, currency)
-    body += _optional_tables(results, currency, ok)
-    return section("paid-media", "Paid media", body + _charts(results, currency, roas_chart))
+    level, said = break_even_text(results)
+    revenue = _revenue_rows(results, currency, ok)
+    communities = _community_rows(results, currency, ok)
+    tests = _lift_test_rows(results, currency)
+    return {
+        "currency": currency, "method": get(results, PAID, "method") or "media-mix",
+        "break_even": level, "break_even_said": said,
+        "warnings": [str(w) for w in as_list(get(results, PAID, "warnings"))],
+        "roas_table": Markup(table(["Channel", "Spend", "ROAS", "Low", "High", "Interval",
+                                    "Marginal ROAS", "Low", "High", "Status"], rows)),
+        "fit": _fit_context(results, currency),
+        "revenue_table": Markup(table(
+            ["Channel", "Incremental revenue", "Low", "High", "Interval", "Regression ROAS",
+             "Low", "High", "Interval"], revenue)) if revenue else None,
+        "community_table": Markup(table(
+            ["Community", "Cost", "Incremental revenue", "Low", "High", "Interval", "Status"],
+            communities)) if communities else None,
+        "lift_test_table": Markup(table(
+            ["Channel", "Start", "End", "Spend change", "Revenue change", "Standard error"],
+            tests, numeric_from=3)) if tests else None,
+        "charts": [Markup(c) for c in _charts(results, currency, roas_chart) if c]}
 
 
-def _fit_text(results: dict) -> str:
-    """How well the model reproduces weekly revenue, in words (before its chart)."""
+def _fit_context(results: dict, currency: str) -> dict[str, Any] | None:
+    """R-squared, MAPE and the share of weeks inside the band (keyed numbers), and the chart."""
     fit = mapping(get(results, PAID, "fit"))
     r2, mape = number(fit.get("r_squared")), number(fit.get("mape"))
     if r2 is None or mape is None:
-        return ""
+        return None
     inside = number(fit.get("share_inside"))
-    said = (f"; {shown(f'{PAID}.fit.share_inside', inside, lambda v: f'{v:.0%}').html()} of "
-            "actual weeks fall inside the band (about 94% expected)" if inside is not None else "")
-    return ("<h3>Model fit</h3><p>How closely the model reproduces weekly revenue: R² "
-            f"{shown(f'{PAID}.fit.r_squared', r2, lambda v: f'{v:.2f}').html()} (share of the "
-            "week-to-week variation explained), MAPE "
-            f"{shown(f'{PAID}.fit.mape', mape, lambda v: f'{v:.1%}').html()} (average miss as a "
-            f"share of the week's revenue){said}. A model that fits badly cannot be trusted to "
-            "split revenue between channels.</p>")
-
-
-def _optional_tables(results: dict, currency: str, ok: bool) -> str:
-    body = ""
-    revenue = _revenue_rows(results, currency, ok)
-    if revenue:
-        body += ("<h3>Revenue caused, with a plain regression for contrast</h3>" + table(
-            ["Channel", "Incremental revenue", "Low", "High", "Interval", "Regression ROAS",
-             "Low", "High", "Interval"], revenue))
-    communities = _community_rows(results, currency, ok)
-    if communities:
-        body += ("<h3>Communities in the media-mix model</h3>" + table(
-            ["Community", "Cost", "Incremental revenue", "Low", "High", "Interval", "Status"],
-            communities))
-    tests = _lift_test_rows(results, currency)
-    if tests:
-        body += ("<h3>Lift tests used to calibrate the model</h3>" + table(
-            ["Channel", "Start", "End", "Spend change", "Revenue change", "Standard error"],
-            tests, numeric_from=3))
-    return body
+    return {"r_squared": Markup(shown(f"{PAID}.fit.r_squared", r2, lambda v: f"{v:.2f}").html()),
+            "mape": Markup(shown(f"{PAID}.fit.mape", mape, lambda v: f"{v:.1%}").html()),
+            "inside": Markup(shown(f"{PAID}.fit.share_inside", inside,
+                                   lambda v: f"{v:.0%}").html()) if inside is not None else None,
+            "chart": Markup(fit_figure(results, currency))}
 
 
 # --------------------------------------------------------------------------- comparison
@@ -317,7 +321,8 @@ def row_caveats(results: dict) -> dict[int, list[str]]:
                                                         strict=False)}
 
 
-def _comparison_table(results: dict, currency: str) -> tuple[str, list[plots.Row]]:
+def _comparison_table(results: dict, currency: str) -> tuple[str, str, list[plots.Row]]:
+    """The comparison table, the where-it-comes-from table ("" without parts), chart rows."""
     fmt, rpd = (lambda v: money(v, currency, 0)), (lambda v: money(v, currency))
     rows, chart, parts = [], [], []
     caveats = row_caveats(results)
@@ -342,28 +347,25 @@ def _comparison_table(results: dict, currency: str) -> tuple[str, list[plots.Row
     html = table(["Name", "Kind", "Cost", "Incremental revenue", "Low", "High", "Revenue per $",
                   "Low", "High", "Interval", "Method", "Status", "Caveats"], rows,
                  numeric_from=2)
-    if parts:
-        html += "<h3>Where community revenue comes from</h3>" + table(
-            ["Community", "Part", "Revenue", "Low", "High", "Interval"], parts, numeric_from=2)
-    return html, chart
+    where = table(["Community", "Part", "Revenue", "Low", "High", "Interval"], parts,
+                  numeric_from=2) if parts else ""
+    return html, where, chart
 
 
 def comparison_section(results: dict, currency: str) -> str:
+    """comparison.html.j2, or "not estimated" when the run has no comparison row."""
     if not comparison_rows(results):
         return section("comparison", "Community against paid media",
                        missing("Comparison of revenue per dollar"))
-    html, chart = _comparison_table(results, currency)
+    main, parts, chart = _comparison_table(results, currency)
     notes = [f"{row.get('name')}: {note}" for _, row, _ in comparison_rows(results)
              for note in as_list(row.get("notes"))]
-    body = ("<p>Incremental revenue per dollar spent, for paid channels and communities alike. "
-            "A community's revenue is its revenue lift on member-months plus the revenue of the "
-            "extra months members stay; its cost is what the community cost in the window.</p>"
-            + html + notes_list(notes, "note"))
     level, said = break_even_text(results)
-    body += figure(plots.interval_chart(chart, reference=level,
-                                        xlabel=f"revenue per {currency}1 ({said})",
-                                        title="Revenue per dollar"), "Revenue per dollar")
-    return section("comparison", "Community against paid media", body)
+    return render("comparison.html.j2", table=Markup(main),
+                  parts_table=Markup(parts) if parts else None, notes=notes,
+                  chart=Markup(figure(plots.interval_chart(
+                      chart, reference=level, xlabel=f"revenue per {currency}1 ({said})",
+                      title="Revenue per dollar"), "Revenue per dollar")))
 
 
 # --------------------------------------------------------------------------- budget

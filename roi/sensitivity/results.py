@@ -151,7 +151,11 @@ def benchmark_summary(benchmarks: list[dict[str, Any]], *, estimate: float) -> s
     history = next((b for b in benchmarks if b["covariate"] == PRE_JOIN_REVENUE
                     and b["k"] == 1.0), None)
     if history is not None:
-        parts.append(f"one as strong as the customer's pre-join revenue {moved(history)}")
+        # A stern benchmark: much of the pre-join revenue's pull on the change after joining
+        # is regression to the mean of a baseline measured with noise, not selection
+        parts.append(f"one as strong as the customer's pre-join revenue {moved(history)} "
+                     "(a stern benchmark: much of that revenue's pull is regression to the "
+                     "mean, not a trait)")
     if not parts:
         return None
     return "Benchmarked on observed data: " + "; ".join(parts) + "."

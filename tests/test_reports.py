@@ -1202,6 +1202,9 @@ def test_budget_page_current_against_recommended_with_gain_and_community_assumpt
     for item in page.numbers:
         value = resolve(results, item["key"])
         assert float(item["value"]) == value and shown_matches(item["text"], value), item
+    summary = _text_of(_sections(full_reports["html"].read_text())["summary"])
+    assert ("Budget: Recommended: display -$144,873; search +$144,873 (same total). Expected "
+            "revenue gain $151,000") in summary
     optimised = results["budget_scenarios"]["optimised"]
     for name in ("display", "search", "social", "video", "discord", "forum"):
         assert f"budget_scenarios.current.{name}" in values

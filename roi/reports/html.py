@@ -76,7 +76,8 @@ from roi.reports.base import (
     table,
     value_of,
 )
-from roi.reports.budget_page import budget_context
+from roi.reports.budget_page import budget_context, recommendation
+from roi.reports.budget_page import headline as budget_headline
 from roi.reports.caveats import (
     bottom_line_alarms,
     community_caveats,
@@ -464,8 +465,10 @@ def summary_section(results: dict, currency: str) -> str:
         sentences.append({"html": Markup(render(sentence)),
                           "reason": reason if isinstance(reason, str) else None,
                           "caveats": headline_caveats(results, topic) if topic else []})
+    rec = recommendation(results)
     return templates().get_template("summary.html.j2").render(
         bottom_line=Markup(bottom_line_html(results, currency)),
+        budget=Markup(render(budget_headline(rec, currency))) if rec else None,
         chart=Markup(bottom_line_chart(results, currency)), sentences=sentences)
 
 

@@ -45,6 +45,7 @@ def tiers_block(dataset, *, panel: pd.DataFrame, survival: pd.DataFrame,
         entry = {"members": int((tiers["tier"] == name).sum()), "member_months": months,
                  "lift_per_member_month": {**result.to_contract(),
                                            "warnings": list(result.diagnostics.warnings)},
+                 "member_coverage": _coverage(result),
                  "hazard_ratio": retention.results_.get(name),
                  "mean_window_activity_by_kind": {k.split(":", 1)[1]: float(v) for k, v in
                                                   by_kind.loc[name].items()}
@@ -59,12 +60,20 @@ def tiers_block(dataset, *, panel: pd.DataFrame, survival: pd.DataFrame,
                                                  if name in revenue and total > 0 else None)
     block["in_window_hazard_ratio"] = retention.results_.get("in window")
     block["method"] = {"revenue": "staggered DiD per tier against never-members (additive, "
-                                  "member-month weights, revenue)",
+                                  "member-month weights, revenue), from the members it "
+                                  "covers to all member-months by the run's proportional rule",
                        "retention": "time-varying Cox, one membership term per tier state, "
                                     "covariates as the run's",
                        "share": "tier's lift x its member-months after the window, over the "
                                 "sum of positive and negative tier lifts"}
     return block
+
+
+def _coverage(result) -> dict[str, float] | None:
+    """Share of the member-months the DiD covers and the proportional rule's factor."""
+    found = result.diagnostics.checks.get("member_coverage")
+    return None if found is None else {"covered_share": found["covered_share"],
+                                       "factor": found["factor"]}
 
 
 def programs_block(dataset, *, panel: pd.DataFrame) -> dict[str, Any]:

@@ -93,6 +93,7 @@ class ProgramLift:
 
     def fit(self, panel: pd.DataFrame, entries: pd.DataFrame, *,
             outcome: str = "revenue") -> ProgramLift:
+        from roi.engagement.tiers import all_member_months
         from roi.revenue_lift.did import NoTreatedUnits, StaggeredDiD
 
         columns = ["customer_id", "month_index", "join_month_index", outcome]
@@ -107,10 +108,13 @@ class ProgramLift:
                                                .fillna(False).sum())
             model = StaggeredDiD(control_group="not_yet_treated", weights="member_months")
             try:
-                self.results_[program] = model.fit(
-                    rows.assign(group=rows["group"].fillna(0).astype("int64")),
-                    unit="customer_id", time="month_index", group="group",
-                    outcome=outcome).result_
+                fitted = model.fit(rows.assign(group=rows["group"].fillna(0).astype("int64")),
+                                   unit="customer_id", time="month_index", group="group",
+                                   outcome=outcome).result_
+                # Entrants without a member-month before entry are credited the covered
+                # entrants' lift in proportion to their revenue (the run's rule).
+                self.results_[program] = all_member_months(
+                    fitted, rows.assign(join_month_index=rows["group"]), outcome=outcome)
             except NoTreatedUnits as exc:
                 from roi.results import refused_effect
 
@@ -125,8 +129,11 @@ def program_entry(result: EffectResult, *, members: int, member_months: int,
     """One programme's entry of ``community_engagement.programs``."""
     from roi.sensitivity.results import parallel_trends_block
 
+    coverage = result.diagnostics.checks.get("member_coverage")
     entry: dict[str, Any] = {"members": members, "member_months": member_months,
                              "lift_per_member_month": _entry(result), "cost": cost,
+                             "member_coverage": None if coverage is None else {
+                                 k: coverage[k] for k in ("covered_share", "factor")},
                              "lift_revenue": None, "revenue_per_dollar": None}
     if result.refused:
         return entry

@@ -217,9 +217,9 @@ class TierLift:
             model = StaggeredDiD(control_group="never_treated", weights="member_months",
                                  scale=self.scale)
             try:
-                self.results_[str(name)] = model.fit(data, unit="customer_id", time="month_index",
-                                                     group="join_month_index",
-                                                     outcome=outcome).result_
+                fitted = model.fit(data, unit="customer_id", time="month_index",
+                                   group="join_month_index", outcome=outcome).result_
+                self.results_[str(name)] = all_member_months(fitted, data, outcome=outcome)
             except NoTreatedUnits as exc:
                 from roi.results import refused_effect
 
@@ -232,6 +232,18 @@ class TierLift:
         return pd.DataFrame([{"tier": k, "estimate": r.estimate, "low": r.low, "high": r.high,
                               "member_months": self.member_months_[k], "refused": r.refused}
                              for k, r in self.results_.items()]).set_index("tier")
+
+
+def all_member_months(result: EffectResult, rows: pd.DataFrame, *,
+                      outcome: str) -> EffectResult:
+    """The DiD from the members it covers (a whole month before joining) to all of the tier's
+    member-months, by the run's proportional rule
+    (:func:`roi.revenue_lift.member_coverage.extend_to_all_member_months`): the members who
+    join in their first month are the most engaged and spend more."""
+    from roi.revenue_lift.member_coverage import base_period_covered, extend_to_all_member_months
+
+    frame = rows.rename(columns={outcome: "revenue"}) if outcome != "revenue" else rows
+    return extend_to_all_member_months(result, frame, base_period_covered(frame))
 
 
 def tier_names(tier: pd.Series) -> list[str]:

@@ -928,6 +928,8 @@ def test_pdf_renders_pages(tmp_path):
     assert "http" not in text
 
 
+BUDGET_HEADERS = ["Name", "Kind", "Current spend", "Recommended", "Change", "Revenue change",
+                  "Low", "High", "Interval", "Why"]
 COMPARISON_HEADERS = ["Name", "Kind", "Cost", "Incremental revenue", "Low", "High",
                       "Revenue per $", "Interval", "Method", "Status", "Caveats"]
 
@@ -959,6 +961,13 @@ def test_pdf_pages_fit_are_numbered_and_name_every_column(tmp_path, paper, size)
     for header in COMPARISON_HEADERS:
         assert all(word in words for word in header.split()), header
     assert words[words.index("Caveats") - 1] == "Status" and "Stat" not in words
+    # The budget page's table too, and its heading whole.
+    first = next(i for i, line in enumerate(lines) if re.match(r"Name\s+Kind\s+Current", line))
+    words = " ".join(lines[first:first + 2]).split()
+    for header in BUDGET_HEADERS:
+        assert all(word in words for word in header.split()), header
+    assert "Budget: current against recommended spend" in text
+    assert "What the optimiser may move, and why" in text
     assert "pre-trend test (event time): p-value" in text
     assert "balance.smd" not in text and "pretrend_event.p_value" not in text
 

@@ -112,6 +112,8 @@ def _cohorts(group_values: pd.Series, unit_codes: np.ndarray,
     if differs.any():
         raise ValueError(f"StaggeredDiD: column {group!r} (first treated period) changes "
                          f"within a unit on {int(differs.sum())} rows; it must be constant")
+    if len(periods) == 0:   # no rows: nothing to compare (the fit refuses)
+        return np.full(len(per_unit), NEVER, dtype=np.int64), {}
     never = never_treated(per_unit, periods=periods)   # the one rule (panel_input.py)
     filled = per_unit.astype(object).where(~never, periods[0]).to_numpy()
     filled = filled.astype(periods.dtype) if periods.dtype.kind in "iufM" else filled

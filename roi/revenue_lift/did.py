@@ -127,6 +127,8 @@ def no_treated_reason(panel: WidePanel | DiDAggregates, *, group: str) -> str:
     """Why no treated unit can be compared: what the ``group`` column held and what was left
     out (a 0/1 flag in ``group`` makes every treated unit "treated from the first period")."""
     dropped = panel.dropped
+    if not len(panel.periods):
+        return f"the data have no rows (column {group!r}: no unit to compare)"
     at_start = dropped.get("units_treated_from_first_period", 0)
     reason = f"no treated unit with a period before its first treated period in column {group!r}"
     if at_start:

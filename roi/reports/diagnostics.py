@@ -127,31 +127,28 @@ def checks_html(checks: dict, base: str) -> str:
 
 
 def _badge(diag: dict) -> str:
+    """"refused", "not converged" or "converged" (diagnostics.html.j2 draws the badge)."""
     if get(diag, "checks", "refused"):
-        return '<span class="note">refused</span>'
+        return "refused"
     if diag.get("converged") is False:
-        return f'<span class="not-converged">{esc(NOT_CONVERGED)}</span>'
-    return '<span class="ok">converged</span>'
+        return "not converged"
+    return "converged"
 
 
 def diagnostics_section(results: dict, *, other_problems: list[str]) -> str:
-    """Every model: plain title, badge, warnings, checks as tables."""
+    """Every model: plain title, badge, warnings, checks as tables (diagnostics.html.j2)."""
+    from markupsafe import Markup
+
+    from roi.reports.html import templates
+
     diagnostics = results.get("diagnostics")
     if not isinstance(diagnostics, dict) or not diagnostics:
         return section("diagnostics", "Diagnostics", missing("Diagnostics"))
-    parts = ["<p>Every warning a model raised, whether it converged, and the checks behind "
-             "them. Read these before relying on a number.</p>"]
-    if other_problems:
-        parts.append("<p class=\"caution\">Models the bottom line does not use: "
-                     + esc("; ".join(other_problems)) + ".</p>")
-    for model, diag in diagnostics.items():
-        if not isinstance(diag, dict):
-            continue
-        items = "".join(f'<li class="warning">{esc(w)}</li>' for w in as_list(diag.get("warnings")))
-        parts.append(f'<div class="model"><h3>{esc(model_title(model))} '
-                     f'<span class="note">({esc(model)})</span> {_badge(diag)}</h3>'
-                     + (f"<ul>{items}</ul>" if items else '<p class="note">No warnings.</p>')
-                     + '<div class="checks">'
-                     + checks_html(mapping(diag.get("checks")), f"diagnostics.{model}.checks")
-                     + "</div></div>")
-    return section("diagnostics", "Diagnostics", "".join(parts))
+    models = [{"title": model_title(model), "name": model, "badge": _badge(diag),
+               "warnings": [str(w) for w in as_list(diag.get("warnings"))],
+               "checks": Markup(checks_html(mapping(diag.get("checks")),
+                                            f"diagnostics.{model}.checks"))}
+              for model, diag in diagnostics.items() if isinstance(diag, dict)]
+    return templates().get_template("diagnostics.html.j2").render(
+        models=models, other_problems="; ".join(other_problems),
+        not_converged=NOT_CONVERGED)

@@ -20,6 +20,9 @@ from roi.data.errors import RoiError
 from roi.redaction import redact, redact_document
 
 EXIT_INVALID = 2
+ENGINES = ("duckdb", "spark")   # connectors.ENGINES (not imported here: the CLI starts fast)
+ENGINE_HELP = ("where a folder's files are read and aggregated: the embedded DuckDB (default) "
+               "or a local Apache Spark session (needs the 'spark' extra and Java 17)")
 EXIT_INTERNAL = 1
 
 
@@ -31,10 +34,12 @@ def _parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="check a source against the data contract")
     validate.add_argument("source", help="folder of table files, or a SQLAlchemy URL")
     validate.add_argument("--config", help="TOML config file")
+    validate.add_argument("--engine", choices=ENGINES, default="duckdb", help=ENGINE_HELP)
     run = commands.add_parser("run", help="run every model and write results")
     run.add_argument("source", help="folder of table files, or a SQLAlchemy URL")
     run.add_argument("--out", required=True, help="output folder")
     run.add_argument("--config", help="TOML config file")
+    run.add_argument("--engine", choices=ENGINES, default="duckdb", help=ENGINE_HELP)
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     run.add_argument("--no-pdf", action="store_true", help="skip report.pdf (needs Chromium)")
     run.add_argument("--paper", choices=["A4", "Letter"], help="report.pdf page size (default "
@@ -66,7 +71,7 @@ def _validate(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     dataset = load_dataset(open_source(args.source, tables=config.source_tables or None,
-                                       columns=config.columns or None),
+                                       columns=config.columns or None, engine=args.engine),
                            config.data)
     print(json.dumps(redact_document(dataset.report), indent=2))
     print(f"OK: {redact(args.source)} satisfies the data contract.")
@@ -110,11 +115,11 @@ def read_results(path: Path) -> dict:
 
 
 def _run(source: str | Path, *, out: str, config_path: str | None, progress: bool,
-         pdf: bool = True) -> int:
+         pdf: bool = True, engine: str = "duckdb") -> int:
     from roi.run import run_models
 
     outputs = run_models(source, out=out, config=load_config(config_path), progress=progress,
-                         pdf=pdf)
+                         pdf=pdf, engine=engine)
     print(run_summary(outputs.results))
     print_bottom_line(outputs.results)
     print(f"Outputs written to {Path(out).resolve()}:")
@@ -219,7 +224,7 @@ def _command(args: argparse.Namespace) -> int:
         return _validate(args)
     if args.command == "run":
         return _run(args.source, out=args.out, config_path=args.config,
-                    progress=not args.no_progress, pdf=not args.no_pdf)
+                    progress=not args.no_progress, pdf=not args.no_pdf, engine=args.engine)
     if args.command == "report":
         return _report(args)
     return _run(sample_folder(), out=args.out, config_path=None,

@@ -59,13 +59,16 @@ class RunOutputs:
 
 
 def run_job(source: Any, *, out: str | Path, config: RunConfig | None = None,
-            progress: bool = True, pdf: bool = True) -> dict[str, Any]:
+            progress: bool = True, pdf: bool = True, engine: str = "duckdb") -> dict[str, Any]:
     """Run everything and write ``out/results.json`` and the reports; returns the results."""
-    return run_models(source, out=out, config=config, progress=progress, pdf=pdf).results
+    return run_models(source, out=out, config=config, progress=progress, pdf=pdf,
+                      engine=engine).results
 
 
 def run_models(source: Any, *, out: str | Path, config: RunConfig | None = None,
-               progress: bool = True, pdf: bool = True) -> RunOutputs:
+               progress: bool = True, pdf: bool = True, engine: str = "duckdb") -> RunOutputs:
+    """``engine`` reads a folder with the embedded DuckDB or a local Spark session
+    (``connectors.open_source``); a URL's database is its own engine."""
     from connectors import open_source
 
     config = config or RunConfig()
@@ -76,7 +79,7 @@ def run_models(source: Any, *, out: str | Path, config: RunConfig | None = None,
         steps = _InterruptibleSteps(progress_bar)
         steps.start("open source")
         canonical = open_source(source, tables=config.source_tables or None,
-                                columns=config.columns or None)
+                                columns=config.columns or None, engine=engine)
         steps.start("validate")
         dataset = load_dataset(canonical, config.data)
         _refuse_empty_window(dataset.report)

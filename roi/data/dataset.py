@@ -178,8 +178,14 @@ def load_dataset(source: CanonicalSource, options: DataOptions | None = None) ->
 def _materialise(source: CanonicalSource, name: str, select: sa.Select, *,
                  store: bool) -> sa.FromClause:
     """Embedded database: a table (computed once) when ``store``, else a view (no copy of
-    large tables). Warehouse: a subquery, since the toolkit only reads there."""
+    large tables). Spark: a temporary view of the session, checkpointed when ``store``
+    (nothing is written to the warehouse). Warehouse: a subquery, since the toolkit only reads
+    there."""
     table_name = f"roi_{name}"
+    if source.engine.dialect.name == "spark":
+        from roi.data.spark import materialise
+
+        return materialise(source.engine, table_name, select, store=store)
     if not source.embedded:
         return select.subquery(table_name)
     compiled = select.compile(dialect=source.engine.dialect)

@@ -118,7 +118,8 @@ def fetch_frame(engine: sa.Engine, statement: sa.Executable, *,
                 categorical: tuple[str, ...] = ()) -> pd.DataFrame:
     """Run a statement in the database and return its (aggregated) result as a DataFrame.
 
-    DuckDB results come back through Arrow (columnar, fast); other engines through pandas.
+    DuckDB and Spark results come back through Arrow (columnar, fast); other engines through
+    pandas.
     Columns named in ``categorical`` (community, categorical covariates) become pandas
     categoricals: one byte a row instead of a string, which keeps a 13M-row panel small. Other
     text is Arrow-backed strings, whatever the engine.
@@ -140,6 +141,15 @@ def fetch_frame(engine: sa.Engine, statement: sa.Executable, *,
             frame = _to_pandas(tables.pop())
             pa.default_memory_pool().release_unused()
             return _sorted_categories(frame, categorical)
+        if engine.dialect.name == "spark":
+            # Spark SQL (roi.data.spark): the result comes back as Arrow, as DuckDB's does.
+            compiled = statement.compile(dialect=engine.dialect,
+                                         compile_kwargs={"render_postcompile": True})
+            params = compiled.construct_params()
+            positional = [params[name] for name in compiled.positiontup or []]
+            table = connection.connection.driver_connection.arrow(str(compiled), positional)
+            return _sorted_categories(_to_pandas(_categorical_text(table, categorical)),
+                                      categorical)
         frame = pd.read_sql(statement, connection)
     # Same dtypes as the DuckDB path.
     for column in frame.columns:

@@ -1,0 +1,153 @@
+"""Apache Spark as an engine (issue 19): the data layer's statements compiled for Spark SQL
+(``roi.data.spark``) give DuckDB's results, and ``roi run --engine spark`` gives DuckDB's
+``results.json``.
+
+One local Spark session (``local[2]``, two shuffle partitions, no UI) serves the module: JVM
+start-up takes 10-40 s, so the tests share it (``roi run`` in this process reuses it too).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+
+import pandas as pd
+import pytest
+
+from connectors import open_source
+from connectors.spark import from_folder_spark
+from roi.data import load_dataset
+from roi.data.errors import DataValidationError
+from tests.conftest import SAMPLE, SMALL_SAMPLER, run_cli
+from tests.test_postgres import _assert_same
+
+pyspark = pytest.importorskip("pyspark", reason="the 'spark' extra is not installed")
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def spark():
+    from roi.data.spark import local_session
+
+    if shutil.which("java") is None:
+        pytest.skip("no Java runtime (Spark needs Java 17 or 21)")
+    session = local_session("local[2]", config={"spark.sql.shuffle.partitions": "2"})
+    yield session
+    session.stop()
+
+
+def _write(folder, frames: dict[str, pd.DataFrame]):
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, frame in frames.items():
+        frame.to_csv(folder / f"{name}.csv", index=False)
+    return folder
+
+
+def test_sample_data_layer_equals_duckdb(spark):
+    """Panel, weekly series, survival table and the whole data report (counts, exclusions,
+    row accounting, link rate) of the sample: Spark SQL equals DuckDB."""
+    duck = load_dataset(open_source(SAMPLE))
+    on_spark = load_dataset(from_folder_spark(SAMPLE, session=spark))
+    assert on_spark.engine.dialect.name == "spark"
+    assert duck.report["customers"] > 1000
+    _assert_same(duck, on_spark)
+
+
+def test_awkward_rows_equal_duckdb(spark, tiny, tmp_path):
+    """Issue 14's rules (re-exported rows, a refund sharing its order_id, an order before
+    first_seen, a community in another case, a join after churn, a raw e-mail linking a member)
+    counted the same in Spark; Parquet with native types read as CSV text is."""
+    orders, members = tiny["orders"], tiny["members"]
+    tiny["orders"] = pd.concat([orders, orders.iloc[[1]], orders.iloc[[1]].assign(
+        revenue="-20", order_date="2024-04-02"), pd.DataFrame({
+            "order_id": ["o8"], "customer_id": ["C"], "order_date": ["2024-02-03"],
+            "revenue": ["9"], "currency": ["USD"]})], ignore_index=True)
+    tiny["members"] = pd.concat([members, members.iloc[[0]], pd.DataFrame({
+        "community": ["Discord"], "joined_at": ["2024-03-25"], "customer_id": ["B"],
+        "email": [None], "member_id": ["m5"], "left_at": [None]})], ignore_index=True)
+    folder = _write(tmp_path / "csv", tiny)
+    typed = tmp_path / "parquet"
+    typed.mkdir()
+    for name, frame in tiny.items():
+        frame = frame.copy()
+        if name == "orders":
+            frame["revenue"] = pd.to_numeric(frame["revenue"])
+            frame["order_date"] = pd.to_datetime(frame["order_date"].str[:10]).dt.date
+        frame.to_parquet(typed / f"{name}.parquet", index=False)
+    duck = load_dataset(open_source(folder))
+    assert duck.report["excluded"]["orders_duplicate_row"] == 1
+    assert duck.report["excluded"]["members_joined_after_churn"] == 1
+    _assert_same(duck, load_dataset(from_folder_spark(folder, session=spark)))
+    _assert_same(load_dataset(open_source(typed)),
+                 load_dataset(from_folder_spark(typed, session=spark)))
+
+
+def test_validation_problems_equal_duckdb(spark, tiny, tmp_path):
+    """Broken rules give the same problems (table, column, rule, row count) in both engines:
+    unparsable and impossible dates, a date with text after it, non-numbers, 1e999, an
+    unknown customer."""
+    tiny["orders"] = pd.concat([tiny["orders"], pd.DataFrame({
+        "order_id": ["b1", "b2", "b3", "b4", "b5", "b6"],
+        "customer_id": ["A", "A", "A", "A", "A", "ZZ"],
+        "order_date": ["2024-02-30", "2023-01-083", "soon", "2024-02-01", "2024-02-01",
+                       "2024-02-01"],
+        "revenue": ["5", "5", "5", "n/a", "1e999", "3"], "currency": ["USD"] * 6})],
+        ignore_index=True)
+    folder = _write(tmp_path / "broken", tiny)
+
+    def problems(source):
+        with pytest.raises(DataValidationError) as caught:
+            load_dataset(source)
+        return sorted((p.table, p.column, p.rule, p.n_rows) for p in caught.value.problems)
+
+    duck = problems(open_source(folder))
+    assert ("orders", "order_date", ) == duck[0][:2] and sum(p[3] for p in duck) >= 5
+    assert problems(from_folder_spark(folder, session=spark)) == duck
+
+
+def _differences(left, right, path="", *, rtol: float) -> list[str]:
+    """Paths where two JSON documents differ (numbers beyond ``rtol``, or 1e-9 near zero)."""
+    if isinstance(left, dict) and isinstance(right, dict):
+        found = [f"{path}/{k}: only on one side" for k in set(left) ^ set(right)]
+        for key in set(left) & set(right):
+            found += _differences(left[key], right[key], f"{path}/{key}", rtol=rtol)
+        return found
+    if isinstance(left, list) and isinstance(right, list):
+        if len(left) != len(right):
+            return [f"{path}: {len(left)} vs {len(right)} items"]
+        return [d for i, (a, b) in enumerate(zip(left, right, strict=True))
+                for d in _differences(a, b, f"{path}[{i}]", rtol=rtol)]
+    numbers = (int, float)
+    if isinstance(left, numbers) and isinstance(right, numbers) \
+            and not isinstance(left, bool) and not isinstance(right, bool):
+        if math.isclose(left, right, rel_tol=rtol, abs_tol=1e-9) or (left != left and
+                                                                   right != right):
+            return []
+        return [f"{path}: {left} vs {right}"]
+    return [] if left == right else [f"{path}: {left!r} vs {right!r}"]
+
+
+# Keys that say how or where a run ran, not what it found.
+RUN_FACTS = ("/run", "/data/source", "/environment", "/generated_at", "/timings")
+
+
+def test_roi_run_engine_spark_equals_duckdb(spark, small_world, small_world_run, tmp_path):
+    """``roi run --engine spark`` of the small world (600 customers, CSV, a member linked by a
+    raw e-mail only) writes DuckDB's results.json: the same data block exactly and every
+    estimate within 1e-6 relative (the models see identical frames; what may differ is the
+    last bits of sums done in another order)."""
+    duck_out, _, _ = small_world_run
+    out = tmp_path / "spark-run"
+    code, stdout, stderr = run_cli(["run", "--engine", "spark", str(small_world / "data"),
+                                    "--out", str(out), "--config",
+                                    str(small_world / "roi.toml"), "--no-pdf"])
+    assert code == 0, stderr[-3000:]
+    duck = json.loads((duck_out / "results.json").read_text())
+    on_spark = json.loads((out / "results.json").read_text())
+    assert duck["data"]["customers"] == on_spark["data"]["customers"] == 600
+    differences = [d for d in _differences(duck, on_spark, rtol=1e-6)
+                   if not d.startswith(RUN_FACTS)]
+    assert differences == []
+    assert SMALL_SAMPLER  # the run's config: the shared small world's (tests/conftest.py)

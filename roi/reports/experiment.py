@@ -12,16 +12,23 @@ Examples
 
 from __future__ import annotations
 
-from roi.reports.base import esc, get, money, number, section, shown, table
+from markupsafe import Markup
+
+from roi.reports.base import get, money, number, shown, table
 
 EXPERIMENTS = "community_experiment.experiments"
 
 
 def experiment_and_join_month(results: dict, currency: str = "$") -> str:
-    """The "Experiment and join month" section, or "" when there is nothing to say."""
-    parts = [_experiments(results, currency), _join_month(results, currency)]
-    body = "".join(p for p in parts if p)
-    return section("experiment", "Randomized experiment and join month", body) if body else ""
+    """The "Experiment and join month" section (experiment.html.j2), or "" when there is
+    nothing to say."""
+    from roi.reports.html import templates
+
+    experiments, join_month = _experiments(results, currency), _join_month(results, currency)
+    if not experiments and not join_month:
+        return ""
+    return templates().get_template("experiment.html.j2").render(
+        experiments=Markup(experiments) if experiments else None, join_month=join_month)
 
 
 def _experiments(results: dict, currency: str) -> str:
@@ -44,26 +51,19 @@ def _experiments(results: dict, currency: str) -> str:
                      f"{fmt(observed.get('low'))} to {fmt(observed.get('high'))}",
                      verdict, "n/a" if f is None else f"{f:,.1f}",
                      "; ".join(str(w) for w in entry.get("warnings") or [])])
-    intro = ("<h3>Randomized invitation experiment</h3><p>Customers were invited at random "
-             "or held out. The CACE is the revenue a member-month adds for customers who "
-             "joined because they were invited (months after churn count as zero, so kept "
-             "customers count too); beside it the observational lift of the same community. "
-             "Where an experiment has a first-stage F of 10 or more, the comparison and the "
-             "budget use its CACE for that community.</p>")
-    return intro + table(["Experiment", "CACE", "95% CI", "Observational", "Interval",
+    return table(["Experiment", "CACE", "95% CI", "Observational", "Interval",
                           "Agreement", "First-stage F", "Warnings"], rows)
 
 
-def _join_month(results: dict, currency: str) -> str:
+def _join_month(results: dict, currency: str) -> dict | None:
+    """The join-month adjusted lift's keyed numbers and rule, or None when not detected."""
     block = get(results, "community_revenue_lift", "join_month_adjusted")
     if not isinstance(block, dict) or not block.get("detected"):
-        return ""
+        return None
     fmt = lambda v: money(v, currency)  # noqa: E731
     key = "community_revenue_lift.join_month_adjusted"
-    return ("<h3>Joining after a purchase</h3><p>The event study spikes in the join month: "
-            "customers join after buying, so the join month's revenue caused the joining. "
-            "The bottom line uses the lift from the month after joining, "
-            f"{shown(key + '.estimate', block.get('estimate'), fmt).html()} per member-month "
-            f"({esc(fmt(block.get('low')))} to {esc(fmt(block.get('high')))}), instead of "
-            f"{shown(key + '.unadjusted', block.get('unadjusted'), fmt).html()}. "
-            f"{esc(block.get('rule', ''))}</p>")
+    return {"estimate": Markup(shown(key + ".estimate", block.get("estimate"), fmt).html()),
+            "low": fmt(block.get("low")), "high": fmt(block.get("high")),
+            "unadjusted": Markup(shown(key + ".unadjusted", block.get("unadjusted"),
+                                       fmt).html()),
+            "rule": str(block.get("rule", ""))}

@@ -119,3 +119,24 @@ def test_database_path_refuses_what_the_panel_refuses(dataset):
     table = sa.table("repeated_rows", *(sa.column(c) for c in frame.columns))
     with pytest.raises(ValueError, match=r"\(id, t\) pairs appear more than once"):
         did_aggregates(dataset.engine, table, unit="id", time="t", group="g", outcome="y")
+
+
+def test_naive_gap_from_the_database_equals_the_in_memory_gap(dataset, active):
+    from roi.data.panel import panel_select
+    from roi.revenue_lift.did_sql import naive_gap_sums
+    from roi.revenue_lift.naive_revenue import NaiveRevenueGap
+
+    memory = NaiveRevenueGap().fit(active, group="community").result_
+    statement = panel_select(dataset).order_by(None).subquery("panel")
+    rows = sa.select(statement).where(statement.c.active).subquery("active")
+    sums = naive_gap_sums(dataset.engine, rows, unit="customer_id", outcome="revenue",
+                          join_time="join_month_index", community="community")
+    assert len(sums) == 3   # never-members, discord, forum: what leaves the database
+    database = NaiveRevenueGap().fit_sums(sums).result_
+    for field in ("estimate", "low", "high"):
+        assert getattr(database, field) == pytest.approx(getattr(memory, field), rel=1e-10)
+    assert (database.n_treated, database.n_obs) == (memory.n_treated, memory.n_obs)
+    assert set(database.by_group) == set(memory.by_group) == {"discord", "forum"}
+    for name, block in memory.by_group.items():
+        assert database.by_group[name]["estimate"] == pytest.approx(block["estimate"], rel=1e-10)
+        assert database.by_group[name]["low"] == pytest.approx(block["low"], rel=1e-10)

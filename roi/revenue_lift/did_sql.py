@@ -1,4 +1,5 @@
-"""The staggered DiD's sufficient statistics from one ``GROUP BY`` inside the database.
+"""The staggered DiD's (and the naive gap's) sufficient statistics from ``GROUP BY`` queries
+inside the database.
 
 :func:`did_aggregates` turns any long panel the database holds (a SQLAlchemy selectable with one
 row per unit and period) into the :class:`~roi.revenue_lift._did_stats.DiDAggregates` that
@@ -162,3 +163,46 @@ def _to_aggregates(frame: pd.DataFrame, periods: np.ndarray, *,
     for code in codes[codes != NEVER]:   # the smallest value the user gave for the cohort
         labels[int(code)] = raw[keep & (cohort == code)].min()
     return DiDAggregates(stats, codes, periods, labels, dropped)
+
+
+def naive_gap_sums(engine: sa.Engine, panel: sa.FromClause, *, unit: str, outcome: str,
+                   join_time: str, community: str | None = None,
+                   periods: np.ndarray | None = None) -> pd.DataFrame:
+    """:func:`roi.revenue_lift.naive_revenue.gap_sums` from one ``GROUP BY`` in the database
+    (per unit, then per first-joined value and community), for
+    :meth:`NaiveRevenueGap.fit_sums <roi.revenue_lift.naive_revenue.NaiveRevenueGap.fit_sums>`.
+
+    ``periods`` applies the never-member rule's "after the last period" (as ``time=`` does in
+    ``fit``). Rows without an outcome raise (in memory they would make the gap NaN).
+    """
+    from roi.revenue_lift.naive_revenue import SUMS
+
+    rows = panel.alias("gap_panel") if not isinstance(panel, sa.Alias) else panel
+    side = [rows.c[community]] if community else []
+    per_unit = (sa.select(rows.c[unit], sa.func.min(rows.c[join_time]).label("joined"),
+                          *[sa.func.min(c).label("community") for c in side],
+                          sa.func.count().label("m"),
+                          sa.func.count(rows.c[outcome]).label("m_outcome"),
+                          sa.func.sum(sa.cast(rows.c[outcome], sa.Double)).label("s"))
+                .group_by(rows.c[unit]).subquery("gap_units"))
+    keys = [per_unit.c.joined, *([per_unit.c.community] if community else [])]
+    m = sa.cast(per_unit.c.m, sa.Double)
+    statement = (sa.select(*keys, sa.func.count().label("units"), sa.func.sum(m).label("rows"),
+                           sa.func.sum(per_unit.c.m - per_unit.c.m_outcome).label("missing"),
+                           sa.func.sum(per_unit.c.s).label("total"),
+                           sa.func.sum(per_unit.c.s * per_unit.c.s).label("unit_total_sq"),
+                           sa.func.sum(per_unit.c.s * m).label("unit_total_rows"),
+                           sa.func.sum(m * m).label("unit_rows_sq"))
+                 .group_by(*keys))
+    found = fetch_frame(engine, statement)
+    if found["missing"].sum():
+        raise ValueError(f"NaiveRevenueGap: column {outcome!r} is empty on "
+                         f"{int(found['missing'].sum())} rows")
+    ever = ~never_treated(found["joined"], periods=periods)
+    labels = found["community"] if community else pd.Series([None] * len(found))
+    named = pd.Series(np.where(ever, labels.astype(object), None), dtype=object)
+    found = found.assign(ever=ever, community=named)
+    sums = found.groupby(["ever", found["community"].fillna("")], sort=True)[list(SUMS)].sum()
+    sums = sums.reset_index()
+    sums["community"] = sums["community"].replace("", None)
+    return sums[["ever", "community", *SUMS]]

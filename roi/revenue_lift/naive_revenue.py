@@ -47,41 +47,76 @@ class NaiveRevenueGap:
         ever = ~never_treated(rows[join_time], periods=periods)
         units = pd.factorize(rows[unit])[0]
         outcomes = rows[outcome].to_numpy(dtype=float)
-        self.result_ = _gap(outcomes, ever, units)
-        if group is not None:
-            for name in sorted(rows.loc[ever, group].dropna().unique()):
-                keep = ~ever | (rows[group] == name).to_numpy()
-                sub = _gap(outcomes[keep], ever[keep], pd.factorize(units[keep])[0])
-                self.result_.by_group[str(name)] = sub.to_contract()
+        names = (sorted(rows.loc[ever, group].dropna().unique()) if group is not None else [])
+        code = np.full(len(rows), -1)   # ever-members' community position; -1 never-members
+        for position, name in enumerate(names):
+            code[ever & (rows[group] == name).to_numpy()] = position
+        return self.fit_sums(gap_sums(outcomes, units=units, ever=ever, community=code,
+                                      communities=names))
+
+    def fit_sums(self, sums: pd.DataFrame) -> NaiveRevenueGap:
+        """Fit from :func:`gap_sums` (or the same sums from one ``GROUP BY`` in the database,
+        :func:`roi.revenue_lift.did_sql.naive_gap_sums`): the overall gap, and one per
+        community when ``sums`` has rows per community."""
+        never = sums[~sums["ever"]]
+        self.result_ = _gap(never, sums[sums["ever"]])
+        for name, rows in sums[sums["ever"]].groupby("community", sort=True, dropna=True):
+            self.result_.by_group[str(name)] = _gap(never, rows).to_contract()
         return self
 
     def summary(self) -> pd.DataFrame:
         return self.result_.summary()
 
 
-def _gap(outcomes: np.ndarray, ever: np.ndarray, units: np.ndarray) -> EffectResult:
-    """Difference in means with the cluster-robust SE of OLS on ``[1, ever]``.
+SUMS = ("units", "rows", "total", "unit_total_sq", "unit_total_rows", "unit_rows_sq")
+"""Columns of :func:`gap_sums`: per unit ``i`` with ``m_i`` rows and outcome sum ``S_i``, summed
+over the group's units: count, ``m``, ``S``, ``S^2``, ``S m`` and ``m^2``."""
+
+
+def gap_sums(outcomes: np.ndarray, *, units: np.ndarray, ever: np.ndarray,
+             community: np.ndarray, communities: list) -> pd.DataFrame:
+    """The sums the gap and its clustered SE need, per never-members and per community of
+    ever-members (``community`` a position in ``communities``, -1 for never-members and for
+    ever-members without one); columns ``ever``, ``community`` and :data:`SUMS`."""
+    rows = np.bincount(units)
+    total = np.bincount(units, weights=outcomes)
+    first = np.unique(units, return_index=True)[1]
+    key = np.where(ever[first], community[first] + 1, -1)   # -1 never, 0 no community, 1+ name
+    table = pd.DataFrame({"key": key, "units": 1, "rows": rows, "total": total,
+                          "unit_total_sq": total**2, "unit_total_rows": total * rows,
+                          "unit_rows_sq": rows.astype(float)**2}).groupby("key").sum()
+    labels = {-1: None, 0: None, **{i + 1: name for i, name in enumerate(communities)}}
+    return pd.DataFrame({"ever": table.index >= 0,
+                         "community": [labels[k] for k in table.index],
+                         **{name: table[name].to_numpy() for name in SUMS}})
+
+
+def _gap(never: pd.DataFrame, ever: pd.DataFrame) -> EffectResult:
+    """Difference in means with the cluster-robust SE of OLS on ``[1, ever]``, from the sums.
 
     For that design the OLS slope is ``mean(ever) - mean(never)`` and each row's term of the
-    sandwich is its residual over its group's size (minus for never-members), summed by unit;
-    statsmodels' small-sample factor ``G / (G - 1) * (N - 1) / (N - 2)`` and normal quantiles,
-    as ``sm.OLS(...).fit(cov_type="cluster")`` (a test checks the equality). Written out because
-    statsmodels holds several copies of a 10M-row design.
+    sandwich is its residual over its group's size (minus for never-members), summed by unit:
+    ``(S_i - m_i mean) / n``, whose squares sum to ``(sum S^2 - 2 mean sum S m + mean^2 sum
+    m^2) / n^2`` per group; statsmodels' small-sample factor ``G / (G - 1) * (N - 1) / (N - 2)``
+    and normal quantiles, as ``sm.OLS(...).fit(cov_type="cluster")`` (a test checks the
+    equality). Written out because statsmodels holds several copies of a 10M-row design.
     """
-    if ever.all() or not ever.any():
-        return _refused("no never-members" if ever.any() else "no members")
-    n_ever, n_never = int(ever.sum()), int((~ever).sum())
-    mean_ever, mean_never = outcomes[ever].mean(), outcomes[~ever].mean()
-    terms = np.where(ever, (outcomes - mean_ever) / n_ever, -(outcomes - mean_never) / n_never)
-    by_unit = np.bincount(units, weights=terms)
-    n, clusters = len(outcomes), len(by_unit)
-    se = np.sqrt(np.sum(by_unit**2) * clusters / (clusters - 1) * (n - 1) / (n - 2))
-    estimate = float(mean_ever - mean_never)
+    parts = [frame[list(SUMS)].sum() for frame in (ever, never)]
+    if parts[0]["rows"] == 0 or parts[1]["rows"] == 0:
+        return _refused("no never-members" if parts[0]["rows"] else "no members")
+    squares = 0.0
+    for part in parts:
+        mean = part["total"] / part["rows"]
+        squares += (part["unit_total_sq"] - 2 * mean * part["unit_total_rows"]
+                    + mean**2 * part["unit_rows_sq"]) / part["rows"] ** 2
+    n, clusters = parts[0]["rows"] + parts[1]["rows"], parts[0]["units"] + parts[1]["units"]
+    se = np.sqrt(max(squares, 0.0) * clusters / (clusters - 1) * (n - 1) / (n - 2))
+    estimate = float(parts[0]["total"] / parts[0]["rows"] - parts[1]["total"] / parts[1]["rows"])
     z = stats.norm.ppf(0.975)
     return EffectResult(method="naive", estimand="community_revenue_lift", estimate=estimate,
                         low=estimate - z * se, high=estimate + z * se, interval=CI95,
                         scale="currency per customer-month",
-                        n_treated=int(len(np.unique(units[ever]))), n_obs=n_ever)
+                        n_treated=int(parts[0]["units"]), n_obs=int(parts[0]["rows"]))
 
 
 def _refused(missing: str) -> EffectResult:

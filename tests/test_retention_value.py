@@ -102,3 +102,25 @@ def test_member_values_fall_back_to_the_community_mean():
     values = member_values(panel, lift_att=5.0)
     assert values["value"].tolist() == [10.0, 25.0, 15.0]
     assert values["months"].tolist() == [2.0, 1.0, 0.0]
+
+
+def test_hazard_ratio_above_one_gives_finite_negative_retention_revenue(world, inputs):
+    """A community that raises churn (fitted hazard ratio > 1, as on a world where membership
+    does nothing and the estimate lands above 1) loses months: the money must be negative and
+    finite, valued like gained months (weights |extra days|), never NaN."""
+    from roi.retention.retention_value import _community_values, member_rows
+
+    members = member_rows(world["table"], panel=world["panel"], end_day=None)
+    names = sorted(members["community"].unique())
+    group = pd.Categorical(members["community"], categories=names).codes
+    gained = np.linspace(1.0, 30.0, len(members))
+    common = {"group": group, "names": names, "lift_att": inputs["lift_att"],
+              "id_col": "customer_id", "community": "community"}
+    lost = _community_values(world["panel"], members, extra=-gained, **common)
+    won = _community_values(world["panel"], members, extra=gained, **common)
+    assert np.isfinite(lost["value"]).all() and np.isfinite(lost["se"]).all()
+    pd.testing.assert_frame_equal(lost, won)
+    values = member_values(world["panel"], lift_att=inputs["lift_att"])["value"]
+    first = group == 0
+    want = np.average(values.reindex(members.index[first]).to_numpy(), weights=gained[first])
+    assert lost["value"].iloc[0] == pytest.approx(want, rel=1e-9)

@@ -28,7 +28,7 @@ month** (panel rows with ``member`` and ``active``; the community's mean for a m
 **minus the revenue-lift ATT** of its community when given (``lift_att``): what a member spends per month without the lift, which the
 lift estimate already counts. Without ``lift_att`` the value includes the lift (an upper bound).
 The members' values are averaged with weights equal to their expected extra days (at the point
-estimate, or the posterior mean), because the extra months come mostly from members with high
+estimate, or the posterior mean; days lost when the hazard ratio is above 1), because the extra months come mostly from members with high
 churn hazards, who spend less than the long-lived members that dominate member-month averages
 (at 20,000 customers: 303 vs 370 per month). The weighted mean's standard error is drawn with
 the hazard draws. Paid-media orders stay in the value unless ``shared_revenue_per_month`` takes
@@ -291,13 +291,19 @@ def member_values(panel: pd.DataFrame, *, lift_att: float | Mapping[str, float] 
 def weighted_value(values: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
     """Weighted mean of per-member values and its standard error (independent members).
 
+    Weights that sum to zero (no member gains or loses a day: hazard ratio 1) fall back to
+    equal weights instead of giving NaN.
+
     Examples
     --------
     >>> mean, se = weighted_value(np.array([1.0, 3.0]), np.array([1.0, 1.0]))
     >>> mean, round(se, 3)
     (2.0, 0.707)
+    >>> weighted_value(np.array([1.0, 3.0]), np.zeros(2))[0]
+    2.0
     """
-    w = weights / weights.sum()
+    total = weights.sum()
+    w = weights / total if total > 0 else np.full(len(values), 1.0 / max(len(values), 1))
     mean = float(w @ values)
     return mean, float(np.sqrt((w**2 * (values - mean) ** 2).sum()))
 
@@ -314,7 +320,9 @@ def _community_values(panel: pd.DataFrame, members: pd.DataFrame, *, extra: np.n
     rows = {}
     for i, name in enumerate(names):
         mine = group == i
-        mean, se = weighted_value(values.to_numpy()[mine], np.maximum(extra[mine], 0.0))
+        # |extra|: at a hazard ratio above 1 every member *loses* days, and those lost months
+        # are valued like gained ones (clipping at 0 left no weight and a NaN value).
+        mean, se = weighted_value(values.to_numpy()[mine], np.abs(extra[mine]))
         rows[name] = {"value": mean, "se": se, "members_valued": int(mine.sum())}
     return pd.DataFrame(rows).T.astype(float)
 

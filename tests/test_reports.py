@@ -1298,8 +1298,9 @@ def test_sample_run_fit_and_adstock_hold_up(sample_run):
     for entry in adstock["channels"].values():
         share = entry["share"]
         assert sum(share["estimate"]) == pytest.approx(1.0, abs=1e-3)
-        assert all(lo <= e <= hi for lo, e, hi in zip(share["low"], share["estimate"],
-                                                      share["high"], strict=True))
+        # (a tail lag's mean may lie above its 94% HDI: most draws near 0, a long right tail)
+        assert all(0 <= lo <= hi <= 1 for lo, hi in zip(share["low"], share["high"], strict=True))
+        assert share["estimate"][0] == max(share["estimate"])     # geometric: decays from week 0
         assert 0 < entry["half_life_weeks"]["low"] <= entry["half_life_weeks"]["high"]
     html = (out / "report.html").read_text()
     assert "Model fit: actual against predicted weekly revenue" in html

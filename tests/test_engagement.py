@@ -227,6 +227,11 @@ def test_report_section_and_widget_read_the_block():
     html = engagement_section({"community_engagement": BLOCK})
     assert "chosen by members, not assigned" in html
     assert "vip" in html and "attributed, not causal" in html
+    refused = {**BLOCK, "tiers": {**BLOCK["tiers"], "by_tier": {"superfan": {
+        "members": 1, "member_months": 0, "lift_per_member_month": {
+            "estimate": None, "low": None, "high": None, "refused": "no treated unit"}}}}}
+    html = engagement_section({"community_engagement": refused})
+    assert 'data-value=""' not in html and "no treated unit" in html   # no empty traced number
     panel = EngagementPanel({"community_engagement": BLOCK})
     assert panel.rows() == [["lurker", "4", "5.00", "1.00 to 9.00 (95% CI)", "0.800", "100%"]]
     assert len(panel.plot.outputs) == 1

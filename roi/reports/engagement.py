@@ -51,6 +51,11 @@ def engagement_context(results: dict, currency: str = "$") -> dict[str, Any]:
             "referral_refused": referrals.get("refused") or "not estimated"}
 
 
+def _shown(key: str, value: Any, fmt) -> Any:
+    """A traceable number (its results.json key in the page), or "n/a" when there is none."""
+    return shown(key, value, fmt) if number(value) is not None else "n/a"
+
+
 def _interval(entry: dict | None, fmt) -> str:
     entry = entry or {}
     if number(entry.get("low")) is None:
@@ -75,9 +80,9 @@ def _tier_table(tiers: dict, currency: str) -> str:
         key = f"{BLOCK}.tiers.by_tier.{name}"
         lift, hazard = entry.get("lift_per_member_month") or {}, entry.get("hazard_ratio") or {}
         rows.append([name, f"{entry.get('members', 0):,}", f"{entry.get('member_months', 0):,}",
-                     shown(f"{key}.lift_per_member_month.estimate", lift.get("estimate"), fmt),
+                     _shown(f"{key}.lift_per_member_month.estimate", lift.get("estimate"), fmt),
                      _interval(lift, fmt),
-                     shown(f"{key}.hazard_ratio.hazard_ratio", hazard.get("hazard_ratio"),
+                     _shown(f"{key}.hazard_ratio.hazard_ratio", hazard.get("hazard_ratio"),
                            _ratio), _interval(hazard, _ratio),
                      _share(entry.get("share_of_incremental_revenue")),
                      lift.get("refused") or ""])
@@ -96,9 +101,9 @@ def _program_table(programs: dict, currency: str) -> str:
         pre = (entry.get("pretrend") or {}).get("p_value")
         breakdown = (entry.get("sensitivity") or {}).get("breakdown_m")
         rows.append([name, f"{entry.get('members', 0):,}",
-                     shown(f"{key}.lift_per_member_month.estimate", lift.get("estimate"), fmt),
+                     _shown(f"{key}.lift_per_member_month.estimate", lift.get("estimate"), fmt),
                      _interval(lift, fmt), fmt(entry.get("cost")),
-                     shown(f"{key}.revenue_per_dollar.estimate", per_dollar.get("estimate"),
+                     _shown(f"{key}.revenue_per_dollar.estimate", per_dollar.get("estimate"),
                            _ratio), _interval(per_dollar, _ratio),
                      _ratio(pre), _ratio(breakdown), lift.get("refused") or ""])
     return table(["Programme", "Members", "Lift per member-month", "95% CI", "Cost",

@@ -15,15 +15,21 @@ OUTPUT = Path(__file__).resolve().parent / "output"
 ROOT = Path(__file__).resolve().parents[1]
 
 
+CHUNKED_ABOVE = 2_000_000
+"""Worlds larger than this are simulated in chunks of 250,000 customers (bounded memory,
+``roi.simulate_chunked``); smaller ones in one piece, as their cached copies were."""
+
+
 def generate(customers: int, seed: int) -> Path:
     """The cached Parquet world of ``customers`` (generated once, in its own process)."""
     folder = OUTPUT / f"world_{customers}_{seed}"
     if (folder / "truth.json").is_file():
         return folder
     start = time.perf_counter()
+    chunks = ["--chunk-customers", "250000"] if customers > CHUNKED_ABOVE else []
     subprocess.run([sys.executable, "-m", "roi.simulate", "--out", str(folder), "--customers",
-                    str(customers), "--seed", str(seed), "--format", "parquet"], check=True,
-                   cwd=ROOT)
+                    str(customers), "--seed", str(seed), "--format", "parquet", *chunks],
+                   check=True, cwd=ROOT)
     print(f"generated {customers:,} customers in {time.perf_counter() - start:.1f} s -> {folder}",
           file=sys.stderr)
     return folder

@@ -197,22 +197,23 @@ def revenue_section(results: dict, currency: str) -> str:
     fmt = lambda v: money(v, currency)  # noqa: E731
     gap = lambda v, n: f"{money(v - n, currency)} vs naive"  # noqa: E731
     months = number(lift.get("member_months"))
-    intro = ("<p>Extra revenue per member-month (" + esc(currency) + " per member-month), each "
-             "method beside the naive comparison that dashboards show.")
-    if months is not None:
-        intro += f" Member-months in the window: {shown(f'{REVENUE}.member_months', months, lambda v: f'{v:,.0f}').html()}."
-    body = intro + "</p>" + table(
-        ["Method", "Estimate", "Low", "High", "Interval", "Difference", "Status", "Caveats"],
-        estimate_rows(results, REVENUE, fmt, gap))
+    layout = templates().get_template("lift.html.j2").module
     groups = group_rows(results, REVENUE, fmt)
-    body += "<h3>Per community</h3>" + (table(
-        ["Community", "Method", "Estimate", "Low", "High", "Interval", "Counts", "Status",
-         "Caveats"], groups, numeric_from=2) if groups else missing("Per-community revenue lift"))
-    body += figure(plots.interval_chart(chart_rows(results, REVENUE), reference=0.0,
-                                        xlabel=f"{currency} per member-month",
-                                        title="Revenue lift per member-month"),
-                   "Revenue lift per member-month with intervals")
-    return section("revenue", "Community revenue lift", body + event_study(results, currency))
+    return str(layout.lift(
+        "revenue", "Community revenue lift",
+        layout.revenue_intro(currency, Markup(shown(f"{REVENUE}.member_months", months,
+                                                    lambda v: f"{v:,.0f}").html())
+                             if months is not None else None),
+        Markup(table(["Method", "Estimate", "Low", "High", "Interval", "Difference", "Status",
+                      "Caveats"], estimate_rows(results, REVENUE, fmt, gap))),
+        Markup(table(["Community", "Method", "Estimate", "Low", "High", "Interval", "Counts",
+                      "Status", "Caveats"], groups, numeric_from=2) if groups
+               else missing("Per-community revenue lift")),
+        Markup(figure(plots.interval_chart(chart_rows(results, REVENUE), reference=0.0,
+                                           xlabel=f"{currency} per member-month",
+                                           title="Revenue lift per member-month"),
+                      "Revenue lift per member-month with intervals")),
+        Markup(event_study(results, currency))))
 
 
 def _event_rows(points: Any) -> list[tuple]:
@@ -253,20 +254,21 @@ def retention_section(results: dict, currency: str = "$") -> str:
             not results[RETENTION]["estimates"]:
         return section("retention", "Retention", missing("Community retention lift"))
     gap = lambda v, n: f"churn {churn_change(v)} vs {churn_change(n)} naive"  # noqa: E731
-    body = ("<p>Hazard ratio of churn, members against non-members: below 1 means members churn "
-            "less (0.72 = 28% less in any month).</p>" + table(
-                ["Method", "Hazard ratio", "Low", "High", "Interval", "Churn", "Status",
-                 "Caveats"], estimate_rows(results, RETENTION, fixed, gap)))
+    layout = templates().get_template("lift.html.j2").module
     groups = group_rows(results, RETENTION, fixed)
-    body += "<h3>Per community</h3>" + (table(
-        ["Community", "Method", "Hazard ratio", "Low", "High", "Interval", "Counts", "Status",
-         "Caveats"], groups, numeric_from=2) if groups else missing("Per-community retention lift"))
-    body += figure(plots.interval_chart(chart_rows(results, RETENTION), reference=1.0, log=True,
-                                        xlabel="hazard ratio of churn (log scale; 1 = no effect)",
-                                        title="Churn hazard ratio, members vs non-members"),
-                   "Churn hazard ratios with intervals")
-    body += landmark_retention(results) + retention_revenue(results, currency)
-    return section("retention", "Retention", body)
+    return str(layout.lift(
+        "retention", "Retention", layout.retention_intro(),
+        Markup(table(["Method", "Hazard ratio", "Low", "High", "Interval", "Churn", "Status",
+                      "Caveats"], estimate_rows(results, RETENTION, fixed, gap))),
+        Markup(table(["Community", "Method", "Hazard ratio", "Low", "High", "Interval",
+                      "Counts", "Status", "Caveats"], groups, numeric_from=2) if groups
+               else missing("Per-community retention lift")),
+        Markup(figure(plots.interval_chart(
+            chart_rows(results, RETENTION), reference=1.0, log=True,
+            xlabel="hazard ratio of churn (log scale; 1 = no effect)",
+            title="Churn hazard ratio, members vs non-members"),
+            "Churn hazard ratios with intervals")),
+        Markup(landmark_retention(results) + retention_revenue(results, currency))))
 
 
 def landmark_retention(results: dict) -> str:

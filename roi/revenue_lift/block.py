@@ -213,24 +213,12 @@ def bayesian_revenue_lift(panel, *, covariates: dict[str, str] | None, sampler,
 
 
 def _pooled_fit(make, rows, columns: dict[str, str], *, method: str) -> EffectResult:
-    """The DiD over every community, or a refused result (null numbers, the reason in its
-    warnings) when no member can be compared before and after joining (every member joined
-    before the window, or there is one customer): the run goes on and says why."""
-    from roi.results import Diagnostics
-    from roi.revenue_lift.did import NoTreatedUnits
-
-    try:
-        return make().fit(rows, **columns).result_
-    except NoTreatedUnits as exc:
-        reason = (f"{method}: not estimated: no member can be compared before and after "
-                  "joining (every member joined before the window began, or there is no "
-                  "non-member to compare with)")
-        nan = float("nan")
-        return EffectResult(method=method, estimand="community_revenue_lift", estimate=nan,
-                            low=nan, high=nan, interval="95% CI",
-                            scale="currency per member-month",
-                            diagnostics=Diagnostics(converged=False, warnings=[reason],
-                                                    checks={"refused": str(exc)}))
+    """The DiD over every community; a fit that cannot estimate (every member joined before
+    the window, no non-member to compare with, one customer) is a refused result with its
+    cause, named ``method``, and the run goes on and says why."""
+    result = make().fit(rows, **columns).result_
+    result.method = method
+    return result
 
 
 def _community_fit(make, rows, columns: dict[str, str], *,
@@ -241,14 +229,12 @@ def _community_fit(make, rows, columns: dict[str, str], *,
     community cannot be estimated, e.g. its only members joined before the window began.
     With ``sensitivity``, its parallel-trends sensitivity goes to ``sensitivity[key]``; with
     ``dynamics``, its event-time table (``tables["dynamic"]``) to ``dynamics[key]``."""
-    from roi.revenue_lift.did import NoTreatedUnits
     from roi.sensitivity.results import parallel_trends_block
 
-    try:
-        result = make().fit(rows, **columns).result_
-    except NoTreatedUnits as exc:
+    result = make().fit(rows, **columns).result_
+    if result.refused:
         return {"estimate": None, "low": None, "high": None, "interval": "95% CI",
-                "converged": False, "refused": str(exc)}
+                "converged": False, "refused": result.refused}
     if dynamics is not None and result.tables.get("dynamic") is not None:
         dynamics[key] = result.tables["dynamic"]
     block = parallel_trends_block(result, **(options or {})) if sensitivity is not None \

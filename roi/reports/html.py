@@ -361,21 +361,19 @@ def data_section(results: dict) -> str:
     rule = {"column": "churned_at column in the customers table",
             "inactivity": "inactivity rule (no order for "
                           f"{get(results, 'config', 'inactivity_days') or '?'} days)"}
-    intro = (f"<p>Analysis window {esc(window)}. Churn taken from the "
-             f"{esc(rule.get(str(churn.get('rule')), churn.get('rule') or 'unrecorded rule'))}.")
     link_rate = number(get(data, "identity", "link_rate"))
-    if link_rate is not None:
-        intro += (" Member rows linked to a customer: "
-                  + Shown("data.identity.link_rate", link_rate, f"{link_rate:.1%}").html() + ".")
-    excluded = mapping(get(data, "excluded"))
-    intro += (" Rows excluded: " + ", ".join(f"{esc(k.replace('_', ' '))} {esc(flat_text(v))}"
-                                             for k, v in excluded.items()) + "."
-              if excluded else " No rows excluded.")
-    notes = "".join(f"<li>{esc(n)}</li>" for n in as_list(data.get("notes")))
-    body = intro + "</p>" + (f"<ul>{notes}</ul>" if notes else "") + row_accounting_table(data)
     rest = {k: v for k, v in data.items() if k != "row_accounting"}
-    return section("data", "Data quality", body + "<h3>Counts and settings</h3>"
-                   + checks_html(rest, "data"))
+    accounting = row_accounting_table(data)
+    return templates().get_template("data.html.j2").render(
+        window=window,
+        churn_rule=str(rule.get(str(churn.get("rule")), churn.get("rule") or "unrecorded rule")),
+        link_rate=Markup(Shown("data.identity.link_rate", link_rate,
+                               f"{link_rate:.1%}").html()) if link_rate is not None else None,
+        excluded=[(k.replace("_", " "), flat_text(v))
+                  for k, v in mapping(get(data, "excluded")).items()],
+        notes=[str(n) for n in as_list(data.get("notes"))],
+        row_accounting=Markup(accounting) if accounting else None,
+        checks=Markup(checks_html(rest, "data")))
 
 
 def row_accounting_table(data: dict) -> str:
@@ -393,24 +391,21 @@ def row_accounting_table(data: dict) -> str:
                      reasons or "none"])
     if not rows:
         return ""
-    return ("<h3>Row accounting</h3><p>Every row read is used or excluded with a reason.</p>"
-            + table(["Table", "Rows read", "Used", "Excluded", "Reasons"], rows))
+    return table(["Table", "Rows read", "Used", "Excluded", "Reasons"], rows)
 
 
 def assumptions_section(results: dict) -> str:
-    items = "".join(f"<dt>{esc(term)}</dt><dd>{esc(text)}</dd>" for term, text in ESTIMANDS)
-    notes = "".join(f'<dt id="glossary-{esc(m.replace(" ", "-"))}">{esc(m)}: '
-                    f"{esc(method_label(m))}</dt><dd>{esc(METHOD_NOTES[m])}</dd>"
-                    for m in glossary_methods(results))
-    body = f'<h3 id="glossary">Glossary: definitions and intervals</h3><dl>{items}</dl>'
-    body += f"<h3>Glossary: methods and measures shown</h3><dl>{notes}</dl>" if notes else ""
+    """assumptions.html.j2: the glossary (definitions, intervals, every method shown) and the
+    run's settings and versions."""
     run = [("schema_version", results.get("schema_version")),
            ("generated_at", results.get("generated_at"))]
     run += flatten(mapping(results.get("config")), "config")
     run += flatten(mapping(results.get("environment")), "environment")
-    body += "<h3>Run settings and versions</h3>" + key_value_table(
-        [(k, v) for k, v in run if v is not None], grouping=False)
-    return section("assumptions", "Assumptions and method notes", body)
+    return templates().get_template("assumptions.html.j2").render(
+        estimands=ESTIMANDS,
+        methods=[(m, method_label(m), METHOD_NOTES[m]) for m in glossary_methods(results)],
+        settings=Markup(key_value_table([(k, v) for k, v in run if v is not None],
+                                        grouping=False)))
 
 
 # --------------------------------------------------------------------------- page

@@ -106,6 +106,26 @@ def bottom_line(results: Mapping[str, Any]) -> list[Line]:
         if "profit_per_dollar" not in stored:   # computed here: no results path to cite
             line.profit_key = None
         lines.append(line)
+    return _pooled_caveats_once(lines)
+
+
+def _pooled_caveats_once(lines: list[Line]) -> list[Line]:
+    """A caveat about all communities (the pooled lift's sensitivity) in full on the first
+    community line only, referred to on the others: with 30 communities the same two long
+    sentences on every row made the table unreadable."""
+    first: dict[str, str] = {}
+    for line in lines:
+        if line.kind != "community":
+            continue
+        kept = []
+        for caveat in line.caveats:
+            label, _, body = caveat.partition(": ")
+            if "all communities" not in label or body not in first:
+                first.setdefault(body, line.name)
+                kept.append(caveat)
+            else:
+                kept.append(f"{label}: as on the {first[body]} line")
+        line.caveats = kept
     return lines
 
 
@@ -218,19 +238,27 @@ def pretrend_caveats(results: Mapping[str, Any], method: str | None) -> list[str
 
 
 def sensitivity_caveats(results: Mapping[str, Any], community: str) -> list[str]:
-    """The sensitivity summary of the revenue lift (this community's, else the run's), and the
-    robustness value's benchmark sentence (of the pooled lift), if any.
+    """The sensitivity summary of the revenue lift (this community's; else the run's, labelled
+    as such), and the robustness value's benchmark sentence (of the pooled lift), if any.
 
     Examples
     --------
     >>> sensitivity_caveats({"community_revenue_lift": {"sensitivity": {"summary": "M.",
     ...     "robustness_value": {"method": "aipw", "benchmark_summary": "B."}}}}, "discord")
-    ['sensitivity: M.', 'sensitivity (aipw, all communities): B.']
+    ['sensitivity (all communities, none for discord alone, no month before joining with enough members): M.', 'sensitivity (aipw, all communities): B.']
     """
     sensitivity = _get(results, REVENUE, "sensitivity")
-    text = _get(sensitivity, "by_community", community, "summary") or _get(sensitivity,
-                                                                          "summary")
-    out = [f"sensitivity: {text}"] if isinstance(text, str) and text else []
+    own = _get(sensitivity, "by_community", community, "summary")
+    pooled = _get(sensitivity, "summary")
+    if isinstance(own, str) and own:
+        out = [f"sensitivity: {own}"]
+    elif isinstance(pooled, str) and pooled:
+        # A small community's event study has no usable lead (roi.sensitivity.parallel_trends
+        # MIN_TREATED): the pooled sentence must not read as this community's own.
+        out = [f"sensitivity (all communities, none for {community} alone, no month before "
+               f"joining with enough members): {pooled}"]
+    else:
+        out = []
     benchmark = _get(sensitivity, "robustness_value", "benchmark_summary")
     if isinstance(benchmark, str) and benchmark:
         method = _get(sensitivity, "robustness_value", "method")

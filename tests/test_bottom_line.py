@@ -355,3 +355,27 @@ def test_gross_margin_defaults_to_not_configured(tmp_path):
     assert RunConfig(gross_margin=0.6).to_dict()["gross_margin"] == 0.6
     with pytest.raises(ConfigError, match="gross_margin"):
         RunConfig(gross_margin=1.5)
+
+
+def test_pooled_sensitivity_is_labelled_and_written_once_across_many_communities():
+    """30-community worlds: small communities have no sensitivity of their own. Their line must
+    say the sentence is the pooled one (not theirs), and each pooled sentence appears in full
+    once, the other lines referring to it, so the table stays readable."""
+    results = world(margin=None)
+    results["community_revenue_lift"]["sensitivity"] = {
+        "summary": "POOLED M.", "by_community": {"discord": {"summary": "DISCORD M."}},
+        "robustness_value": {"method": "aipw", "benchmark_summary": "BENCH."}}
+    names = ["discord", *(f"c{i:02d}" for i in range(5))]
+    rows = [row for row in results["comparison"] if row["kind"] == "paid"]
+    rows += [{"name": n, "kind": "community", "cost": 10.0, "notes": [],
+              "revenue_per_dollar": entry(2.0, 1.5, 2.5)} for n in names]
+    results["comparison"] = rows
+    lines = {line.name: [c for c in line.caveats if c.startswith("sensitivity")]
+             for line in bottom_line(results) if line.kind != "paid"}
+    assert "sensitivity: DISCORD M." in lines["discord"]
+    assert lines["c00"][0] == ("sensitivity (all communities, none for c00 alone, no month "
+                               "before joining with enough members): POOLED M.")
+    assert lines["c03"][0].endswith(": as on the c00 line")
+    assert lines["c03"][1] == "sensitivity (aipw, all communities): as on the discord line"
+    text = " ".join(c for caveats in lines.values() for c in caveats)
+    assert text.count("POOLED M.") == 1 and text.count("BENCH.") == 1

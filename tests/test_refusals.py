@@ -267,3 +267,20 @@ def test_run_without_controls_refuses_did_and_the_adjusted_estimators(everyone_m
             diagnostics = results["diagnostics"][f"revenue_{name}"]
             assert diagnostics["converged"] is False and diagnostics["warnings"], name
     assert any("naive" in w for w in results["diagnostics"]["run"]["warnings"])
+
+
+def test_no_ad_spend_table_says_why_the_media_mix_model_was_not_fitted():
+    """A folder without ad_spend: the paid-media block is spend-only with a reason in the
+    user's terms (was the model's argument error 'channels: name at least one spend column')."""
+    from connectors import open_source
+    from roi.config import SamplerSettings
+    from roi.data import load_dataset
+    from roi.paid_media.block import paid_media_model
+
+    tables = {k: v for k, v in simulate_world(n_customers=200, months=6, seed=3).tables.items()
+              if k != "ad_spend"}
+    weekly = load_dataset(open_source(tables)).weekly_series()
+    block, result = paid_media_model(weekly, sampler=SamplerSettings(), seed=0)
+    assert result is None and block["channels"] == {} and block["converged"] is False
+    assert block["warnings"] == ["media-mix model not fitted: no paid channel to model (no "
+                                 "ad_spend table, or no ad_spend row in the window)"]

@@ -16,6 +16,11 @@ def paid_media_model(weekly, *, sampler, seed: int,
     if sampler is None:
         return _spend_only(weekly, "media-mix model not run ([sampler] models leaves out "
                            "paid_media)"), None
+    if len(weekly.spend.columns) == 0:
+        # Said in the user's terms, not as the model's argument error ("channels: name at
+        # least one spend column"), which a run without ad_spend used to print.
+        return _spend_only(weekly, "media-mix model not fitted: no paid channel to model (no "
+                           "ad_spend table, or no ad_spend row in the window)"), None
     # The weekly rows as a plain DataFrame: the same path as a user's own data.
     frame, columns = media_frame(weekly)
     try:

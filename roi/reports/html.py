@@ -237,16 +237,17 @@ def event_study(results: dict, currency: str) -> str:
     # The event-time test (leads only) is the one the preference rule and the caveats read.
     p_value = next((number(get(checks, name, "p_value")) for name in ("pretrend_event",
                     "pretrend") if number(get(checks, name, "p_value")) is not None), None)
-    test = (f"the joint pre-trend test gives p = {p_value:.3f} (small means members were "
-            "already on a different path)" if p_value is not None else
-            "no joint pre-trend test could be computed, so read the shaded months by eye")
-    return ("<h3>Event study</h3><p>Effect by months since joining. Months before joining are "
-            f"placebo checks and should hover around zero; {esc(test)}.</p>"
-            + figure(png, "Event study: effect by months since joining")
-            + figure(plots.event_study_multiples(
-                {name: _event_rows(points) for name, points in
-                 mapping(get(study, "by_community")).items()}, currency=currency,
-                interval=interval), "Event study per community"))
+    return str(_lift_layout().event_study(
+        p_value, Markup(figure(png, "Event study: effect by months since joining")),
+        Markup(figure(plots.event_study_multiples(
+            {name: _event_rows(points) for name, points in
+             mapping(get(study, "by_community")).items()}, currency=currency,
+            interval=interval), "Event study per community"))))
+
+
+def _lift_layout():
+    """The macros of lift.html.j2 (sections and their parts)."""
+    return templates().get_template("lift.html.j2").module
 
 
 def retention_section(results: dict, currency: str = "$") -> str:
@@ -297,13 +298,10 @@ def landmark_retention(results: dict) -> str:
     if png is None:
         png = plots.interval_chart(chart, reference=None, xlabel="share still a customer",
                                    title="Retention after the landmark")
-    return ("<h3>Retention curves</h3><p>Customers still here at a landmark (months after first "
-            "seen), split by whether they were members then, and followed for the months after. "
-            "Reading membership at the landmark avoids crediting members with the months before "
-            "they joined.</p>" + figure(png, "Retention curves, members vs non-members")
-            + "<details><summary>The numbers behind the curves</summary>"
-            + table(["Group", "Customers", "Still a customer", "Low", "High", "Interval"], rows)
-            + "</details>")
+    return str(_lift_layout().landmark(
+        Markup(figure(png, "Retention curves, members vs non-members")),
+        Markup(table(["Group", "Customers", "Still a customer", "Low", "High", "Interval"],
+                     rows))))
 
 
 def retention_curves(results: dict) -> dict[str, dict[str, list[plots.CurvePoint]]]:
@@ -345,11 +343,9 @@ def retention_revenue(results: dict, currency: str) -> str:
                                          lambda v: money(v, currency, 0))])
     if not rows:
         return ""
-    return ("<h3>Revenue of the extra months members stay</h3><p>Customer-months that "
-            "membership adds by lowering churn, and their revenue net of the revenue lift "
-            "already counted per member-month.</p>" + table(
-                ["Community", "Extra customer-months", "Low", "High", "Revenue", "Low", "High",
-                 "Interval"], rows))
+    return str(_lift_layout().retained_months(Markup(table(
+        ["Community", "Extra customer-months", "Low", "High", "Revenue", "Low", "High",
+         "Interval"], rows))))
 
 
 def data_section(results: dict) -> str:

@@ -140,3 +140,18 @@ def test_naive_gap_from_the_database_equals_the_in_memory_gap(dataset, active):
     for name, block in memory.by_group.items():
         assert database.by_group[name]["estimate"] == pytest.approx(block["estimate"], rel=1e-10)
         assert database.by_group[name]["low"] == pytest.approx(block["low"], rel=1e-10)
+
+
+def test_retention_curves_from_the_database_equal_the_in_memory_curves(dataset):
+    from roi.data.survival import survival_select
+    from roi.retention.survival_curves import RetentionCurves
+    from roi.retention.survival_sql import retention_counts
+
+    memory = RetentionCurves().fit(dataset.survival_table(), community="community")
+    table = survival_select(dataset).order_by(None).subquery("survival")
+    counts = retention_counts(dataset.engine, table, community="community")
+    database = RetentionCurves().fit_counts(counts)
+    assert len(counts) < 20_000   # per landmark, group and day: not per customer
+    for name in ("retention_", "difference_", "curves_"):
+        pd.testing.assert_frame_equal(getattr(database, name), getattr(memory, name),
+                                      rtol=1e-10, check_dtype=False, obj=name)

@@ -72,10 +72,33 @@ def kaplan_meier(time: np.ndarray, event: np.ndarray, *,
     time = np.asarray(time, dtype=float)
     event = np.asarray(event).astype(bool)
     entry = np.zeros_like(time) if entry is None else np.asarray(entry, dtype=float)
-    times = np.unique(time)
+    times, exits = np.unique(time, return_counts=True)
     deaths = np.bincount(np.searchsorted(times, time[event]), minlength=len(times))
-    at_risk = (len(time) - np.searchsorted(np.sort(time), times, side="left")) - (
-        len(entry) - np.searchsorted(np.sort(entry), times, side="left"))
+    entries, entered = np.unique(entry, return_counts=True)
+    return kaplan_meier_counts(times, exits=exits, deaths=deaths, entries=entries,
+                               entered=entered)
+
+
+def kaplan_meier_counts(times: np.ndarray, *, exits: np.ndarray, deaths: np.ndarray,
+                        entries: np.ndarray, entered: np.ndarray) -> pd.DataFrame:
+    """:func:`kaplan_meier` from counts: per distinct exit time (sorted) the customers leaving
+    (``exits``) and churning (``deaths``) then, per distinct entry time (sorted) those entering
+    (``entered``). The sufficient statistics of the curve: a ``GROUP BY`` returns them
+    (:func:`roi.retention.survival_sql.retention_counts`).
+
+    Examples
+    --------
+    >>> km = kaplan_meier_counts(np.array([2, 3, 5, 6]), exits=np.array([1, 2, 1, 1]),
+    ...                          deaths=np.array([1, 1, 1, 0]), entries=np.array([0]),
+    ...                          entered=np.array([5]))
+    >>> km["survival"].round(3).tolist()
+    [0.8, 0.6, 0.3, 0.3]
+    """
+    times, exits, deaths = (np.asarray(a) for a in (times, exits, deaths))
+    left_before = np.concatenate([[0], np.cumsum(exits)[:-1]])   # exits at earlier times
+    entered_cum = np.concatenate([[0], np.cumsum(entered)])
+    entered_by = entered_cum[np.searchsorted(entries, times, side="left")]   # entries before
+    at_risk = (int(np.sum(exits)) - left_before) - (int(np.sum(entered)) - entered_by)
     with np.errstate(divide="ignore", invalid="ignore"):
         factor = np.where(at_risk > 0, 1.0 - deaths / at_risk, 1.0)
         terms = np.where(at_risk > deaths, deaths / (at_risk * (at_risk - deaths)), 0.0)
@@ -170,12 +193,28 @@ class RetentionCurves:
             groups += _landmark_groups(table, ends, day=month * self.days_per_month,
                                        month=month, id_col=id_col, start=start, stop=stop,
                                        member=member, community=community)
+        counts = pd.concat([_counts(frame).assign(landmark_month=month, group=name)
+                            for month, name, frame in groups], ignore_index=True)
+        return self.fit_counts(counts, order=[(month, name) for month, name, _ in groups])
+
+    def fit_counts(self, counts: pd.DataFrame, *,
+                   order: Sequence[tuple[float, str]] | None = None) -> RetentionCurves:
+        """The curves from counts alone: ``landmark_month``, ``group``, ``kind`` ("exit",
+        "death" or "entry"), ``time`` and ``n`` (customers leaving, churning, entering at that
+        time). :meth:`fit` builds them; :func:`roi.retention.survival_sql.retention_counts`
+        returns them from a ``GROUP BY`` in the database. ``order``: the groups' order in the
+        tables (default: as they first appear)."""
+        keys = ["landmark_month", "group"]
+        order = order or list(dict.fromkeys(zip(counts["landmark_month"], counts["group"],
+                                                strict=True)))
+        by_group = dict(iter(counts.groupby(keys, sort=False)))
         curves, retention = [], []
-        for month, name, frame in groups:
-            km = kaplan_meier(frame["time"].to_numpy(), frame["event"].to_numpy(),
-                              entry=frame["entry"].to_numpy())
+        for month, name in order:
+            rows = by_group.get((month, name), counts.head(0))
+            km = _km_of_counts(rows)
+            customers = int(rows.loc[rows["kind"] == "exit", "n"].sum())
             curves.append(km.assign(landmark_month=month, group=name))
-            retention.append(self._retention(km, month=month, name=name, customers=len(frame)))
+            retention.append(self._retention(km, month=month, name=name, customers=customers))
         self.curves_ = self._tidy_curves(pd.concat(curves, ignore_index=True))
         self.retention_ = pd.concat(retention, ignore_index=True)
         self.difference_ = _differences(self.retention_)
@@ -199,6 +238,29 @@ class RetentionCurves:
     def summary(self) -> pd.DataFrame:
         """Retention at each landmark and horizon, by group, with intervals."""
         return self.retention_
+
+
+def _counts(frame: pd.DataFrame) -> pd.DataFrame:
+    """A group's exits, churns and entries per time (the counts :meth:`fit_counts` reads)."""
+    parts = []
+    for kind, times in (("exit", frame["time"]), ("death", frame.loc[frame["event"].astype(bool),
+                                                                    "time"]),
+                        ("entry", frame["entry"])):
+        values, n = np.unique(times.to_numpy(dtype=float), return_counts=True)
+        parts.append(pd.DataFrame({"kind": kind, "time": values, "n": n}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _km_of_counts(rows: pd.DataFrame) -> pd.DataFrame:
+    def of(kind: str) -> pd.Series:
+        part = rows[rows["kind"] == kind]
+        return part.groupby("time")["n"].sum().sort_index()
+
+    exits, deaths, entries = of("exit"), of("death"), of("entry")
+    return kaplan_meier_counts(exits.index.to_numpy(dtype=float), exits=exits.to_numpy(),
+                               deaths=deaths.reindex(exits.index, fill_value=0).to_numpy(),
+                               entries=entries.index.to_numpy(dtype=float),
+                               entered=entries.to_numpy())
 
 
 def _customer_ends(table: pd.DataFrame, *, id_col: str, start: str, stop: str,

@@ -165,9 +165,7 @@ def spend_rows(rec: Recommendation, currency: str) -> list[list[Cell]]:
     fmt = lambda v: money(v, currency, 0)  # noqa: E731
     out: list[list[Cell]] = []
     for row in rec.rows:
-        change = row.change or {}
-        if not row.changed:
-            change = {}
+        change = (row.change or {}) if row.changed else {}
         estimate = (Shown(f"{KEY}.by_name.{row.name}.estimate", number(change.get("estimate")),
                           fmt(change.get("estimate")), rec.converged)
                     if change else ("no change" if row.moved else "not moved"))

@@ -1305,3 +1305,20 @@ def test_sample_run_fit_and_adstock_hold_up(sample_run):
     html = (out / "report.html").read_text()
     assert "Model fit: actual against predicted weekly revenue" in html
     assert "Adstock: how long an ad&#x27;s effect lasts" in html
+
+
+def test_retention_headline_of_a_null_effect_says_the_interval_includes_one():
+    """A world where membership does nothing (hazard ratio 1.00, CI 0.90-1.12): the headline
+    says members churn about as often (was '0% more') and that no effect is not ruled out."""
+    from roi.reports.summary import retention_summary
+
+    results = copy.deepcopy(SAMPLE_RESULTS)
+    entry = results["community_retention_lift"]["estimates"]["cox_time_varying"]
+    entry.update(hazard_ratio=0.998, low=0.90, high=1.12)
+    text = "".join(f if isinstance(f, str) else f.plain() for f in retention_summary(results))
+    assert text.startswith("Members churn about as often (hazard ratio 1.00, 95% CI 0.90-1.12)")
+    assert text.endswith("The interval includes 1: the data cannot rule out that membership "
+                         "leaves churn unchanged.")
+    entry.update(hazard_ratio=0.72, low=0.62, high=0.84)
+    text = "".join(f if isinstance(f, str) else f.plain() for f in retention_summary(results))
+    assert "Members churn 28% less" in text and "includes 1" not in text

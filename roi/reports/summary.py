@@ -114,7 +114,11 @@ def _revenue_caveats(section: Any, entry: dict, ok: bool, currency: str) -> list
 
 
 def churn_change(ratio: float) -> str:
+    """``28% less``, ``9% more``; ``about as often`` when the change rounds to 0% (was "0% more").
+    """
     change = (1.0 - ratio) * 100
+    if round(abs(change)) == 0:
+        return "about as often"
     return f"{abs(change):.0f}% {'less' if change >= 0 else 'more'}"
 
 
@@ -147,12 +151,17 @@ def retention_summary(results: dict) -> list[Fragment]:
               css="headline"),
         f") by the preferred method ({method_label(preferred)})" if ok else ")",
     ]
+    low, high = number(entry.get("low")), number(entry.get("high"))
+    # As for the revenue lift: an interval across 1 must not read as a retention effect.
+    covers = (" The interval includes 1: the data cannot rule out that membership leaves "
+              "churn unchanged." if ok and low is not None and high is not None
+              and low <= 1.0 <= high else "")
     if naive is None:
-        return [*parts, "."]
+        return [*parts, "." + covers]
     why = (" because customers must survive to join"
            if naive > 0 and ratio > 0 and abs(math.log(naive)) > abs(math.log(ratio)) else "")
     return [*parts, f"; a naive comparison says {churn_change(naive)} (hazard ratio ",
-            Shown(naive_key, naive, fixed(naive), css="headline"), f"){why}."]
+            Shown(naive_key, naive, fixed(naive), css="headline"), f"){why}.{covers}"]
 
 
 def paid_media_summary(results: dict, currency: str = "$") -> list[Fragment]:

@@ -1,39 +1,40 @@
 """Our MediaMixModel against pymc-marketing's MMM on the same simulated 104-week world.
 
-Prints, for each model, the fit wall time with empty compile caches ("cold": PyTensor's and, for
-ours, the JAX cache of roi/inference/nuts.py, ``ROI_JAX_CACHE``) and with the caches the cold run
-left ("warm"), the phases of our fit (compile or load, sampling, summarising the draws) and the
-mean absolute ROAS error against the simulated truth. Each fit runs in its own process so that
-"cold" really starts from nothing.
+The peer is pymc-marketing 1.3 (PyMC 6, nutpie with its numba backend), fitted with 1.x's
+``pymc_marketing.mmm.MMM`` (no extra dims) in the configuration of our earlier 0.19 port:
+geometric adstock normalised over ``l_max`` 8 weeks, logistic saturation, max-abs scaling, two
+yearly Fourier pairs and the same controls (promotion weeks, active customers). Its channel
+contributions in currency are ``channel_contribution x target_scale``.
 
-pymc-marketing is NOT a project dependency: it lives in its own virtual environment (it pins
-other versions of pandas), e.g.::
+Every fit runs in its own process, ours and the peer's alternately, each peer configuration
+paired with a fit of ours just before it: "cold" starts from empty compile caches (PyTensor's,
+numba's and our JAX/numba caches, all pointed into a fresh folder), "warm" reuses what the cold
+run left. Both fits pass through our convergence gate (:func:`roi.checks.convergence.
+convergence_gate`; for the peer, its free variables' draws are sent back and gated here), and
+the summary compares us with the peer's fastest configuration that passed the gate in every run.
 
-    python3.11 -m venv /tmp/pmm-venv
-    /tmp/pmm-venv/bin/pip install "pymc-marketing==0.19.2" nutpie    # resolves on Python 3.11
+The peer lives in its own virtual environment, outside the repository (it needs Python >= 3.12
+and pins other versions of pandas/ArviZ); the script creates it on first use::
 
-Usage (from the project root, project venv active)::
+    ~/.pyenv/versions/3.12.1/bin/python -m venv /work/peer-venv-1.3
+    /work/peer-venv-1.3/bin/pip install "pymc-marketing==1.3.*" nutpie numba
 
-    python benchmarks/mmm_vs_pymc_marketing.py --pmm-python /tmp/pmm-venv/bin/python \\
-        --seed 1 --n-customers 30000 --draws 1000 --tune 1000 --chains 4
+Usage (from the project root)::
 
-pymc-marketing is fitted in its faster configuration (nutpie sampler, measured 101 s against
-239 s for its default PyMC sampler), with geometric adstock (l_max 8), logistic saturation, two
-yearly Fourier pairs and the same controls (promotion weeks, active customers).
+    .venv/bin/python benchmarks/mmm_vs_pymc_marketing.py --repeats 3
+    .venv/bin/python benchmarks/mmm_vs_pymc_marketing.py --only ours --repeats 3
+    .venv/bin/python benchmarks/mmm_vs_pymc_marketing.py --peer-configs default ta90 \\
+        --anchor-019       # also pymc-marketing 0.19.2 (own venv on Python 3.11)
 
-Measured 2026-11-24 (2 cores, defaults above). Quiet machine, ``--only ours``: 18.3 s cold /
-14.0 s warm (warm: 0.5 s loading the exported JAX model, 12.6 s sampling, 0.9 s summarising the
-draws; cold: 3.8 s compiling), ROAS error 0.274, converged. Machine shared with another
-benchmark (load average 3), two full runs: ours 27.0 / 19.5 s and 25.3 / 19.3 s cold / warm,
-pymc-marketing 115.3 / 61.0 s and 107.9 / 59.3 s, ROAS error 0.324: 4.3x faster cold, 3.1x
-warm (pymc-marketing on a quiet machine earlier: 91.5 s / 43.5 s). Our sampler takes 87,500
-gradient evaluations (4 x 2000 iterations), about 0.1 ms of XLA each on a quiet core plus
-0.02 ms of nutpie's Python callback, two chains at a time (JAX releases the GIL).
+Peer configurations (``--peer-configs``): ``default`` (nutpie, target_accept 0.8), ``ta90``
+(target_accept 0.9), ``lowrank`` (nutpie's low-rank modified mass matrix), ``lowrank_ta90``.
 
 Examples
 --------
 >>> roas_error({"a": 1.0, "b": 2.0}, {"a": 1.5, "b": 2.0})
 0.25
+>>> median([3.0, 1.0, 2.0])
+2.0
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -48,6 +51,19 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+PEERS = {  # name -> (venv, base python, pip requirements)
+    "pmm13": (Path("/work/peer-venv-1.3"), Path.home() / ".pyenv/versions/3.12.1/bin/python",
+              ["pymc-marketing==1.3.*", "nutpie", "numba"]),
+    "pmm019": (Path("/work/peer-venv-0.19"), Path.home() / ".pyenv/versions/3.11.7/bin/python",
+               ["pymc-marketing==0.19.2", "nutpie"]),
+}
+PEER_CONFIGS = {  # name -> keyword arguments of the peer's fit
+    "default": {},
+    "ta90": {"target_accept": 0.9},
+    "lowrank": {"nuts_sampler_kwargs": {"low_rank_modified_mass_matrix": True}},
+    "lowrank_ta90": {"target_accept": 0.9,
+                     "nuts_sampler_kwargs": {"low_rank_modified_mass_matrix": True}},
+}
 
 
 def roas_error(estimates: dict[str, float], truth: dict[str, float]) -> float:
@@ -55,10 +71,14 @@ def roas_error(estimates: dict[str, float], truth: dict[str, float]) -> float:
     return sum(abs(estimates[c] - truth[c]) for c in truth) / len(truth)
 
 
+def median(values: list[float]) -> float:
+    return float(statistics.median(values))
+
+
 # --------------------------------------------------------------------------- workers
 
 
-def ours_worker(*, data: Path, draws: int, tune: int, chains: int, seed: int) -> dict:
+def ours_worker(*, data: Path, draws: int, tune: int, chains: int, seed: int, **_) -> dict:
     """Fit our model on the world saved by :func:`write_world` (runs in the project venv)."""
     started = time.perf_counter()
     from roi.paid_media import MediaMixModel
@@ -71,13 +91,48 @@ def ours_worker(*, data: Path, draws: int, tune: int, chains: int, seed: int) ->
                         regression_baseline=False).fit(world.weekly)
     fit_seconds = time.perf_counter() - fit_started
     channels = mmm.to_contract()["channels"]
+    checks = mmm.result_.diagnostics.checks
+    steps = int(mmm.idata_.sample_stats["n_steps"].sum())
     return {"fit_seconds": fit_seconds, "process_seconds": time.perf_counter() - started,
             "phases": mmm.fit_seconds_, "converged": mmm.result_.diagnostics.converged,
+            "gate": {k: checks[k] for k in ("max_r_hat", "min_ess_bulk", "divergences")},
+            "steps": steps, "logp": checks.get("logp_backend"),
             "roas": {c: e["roas"]["estimate"] for c, e in channels.items()}}
 
 
-def pmm_worker(*, data: Path, draws: int, tune: int, chains: int, seed: int) -> dict:
-    """Fit pymc-marketing's MMM on ``data/weekly.csv`` (runs in pymc-marketing's venv)."""
+def pmm13_worker(*, data: Path, draws: int, tune: int, chains: int, seed: int,
+                 config: str, **_) -> dict:
+    """Fit pymc-marketing 1.x's MMM on ``data/weekly.csv`` (runs in the peer's venv); the free
+    variables' draws go to ``data/draws-<pid>.npz`` for our gate."""
+    started = time.perf_counter()
+    import numpy as np
+    import pandas as pd
+    from pymc_marketing.mmm import MMM, GeometricAdstock, LogisticSaturation
+
+    frame = pd.read_csv(data / "weekly.csv", parse_dates=["week"])
+    channels = json.loads((data / "world.json").read_text())["channels"]
+    fit_started = time.perf_counter()
+    mmm = MMM(date_column="week", target_column="revenue", channel_columns=channels,
+              adstock=GeometricAdstock(l_max=8), saturation=LogisticSaturation(),
+              control_columns=["promo", "active_customers"], yearly_seasonality=2)
+    mmm.fit(frame.drop(columns="revenue"), frame["revenue"], chains=chains, draws=draws,
+            tune=tune, nuts_sampler="nutpie", random_seed=seed, progressbar=False,
+            **PEER_CONFIGS[config])
+    fit_seconds = time.perf_counter() - fit_started
+    post, stats = mmm.idata.posterior, mmm.idata.sample_stats
+    target = float(mmm.get_scales_as_xarray()["target_scale"])
+    caused = (post["channel_contribution"] * target).sum("date").mean(("chain", "draw"))
+    roas = {c: float(caused.sel(channel=c)) / float(frame[c].sum()) for c in channels}
+    free = [v.name for v in mmm.model.free_RVs]
+    out = data / f"draws-{os.getpid()}.npz"
+    np.savez(out, diverging=stats["diverging"].to_numpy(),
+             **{f"v_{name}": post[name].to_numpy() for name in free})
+    return {"fit_seconds": fit_seconds, "process_seconds": time.perf_counter() - started,
+            "roas": roas, "draws_file": str(out), "steps": int(stats["n_steps"].sum())}
+
+
+def pmm019_worker(*, data: Path, draws: int, tune: int, chains: int, seed: int, **_) -> dict:
+    """Fit pymc-marketing 0.19's MMM (the earlier anchor; runs in its own venv)."""
     started = time.perf_counter()
     import pandas as pd
     from pymc_marketing.mmm import MMM, GeometricAdstock, LogisticSaturation
@@ -93,11 +148,30 @@ def pmm_worker(*, data: Path, draws: int, tune: int, chains: int, seed: int) -> 
     fit_seconds = time.perf_counter() - fit_started
     caused = mmm.compute_channel_contribution_original_scale().sum("date")
     roas = {c: float(caused.sel(channel=c).mean()) / float(frame[c].sum()) for c in channels}
+    divergences = int(mmm.idata.sample_stats["diverging"].sum())
     return {"fit_seconds": fit_seconds, "process_seconds": time.perf_counter() - started,
-            "roas": roas}
+            "roas": roas, "divergences": divergences,
+            "steps": int(mmm.idata.sample_stats["n_steps"].sum())}
+
+
+WORKERS = {"ours": ours_worker, "pmm13": pmm13_worker, "pmm019": pmm019_worker}
 
 
 # --------------------------------------------------------------------------- driver
+
+
+def ensure_peer(name: str) -> str:
+    """The peer venv's python, creating the venv (outside the repository) when missing."""
+    venv, base, requirements = PEERS[name]
+    python = venv / "bin" / "python"
+    if python.exists():
+        return str(python)
+    if not base.exists():
+        raise SystemExit(f"{name} needs {base} (pyenv) to create {venv}")
+    print(f"creating {venv} ({' '.join(requirements)}) ...", file=sys.stderr, flush=True)
+    subprocess.run([str(base), "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "-q", *requirements], check=True)
+    return str(python)
 
 
 def write_world(folder: Path, *, seed: int, n_customers: int) -> dict:
@@ -114,62 +188,175 @@ def write_world(folder: Path, *, seed: int, n_customers: int) -> dict:
     return spec
 
 
-def run_worker(python: str, role: str, *, data: Path, cache: Path, args) -> dict:
+def gate_peer(draws_file: str, *, draws: int, chains: int) -> dict:
+    """Our convergence gate on the peer's free variables."""
+    import arviz as az
+    import numpy as np
+
+    from roi.checks.convergence import convergence_gate
+
+    saved = np.load(draws_file)
+    posterior = {k[2:]: saved[k] for k in saved.files if k.startswith("v_")}
+    idata = az.from_dict(posterior=posterior, sample_stats={"diverging": saved["diverging"]})
+    diagnostics = convergence_gate(idata, draws=draws, chains=chains, method="pymc-marketing")
+    checks = diagnostics.checks
+    return {"converged": diagnostics.converged,
+            "gate": {k: checks[k] for k in ("max_r_hat", "min_ess_bulk", "divergences")}}
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_worker(python: str, role: str, *, data: Path, cache: Path, args, config: str = "") -> dict:
+    """One fit in a fresh process with every compile cache under ``cache``."""
     env = {**os.environ, "PYTENSOR_FLAGS": f"base_compiledir={cache}",
-           "ROI_JAX_CACHE": str(cache / "jax"),
+           "ROI_JAX_CACHE": str(cache / "jax"), "NUMBA_CACHE_DIR": str(cache / "numba"),
            "PYTHONPATH": str(ROOT) if role == "ours" else ""}
     command = [python, __file__, "--worker", role, "--data", str(data), "--draws",
                str(args.draws), "--tune", str(args.tune), "--chains", str(args.chains),
-               "--seed", str(args.seed)]
-    started = time.perf_counter()
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+               "--seed", str(args.seed), "--config", config or "default"]
+    started, cpu = time.perf_counter(), _children_cpu()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False,
+                          cwd=tempfile.gettempdir())   # not the repo: its roi/ would shadow
     if done.returncode:
         raise RuntimeError(f"{role} worker failed:\n{done.stderr[-3000:]}")
     out = json.loads(done.stdout.strip().splitlines()[-1])
     out["wall_seconds"] = time.perf_counter() - started
+    out["cpu_seconds"] = _children_cpu() - cpu      # whole process, all threads
+    if role == "pmm13":
+        out.update(gate_peer(out.pop("draws_file"), draws=args.draws, chains=args.chains))
+    elif role == "pmm019":
+        out.update({"converged": None, "gate": {"divergences": out["divergences"]}})
     return out
+
+
+def describe(label: str, run: dict, truth: dict) -> str:
+    gate = run.get("gate", {})
+    passed = {True: "passes", False: "FAILS", None: "not gated"}[run.get("converged")]
+    return (f"{label:<22} {run['fit_seconds']:6.1f} s  ROAS error "
+            f"{roas_error(run['roas'], truth):.3f}  gate {passed} "
+            f"(r-hat {gate.get('max_r_hat', float('nan')):.3f}, ESS "
+            f"{gate.get('min_ess_bulk', float('nan')):.0f}, divergences "
+            f"{gate.get('divergences')})  steps {run.get('steps', 0):,}  process CPU "
+            f"{run.get('cpu_seconds', 0):.1f} s")
+
+
+def pair(folder: Path, *, pythons: dict, peer: str, config: str, args, truth: dict,
+         tag: str) -> dict:
+    """Ours cold, peer cold, ours warm, peer warm (fresh caches for this pair)."""
+    runs: dict[str, dict] = {}
+    roles = [r for r in ("ours", peer) if r in pythons]
+    for phase in ("cold", "warm"):
+        for role in roles:
+            cache = folder / f"cache-{tag}-{role}"
+            runs[f"{role}_{phase}"] = run = run_worker(pythons[role], role, data=folder,
+                                                       cache=cache, args=args, config=config)
+            label = f"{'ours' if role == 'ours' else f'{peer}:{config}'} {phase}"
+            print(describe(label, run, truth), flush=True)
+            if role == "ours":
+                print("   phases", json.dumps({k: round(v, 2)
+                                                for k, v in run["phases"].items()}), flush=True)
+        if len(roles) == 2:
+            ratio = runs[f"{peer}_{phase}"]["fit_seconds"] / runs[f"ours_{phase}"]["fit_seconds"]
+            print(f"   ratio {phase}: peer / ours = {ratio:.2f}", flush=True)
+    return runs
+
+
+def summarise(results: list[dict], *, truth: dict) -> dict:
+    """Medians per (role, configuration, phase) and the ratios against the peer's best
+    configuration that passed the gate in every run of that phase."""
+    table: dict[str, dict] = {}
+    for item in results:
+        for key, run in item["runs"].items():
+            role, phase = key.rsplit("_", 1)
+            name = "ours" if role == "ours" else f"{role}:{item['config']}"
+            entry = table.setdefault(name, {}).setdefault(phase, {"seconds": [], "passed": [],
+                                                                  "error": []})
+            entry["seconds"].append(run["fit_seconds"])
+            entry["passed"].append(run.get("converged"))
+            entry["error"].append(roas_error(run["roas"], truth))
+    summary = {}
+    for name, phases in table.items():
+        for phase, entry in phases.items():
+            summary.setdefault(name, {})[phase] = {
+                "median_seconds": round(median(entry["seconds"]), 2), "runs": len(entry["seconds"]),
+                "all_passed": all(p is True for p in entry["passed"]),
+                "roas_error": round(median(entry["error"]), 3)}
+    print("\nmedians (fit seconds)        cold     warm   ROAS error  gate cold/warm")
+    for name, phases in summary.items():
+        cold, warm = phases.get("cold", {}), phases.get("warm", {})
+        print(f"{name:<26} {cold.get('median_seconds', 0):7.1f}  {warm.get('median_seconds', 0):7.1f}"
+              f"   {warm.get('roas_error', 0):.3f}       {cold.get('all_passed')}/"
+              f"{warm.get('all_passed')}")
+    ours = summary.get("ours")
+    for phase, target in (("cold", 5.0), ("warm", 3.0)):
+        gated = [(v[phase]["median_seconds"], name) for name, v in summary.items()
+                 if name.startswith("pmm13:") and v.get(phase, {}).get("all_passed")]
+        if ours and gated:
+            best, name = min(gated)
+            ratio = best / ours[phase]["median_seconds"]
+            print(f"{phase}: best gated peer {name} {best:.1f} s; ours "
+                  f"{ours[phase]['median_seconds']:.1f} s: {ratio:.2f}x (target {target:.0f}x)")
+            summary[f"best_{phase}"] = {"peer": name, "ratio": round(ratio, 2)}
+    return summary
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--pmm-python", default="/tmp/pmm-venv/bin/python")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--n-customers", type=int, default=30_000)
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--tune", type=int, default=1000)
     parser.add_argument("--chains", type=int, default=4)
-    parser.add_argument("--only", choices=("ours", "pmm"), default=None)
-    parser.add_argument("--worker", choices=("ours", "pmm"), default=None)
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="pairs per peer configuration (report medians)")
+    parser.add_argument("--peer-configs", nargs="+", default=list(PEER_CONFIGS),
+                        choices=list(PEER_CONFIGS))
+    parser.add_argument("--only", choices=("ours", "pmm13"), default=None)
+    parser.add_argument("--anchor-019", action="store_true",
+                        help="also fit pymc-marketing 0.19.2 (own venv, created on demand)")
+    parser.add_argument("--json", type=Path, default=None, help="write every run here")
+    parser.add_argument("--worker", choices=tuple(WORKERS), default=None)
+    parser.add_argument("--config", default="default")
     parser.add_argument("--data", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.worker:
-        work = ours_worker if args.worker == "ours" else pmm_worker
-        print(json.dumps(work(data=args.data, draws=args.draws, tune=args.tune,
-                              chains=args.chains, seed=args.seed)))
+        print(json.dumps(WORKERS[args.worker](
+            data=args.data, draws=args.draws, tune=args.tune, chains=args.chains,
+            seed=args.seed, config=args.config)))
         return 0
+    print("load before:", os.getloadavg(), flush=True)
+    pythons = {"ours": sys.executable}
+    if args.only != "ours":
+        pythons["pmm13"] = ensure_peer("pmm13")
+    if args.only == "pmm13":
+        del pythons["ours"]
+    results = []
     with tempfile.TemporaryDirectory(prefix="mmm-bench-") as tmp:
         folder = Path(tmp)
         spec = write_world(folder, seed=args.seed, n_customers=args.n_customers)
-        pythons = {"ours": sys.executable, "pmm": args.pmm_python}
-        roles = [args.only] if args.only else ["ours", "pmm"]
-        report = {}
-        for role in roles:
-            cache = folder / f"cache-{role}"
-            cold = run_worker(pythons[role], role, data=folder, cache=cache, args=args)
-            warm = run_worker(pythons[role], role, data=folder, cache=cache, args=args)
-            report[role] = {"cold": cold, "warm": warm,
-                            "roas_error": roas_error(warm["roas"], spec["truth"])}
-            for run in (cold, warm):
-                if "phases" in run:
-                    print(f"{role} phases:", json.dumps({k: round(v, 2)
-                                                         for k, v in run["phases"].items()}))
-            print(f"{role}: fit cold {cold['fit_seconds']:.1f} s, warm "
-                  f"{warm['fit_seconds']:.1f} s (process {cold['wall_seconds']:.1f} / "
-                  f"{warm['wall_seconds']:.1f} s); ROAS error {report[role]['roas_error']:.3f}; "
-                  f"roas {json.dumps({k: round(v, 2) for k, v in warm['roas'].items()})}",
-                  flush=True)
-        print("truth", json.dumps({k: round(v, 2) for k, v in spec["truth"].items()}))
-        print(json.dumps(report))
+        configs = args.peer_configs if "pmm13" in pythons else ["-"]
+        for repeat in range(args.repeats):
+            for config in configs:
+                tag = f"{repeat}-{config}"
+                print(f"\n== repeat {repeat + 1}, peer configuration {config}", flush=True)
+                runs = pair(folder, pythons=pythons, peer="pmm13", config=config, args=args,
+                            truth=spec["truth"], tag=tag)
+                results.append({"config": config, "repeat": repeat, "runs": runs})
+        if args.anchor_019:
+            anchor = {"ours": sys.executable, "pmm019": ensure_peer("pmm019")}
+            for repeat in range(args.repeats):
+                print(f"\n== repeat {repeat + 1}, pymc-marketing 0.19.2", flush=True)
+                runs = pair(folder, pythons=anchor, peer="pmm019", config="default", args=args,
+                            truth=spec["truth"], tag=f"{repeat}-019")
+                results.append({"config": "0.19.2", "repeat": repeat, "runs": runs})
+    print("truth", json.dumps({k: round(v, 2) for k, v in spec["truth"].items()}))
+    summary = summarise(results, truth=spec["truth"])
+    print("load after:", os.getloadavg(), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps({"runs": results, "summary": summary}, indent=1))
     return 0
 
 

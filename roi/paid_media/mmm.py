@@ -68,6 +68,8 @@ from roi.paid_media.model import (
 )
 from roi.paid_media.sampling import (
     compiled_model,
+    kernel_model,
+    logp_backend,
     nutpie_available,
     posterior_draws,
     sample_nutpie,
@@ -326,11 +328,16 @@ class MediaMixModel:
         used = self.sampler if nutpie_available() else "pymc (nutpie could not be imported)"
         started = clock.perf_counter()
         if used == "nutpie":
-            key = structure_key(self.data_, adstock=self.adstock, saturation=self.saturation,
-                                community_adstock=self.community_adstock,
-                                roas_sigma=self.roas_sigma)
-            compiled, fresh = compiled_model(self._build, key=key, model_key=self._model_key,
-                                             inputs=self.inputs_)
+            components = {"adstock": self.adstock, "saturation": self.saturation,
+                          "community_adstock": self.community_adstock}
+            self.logp_backend_ = logp_backend(**components)
+            if self.logp_backend_ == "numba":     # hand-written kernel: no PyMC graph at all
+                compiled, fresh = kernel_model(self.data_, self.inputs_, **components,
+                                               roas_sigma=self.roas_sigma)
+            else:
+                key = structure_key(self.data_, **components, roas_sigma=self.roas_sigma)
+                compiled, fresh = compiled_model(self._build, key=key,
+                                                 model_key=self._model_key, inputs=self.inputs_)
             self.fit_seconds_["compile"] = clock.perf_counter() - started
             self.compiled_now_ = fresh
             started = clock.perf_counter()
@@ -354,6 +361,8 @@ class MediaMixModel:
                                        method=METHOD, var_names=names)
         diagnostics.checks["sampler"] = used
         diagnostics.checks["nutpie_backend"] = nutpie_backend() if used == "nutpie" else None
+        diagnostics.checks["logp_backend"] = (getattr(self, "logp_backend_", None)
+                                              if used == "nutpie" else "pytensor")
         if used != self.sampler:
             diagnostics.warn(f"{METHOD}: sampled with {used}.")
         for message in self._input_warnings():

@@ -20,6 +20,10 @@ Examples
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import sys
+
 import arviz as az
 import numpy as np
 
@@ -27,6 +31,8 @@ from roi.inference.nuts import CompiledCache, check_complete, compile_jax, nutpi
 from roi.progress import progress_detail
 
 COMPILED = CompiledCache()
+LOGP_ENV = "ROI_MMM_LOGP"
+LOGP_BACKENDS = ("numba", "pytensor")
 
 
 def nutpie_available() -> bool:
@@ -48,6 +54,38 @@ def compiled_model(build, *, key: tuple, model_key, inputs: dict[str, np.ndarray
         return compile_jax(build, key=model_key())
     compiled, fresh = COMPILED.get(key, build)
     return compiled.with_data(**inputs), fresh
+
+
+def logp_backend(*, adstock, saturation, community_adstock) -> str:
+    """How the media-mix model's log-density is computed: ``numba`` (the hand-written kernel
+    of :mod:`roi.paid_media.fast_logp`, default when the components are supported and numba
+    imports) or ``pytensor`` (PyMC's graph, compiled as :func:`compiled_model` says).
+    ``$ROI_MMM_LOGP`` chooses explicitly; ``numba`` for unsupported components falls back.
+    """
+    from roi.paid_media.fast_logp import supports
+
+    chosen = os.environ.get(LOGP_ENV, "").strip().lower()
+    if chosen and chosen not in LOGP_BACKENDS:
+        raise ValueError(f"{LOGP_ENV} must be one of {LOGP_BACKENDS}, not {chosen!r}")
+    if chosen == "pytensor" or importlib.util.find_spec("numba") is None:
+        return "pytensor"
+    ok = supports(adstock=adstock, saturation=saturation, community_adstock=community_adstock)
+    return "numba" if ok else "pytensor"
+
+
+def kernel_model(data, inputs: dict[str, np.ndarray], *, adstock, saturation,
+                 community_adstock, roas_sigma: float):
+    """(nutpie model on the numba kernel, whether the kernel was compiled or loaded now, i.e.
+    by the first fit of the process)."""
+    from roi.paid_media.fast_logp import nutpie_model
+
+    fresh = "roi.paid_media._fast_kernels" not in sys.modules
+    coords = {"channel": data.channels, "community": data.communities,
+              "fourier_term": list(range(data.fourier.shape[1])),
+              "control": data.control_names or ["none"]}
+    return nutpie_model(inputs, adstock=adstock, saturation=saturation,
+                        community_adstock=community_adstock, roas_sigma=roas_sigma,
+                        coords=coords), fresh
 
 
 def sample_nutpie(compiled, *, draws: int, tune: int, chains: int,

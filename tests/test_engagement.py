@@ -255,3 +255,23 @@ def test_tiers_from_the_config_file(tmp_path):
     path.write_text("[tiers]\nwindow = 14\n")
     with pytest.raises(ConfigError, match=r"\[tiers\] unknown key\(s\) \['window'\]"):
         load_config(path)
+
+
+def test_workbook_engagement_sheet_stores_the_block_as_numbers(tmp_path):
+    from openpyxl import load_workbook
+
+    from roi.reports.excel import write_excel
+
+    sheet = load_workbook(write_excel({"schema_version": 1, "community_engagement": BLOCK},
+                                      tmp_path / "r.xlsx"))["Engagement"]
+    rows = [[c.value for c in row] for row in sheet.iter_rows()]
+    first = {r[0]: r for r in rows if r and r[0] is not None}
+    assert first["Engagement tiers"] and "r" in first and "m" in first   # rule sentences
+    assert first["lurker"][1:6] == [4, 20, 5.0, 1.0, 9.0]
+    assert first["lurker"][7:10] == [0.8, 0.6, 1.1] and first["lurker"][11] == 1.0
+    assert first["vip"][7:12] == [200.0, 50.0, 4.0, 2.0, 6.0]
+    assert first["forum"][1] == 3 and first["forum"][3] == 90.0
+    assert first["Referred customers"][1] == 7
+    assert first["Referral revenue: forum"][1:4] == [70.0, 30.0, 110.0]
+    empty = load_workbook(write_excel({"schema_version": 1}, tmp_path / "e.xlsx"))
+    assert "not estimated" in empty["Engagement"]["A1"].value

@@ -1,7 +1,7 @@
 """The Excel workbook of a results dict: one sheet per topic, numbers stored as numbers.
 
 Sheets: Summary, Bottom line, Comparison, Revenue lift, Retention, Paid media, Budget scenarios,
-Diagnostics, Data quality, Assumptions. Every number is the float or integer from ``results.json`` with a
+Engagement, Diagnostics, Data quality, Assumptions. Every number is the float or integer from ``results.json`` with a
 number format (currency, ``0.00``, percentage) so finance can compute with it; nothing is stored
 as text. Missing sections say "not estimated in this run"; unconverged results carry "NOT
 CONVERGED - do not rely on it" in red beside the number.
@@ -72,7 +72,7 @@ from roi.reports.plots import curve_summary
 from roi.reports.summary import summary_sentences
 
 SHEETS = ["Summary", "Bottom line", "Comparison", "Revenue lift", "Retention", "Paid media",
-          "Budget scenarios", "Diagnostics", "Data quality", "Assumptions"]
+          "Budget scenarios", "Engagement", "Diagnostics", "Data quality", "Assumptions"]
 DATE = "yyyy-mm-dd"
 WRAP = Alignment(wrap_text=True, vertical="top")
 WRAP_FROM = 50   # text longer than this wraps in its cell
@@ -317,6 +317,109 @@ def budget_sheet(sheet: Worksheet, results: dict, money: str, currency: str) -> 
     for note in as_list(budget.get("notes")):
         sheet.cell(row=at, column=1, value=redact(f"note: {note}"))
         at += 1
+
+
+def engagement_sheet(sheet: Worksheet, results: dict, money: str) -> None:
+    """What kind of community pays: tiers, programmes, acquisition, each table under its rule
+    sentences (tiers are chosen by members; prospects are attributed, not causal)."""
+    block = mapping(results.get("community_engagement"))
+    if not block:
+        sheet.append([f"Engagement tiers, programmes and acquisition: {NOT_ESTIMATED}"])
+        return
+    tiers, programs = mapping(block.get("tiers")), mapping(block.get("programs"))
+    acquisition = mapping(block.get("acquisition"))
+    at = _rule_lines(sheet, 1, "Engagement tiers", [get(tiers, "rule", "rule"),
+                                                    get(tiers, "rule", "months_in_window"),
+                                                    tiers.get("refused")])
+    at = write_table(sheet, ["Tier", "Members", "Member-months after the window",
+                             "Lift per member-month", "Low", "High", "Interval",
+                             "Churn hazard ratio", "Low", "High", "Lift revenue",
+                             "Share of incremental revenue", "Not estimated because"],
+                     _tier_rows(tiers, money), start=at)
+    at = _rule_lines(sheet, at, "Programmes", [programs.get("rule"), programs.get("refused")])
+    at = write_table(sheet, ["Programme", "Members", "Member-months", "Lift per member-month",
+                             "Low", "High", "Interval", "Lift revenue", "Cost",
+                             "Revenue per dollar", "Low", "High", "Pre-trend p",
+                             "Breakdown M", "Not estimated because"],
+                     _program_rows(programs, money), start=at)
+    prospects, referrals = mapping(acquisition.get("prospects")), \
+        mapping(acquisition.get("referrals"))
+    at = _rule_lines(sheet, at, "Acquisition", [acquisition.get("rule"), prospects.get("rule")])
+    at = write_table(sheet, ["Community", "Joined before buying, then bought",
+                             "Median days to first purchase", "Revenue in the window",
+                             "Revenue per customer"],
+                     [[name, Fmt(number(e.get("customers")), COUNT),
+                       Fmt(number(e.get("median_days_to_first_purchase")), RATIO),
+                       Fmt(number(e.get("revenue")), money),
+                       Fmt(number(e.get("revenue_per_customer")), money)]
+                      for name, e in mapping(prospects.get("by_community")).items()], start=at)
+    at = _rule_lines(sheet, at, "Referrals", [referrals.get("rule"), referrals.get("refused"),
+                                              get(referrals, "referral_revenue", "rule")])
+    if not referrals.get("refused"):
+        write_table(sheet, ["Referrals", "Value", "Low", "High", "Interval"],
+                    _referral_rows(referrals, money), start=at)
+
+
+def _rule_lines(sheet: Worksheet, at: int, title: str, lines: list[Any]) -> int:
+    """A bold title then each rule sentence on its own row; returns the next free row."""
+    _put(sheet, at, 1, title)
+    sheet.cell(row=at, column=1).font = BOLD
+    for line in (str(x) for x in lines if x):
+        at += 1
+        sheet.cell(row=at, column=1, value=redact(line))
+    return at + 1
+
+
+def _tier_rows(tiers: dict, money: str) -> list[list[Any]]:
+    rows = []
+    for name, entry in mapping(tiers.get("by_tier")).items():
+        lift, hazard = mapping(entry.get("lift_per_member_month")), \
+            mapping(entry.get("hazard_ratio"))
+        rows.append([name, Fmt(number(entry.get("members")), COUNT),
+                     Fmt(number(entry.get("member_months")), COUNT), *_estimate(lift, money),
+                     *[Fmt(number(hazard.get(k)), RATIO) for k in ("hazard_ratio", "low",
+                                                                   "high")],
+                     Fmt(number(entry.get("lift_revenue")), money),
+                     Fmt(number(entry.get("share_of_incremental_revenue")), PERCENT),
+                     lift.get("refused") or ""])
+    return rows
+
+
+def _program_rows(programs: dict, money: str) -> list[list[Any]]:
+    rows = []
+    for name, entry in mapping(programs.get("by_program")).items():
+        lift = mapping(entry.get("lift_per_member_month"))
+        per_dollar = mapping(entry.get("revenue_per_dollar"))
+        rows.append([name, Fmt(number(entry.get("members")), COUNT),
+                     Fmt(number(entry.get("member_months")), COUNT), *_estimate(lift, money),
+                     Fmt(number(get(entry, "lift_revenue", "estimate")), money),
+                     Fmt(number(entry.get("cost")), money),
+                     *[Fmt(number(per_dollar.get(k)), RATIO) for k in ("estimate", "low",
+                                                                       "high")],
+                     Fmt(number(get(entry, "pretrend", "p_value")), RATIO),
+                     Fmt(number(get(entry, "sensitivity", "breakdown_m")), RATIO),
+                     lift.get("refused") or ""])
+    return rows
+
+
+def _referral_rows(referrals: dict, money: str) -> list[list[Any]]:
+    rate = "0.0000"
+    extra = mapping(referrals.get("extra_referrals_per_member_month"))
+    rows = [["Referred customers", Fmt(number(referrals.get("referred_customers")), COUNT)],
+            ["Share referred by members",
+             Fmt(number(referrals.get("referred_by_members_share")), PERCENT)],
+            ["Revenue of referred customers",
+             Fmt(number(referrals.get("revenue_of_referred")), money)],
+            ["Referrals per member-month",
+             Fmt(number(referrals.get("referrals_per_member_month")), rate)],
+            ["Referrals per non-member customer-month",
+             Fmt(number(referrals.get("referrals_per_non_member_customer_month")), rate)],
+            ["Extra referrals per member-month caused by membership (DiD)",
+             *[Fmt(number(extra.get(k)), rate) for k in ("estimate", "low", "high")],
+             extra.get("interval")]]
+    for community, entry in mapping(get(referrals, "referral_revenue", "by_community")).items():
+        rows.append([f"Referral revenue: {community}", *_estimate(entry, money)])
+    return rows
 
 
 def _recommendation_rows(sheet: Worksheet, results: dict, money: str, currency: str) -> int:
@@ -584,6 +687,7 @@ def build_workbook(results: dict, *, currency: str = "$") -> Workbook:
     estimate_sheet(sheets["Retention"], results, RETENTION, RATIO)
     paid_media_sheet(sheets["Paid media"], results, money)
     budget_sheet(sheets["Budget scenarios"], results, money, currency)
+    engagement_sheet(sheets["Engagement"], results, money)
     diagnostics_sheet(sheets["Diagnostics"], results)
     data_sheet(sheets["Data quality"], results)
     assumptions_sheet(sheets["Assumptions"], results)

@@ -1117,7 +1117,7 @@ def test_workbook_caveats_chart_dates_and_wrapping(caveated_reports):
     assert data["search"] == (pytest.approx(2.4), None, 1.0)
     assert data["discord"][0] is None and data["discord"][1] == pytest.approx(343000 / 96000)
     weekly = [r for r in book["Paid media"].iter_rows(values_only=True)
-              if isinstance(r[0], dt.datetime)]
+              if isinstance(r[0], dt.datetime) and isinstance(r[1], str)]   # not the fit's rows
     assert len(weekly) == 16 and weekly[0][0] == dt.datetime(2024, 11, 4)
     tests = [r for r in book["Paid media"].iter_rows(values_only=True) if r[0] == "search"
              and isinstance(r[1], dt.datetime)]
@@ -1274,6 +1274,15 @@ def test_model_fit_and_adstock_charts_are_drawn_from_the_results(full_reports, m
     assert options["r_squared"] == 0.9069 and options["mape"] == 0.0683
     assert drawn["adstock"]["video"] == ([0.5, 0.25, 0.15, 0.1], [0.4, 0.2, 0.1, 0.05],
                                          [0.6, 0.3, 0.2, 0.15], 1.0)
+    # The workbook has both as tables: weeks as dates, shares as percentages.
+    import datetime as dt
+
+    sheet = load_workbook(full_reports["xlsx"])["Paid media"]
+    fit = _rows_after(sheet, "Model fit week (R2 0.91, MAPE 6.8%)")
+    assert fit[0][:5] == (dt.datetime(2024, 11, 4), first["actual"], first["predicted"],
+                          first["low"], first["high"])
+    shares = [r for r in _rows_after(sheet, "Adstock channel") if r[0] == "video"]
+    assert [r[1:5] for r in shares[:2]] == [(0, 0.5, 0.4, 0.6), (1, 0.25, 0.2, 0.3)]
 
 
 def test_sample_run_fit_and_adstock_hold_up(sample_run):
@@ -1322,3 +1331,21 @@ def test_retention_headline_of_a_null_effect_says_the_interval_includes_one():
     entry.update(hazard_ratio=0.72, low=0.62, high=0.84)
     text = "".join(f if isinstance(f, str) else f.plain() for f in retention_summary(results))
     assert "Members churn 28% less" in text and "includes 1" not in text
+
+
+def test_event_study_multiples_scale_ignores_a_few_thin_months():
+    """30 communities whose effects stay within +-100 and one month with a handful of members
+    (band +-4,000): the shared scale follows the bulk, not that month; without such outliers
+    the full range is kept."""
+    import numpy as np
+
+    from roi.reports.plots import _robust_limits
+
+    rng = np.random.default_rng(0)
+    studies = {f"c{i}": [(e, float(v), float(v) - 50, float(v) + 50)
+                         for e, v in zip(range(-6, 12), rng.uniform(-50, 50, 18), strict=True)]
+               for i in range(30)}
+    assert _robust_limits(studies) is None
+    studies["c7"][-1] = (11, 300.0, -4000.0, 4000.0)
+    low, high = _robust_limits(studies)
+    assert -140 < low < -100 and 100 < high < 140

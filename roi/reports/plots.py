@@ -17,6 +17,7 @@ import io
 import math
 from collections.abc import Sequence
 
+import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
@@ -401,10 +402,31 @@ def event_study_multiples(studies: dict[str, Sequence[tuple]], *, currency: str 
         axes.grid(alpha=0.3)
     for axes in panels[len(studies):]:
         axes.set_visible(False)
-    figure.supxlabel("months since joining (shaded: before joining, should be near 0)",
+    cut = _robust_limits(studies)
+    if cut is not None:
+        panels[0].set_ylim(*cut)   # shared: sets every panel
+    figure.supxlabel("months since joining (shaded: before joining, should be near 0)"
+                     + ("; scale cut at the 2nd-98th percentile of the bands: months with "
+                        "few members run off the panel" if cut is not None else ""),
                      fontsize=8)
     figure.supylabel(f"effect per member-month ({currency}, {interval})", fontsize=8)
     return _png(figure)
+
+
+def _robust_limits(studies: dict[str, Sequence[tuple]]) -> tuple[float, float] | None:
+    """Shared y-limits from the 2nd-98th percentiles of every band and estimate, or None when
+    they would not cut by more than half: with 30 communities, a few months with a handful of
+    members (bands of +-4,000) flattened every other panel to a line."""
+    values = np.array([v for points in studies.values() for p in points
+                       for v in (p[1], p[2], p[3]) if _finite(v)], dtype=float)
+    if values.size < 20:
+        return None
+    low, high = np.percentile(values, [2, 98])
+    pad = 0.1 * (high - low)
+    low, high = min(low - pad, 0.0), max(high + pad, 0.0)
+    if high - low >= 0.5 * (values.max() - values.min()):
+        return None
+    return float(low), float(high)
 
 
 FitWeek = tuple[str, float | None, float | None, float | None, float | None]

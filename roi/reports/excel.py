@@ -286,9 +286,33 @@ def paid_media_sheet(sheet: Worksheet, results: dict, money: str) -> None:
               "Standard error"], tests),
             (["Response curve", "Spend multiplier", "Spend", "Revenue caused", "Low", "High",
               "Interval"], _curve_rows(results, money)),
-            (["Week", "Channel", "Contribution", "Low", "High"], weekly)):
+            (["Week", "Channel", "Contribution", "Low", "High"], weekly),
+            *_fit_and_adstock_tables(paid, money)):
         if extra:
             at = write_table(sheet, headers, extra, start=at)
+
+
+def _fit_and_adstock_tables(paid: dict, money: str) -> list[tuple[list[str], list[list[Any]]]]:
+    """The model fit (actual vs predicted per week, R-squared and MAPE in the header) and the
+    adstock shares per channel and week after the spend, as (headers, rows)."""
+    fit = mapping(paid.get("fit"))
+    r2, mape = number(fit.get("r_squared")), number(fit.get("mape"))
+    said = (f" (R2 {r2:.2f}, MAPE {mape:.1%})" if r2 is not None and mape is not None else "")
+    weeks = [[as_date(w.get("week")), *[Fmt(number(w.get(f)), money)
+                                        for f in ("actual", "predicted", "low", "high")],
+              fit.get("interval")] for w in sequence(fit.get("weeks")) if isinstance(w, dict)]
+    adstock = mapping(paid.get("adstock"))
+    shares = []
+    for name, entry in mapping(adstock.get("channels")).items():
+        share = mapping(get(entry, "share"))
+        for lag, values in enumerate(zip(*(sequence(share.get(k)) for k in
+                                           ("estimate", "low", "high")), strict=False)):
+            shares.append([name, lag, *[Fmt(number(v), "0.0%") for v in values],
+                           adstock.get("interval")])
+    return [([f"Model fit week{said}", "Actual revenue", "Predicted", "Low", "High",
+              "Interval"], weeks),
+            (["Adstock channel", "Weeks after the spend", "Share of the effect", "Low", "High",
+              "Interval"], shares)]
 
 
 def budget_sheet(sheet: Worksheet, results: dict, money: str, currency: str) -> None:

@@ -1349,3 +1349,15 @@ def test_event_study_multiples_scale_ignores_a_few_thin_months():
     studies["c7"][-1] = (11, 300.0, -4000.0, 4000.0)
     low, high = _robust_limits(studies)
     assert -140 < low < -100 and 100 < high < 140
+
+
+def test_paid_media_not_estimated_says_why():
+    """A run without ad_spend: the summary gives the block's reason, not a bare 'not
+    estimated'."""
+    from roi.reports.summary import paid_media_summary
+
+    reason = ("media-mix model not fitted: no paid channel to model (no ad_spend table, or no "
+              "ad_spend row in the window)")
+    results = {"paid_media": {"channels": {}, "converged": False, "warnings": [reason]}}
+    assert paid_media_summary(results) == [f"Paid media: not estimated in this run ({reason})."]
+    assert paid_media_summary({}) == ["Paid media: not estimated in this run."]

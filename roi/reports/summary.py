@@ -167,7 +167,9 @@ def retention_summary(results: dict) -> list[Fragment]:
 def paid_media_summary(results: dict, currency: str = "$") -> list[Fragment]:
     channels = get(results, "paid_media", "channels")
     if not isinstance(channels, dict) or not channels:
-        return [f"Paid media: {NOT_ESTIMATED}."]
+        # Say why (e.g. no ad_spend table): a refusal without its reason reads like a failure.
+        why = [str(w) for w in sequence(get(results, "paid_media", "warnings")) if w]
+        return [f"Paid media: {NOT_ESTIMATED}" + (f" ({why[0]})." if why else ".")]
     spend = [number(get(c, "spend")) for c in channels.values()]
     total = sum(s for s in spend if s is not None)
     parts: list[Fragment] = [f"Paid media: {money(total, currency, 0)} spent on "
@@ -312,18 +314,19 @@ def _bottom_line_row(line: Line, *, margin: float | None, currency: str) -> list
             second, Raw(f"<strong>{esc(line.verdict)}</strong>"), "; ".join(line.caveats)]
 
 
-def bottom_line_html(results: dict, currency: str = "$") -> str:
-    """The bottom-line table that opens the Summary (the same lines ``roi run`` prints): per
-    paid channel and community, revenue and profit per dollar, verdict, caveats beside them."""
+def bottom_line_context(results: dict, currency: str = "$") -> dict | None:
+    """The bottom line that opens the Summary (the same lines ``roi run`` prints): per paid
+    channel and community, revenue and profit per dollar, verdict, caveats beside them, for
+    summary.html.j2 (``yardstick``, ``table`` markup, ``intervals``); None without lines."""
+    from markupsafe import Markup
+
     lines = bottom_line(results)
     if not lines:
-        return ""
+        return None
     margin = gross_margin_of(results)
     second = (f"Profit per {currency}1 [interval]" if margin is not None
               else "Margin to break even")
     rows = [_bottom_line_row(line, margin=margin, currency=currency) for line in lines]
-    note = interval_note(lines)
-    return (f'<div class="bottom-line"><p>{esc(yardstick(results, currency))}</p>'
-            + table(["Name", "Kind", "Cost", f"Revenue per {currency}1 [interval]", second,
-                     "Verdict", "Caveats"], rows, numeric_from=2)
-            + (f'<p class="note">Intervals: {esc(note)}.</p>' if note else "") + "</div>")
+    return {"yardstick": yardstick(results, currency), "intervals": interval_note(lines),
+            "table": Markup(table(["Name", "Kind", "Cost", f"Revenue per {currency}1 [interval]",
+                                   second, "Verdict", "Caveats"], rows, numeric_from=2))}

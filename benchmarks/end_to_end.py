@@ -14,7 +14,17 @@ Usage::
     .venv/bin/python benchmarks/end_to_end.py --customers 20000 \\
         --postgres postgresql+psycopg://roi@127.0.0.1:5432/postgres --postgres-customers 20000
 
-Targets (issue 7): 1,000,000 customers under 10 minutes and 6 GiB on 2 cores.
+Targets (issue 19, on 2 cores): 1,000,000 customers under 150 s; 10,000,000 under 15 minutes
+and 4 GiB (issue 7's were 10 minutes and 6 GiB at 1M). Worlds over 2M customers are simulated
+in chunks (``_common.CHUNKED_ABOVE``).
+
+Issue 19 session (2026-12-04): the 1M run was started before and after the DiD change (two
+checkouts of the repository, same cached world) while the 2 cores carried a load average of
+15-22 from other sessions; after 26 minutes each child had had 108 s of CPU (about 7% of a
+core) and both were stopped, so there are no new 1M figures from that session. What stands in
+the way of the targets is measured in ARCHITECTURE.md ("Sufficient statistics, not rows"): the
+run fetches the 13M-row panel (3.4 GiB resident after the data layer at 1M) for regression
+adjustment, AIPW, the Bayesian cells and Cox, which do not compute from aggregates yet.
 
 Measured 2026-11-24, fourth session (2 cores, default sampler settings 4 x 1000+1000, every
 model, no PDF; ``roi run`` prints the step table, recorded in ``end_to_end.json``):
@@ -50,7 +60,8 @@ from pathlib import Path
 
 from _common import OUTPUT, ROOT, generate  # benchmarks/_common.py
 
-TARGET_SECONDS, TARGET_GIB = 600, 6.0
+TARGETS = {1_000_000: (150, None), 10_000_000: (900, 4.0)}
+"""Customers -> (seconds, peak GiB or None): issue 19's targets on 2 cores."""
 
 
 def run_cli(source: str, out: Path, *, config: Path | None, pdf: bool) -> dict:
@@ -117,9 +128,11 @@ def report(rows: list[dict]) -> None:
           "result")
     for row in rows:
         verdict = "ok" if row["exit_code"] == 0 else f"FAILED: {row['error']}"
-        if row["exit_code"] == 0 and row["customers"] >= 1_000_000:
-            met = row["seconds"] <= TARGET_SECONDS and row["peak_rss_gib"] <= TARGET_GIB
-            verdict += " (target met)" if met else " (TARGET MISSED: 600 s / 6 GiB)"
+        if row["exit_code"] == 0 and row["customers"] in TARGETS:
+            seconds, gib = TARGETS[row["customers"]]
+            met = row["seconds"] <= seconds and (gib is None or row["peak_rss_gib"] <= gib)
+            verdict += (" (target met)" if met else
+                        f" (TARGET MISSED: {seconds} s" + (f" / {gib} GiB)" if gib else ")"))
         print(f"{row['source']:<12} {row['customers']:>10,} {row['seconds']:>9.1f} "
               f"{row.get('cpu_seconds', 0):>8.1f} {row['peak_rss_gib']:>9.2f}  {verdict}")
         for step, cost in row.get("steps", {}).items():

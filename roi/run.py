@@ -41,8 +41,8 @@ from roi.revenue_lift.block import (
 )
 
 SCHEMA_VERSION = 1
-STEPS = ["open source", "validate", "aggregate in database", "revenue lift", "retention lift",
-         "paid media", "write results", "write reports"]
+STEPS = ["open source", "validate", "aggregate in database", "engagement", "revenue lift",
+         "retention lift", "paid media", "write results", "write reports"]
 
 
 @dataclass
@@ -89,6 +89,7 @@ def run_models(source: Any, *, out: str | Path, config: RunConfig | None = None,
         survival = dataset.survival_table()
         attribution = revenue_attribution(dataset)
         experiment = invitation_experiments(dataset, panel)   # reads the database: before release
+        steps.start("engagement")   # tier/programme fits read activity and programmes: before release
         engagement = community_engagement_block(dataset, panel=panel, survival=survival,
                                                 rule=config.tiers)
         dataset.report["revenue_attribution"] = attribution.to_contract()

@@ -172,7 +172,7 @@ def test_run_reports_time_and_memory_by_step(small_world_run):
     stderr = small_world_run[2]
     table = stderr.split("Time and memory by step:\n", 1)[1].splitlines()
     steps = [line.strip().split(":")[0] for line in table if line.startswith("  ")]
-    assert steps[:3] == ["open source", "validate", "aggregate in database"]
+    assert steps[:4] == ["open source", "validate", "aggregate in database", "engagement"]
     assert "write reports" in steps
     peaks = [float(line.rsplit("peak memory ", 1)[1].split()[0]) for line in table
              if line.startswith("  ")]

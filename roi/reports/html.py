@@ -95,7 +95,7 @@ from roi.reports.media import (
     comparison_section,
     paid_media_section,
 )
-from roi.reports.summary import bottom_line_html, churn_change, summary_sentences
+from roi.reports.summary import bottom_line_context, churn_change, summary_sentences
 
 
 def _method_note(method: str, preferred: Any, entry: Any = None) -> str:
@@ -460,7 +460,7 @@ def summary_section(results: dict, currency: str) -> str:
                           "caveats": headline_caveats(results, topic) if topic else []})
     rec = recommendation(results)
     return templates().get_template("summary.html.j2").render(
-        bottom_line=Markup(bottom_line_html(results, currency)),
+        bottom_line=bottom_line_context(results, currency),
         budget=Markup(render(budget_headline(rec, currency))) if rec else None,
         chart=Markup(bottom_line_chart(results, currency)), sentences=sentences)
 

@@ -275,3 +275,18 @@ def test_workbook_engagement_sheet_stores_the_block_as_numbers(tmp_path):
     assert first["Referral revenue: forum"][1:4] == [70.0, 30.0, 110.0]
     empty = load_workbook(write_excel({"schema_version": 1}, tmp_path / "e.xlsx"))
     assert "not estimated" in empty["Engagement"]["A1"].value
+
+
+def test_a_tier_without_a_finite_lift_is_refused_with_a_reason():
+    """3 superfans of the sample: the DiD has no estimable comparison (NaN, not refused); the
+    tier says why and is left out of the shares instead of turning every share null."""
+    from roi.engagement.block import tier_lift_entry
+    from roi.results import EffectResult
+
+    nan = float("nan")
+    entry = tier_lift_entry(EffectResult(method="did", estimand="tier", estimate=nan, low=nan,
+                                         high=nan, interval="95% CI"), members=3)
+    assert entry["estimate"] is None and "none of the tier's 3 members" in entry["refused"]
+    fine = tier_lift_entry(EffectResult(method="did", estimand="tier", estimate=5.0, low=1.0,
+                                        high=9.0, interval="95% CI"), members=40)
+    assert "refused" not in fine and fine["estimate"] == 5.0

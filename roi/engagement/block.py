@@ -6,6 +6,7 @@ community-led acquisition, each with the rule used. ``roi/run.py`` only calls
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pandas as pd
@@ -42,15 +43,15 @@ def tiers_block(dataset, *, panel: pd.DataFrame, survival: pd.DataFrame,
     revenue = {}
     for name, result in lift.results_.items():
         months = lift.member_months_[name]
-        entry = {"members": int((tiers["tier"] == name).sum()), "member_months": months,
-                 "lift_per_member_month": {**result.to_contract(),
-                                           "warnings": list(result.diagnostics.warnings)},
+        members = int((tiers["tier"] == name).sum())
+        entry = {"members": members, "member_months": months,
+                 "lift_per_member_month": tier_lift_entry(result, members=members),
                  "member_coverage": _coverage(result),
                  "hazard_ratio": retention.results_.get(name),
                  "mean_window_activity_by_kind": {k.split(":", 1)[1]: float(v) for k, v in
                                                   by_kind.loc[name].items()}
                  if name in by_kind.index else {}}
-        if not result.refused:
+        if "refused" not in entry["lift_per_member_month"]:
             revenue[name] = result.estimate * months
         block["by_tier"][name] = entry
     total = sum(revenue.values())
@@ -67,6 +68,17 @@ def tiers_block(dataset, *, panel: pd.DataFrame, survival: pd.DataFrame,
                        "share": "tier's lift x its member-months after the window, over the "
                                 "sum of positive and negative tier lifts"}
     return block
+
+
+def tier_lift_entry(result, *, members: int) -> dict[str, Any]:
+    """A tier's ``lift_per_member_month``: the contract with warnings; a DiD with no finite
+    estimate (e.g. 3 superfans, none seen both before and after joining) is refused with the
+    reason, so one tier's NaN neither hides in a null nor empties every tier's share."""
+    entry = {**result.to_contract(), "warnings": list(result.diagnostics.warnings)}
+    if "refused" not in entry and not math.isfinite(result.estimate):
+        entry["refused"] = (f"not estimable: none of the tier's {members} members is observed "
+                            "both before and after joining beside never-members of its cohort")
+    return entry
 
 
 def _coverage(result) -> dict[str, float] | None:

@@ -18,7 +18,9 @@ Compiling dominated every run, test and notebook (each is a fresh process), so J
 default; ``ROI_NUTPIE_BACKEND=numba`` (or ``jax``) chooses explicitly, e.g. for a long
 interactive session that refits one structure many times.
 
-:func:`compile_jax` (used by the media-mix model) is a faster way to the same JAX sampler: the
+:func:`compile_jax` (the media-mix model's path when its hand-written numba kernel,
+:mod:`roi.paid_media.fast_logp`, is switched off or does not cover its components) is a faster
+way to the same JAX sampler: the
 log-density and its gradient are one XLA function with one flat array in and one out (nutpie's
 own JAX wrapper passes and returns a list of arrays per call: 0.35 ms per gradient against
 0.12 ms here), dispatched synchronously, and exported to an on-disk cache with XLA's compiled

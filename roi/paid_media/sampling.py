@@ -1,8 +1,14 @@
 """Sampling the media-mix model: nutpie (backend of :mod:`roi.inference.nuts`), PyMC NUTS as fallback.
 
-With JAX (the default) the model's log-density is compiled once per (structure, data, code) and
-kept on disk (:func:`roi.inference.nuts.compile_jax`): a fit of data seen before loads it in well
-under a second, a new data set compiles in about 4 s. With the numba backend
+By default (:func:`logp_backend`) nutpie samples the hand-written numba kernel of
+:mod:`roi.paid_media.fast_logp` (:func:`kernel_model`): no PyMC graph is built or compiled, the
+kernel's machine code is compiled once per installation and cached by numba, and each gradient
+costs about 45 us without a Python callback. ``ROI_MMM_LOGP=pytensor``, or a component the
+kernel does not implement (delayed adstock), takes PyMC's graph as below.
+
+With JAX (the default nutpie backend) the graph's log-density is compiled once per (structure,
+data, code) and kept on disk (:func:`roi.inference.nuts.compile_jax`): a fit of data seen before
+loads it in well under a second, a new data set compiles in about 4 s. With the numba backend
 :class:`CompiledCache` keeps one nutpie-compiled model per :func:`structure_key`; a new data set
 of the same structure is swapped in with ``compiled.with_data(...)`` (no recompiling). The
 module-level :data:`COMPILED` is shared by every :class:`MediaMixModel` of the process.

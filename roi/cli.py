@@ -144,7 +144,13 @@ def _estimate_line(label: str, estimate: dict, *, key: str, unit: str, reason: s
 
 
 def _reason(results: dict, model: str) -> str | None:
-    warnings = results.get("diagnostics", {}).get(model, {}).get("warnings") or []
+    """Why a model has no number: its refusal (``checks.refused``, the bare reason), else its
+    last warning (which may already say "<method>: not estimated: ...")."""
+    diagnostics = results.get("diagnostics", {}).get(model, {})
+    refused = (diagnostics.get("checks") or {}).get("refused")
+    if isinstance(refused, str) and refused:
+        return refused
+    warnings = diagnostics.get("warnings") or []
     return warnings[-1] if warnings else None
 
 

@@ -79,9 +79,12 @@ def results(out: Path) -> dict:
 
 
 def refusal(document: dict, model: str) -> str:
-    warnings = document["diagnostics"][model]["warnings"]
-    assert warnings, f"{model} has no reason"
-    return warnings[-1]
+    """The reason the terminal prints: the bare refusal, else the last warning."""
+    diagnostics = document["diagnostics"][model]
+    refused = (diagnostics.get("checks") or {}).get("refused")
+    warnings = diagnostics["warnings"]
+    assert refused or warnings, f"{model} has no reason"
+    return refused if isinstance(refused, str) and refused else warnings[-1]
 
 
 # --------------------------------------------------------------------------- item 15: refusals

@@ -13,7 +13,7 @@ from typing import Any
 
 from roi.data.attribution import RevenueAttribution
 from roi.preference import Choice, choose_revenue
-from roi.results import EffectResult, estimates_section
+from roi.results import EffectResult, estimates_section, refused_effect
 from roi.revenue_lift.member_coverage import (
     base_period_covered,
     extend_to_all_member_months,
@@ -218,7 +218,18 @@ def _pooled_fit(make, rows, columns: dict[str, str], *, method: str) -> EffectRe
     cause, named ``method``, and the run goes on and says why."""
     result = make().fit(rows, **columns).result_
     result.method = method
+    if result.refused:
+        return refused_effect(method=method, estimand=result.estimand,
+                              reason=_in_run_terms(result.refused), interval=result.interval,
+                              scale=result.scale)
     return result
+
+
+def _in_run_terms(cause: str) -> str:
+    """A DiD refusal in the run's words (members, joining, the window), the estimator's own
+    wording (units, groups, periods) kept after it."""
+    return ("no member can be compared before and after joining (every member joined before "
+            f"the window began, or there is no non-member to compare with); {cause}")
 
 
 def _community_fit(make, rows, columns: dict[str, str], *,
@@ -234,7 +245,7 @@ def _community_fit(make, rows, columns: dict[str, str], *,
     result = make().fit(rows, **columns).result_
     if result.refused:
         return {"estimate": None, "low": None, "high": None, "interval": "95% CI",
-                "converged": False, "refused": result.refused}
+                "converged": False, "refused": _in_run_terms(result.refused)}
     if dynamics is not None and result.tables.get("dynamic") is not None:
         dynamics[key] = result.tables["dynamic"]
     block = parallel_trends_block(result, **(options or {})) if sensitivity is not None \

@@ -233,13 +233,24 @@ def test_report_section_and_widget_read_the_block():
     html = engagement_section({"community_engagement": refused})
     assert 'data-value=""' not in html and "no treated unit" in html   # no empty traced number
     panel = EngagementPanel({"community_engagement": BLOCK})
-    assert panel.rows() == [["lurker", "4", "5.00", "1.00 to 9.00 (95% CI)", "0.800", "100%"]]
-    assert len(panel.plot.outputs) == 1
+    assert panel.rows() == [["lurker", "4", "5.00", "1.00 to 9.00 (95% CI)", "0.800",
+                             "0.60 to 1.10 (95% CI)", "100%"]]
+    assert len(panel.plot.outputs) == 1 and "border" in panel.table.value   # table CSS
     panel.view.value = "programs"
     assert panel.rows()[0][0] == "vip" and panel.rows()[0][-1] == "4.00"
     panel.view.value = "acquisition"
     assert [r[0] for r in panel.rows()] == ["joined before buying: forum", "referred customers"]
     assert panel.plot.outputs == ()
+    # A refused tier, no programmes table, no referred_by: each says why, as the block does
+    panel = EngagementPanel({"community_engagement": {
+        **refused, "programs": {"rule": "p", "by_program": {}, "refused": "no programs table"},
+        "acquisition": {**BLOCK["acquisition"], "referrals": {"refused": "no referred_by"}}}})
+    assert panel.rows()[0][2:4] == ["not estimated", "no treated unit"]
+    assert panel.plot.outputs == ()   # no tier with a lift: no empty chart
+    panel.view.value = "programs"
+    assert "Not estimated in this run: no programs table." in panel.table.value
+    panel.view.value = "acquisition"
+    assert "Referrals not estimated: no referred_by." in panel.table.value
 
 
 def test_tiers_from_the_config_file(tmp_path):

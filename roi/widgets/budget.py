@@ -272,6 +272,7 @@ class BudgetPanel(widgets.VBox):
     def _chart_output(self, result: dict[str, Any]) -> dict[str, Any]:
         """Spend today and in the scenario, side by side per channel and community."""
         from matplotlib.figure import Figure
+        from matplotlib.ticker import FuncFormatter
 
         names = list(self.sliders)
         figure = Figure(figsize=(8, 0.5 + 0.35 * len(names)))
@@ -283,7 +284,11 @@ class BudgetPanel(widgets.VBox):
                 color=MEMBER_COLOUR, label="scenario")
         ax.set_yticks(list(rows), names)
         ax.set_xlabel(f"spend in the window ({symbol(self.currency)})")
-        ax.legend(fontsize=7, loc="lower right")
+        # Thousands with the currency (not 300000), legend beside the axes: inside, it hid
+        # the ends of the longest bars, which are the ones a user moves.
+        unit = symbol(self.currency)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{unit}{v / 1000:,.0f}k"))
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
         return figure_output(figure, "Scenario: " + self._summary_text(result))
 
 

@@ -23,6 +23,7 @@ import pytest
 from roi.widgets import (
     budget_panel,
     data_overview,
+    engagement_panel,
     headline,
     lift_explorer,
     paid_media_explorer,
@@ -38,12 +39,14 @@ EXPECTED = {  # notebook -> sentences (from the session run) its output must con
     "03_retention": [("retention", "naive"), ("retention", "cox_time_varying")],
     "04_paid_media": [],
     "05_compare_and_budget": [],
+    "06_what_kind_of_community_pays": [],
 }
 SHIPPED = {"results": "../out", "source": "../data/sample", "refit": False, "seed": 7,
            "draws": 1000, "tune": 1000, "chains": 4}  # the defaults converge on the sample
 DASHBOARDS = {"data_overview(run)": data_overview, "lift_explorer(run)": lift_explorer,
               "retention_explorer(run)": retention_explorer,
-              "paid_media_explorer(run)": paid_media_explorer, "budget_panel(run)": budget_panel}
+              "paid_media_explorer(run)": paid_media_explorer, "budget_panel(run)": budget_panel,
+              "engagement_panel(run)": engagement_panel}
 
 
 def _read(name: str) -> nbformat.NotebookNode:
@@ -174,3 +177,16 @@ def test_02_before_you_quote_a_number_prints_the_pretrend_test(executed, sample_
     assert (f"Pre-trend test: Wald {test['statistic']:.2f}, df {test['df']}, "
             f"p = {test['p_value']:.3f}") in text
     assert "'statistic': None" not in text
+
+
+def test_06_prints_each_tier_of_the_run(executed, sample_run):
+    path, _ = executed["06_what_kind_of_community_pays"]
+    text = _text_outputs(nbformat.read(path, as_version=4))
+    tiers = sample_run.results["community_engagement"]["tiers"]
+    assert tiers["rule"]["rule"] in text
+    for name, tier in tiers["by_tier"].items():
+        lift = tier["lift_per_member_month"]
+        assert (f"{name}: {tier['members']:,} members, {tier['member_months']:,} member-months; "
+                f"lift ${lift['estimate']:,.2f} per member-month" in text
+                if lift.get("estimate") is not None else f"{name}: {tier['members']:,} members"
+                in text), name

@@ -286,6 +286,11 @@ def test_workbook_engagement_sheet_stores_the_block_as_numbers(tmp_path):
     assert first["Referral revenue: forum"][1:4] == [70.0, 30.0, 110.0]
     empty = load_workbook(write_excel({"schema_version": 1}, tmp_path / "e.xlsx"))
     assert "not estimated" in empty["Engagement"]["A1"].value
+    refused = {**BLOCK, "programs": {"rule": "p", "by_program": {}, "refused": "no programs table"}}
+    sheet = load_workbook(write_excel({"schema_version": 1, "community_engagement": refused},
+                                      tmp_path / "p.xlsx"))["Engagement"]
+    column = [row[0].value for row in sheet.iter_rows()]
+    assert "Not estimated: no programs table." in column and "Programme" not in column
 
 
 def test_a_tier_without_a_finite_lift_is_refused_with_a_reason():

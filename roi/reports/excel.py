@@ -354,34 +354,44 @@ def engagement_sheet(sheet: Worksheet, results: dict, money: str) -> None:
     acquisition = mapping(block.get("acquisition"))
     at = _rule_lines(sheet, 1, "Engagement tiers", [get(tiers, "rule", "rule"),
                                                     get(tiers, "rule", "months_in_window"),
-                                                    tiers.get("refused")])
-    at = write_table(sheet, ["Tier", "Members", "Member-months after the window",
-                             "Lift per member-month", "Low", "High", "Interval",
-                             "Churn hazard ratio", "Low", "High", "Lift revenue",
-                             "Share of incremental revenue", "Not estimated because"],
-                     _tier_rows(tiers, money), start=at)
-    at = _rule_lines(sheet, at, "Programmes", [programs.get("rule"), programs.get("refused")])
-    at = write_table(sheet, ["Programme", "Members", "Member-months", "Lift per member-month",
-                             "Low", "High", "Interval", "Lift revenue", "Cost",
-                             "Revenue per dollar", "Low", "High", "Pre-trend p",
-                             "Breakdown M", "Not estimated because"],
-                     _program_rows(programs, money), start=at)
+                                                    _not_estimated(tiers)])
+    at = _table_if_rows(sheet, ["Tier", "Members", "Member-months after the window",
+                                "Lift per member-month", "Low", "High", "Interval",
+                                "Churn hazard ratio", "Low", "High", "Lift revenue",
+                                "Share of incremental revenue", "Not estimated because"],
+                        _tier_rows(tiers, money), start=at)
+    at = _rule_lines(sheet, at, "Programmes", [programs.get("rule"), _not_estimated(programs)])
+    at = _table_if_rows(sheet, ["Programme", "Members", "Member-months", "Lift per member-month",
+                                "Low", "High", "Interval", "Lift revenue", "Cost",
+                                "Revenue per dollar", "Low", "High", "Pre-trend p",
+                                "Breakdown M", "Not estimated because"],
+                        _program_rows(programs, money), start=at)
     prospects, referrals = mapping(acquisition.get("prospects")), \
         mapping(acquisition.get("referrals"))
     at = _rule_lines(sheet, at, "Acquisition", [acquisition.get("rule"), prospects.get("rule")])
-    at = write_table(sheet, ["Community", "Joined before buying, then bought",
-                             "Median days to first purchase", "Revenue in the window",
-                             "Revenue per customer"],
-                     [[name, Fmt(number(e.get("customers")), COUNT),
-                       Fmt(number(e.get("median_days_to_first_purchase")), RATIO),
-                       Fmt(number(e.get("revenue")), money),
-                       Fmt(number(e.get("revenue_per_customer")), money)]
-                      for name, e in mapping(prospects.get("by_community")).items()], start=at)
-    at = _rule_lines(sheet, at, "Referrals", [referrals.get("rule"), referrals.get("refused"),
+    at = _table_if_rows(sheet, ["Community", "Joined before buying, then bought",
+                                "Median days to first purchase", "Revenue in the window",
+                                "Revenue per customer"],
+                        [[name, Fmt(number(e.get("customers")), COUNT),
+                          Fmt(number(e.get("median_days_to_first_purchase")), RATIO),
+                          Fmt(number(e.get("revenue")), money),
+                          Fmt(number(e.get("revenue_per_customer")), money)]
+                         for name, e in mapping(prospects.get("by_community")).items()], start=at)
+    at = _rule_lines(sheet, at, "Referrals", [referrals.get("rule"), _not_estimated(referrals),
                                               get(referrals, "referral_revenue", "rule")])
     if not referrals.get("refused"):
         write_table(sheet, ["Referrals", "Value", "Low", "High", "Interval"],
                     _referral_rows(referrals, money), start=at)
+
+
+def _table_if_rows(sheet: Worksheet, headers: list[str], rows: list[list[Any]], *,
+                   start: int) -> int:
+    """The table, or nothing (not an empty header) when the part has no row."""
+    return write_table(sheet, headers, rows, start=start) if rows else start
+
+
+def _not_estimated(part: dict) -> str | None:
+    return f"Not estimated: {part['refused']}." if part.get("refused") else None
 
 
 def _rule_lines(sheet: Worksheet, at: int, title: str, lines: list[Any]) -> int:

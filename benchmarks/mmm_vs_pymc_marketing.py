@@ -28,6 +28,27 @@ Usage (from the project root)::
 
 Peer configurations (``--peer-configs``): ``default`` (nutpie, target_accept 0.8), ``ta90``
 (target_accept 0.9), ``lowrank`` (nutpie's low-rank modified mass matrix), ``lowrank_ta90``.
+Each run prints its process CPU seconds too: on a shared machine they move far less than wall
+time.
+
+Measured 2026-12-04 (issue 21; 2 cores, seed 1, 30k customers, 4 chains x 1000+1000; ours with
+the numba kernel of roi/paid_media/fast_logp.py):
+
+* Quiet machine (load average 0.8 -> 3), ``--repeats 1 --peer-configs ta90 default``: ours
+  8.5 s cold (5.6 s compiling the kernel, 2.2 s sampling, 0.7 s summarising) and 2.9 s warm;
+  pymc-marketing 1.3 with target_accept 0.9 (its fastest configuration that passes our gate
+  in every run) 40.2 s cold, 21.8 s warm: 4.7x cold, 7.6x warm. Ours in the second pair, as
+  the load rose: 11.4 / 5.5 s (sampling 5.0 s); medians 10.0 / 4.2 s against 40.2 / 21.8 s,
+  4.0x cold and 5.2x warm. The last pair of the run below
+  (load falling to 2): 9.6 / 3.0 s against 40.1 / 21.7 s (4.2x, 7.3x). ROAS error 0.253
+  (ours) against 0.314-0.329; steps 29,400 against 465,000-576,000. pymc-marketing's default
+  configuration passes the gate cold but not warm (2 divergences, r-hat 1.010).
+* Loaded machine (load average 13 -> 20 from other jobs), ``--repeats 2 --peer-configs default
+  ta90``: medians ours 66 s cold / 10.6 s warm, pymc-marketing (ta90) 151 / 86 s; process CPU
+  ours 14-16 s cold / 8.6-9.1 s warm, theirs 45-53 s / 26-30 s.
+* Before (PyMC graph through JAX, ``ROI_MMM_LOGP=pytensor``, same loaded session): ours 99 s
+  cold / 41 s warm, process CPU 25 / 19 s (the kernel: 16 / 9 s); on a quiet machine the
+  issue measured 16.9-17.7 s cold / 13.1-14.0 s warm.
 
 Examples
 --------

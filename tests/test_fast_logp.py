@@ -11,8 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from roi.paid_media import GeometricAdstock, HillSaturation, LogisticSaturation
-from roi.paid_media import fast_logp
+from roi.paid_media import GeometricAdstock, HillSaturation, LogisticSaturation, fast_logp
 from roi.paid_media.lift_tests import LiftTest
 from roi.paid_media.model import build_model, model_inputs, prepare
 from roi.simulate_media import simulate_media_world

@@ -36,9 +36,9 @@ test: install-test
 
 # "Another machine" (README, Reproducibility): numpy without its AVX2/AVX-512 loops (numpy 2.4
 # names: older names such as AVX2 are ignored with only an ImportWarning), OpenBLAS's Sandybridge
-# kernels, XLA compiling for SSE4.2. make test-portable PYTEST_ARGS="tests/test_did.py -x"
+# kernels, XLA compiling for SSE4.2, numba for a generic x86-64. make test-portable PYTEST_ARGS="tests/test_did.py -x"
 ANOTHER_CPU := NPY_DISABLE_CPU_FEATURES="X86_V3 X86_V4 AVX512_ICL AVX512_SPR" \
-	OPENBLAS_CORETYPE=Sandybridge XLA_FLAGS=--xla_cpu_max_isa=SSE4_2
+	OPENBLAS_CORETYPE=Sandybridge XLA_FLAGS=--xla_cpu_max_isa=SSE4_2 NUMBA_CPU_NAME=generic
 
 test-portable: install-test
 	$(ANOTHER_CPU) $(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -35,10 +35,10 @@ True
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
+from roi.inference.kernel_model import Layout, kernel_nutpie_model
 from roi.paid_media.components import GeometricAdstock, HillSaturation, LogisticSaturation
 
 HEADER = 24          # floats before the data arrays (see :func:`pack`)
@@ -51,25 +51,6 @@ def supports(*, adstock, saturation, community_adstock) -> bool:
 
 
 # --------------------------------------------------------------------------- layout
-
-
-@dataclass
-class Layout:
-    """Names, shapes and transforms of the unconstrained vector and of the expanded draws."""
-
-    free: list[tuple[str, str | None, int, str | None]]   # (name, transform, size, dim)
-
-    @property
-    def n_dim(self) -> int:
-        return sum(size for _, _, size, _ in self.free)
-
-    def value_name(self, name: str, transform: str | None) -> str:
-        return name if transform is None else f"{name}_{transform}__"
-
-    def expanded(self) -> list[tuple[str, int, str | None]]:
-        """(name, size, dim): every value variable, then the constrained transformed ones."""
-        out = [(self.value_name(n, t), s, None if t else d) for n, t, s, d in self.free]
-        return out + [(n, s, d) for n, t, s, d in self.free if t is not None]
 
 
 def layout(*, n_channels: int, n_communities: int, n_fourier_terms: int, n_controls: int,
@@ -153,9 +134,6 @@ def nutpie_model(inputs: dict[str, np.ndarray], *, adstock, saturation, communit
 
     ``coords``: ``channel``, ``community``, ``fourier_term`` and ``control`` labels.
     """
-    import pandas as pd
-    from nutpie.compile_pymc import CompiledPyMCModel
-
     lay = layout(n_channels=len(coords["channel"]), n_communities=len(coords["community"]),
                  n_fourier_terms=len(coords["fourier_term"]),
                  n_controls=len(coords["control"]), saturation=saturation)
@@ -163,26 +141,11 @@ def nutpie_model(inputs: dict[str, np.ndarray], *, adstock, saturation, communit
                community_adstock=community_adstock, roas_sigma=roas_sigma, n_dim=lay.n_dim)
     from roi.paid_media._fast_kernels import expand_c, logp_c
 
-    expanded = lay.expanded()
-    names = [name for name, _, _ in expanded]
-    shapes = [(size,) if dim else (() if size == 1 else (size,)) for _, size, dim in expanded]
-    shapes = [shape if name not in ("level", "rate", "sigma", "rate_log__", "sigma_log__")
-              else () for name, shape in zip(names, shapes, strict=True)]
-    slices, start = [], 0
-    for _, size, _ in expanded:
-        slices.append(slice(start, start + size))
-        start += size
     start_point = support_point(lay, buf)
 
     def initial_point(seed):
         # PyMC's default: the support point, every free variable jittered by U(-1, 1)
         return start_point + np.random.default_rng(seed).uniform(-1.0, 1.0, lay.n_dim)
 
-    used = {dim for _, _, dim in expanded if dim}
-    return CompiledPyMCModel(
-        dims={name: (dim,) for name, _, dim in expanded if dim},
-        compiled_logp_func=logp_c, compiled_expand_func=expand_c,
-        initial_point_func=initial_point, shared_data={}, user_data=buf,
-        n_expanded=start, shape_info=(names, slices, shapes), logp_func=None, expand_func=None,
-        _n_dim=lay.n_dim, _shapes=dict(zip(names, shapes, strict=True)),
-        _coords={k: pd.Index(v) for k, v in coords.items() if k in used})
+    return kernel_nutpie_model(logp_c=logp_c, expand_c=expand_c, buf=buf, lay=lay,
+                               coords=coords, initial_point=initial_point)

@@ -1,0 +1,83 @@
+"""Hand-written numba log-densities as nutpie models: the plumbing every kernel shares.
+
+A model whose log-density and gradient are written out by hand (the media-mix model's
+:mod:`roi.paid_media.fast_logp`, the revenue cells', the survival cells') is, for nutpie, two
+numba C callbacks (``logp(dim, x, grad, logp, data)`` and ``expand(dim, n_expanded, x, out,
+data)``) and a flat float64 buffer holding the data and the prior constants. nutpie's Rust
+sampler calls the callbacks directly: no Python, no GIL, so the chains run in parallel and a
+gradient costs microseconds. :class:`Layout` names the unconstrained parameters and their
+transforms; :func:`kernel_nutpie_model` wraps callbacks and buffer into the object
+``nutpie.sample`` takes (the same class nutpie builds from a PyMC model), so the draws come
+back with PyMC's names (``sigma_log__`` and ``sigma``) and coordinates.
+
+Examples
+--------
+>>> lay = Layout([("beta", None, 2, "term"), ("sigma", "log", 1, None)])
+>>> lay.n_dim, [name for name, _, _ in lay.expanded()]
+(3, ['beta', 'sigma_log__', 'sigma'])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Layout:
+    """Names, shapes and transforms of the unconstrained vector and of the expanded draws.
+
+    ``free``: (name, transform or None, size, dim or None) in the order of the vector; a
+    transformed parameter ``p`` is sampled as ``p_<transform>__`` and expanded to ``p`` too.
+    """
+
+    free: list[tuple[str, str | None, int, str | None]]
+
+    @property
+    def n_dim(self) -> int:
+        return sum(size for _, _, size, _ in self.free)
+
+    def value_name(self, name: str, transform: str | None) -> str:
+        return name if transform is None else f"{name}_{transform}__"
+
+    def expanded(self) -> list[tuple[str, int, str | None]]:
+        """(name, size, dim): every value variable, then the constrained transformed ones."""
+        out = [(self.value_name(n, t), s, None if t else d) for n, t, s, d in self.free]
+        return out + [(n, s, d) for n, t, s, d in self.free if t is not None]
+
+    def offsets(self) -> dict[str, int]:
+        """Start of each free parameter (by name) in the unconstrained vector."""
+        out, start = {}, 0
+        for name, _, size, _ in self.free:
+            out[name] = start
+            start += size
+        return out
+
+
+def kernel_nutpie_model(*, logp_c, expand_c, buf: np.ndarray, lay: Layout,
+                        coords: dict[str, list], initial_point: Callable[[int], np.ndarray]):
+    """A nutpie model (``nutpie.sample`` takes it like a compiled PyMC model) whose density and
+    gradient are the numba C callback ``logp_c`` reading ``buf``; ``expand_c`` writes the
+    expanded draws (:meth:`Layout.expanded`); a parameter of size 1 without a dim is a 0-d draw.
+    ``initial_point(seed)`` gives each chain's start (PyMC's default: the support point
+    jittered by U(-1, 1))."""
+    import pandas as pd
+    from nutpie.compile_pymc import CompiledPyMCModel
+
+    expanded = lay.expanded()
+    names = [name for name, _, _ in expanded]
+    shapes = [(size,) if dim or size != 1 else () for _, size, dim in expanded]
+    slices, start = [], 0
+    for _, size, _ in expanded:
+        slices.append(slice(start, start + size))
+        start += size
+    used = {dim for _, _, dim in expanded if dim}
+    return CompiledPyMCModel(
+        dims={name: (dim,) for name, _, dim in expanded if dim},
+        compiled_logp_func=logp_c, compiled_expand_func=expand_c,
+        initial_point_func=initial_point, shared_data={}, user_data=buf,
+        n_expanded=start, shape_info=(names, slices, shapes), logp_func=None, expand_func=None,
+        _n_dim=lay.n_dim, _shapes=dict(zip(names, shapes, strict=True)),
+        _coords={k: pd.Index(v) for k, v in coords.items() if k in used})

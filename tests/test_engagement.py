@@ -306,3 +306,21 @@ def test_a_tier_without_a_finite_lift_is_refused_with_a_reason():
     fine = tier_lift_entry(EffectResult(method="did", estimand="tier", estimate=5.0, low=1.0,
                                         high=9.0, interval="95% CI"), members=40)
     assert "refused" not in fine and fine["estimate"] == 5.0
+
+
+def test_a_programme_nobody_can_be_compared_in_is_refused_under_its_estimand():
+    """Entrants whose entry month is after the panel's last month: no entrant-month exists, so
+    the DiD refuses, and the refusal keeps the block's estimand ``program_revenue_lift``."""
+    from roi.engagement.programs import ProgramLift
+
+    months = np.arange(1, 7)
+    panel = pd.DataFrame([(c, t) for c in range(40) for t in months],
+                         columns=["customer_id", "month_index"])
+    panel["join_month_index"] = 2.0
+    panel["active"] = True
+    panel["revenue"] = 10.0 + panel["customer_id"] % 5
+    entries = pd.DataFrame({"customer_id": [0, 1], "program": "late",
+                            "entry_month_index": [9, 9]})
+    result = ProgramLift().fit(panel, entries).results_["late"]
+    assert result.refused and result.to_contract()["estimate"] is None
+    assert result.estimand == "program_revenue_lift"

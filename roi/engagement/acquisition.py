@@ -100,7 +100,7 @@ def referral_counts(panel: pd.DataFrame, referred: pd.DataFrame) -> pd.Series:
 def referrals(dataset, panel: pd.DataFrame, *, member_months_by_community: dict[str, int]
               ) -> dict[str, Any] | None:
     """The ``acquisition.referrals`` block (None without ``customers.referred_by``)."""
-    from roi.revenue_lift.did import NoTreatedUnits, StaggeredDiD
+    from roi.revenue_lift.did import StaggeredDiD
 
     referred = referred_customers(dataset)
     if referred is None:
@@ -112,15 +112,12 @@ def referrals(dataset, panel: pd.DataFrame, *, member_months_by_community: dict[
     per_member = float(active.loc[member, "referrals"].mean()) if member.any() else None
     per_other = float(active.loc[~member, "referrals"].mean()) if (~member).any() else None
     did: dict[str, Any] | None
-    try:
-        fit = StaggeredDiD(control_group="never_treated", weights="member_months").fit(
-            active, unit="customer_id", time="month_index", group="join_month_index",
-            outcome="referrals")
-        did = {**fit.result_.to_contract(), "method": "did",
-               "scale": "referrals per member-month",
-               "warnings": list(fit.result_.diagnostics.warnings)}
-    except NoTreatedUnits as exc:
-        did = {"estimate": None, "refused": str(exc)}
+    fit = StaggeredDiD(control_group="never_treated", weights="member_months").fit(
+        active, unit="customer_id", time="month_index", group="join_month_index",
+        outcome="referrals")
+    did = ({"estimate": None, "refused": fit.result_.refused} if fit.result_.refused else
+           {**fit.result_.to_contract(), "method": "did", "scale": "referrals per member-month",
+            "warnings": list(fit.result_.diagnostics.warnings)})
     revenue = _referred_revenue(panel, referred)
     return {"rule": "a referral counts in the month of the referred customer's first_seen; "
                     "causal part: staggered DiD of referrals per customer-month, members "

@@ -94,7 +94,8 @@ class ProgramLift:
     def fit(self, panel: pd.DataFrame, entries: pd.DataFrame, *,
             outcome: str = "revenue") -> ProgramLift:
         from roi.engagement.tiers import all_member_months
-        from roi.revenue_lift.did import NoTreatedUnits, StaggeredDiD
+        from roi.results import refused_effect
+        from roi.revenue_lift.did import StaggeredDiD
 
         columns = ["customer_id", "month_index", "join_month_index", outcome]
         member = panel["active"] & panel["join_month_index"].notna()
@@ -107,20 +108,17 @@ class ProgramLift:
             self.member_months_[program] = int((rows["month_index"] >= rows["group"])
                                                .fillna(False).sum())
             model = StaggeredDiD(control_group="not_yet_treated", weights="member_months")
-            try:
-                fitted = model.fit(rows.assign(group=rows["group"].fillna(0).astype("int64")),
-                                   unit="customer_id", time="month_index", group="group",
-                                   outcome=outcome).result_
-                # Entrants without a member-month before entry are credited the covered
-                # entrants' lift in proportion to their revenue (the run's rule).
-                self.results_[program] = all_member_months(
-                    fitted, rows.assign(join_month_index=rows["group"]), outcome=outcome)
-            except NoTreatedUnits as exc:
-                from roi.results import refused_effect
-
-                self.results_[program] = refused_effect(
-                    method="did", estimand="program_revenue_lift", reason=str(exc),
-                    interval="95% CI", scale="currency per member-month")
+            fitted = model.fit(rows.assign(group=rows["group"].fillna(0).astype("int64")),
+                               unit="customer_id", time="month_index", group="group",
+                               outcome=outcome).result_
+            if fitted.refused:   # the DiD's refusal, under this block's estimand
+                fitted = refused_effect(method="did", estimand="program_revenue_lift",
+                                        reason=fitted.refused, interval="95% CI",
+                                        scale="currency per member-month")
+            # Entrants without a member-month before entry are credited the covered
+            # entrants' lift in proportion to their revenue (the run's rule).
+            self.results_[program] = all_member_months(
+                fitted, rows.assign(join_month_index=rows["group"]), outcome=outcome)
         return self
 
 

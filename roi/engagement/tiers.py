@@ -204,7 +204,7 @@ class TierLift:
         """``panel``: the customer-month panel (``customer_id``, ``month``, ``month_index``,
         ``join_month_index``, ``active``, ``outcome``); ``tiers``: ``customer_id``,
         ``member_start``, ``tier``. Returns ``self``."""
-        from roi.revenue_lift.did import NoTreatedUnits, StaggeredDiD
+        from roi.revenue_lift.did import StaggeredDiD
 
         rows = after_window(panel, tiers, window_days=self.window_days, outcome=outcome)
         member = rows["join_month_index"].notna()
@@ -216,16 +216,10 @@ class TierLift:
             data = rows.loc[~member | mine]
             model = StaggeredDiD(control_group="never_treated", weights="member_months",
                                  scale=self.scale)
-            try:
-                fitted = model.fit(data, unit="customer_id", time="month_index",
-                                   group="join_month_index", outcome=outcome).result_
-                self.results_[str(name)] = all_member_months(fitted, data, outcome=outcome)
-            except NoTreatedUnits as exc:
-                from roi.results import refused_effect
-
-                self.results_[str(name)] = refused_effect(
-                    method="did", estimand="community_revenue_lift", reason=str(exc),
-                    interval="95% CI", scale="currency per member-month")
+            # A tier the DiD cannot compare comes back refused with its reason (no raise)
+            fitted = model.fit(data, unit="customer_id", time="month_index",
+                               group="join_month_index", outcome=outcome).result_
+            self.results_[str(name)] = all_member_months(fitted, data, outcome=outcome)
         return self
 
     def summary(self) -> pd.DataFrame:

@@ -75,6 +75,7 @@ def test_never_treated_coded_four_ways_gives_identical_results(panel, name):
             codings(panel).items()}
     first = fits["nan"].result_
     assert not first.refused and abs(first.estimate - EFFECT) < 0.4   # truth 2 (SE about 0.1)
+    assert first.scale == "y per treated unit-period (id x t)"   # not money per member-month
     for key, fit in fits.items():
         r = fit.result_
         assert (r.estimate, r.low, r.high, r.n_obs) == (first.estimate, first.low, first.high,

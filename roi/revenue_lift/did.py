@@ -103,7 +103,7 @@ from roi.revenue_lift._did_stats import (
     cross_moments,
     moments_from_stats,
 )
-from roi.revenue_lift.panel_input import check_group_column
+from roi.revenue_lift.panel_input import check_group_column, panel_scale
 
 ControlGroup = Literal["never_treated", "not_yet_treated"]
 BasePeriod = Literal["varying", "universal"]
@@ -282,7 +282,9 @@ class StaggeredDiD:
         with single_threaded_blas():
             aggregates = DiDAggregates.from_wide(panel)
         del panel   # the fit reads only the sums per observation group
-        return self.fit_aggregates(aggregates, group=group)
+        self.fit_aggregates(aggregates, group=group)
+        self.result_.scale = panel_scale(unit=unit, time=time, outcome=outcome)
+        return self
 
     def fit_aggregates(self, aggregates: DiDAggregates, *, group: str = "group") -> StaggeredDiD:
         """Fit from the sums per cohort and observation pattern alone (what :meth:`fit` does

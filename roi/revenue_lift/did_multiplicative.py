@@ -75,6 +75,7 @@ from roi.revenue_lift._did_aggregate import interval_table, member_month_weighte
 from roi.revenue_lift._did_influence import LinearForm
 from roi.revenue_lift._did_panel import member_event_times
 from roi.revenue_lift.did import BasePeriod, ControlGroup, StaggeredDiD, Weights
+from roi.revenue_lift.panel_input import panel_scale
 
 
 class MultiplicativeDiD(StaggeredDiD):
@@ -150,6 +151,7 @@ class MultiplicativeDiD(StaggeredDiD):
         self.headline_se_ = float(row["se"])
         self.result_ = self._headline(row, n_obs=len(members),
                                       n_members=int(members["unit"].nunique()))
+        self.result_.scale = panel_scale(unit=unit, time=time, outcome=outcome)
         return self
 
     def summary(self) -> pd.DataFrame:

@@ -156,3 +156,25 @@ def formula_covariates(data: pd.DataFrame, covariates: Covariates, *,
         out[column] = values
         names.append(column)
     return out, names
+
+
+CANONICAL_SCALE = "currency per member-month"
+
+
+def panel_scale(*, unit: str, time: str, outcome: str) -> str:
+    """The unit of a panel estimate, in the data's own names.
+
+    The run's customer-month panel (``customer_id`` x ``month_index``, a revenue outcome) gives
+    the contract's ``"currency per member-month"``; any other panel says what its rows are, so
+    a lift fitted on stores by week is not labelled as money per member-month.
+
+    Examples
+    --------
+    >>> panel_scale(unit="customer_id", time="month_index", outcome="organic_revenue")
+    'currency per member-month'
+    >>> panel_scale(unit="store", time="week", outcome="sales")
+    'sales per treated unit-period (store x week)'
+    """
+    if unit == "customer_id" and time in ("month_index", "month") and "revenue" in outcome:
+        return CANONICAL_SCALE
+    return f"{outcome} per treated unit-period ({unit} x {time})"

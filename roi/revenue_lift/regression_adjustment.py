@@ -95,6 +95,7 @@ from roi.revenue_lift.panel_input import (
     cross_section_panel,
     first_treated_numbers,
     formula_covariates,
+    panel_scale,
 )
 
 HISTORY = ("history_mean", "history_sqrt_mean", "history_log_mean", "history_months")
@@ -526,6 +527,8 @@ class CohortEstimator:
             return self
         if treated is not None:
             _label_cross_section(self.result_)
+        else:
+            self.result_.scale = panel_scale(unit=unit, time=time, outcome=outcome)
         self._pooled_checks(design)
         if community is not None:
             self.result_.by_group = by_community(self, design, community=community)

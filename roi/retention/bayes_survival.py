@@ -79,6 +79,8 @@ Examples
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import time as clock
 from collections.abc import Sequence
 from typing import Any
@@ -88,7 +90,7 @@ import numpy as np
 import pandas as pd
 
 from roi.checks.convergence import convergence_gate
-from roi.inference.nuts import compile_kwargs, nutpie_backend
+from roi.inference.nuts import check_complete, compile_kwargs, nutpie_backend
 from roi.inference.pooling import add_pooled_mean, pooled_effects
 from roi.results import HDI94, Diagnostics, EffectResult
 from roi.results import hdi_entry as _entry
@@ -98,6 +100,8 @@ ESTIMAND = "community_retention_lift"
 NON_MEMBER = "(non-member)"
 DEFAULT_INTERVALS = (0, 30, 91, 182, 365, 547)
 MU_SD = 0.5                      # prior sd of the pooled member log hazard ratio
+LOGP_ENV = "ROI_SURVIVAL_LOGP"
+LOGP_BACKENDS = ("numba", "pytensor")
 
 
 
@@ -249,27 +253,84 @@ def encode_patterns(cells: pd.DataFrame, *, covariates: Sequence[str],
     return X, names, references
 
 
+def model_data(cells: pd.DataFrame, *, X: np.ndarray, groups: list[str]) -> dict[str, Any]:
+    """The arrays both log-density paths read (the PyMC model of :func:`build_model` and the
+    numba kernel of :mod:`roi.retention.fast_logp`): per cell its piece, community index (-1
+    for a non-member cell), events, exposure and covariates centred at their exposure-weighted
+    mean ``center``; ``rate`` is the prior mean of ``alpha_c``."""
+    weight = cells["exposure"].to_numpy(dtype=float)
+    center = weight @ X / weight.sum() if X.shape[1] else np.zeros(0)
+    member_cells = cells["member"].to_numpy() == 1
+    codes = pd.Categorical(cells["community"], categories=groups).codes
+    events = cells["events"].to_numpy(dtype=float)
+    return {"piece": cells["piece"].to_numpy(dtype=np.int64),
+            "group": np.where(member_cells, codes, -1).astype(np.int64),
+            "events": events, "exposure": weight, "X_centred": X - center, "center": center,
+            "rate": float(np.log(events.sum() / weight.sum())),
+            "n_pieces": int(cells["piece"].max()) + 1, "n_groups": len(groups)}
+
+
 def build_model(cells: pd.DataFrame, *, X: np.ndarray, groups: list[str]):
     """The PyMC model of the module docstring on a cell table (``X``: covariate indicators)."""
     import pymc as pm
 
-    weight = cells["exposure"].to_numpy()
-    center = weight @ X / weight.sum() if X.shape[1] else np.zeros(0)
-    member_cells = cells["member"].to_numpy() == 1
-    g = np.where(member_cells, pd.Categorical(cells["community"], categories=groups).codes, 0)
-    rate = np.log(cells["events"].sum() / cells["exposure"].sum())
-    coords = {"piece": np.arange(int(cells["piece"].max()) + 1), "term": np.arange(X.shape[1]),
+    data = model_data(cells, X=X, groups=groups)
+    member_cells = data["group"] >= 0
+    g = np.where(member_cells, data["group"], 0)
+    coords = {"piece": np.arange(data["n_pieces"]), "term": np.arange(X.shape[1]),
               "community": groups}
     with pm.Model(coords=coords) as model:
-        alpha_c = pm.Normal("alpha_c", mu=rate, sigma=2.0, dims="piece")
+        alpha_c = pm.Normal("alpha_c", mu=data["rate"], sigma=2.0, dims="piece")
         beta = pm.Normal("beta", mu=0.0, sigma=1.0, dims="term")
         theta, _ = pooled_effects("theta", spread_name="sigma", dims="community",
                                   k=len(groups), mean_sd=MU_SD)
-        pm.Deterministic("alpha", alpha_c - pm.math.dot(center, beta), dims="piece")
-        log_rate = (alpha_c[cells["piece"].to_numpy()] + pm.math.dot(X - center, beta)
-                    + member_cells * theta[g] + np.log(cells["exposure"].to_numpy()))
-        pm.Poisson("events", mu=pm.math.exp(log_rate), observed=cells["events"].to_numpy())
+        pm.Deterministic("alpha", alpha_c - pm.math.dot(data["center"], beta), dims="piece")
+        log_rate = (alpha_c[data["piece"]] + pm.math.dot(data["X_centred"], beta)
+                    + member_cells * theta[g] + np.log(data["exposure"]))
+        pm.Poisson("events", mu=pm.math.exp(log_rate), observed=data["events"])
     return model
+
+
+def logp_backend(sampler: str) -> str:
+    """How the model's log-density is computed: ``numba`` (the hand-written kernel of
+    :mod:`roi.retention.fast_logp`; default when nutpie samples and numba imports) or
+    ``pytensor`` (PyMC's graph, compiled by nutpie with :mod:`roi.inference.nuts`'s backend).
+    ``$ROI_SURVIVAL_LOGP`` chooses explicitly.
+
+    Examples
+    --------
+    >>> logp_backend("pymc")
+    'pytensor'
+    """
+    chosen = os.environ.get(LOGP_ENV, "").strip().lower()
+    if chosen and chosen not in LOGP_BACKENDS:
+        raise ValueError(f"{LOGP_ENV} must be one of {LOGP_BACKENDS}, not {chosen!r}")
+    if sampler != "nutpie" or chosen == "pytensor" or importlib.util.find_spec("numba") is None:
+        return "pytensor"
+    return "numba"
+
+
+def nutpie_available() -> bool:
+    """Whether nutpie imports."""
+    return importlib.util.find_spec("nutpie") is not None
+
+
+def sample_kernel(data: dict[str, Any], *, groups: list[str], draws: int, tune: int,
+                  chains: int, random_seed: int, target_accept: float) -> az.InferenceData:
+    """nutpie on the numba kernel (:mod:`roi.retention.fast_logp`), settings as :func:`sample`'s
+    nutpie path; no PyMC graph is built."""
+    import nutpie
+
+    from roi.retention.fast_logp import nutpie_model
+
+    coords = {"piece": list(range(data["n_pieces"])),
+              "term": list(range(data["X_centred"].shape[1])), "community": list(groups)}
+    compiled = nutpie_model(data, mean_sd=MU_SD, coords=coords)
+    idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains,
+                          cores=min(chains, 2), seed=random_seed, target_accept=target_accept,
+                          progress_bar=False, low_rank_modified_mass_matrix=True)
+    check_complete(idata, draws=draws)   # Ctrl-C gives the draws so far: stop, don't fit on them
+    return idata
 
 
 def sample(model, *, sampler: str, draws: int, tune: int, chains: int, random_seed: int,
@@ -419,12 +480,18 @@ class BayesianPiecewiseSurvival:
         X, self.term_names_, self.references_ = encode_patterns(cells, covariates=covariates)
         self.cells_, self.edges_ = cells, cells.attrs["edges"]
         self.groups_ = sorted(set(cells.loc[cells["member"] == 1, "community"].astype(str)))
-        model = build_model(cells, X=X, groups=self.groups_)
-        sampled = clock.perf_counter()
-        self.idata_, used = sample(model, sampler=self.sampler, draws=self.draws,
-                                   tune=self.tune, chains=self.chains,
-                                   random_seed=self.random_seed,
-                                   target_accept=self.target_accept)
+        settings = {"draws": self.draws, "tune": self.tune, "chains": self.chains,
+                    "random_seed": self.random_seed, "target_accept": self.target_accept}
+        self.logp_backend_ = logp_backend(self.sampler)
+        if self.logp_backend_ == "numba" and nutpie_available():
+            data = model_data(cells, X=X, groups=self.groups_)
+            sampled = clock.perf_counter()
+            self.idata_, used = sample_kernel(data, groups=self.groups_, **settings), "nutpie"
+        else:
+            self.logp_backend_ = "pytensor"
+            model = build_model(cells, X=X, groups=self.groups_)
+            sampled = clock.perf_counter()
+            self.idata_, used = sample(model, sampler=self.sampler, **settings)
         add_pooled_mean(self.idata_.posterior, effects="theta", spread="sigma", name="mu",
                         mean_sd=MU_SD, seed=self.random_seed)
         diagnostics = convergence_gate(
@@ -436,7 +503,9 @@ class BayesianPiecewiseSurvival:
                          "sampling": round(clock.perf_counter() - sampled, 3)}
         diagnostics.checks.update({"sampler": used, "cells": len(cells), "rows": len(table),
                                    "nutpie_backend": (nutpie_backend() if used == "nutpie"
+                                                      and self.logp_backend_ == "pytensor"
                                                       else None),
+                                   "logp_backend": self.logp_backend_,
                                    "events": int(cells["events"].sum()),
                                    "references": self.references_})
         if used != self.sampler:

@@ -1,0 +1,240 @@
+"""numba kernels of :mod:`roi.revenue_lift.fast_logp`: the revenue cells model's log-density
+with its hand-written reverse-mode gradient, and the C entry points nutpie calls.
+
+Imported on first use: importing compiles the two C callbacks, or loads them from numba's
+on-disk cache (``NUMBA_CACHE_DIR``, default ``__pycache__`` beside this file). The buffer
+layout (header, then the data arrays) is :func:`roi.revenue_lift.fast_logp.pack`'s; the
+offsets are recomputed here from the header's sizes (:func:`_offsets`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from numba import types
+
+HEADER = 24
+_LOG_2PI = math.log(2.0 * math.pi)
+
+jit = numba.njit(cache=True, error_model="numpy")
+_PTR = types.CPointer(types.float64)
+
+
+@jit
+def _normal(x, mu, sigma):
+    z = (x - mu) / sigma
+    return -0.5 * z * z - math.log(sigma) - 0.5 * _LOG_2PI, -z / sigma
+
+
+@jit
+def _offsets(buf):
+    """Start of each data array in ``buf``: time, pattern and code totals, code lift and event
+    time, group totals, each group's first row, per row (group x pattern) its pattern and
+    first cell, then per cell n and month x code (``t * (Q + 1) + q``)."""
+    T, P, G, N, Q, R = (int(buf[2]), int(buf[3]), int(buf[7]), int(buf[8]), int(buf[9]),
+                        int(buf[17]))
+    o_tt = HEADER
+    o_pt = o_tt + T
+    o_qt = o_pt + P
+    o_ql = o_qt + Q
+    o_qe = o_ql + Q
+    o_gt = o_qe + Q
+    o_gr = o_gt + G
+    o_rp = o_gr + G + 1
+    o_rc = o_rp + R
+    o_n = o_rc + R + 1
+    return o_tt, o_pt, o_qt, o_ql, o_qe, o_gt, o_gr, o_rp, o_rc, o_n, o_n + N
+
+
+@jit
+def _pooled(x, grad, at, k, u, m):
+    """Centred MvNormal(0, s^2 I + m^2 J) log-density of ``x[at:at + k]`` (``s = exp(u)``):
+    adds d/dx to ``grad``, returns (value, d/du). Closed forms: det = s^(2(k-1)) (s^2 + k m^2),
+    inverse = (I - m^2 / (s^2 + k m^2) J) / s^2."""
+    v = math.exp(2.0 * u)
+    den = v + k * m * m
+    a, b = 0.0, 0.0
+    for i in range(k):
+        a += x[at + i] * x[at + i]
+        b += x[at + i]
+    quad = (a - m * m * b * b / den) / v
+    value = -0.5 * k * _LOG_2PI - 0.5 * ((k - 1) * math.log(v) + math.log(den)) - 0.5 * quad
+    for i in range(k):
+        grad[at + i] -= (x[at + i] - m * m * b / den) / v
+    d_v = -0.5 * ((k - 1) / v + 1.0 / den) - 0.5 * (-quad / v + m * m * b * b / (den * den * v))
+    return value, 2.0 * v * d_v
+
+
+@jit
+def logp_grad(x, grad, buf):
+    """Log-density at ``x`` (unconstrained) and its gradient written to ``grad``.
+
+    ``x``: ``gamma_raw`` (T-1), ``beta_raw`` (P-1), ``sigma_tau_log__``, ``tau_community`` (C),
+    with a segment ``sigma_seg_log__`` and ``w`` (C x S), then ``kappa_log__``.
+    """
+    T, P, C, S = int(buf[2]), int(buf[3]), int(buf[4]), int(buf[5])
+    seg, G, Q = buf[6] > 0.5, int(buf[7]), int(buf[9])
+    phi = buf[10]
+    o_tt, o_pt, o_qt, o_ql, o_qe, o_gt, o_gr, o_rp, o_rc, o_n, o_tq = _offsets(buf)
+    o_beta, o_spread = T - 1, T - 1 + P - 1
+    o_tau = o_spread + 1
+    o_seg, o_w = o_tau + C, o_tau + C + 1
+    o_kappa = o_w + C * S if seg else o_tau + C
+    for i in range(len(grad)):
+        grad[i] = 0.0
+
+    # ---- priors (log transforms: LogNormal + Jacobian is the Normal of the log)
+    lp = 0.0
+    for i in range(o_spread):               # gamma_raw, beta_raw ~ Normal(0, 1)
+        term, d = _normal(x[i], 0.0, 1.0)
+        lp += term
+        grad[i] += d
+    term, d = _normal(x[o_spread], buf[13], buf[14])
+    lp += term
+    grad[o_spread] += d
+    term, d = _pooled(x, grad, o_tau, C, x[o_spread], buf[15])
+    lp += term
+    grad[o_spread] += d
+    term, d = _normal(x[o_kappa], buf[11], buf[12])
+    lp += term
+    grad[o_kappa] += d
+    K = C * S
+    tau = np.empty(K)
+    sig = 0.0
+    if seg:                                 # HalfNormal(s) + Jacobian; w ~ Normal(0, 1)
+        sig = math.exp(x[o_seg])
+        s = buf[16]
+        lp += 0.5 * math.log(2.0 / math.pi) - math.log(s) - 0.5 * (sig / s) ** 2 + x[o_seg]
+        grad[o_seg] += 1.0 - (sig / s) ** 2
+        for i in range(K):
+            term, d = _normal(x[o_w + i], 0.0, 1.0)
+            lp += term
+            grad[o_w + i] += d
+            tau[i] = x[o_tau + i // S] + sig * x[o_w + i]
+    else:
+        for i in range(K):
+            tau[i] = x[o_tau + i]
+
+    # ---- per-evaluation tables: exp of the month, pattern and (lift, event time) terms
+    kappa = math.exp(x[o_kappa])
+    eg, eb = np.empty(T), np.empty(P)
+    eg[0], eb[0] = 1.0, 1.0                 # the reference month and pattern
+    for t in range(1, T):
+        eg[t] = math.exp(x[t - 1])
+    for p in range(1, P):
+        eb[p] = math.exp(x[o_beta + p - 1])
+    ramp, dramp, em = np.empty(Q), np.empty(Q), np.empty(Q + 1)
+    em[Q] = 1.0                             # code Q: a non-member cell
+    lin = 0.0                               # sum of total x (log mu - level) over the cells
+    for q in range(Q):
+        e1 = buf[o_qe + q] + 1.0
+        decay = math.exp(-e1 / kappa)
+        ramp[q], dramp[q] = 1.0 - decay, -decay * e1 / kappa    # d ramp / d log kappa
+        effect = tau[int(buf[o_ql + q])] * ramp[q]
+        em[q] = math.exp(effect)
+        lin += buf[o_qt + q] * effect
+    for t in range(1, T):
+        lin += buf[o_tt + t] * x[t - 1]
+    for p in range(1, P):
+        lin += buf[o_pt + p] * x[o_beta + p - 1]
+
+    # ---- conditional quasi-Poisson: sum_g S_g log W_g, W_g = sum over its cells n exp(rest)
+    # exp(rest_j) = exp(gamma[t] + effect[q]) x exp(beta[p]), the pattern's factor once per
+    # row (a group's cells of one pattern are contiguous): one gather per cell
+    Q1 = Q + 1
+    etq = np.empty(T * Q1)
+    for t in range(T):
+        for q in range(Q1):
+            etq[t * Q1 + q] = eg[t] * em[q]
+    u, rowsum = np.empty(int(buf[8])), np.empty(int(buf[17]))
+    ctq, cp = np.zeros(T * Q1), np.zeros(P)
+    for g in range(G):
+        r0, r1 = int(buf[o_gr + g]), int(buf[o_gr + g + 1])
+        w = 0.0
+        for r in range(r0, r1):
+            acc = 0.0
+            for j in range(int(buf[o_rc + r]), int(buf[o_rc + r + 1])):
+                u[j] = buf[o_n + j] * etq[int(buf[o_tq + j])]
+                acc += u[j]
+            rowsum[r] = acc
+            w += eb[int(buf[o_rp + r])] * acc
+        lin -= buf[o_gt + g] * math.log(w)
+        share = buf[o_gt + g] / w           # d(S_g log W_g) / d rest_j = share * n_j exp(rest_j)
+        for r in range(r0, r1):
+            p = int(buf[o_rp + r])
+            f = share * eb[p]
+            cp[p] += f * rowsum[r]
+            for j in range(int(buf[o_rc + r]), int(buf[o_rc + r + 1])):
+                ctq[int(buf[o_tq + j])] += f * u[j]
+    lp += lin / phi
+
+    # ---- gradient of the likelihood
+    ct, cq = np.zeros(T), np.zeros(Q1)
+    for t in range(T):
+        for q in range(Q1):
+            ct[t] += ctq[t * Q1 + q]
+            cq[q] += ctq[t * Q1 + q]
+    for t in range(1, T):
+        grad[t - 1] += (buf[o_tt + t] - ct[t]) / phi
+    for p in range(1, P):
+        grad[o_beta + p - 1] += (buf[o_pt + p] - cp[p]) / phi
+    dtau = np.zeros(K)
+    for q in range(Q):
+        d = (buf[o_qt + q] - cq[q]) / phi
+        lift = int(buf[o_ql + q])
+        dtau[lift] += d * ramp[q]
+        grad[o_kappa] += d * tau[lift] * dramp[q]
+    for i in range(K):
+        grad[o_tau + i // S] += dtau[i]
+        if seg:
+            grad[o_w + i] += sig * dtau[i]
+            grad[o_seg] += sig * x[o_w + i] * dtau[i]
+    return lp
+
+
+@jit
+def expand(x, out, buf):
+    """Unconstrained values, then ``sigma_tau`` (, ``sigma_seg``) and ``kappa``
+    (:meth:`roi.inference.kernel_model.Layout.expanded`)."""
+    T, P, C, S, seg = int(buf[2]), int(buf[3]), int(buf[4]), int(buf[5]), buf[6] > 0.5
+    n_dim = len(x)
+    for i in range(n_dim):
+        out[i] = x[i]
+    o_spread = T + P - 2
+    out[n_dim] = math.exp(x[o_spread])
+    if seg:
+        out[n_dim + 1] = math.exp(x[o_spread + 1 + C])
+        out[n_dim + 2] = math.exp(x[o_spread + 2 + C + C * S])
+    else:
+        out[n_dim + 1] = math.exp(x[o_spread + 1 + C])
+
+
+@numba.cfunc(types.int64(types.uint64, _PTR, _PTR, _PTR, _PTR), cache=True,
+             error_model="numpy")
+def logp_c(dim, x_, out_, logp_, data_):
+    """nutpie's log-density callback: 0, or 3/4 for a non-finite gradient/value."""
+    buf = numba.carray(data_, (int(numba.carray(data_, (1,))[0]),))
+    if dim != int(buf[1]):
+        return -1
+    x, out = numba.carray(x_, (dim,)), numba.carray(out_, (dim,))
+    value = logp_grad(x, out, buf)
+    logp_[0] = value
+    for i in range(dim):
+        if not math.isfinite(out[i]):
+            return 3
+    if not math.isfinite(value):
+        return 4
+    return 0
+
+
+@numba.cfunc(types.int64(types.uint64, types.uint64, _PTR, _PTR, _PTR), cache=True,
+             error_model="numpy")
+def expand_c(dim, expanded, x_, out_, data_):
+    """nutpie's expansion callback (the draws kept)."""
+    buf = numba.carray(data_, (int(numba.carray(data_, (1,))[0]),))
+    if dim != int(buf[1]):
+        return -1
+    expand(numba.carray(x_, (dim,)), numba.carray(out_, (expanded,)), buf)
+    return 0

@@ -28,7 +28,7 @@ Examples
 --------
 >>> lay = layout(n_times=3, n_patterns=2, n_communities=2, n_segments=1, segment=False)
 >>> lay.n_dim, list(lay.offsets())
-(6, ['gamma_raw', 'beta_raw', 'sigma_tau', 'tau_community', 'kappa'])
+(7, ['gamma_raw', 'beta_raw', 'sigma_tau', 'tau_community', 'kappa'])
 """
 
 from __future__ import annotations

@@ -39,18 +39,27 @@ for a new community, is in ``diagnostics.checks["hr_new_community"]`` and is wid
 communities. Per community, ``exp(theta[g])`` goes to ``by_group``. Point estimates are posterior
 means of the hazard ratio; intervals are 94% highest-density intervals.
 
-Sampler: nutpie (``pm.sample(nuts_sampler="nutpie")``, compiled with the backend of
-:mod:`roi.inference.nuts`) by default, PyMC NUTS if nutpie cannot be imported (said in ``diagnostics``). Convergence gate: any r-hat above 1.01, any bulk ESS
+Sampler: nutpie by default, PyMC NUTS if nutpie cannot be imported (said in ``diagnostics``).
+nutpie samples the hand-written numba log-density and gradient of
+:mod:`roi.retention.fast_logp` (:func:`logp_backend`; no PyMC graph is built or compiled; the
+kernel's machine code is compiled once per installation and cached by numba); with
+``ROI_SURVIVAL_LOGP=pytensor`` it samples PyMC's graph (``pm.sample(nuts_sampler="nutpie")``,
+compiled with the backend of :mod:`roi.inference.nuts`). ``diagnostics.checks["logp_backend"]``
+says which. Convergence gate: any r-hat above 1.01, any bulk ESS
 below ``min(400, max(100, draws * chains / 4))`` (400 is the usual rule for 4 chains x 1000 draws;
 a short run gets a threshold of a quarter of its draws, never below 100, so 20 draws always
 fail), or any divergence sets ``diagnostics.converged = False`` with warnings. The gate reads
-the sampled parameters (``alpha_c``, ``beta``, ``mu``, ``sigma``, ``z``), unrounded.
+the sampled parameters (``alpha_c``, ``beta``, ``theta``, ``sigma``), unrounded.
 
-Measured (20,000 customers, 27,159 rows -> 4,248 cells in 0.25 s; 2 shared cores under a load
-of 5-6): 2 chains x 300+300 draws 19-25 s including nutpie's compile at target_accept 0.9,
-2 x 1000+1000 about 50 s at 0.95 and 58 s at 0.99;
-pooled HR 0.706 (94% HDI 0.665-0.747) against the time-varying Cox 0.705 (95% CI 0.664-0.749)
-and the truth 0.70.
+Measured (issue 21; ``benchmarks/survival_kernel.py``, the run's 4 chains x 1000+1000 at
+target_accept 0.95 on ``benchmarks/output/world_20000_1``: 27,159 rows -> 8,494 cells in
+12 pieces, 13 covariate terms, 2 communities; 2 shared cores under a load of 6-8, so CPU time
+is the steadier figure): PyMC's graph through JAX 38-45 s wall, 41-48 s CPU (111,281 leapfrog
+steps: 0.37 ms CPU per step, JAX compile included); the numba kernel 9.9-10.1 s wall, 3.8 s
+CPU (115,271 steps, 28 us per gradient alone; a cold compile of the kernel 4.8 s wall, 2.3 s
+CPU, a cached load 0.8 s), both 14 steps per draw, no divergence. Pooled HR 0.7066 (94% HDI
+0.6665-0.7482) on the kernel, 0.7067 (0.6664-0.7438) on PyMC's graph, the time-varying Cox
+0.7054 (95% CI 0.6641-0.7492), the truth 0.70.
 
 **Width of the pieces** (issue 18: the member log HR sat 0.12-0.15 below Cox's on a published
 data set). Within a piece the hazard is held constant; where it falls fast inside a piece and

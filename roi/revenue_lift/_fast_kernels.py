@@ -211,6 +211,45 @@ def expand(x, out, buf):
         out[n_dim + 1] = math.exp(x[o_spread + 1 + C])
 
 
+@jit
+def member_lifts(gamma, beta, tau, kappa, level, positive, phi, cells, codes, out):
+    """Per draw ``d`` and member cell, the lift ``n mu (1 - exp(-effect))`` into ``out[d]``
+    (:func:`roi.revenue_lift.bayes_revenue.lift_sums`, same arithmetic in one pass per draw).
+
+    ``gamma`` (D x T), ``beta`` (D x P), ``tau`` (D x lifts), ``kappa`` (D); ``level`` (D x G)
+    standard Gamma(S_g / phi) variates, made the group levels here (0 where ``positive``, the
+    group's revenue > 0, is false); ``cells`` (6 x N): n, month, pattern, group, code (Q for
+    non-members), column in ``out`` (-1 for non-members); ``codes`` (2 x Q): lift and months
+    since joining.
+    """
+    N, Q, G = cells.shape[1], codes.shape[1], level.shape[1]
+    T, P = gamma.shape[1], beta.shape[1]
+    eg, eb = np.empty(T), np.empty(P)
+    eff, em = np.zeros(Q + 1), np.ones(Q + 1)
+    v, weight = np.empty(N), np.empty(G)
+    for d in range(gamma.shape[0]):
+        for t in range(T):
+            eg[t] = math.exp(gamma[d, t])
+        for p in range(P):
+            eb[p] = math.exp(beta[d, p])
+        for q in range(Q):
+            ramp = 1.0 - math.exp(-(codes[1, q] + 1.0) / kappa[d])
+            eff[q] = tau[d, int(codes[0, q])] * ramp
+            em[q] = math.exp(eff[q])
+        weight[:] = 0.0
+        for j in range(N):
+            v[j] = eg[int(cells[1, j])] * eb[int(cells[2, j])] * em[int(cells[4, j])]
+            weight[int(cells[3, j])] += cells[0, j] * v[j]
+        for g in range(G):
+            level[d, g] = level[d, g] * phi / max(weight[g], 1e-300) if positive[g] else 0.0
+        for j in range(N):
+            at = int(cells[5, j])
+            if at >= 0:
+                q = int(cells[4, j])
+                out[d, at] = cells[0, j] * level[d, int(cells[3, j])] * v[j] * \
+                    -math.expm1(-eff[q])
+
+
 @numba.cfunc(types.int64(types.uint64, _PTR, _PTR, _PTR, _PTR), cache=True,
              error_model="numpy")
 def logp_c(dim, x_, out_, logp_, data_):

@@ -90,6 +90,30 @@ def test_did_from_sums_equals_duckdb(sample_datasets):
     pd.testing.assert_frame_equal(summaries[0], summaries[1], rtol=1e-9)
 
 
+def test_bayesian_cells_equal_duckdb(sample_datasets):
+    """The Bayesian models' cells computed inside Spark (roi.revenue_lift.cells_sql,
+    roi.retention.cells_sql) equal DuckDB's: keys exactly, sums to 1e-9 relative."""
+    from roi.data.panel import panel_select
+    from roi.data.survival import survival_select
+    from roi.retention.cells_sql import person_period_cells_sql
+    from roi.revenue_lift.cells_sql import revenue_cells_sql
+    from tests.test_cells_sql import REVENUE, RUN_COVARIATES, assert_cells_equal
+
+    cells = []
+    for dataset in sample_datasets:
+        panel = panel_select(dataset).order_by(None).subquery("panel")
+        rows = survival_select(dataset).order_by(None).subquery("survival")
+        cells.append((revenue_cells_sql(dataset.engine, panel, covariates=RUN_COVARIATES,
+                                        kinds=dataset.covariates, **REVENUE),
+                      person_period_cells_sql(dataset.engine, rows,
+                                              covariates=list(dataset.covariates),
+                                              kinds=dataset.covariates, community="community")))
+    (duck_revenue, duck_survival), (spark_revenue, spark_survival) = cells
+    assert_cells_equal(spark_revenue, duck_revenue, sums=["total", "total_sq"])
+    assert_cells_equal(spark_survival, duck_survival, sums=["events", "exposure"])
+    assert spark_survival.attrs == duck_survival.attrs
+
+
 def test_awkward_rows_equal_duckdb(spark, tiny, tmp_path):
     """Issue 14's rules (re-exported rows, a refund sharing its order_id, an order before
     first_seen, a community in another case, a join after churn, a raw e-mail linking a member)

@@ -217,3 +217,21 @@ def test_postgres_did_aggregates_equal_duckdb(sample, pg_sample):
     pd.testing.assert_frame_equal(pg.summary(), duck.summary(), rtol=1e-9)
     pd.testing.assert_frame_equal(pg.dynamic_, duck.dynamic_, rtol=1e-9, check_dtype=False)
     pd.testing.assert_frame_equal(gaps[1], gaps[0], rtol=1e-9, check_dtype=False)
+
+
+def test_member_counts_from_the_database_equal_the_in_memory_counts(sample):
+    """What the results need beyond the cells: member customers (both models) and member days
+    at risk (survival), as the in-memory fits count them."""
+    from roi.retention.cells_sql import member_exposure_sql
+    from roi.revenue_lift.cells_sql import member_units_sql
+
+    panel = sample.customer_month_panel()
+    member = panel["active"] & panel["member"]
+    assert member_units_sql(sample.engine, _panel(sample), unit="customer_id",
+                            time="month_index", group="join_month_index") == \
+        panel.loc[member, "customer_id"].nunique() > 100
+    table = sample.survival_table()
+    exposed = table["member"].astype(bool)
+    assert member_exposure_sql(sample.engine, _survival(sample)) == (
+        table.loc[exposed, "customer_id"].nunique(),
+        int((table["stop"] - table["start"])[exposed].sum()))

@@ -280,3 +280,16 @@ def sorted_cells(cells: pd.DataFrame, *, covariates: Sequence[str]) -> pd.DataFr
     order = cells[keys].astype({k: str for k in keys if k not in ("member", "piece")})
     index = order.sort_values(keys, kind="stable").index
     return cells.loc[index].reset_index(drop=True)
+
+
+def member_exposure_sql(engine: sa.Engine, table: sa.FromClause, *,
+                        id_col: str = "customer_id", start: str = "start", stop: str = "stop",
+                        member: str = "member") -> tuple[int, int]:
+    """Customers with member time and their member days at risk: the ``n_treated`` and
+    ``n_obs`` of ``BayesianPiecewiseSurvival``'s result, which the cells do not hold."""
+    rows = table.alias("member_rows") if not isinstance(table, sa.Alias) else table
+    statement = (sa.select(sa.func.count(sa.distinct(rows.c[id_col])).label("customers"),
+                           sa.func.sum(rows.c[stop] - rows.c[start]).label("days"))
+                 .where(sa.cast(rows.c[member], sa.Integer) != 0))
+    found = fetch_frame(engine, statement)
+    return int(found.iloc[0, 0]), int(found.iloc[0, 1] or 0)

@@ -176,3 +176,18 @@ def _cells(found: pd.DataFrame, *, last_period: float, community: bool,
     cells["event_time"] = cells["time"] - cells["cohort"]
     return cells
 
+
+
+def member_units_sql(engine: sa.Engine, panel: sa.FromClause, *, unit: str, time: str,
+                     group: str, active: str | None = "active") -> int:
+    """Units with at least one (active) member period: ``BayesianHierarchicalLift``'s
+    ``n_treated``, the one number of its result the cells do not hold. A join period after the
+    last period cannot be reached by any row, so ``time >= group > 0`` is the member rule.
+    """
+    rows = panel.alias("member_panel") if not isinstance(panel, sa.Alias) else panel
+    joined = rows.c[group]
+    member = sa.and_(joined.is_not(None), joined > 0, rows.c[time] >= joined)
+    if active:
+        member = sa.and_(member, rows.c[active].is_(True))
+    statement = sa.select(sa.func.count(sa.distinct(rows.c[unit])).label("n")).where(member)
+    return int(fetch_frame(engine, statement).iloc[0, 0])

@@ -59,7 +59,9 @@ steps: 0.37 ms CPU per step, JAX compile included); the numba kernel 9.9-10.1 s 
 CPU (115,271 steps, 28 us per gradient alone; a cold compile of the kernel 4.8 s wall, 2.3 s
 CPU, a cached load 0.8 s), both 14 steps per draw, no divergence. Pooled HR 0.7066 (94% HDI
 0.6665-0.7482) on the kernel, 0.7067 (0.6664-0.7438) on PyMC's graph, the time-varying Cox
-0.7054 (95% CI 0.6641-0.7492), the truth 0.70.
+0.7054 (95% CI 0.6641-0.7492), the truth 0.70. In ``roi run`` on that world (load 8-10) the
+retention step took 16.6 s with the kernel against 77.2 s with ``ROI_SURVIVAL_LOGP=pytensor``
+(whole run 51 s CPU against 89 s).
 
 **Width of the pieces** (issue 18: the member log HR sat 0.12-0.15 below Cox's on a published
 data set). Within a piece the hazard is held constant; where it falls fast inside a piece and

@@ -73,7 +73,7 @@ def test_density_and_gradient_match_pymc(world, case):
             point[value] = x[at:at + size].reshape(start[value].shape)
             at += size
         grad = np.zeros(lay.n_dim)
-        value = _fast_kernels.logp_grad.py_func(x, grad, buf)
+        value = _fast_kernels.logp_grad(x, grad, buf)
         theirs = np.asarray(dlogp(point))
         theirs = np.concatenate([theirs[offsets[lay.value_name(n, t)]]
                                  for n, t, _, _ in lay.free])

@@ -8,6 +8,7 @@ layout (header, then the model inputs) is :func:`roi.paid_media.fast_logp.pack`'
 
 from __future__ import annotations
 
+import ctypes
 import math
 
 import numba
@@ -97,12 +98,22 @@ def _geometric_back(dw, w, raw, at, n_lags, total, d, normalize):
     return dd * d * (1.0 - d)
 
 
-@jit
-def logp_grad(x, grad, buf):
-    """Log-density at ``x`` (unconstrained) and its gradient written to ``grad``.
+@numba.cfunc(types.int64(types.uint64, _PTR, _PTR, _PTR, _PTR), cache=True,
+             error_model="numpy")
+def logp_c(dim, x_, grad_, logp_, data_):
+    """nutpie's log-density callback: the log-density at ``x`` (unconstrained) into
+    ``logp_[0]``, its gradient into ``grad``; returns 0, or 3/4 for a non-finite
+    gradient/value (-1: ``dim`` is not the buffer's).
 
+    The whole kernel is this one function, on purpose: a cfunc calling an ``@njit`` function
+    compiles that function twice (once as its own dispatcher, with machine code and a Python
+    wrapper, and again linked into the cfunc), 1.5 s of a 5.8 s cold compile.
     Arrays are flat (row-major offsets into ``buf``), so numba compiles one array type only.
     """
+    buf = numba.carray(data_, (int(numba.carray(data_, (1,))[0]),))
+    if dim != int(buf[22]):
+        return -1
+    x, grad = numba.carray(x_, (dim,)), numba.carray(grad_, (dim,))
     T, C, L, G, Lg = int(buf[1]), int(buf[2]), int(buf[3]), int(buf[4]), int(buf[5])
     F, K, N, kind = int(buf[6]), int(buf[7]), int(buf[8]), int(buf[9])
     norm_media, norm_comm = buf[10] > 0.5, buf[11] > 0.5
@@ -326,13 +337,24 @@ def logp_grad(x, grad, buf):
     for c in range(C):
         grad[o_decay + c] += _geometric_back(dW, W, raws, c * L, L, totals[c], decays[c],
                                              norm_media)
-    return lp
+    logp_[0] = lp
+    for i in range(dim):
+        if not math.isfinite(grad[i]):
+            return 3
+    if not math.isfinite(lp):
+        return 4
+    return 0
 
 
-@jit
-def expand(x, out, buf):
-    """Unconstrained values, then the transformed ones on their natural scale
-    (:meth:`roi.paid_media.fast_logp.Layout.expanded`)."""
+@numba.cfunc(types.int64(types.uint64, types.uint64, _PTR, _PTR, _PTR), cache=True,
+             error_model="numpy")
+def expand_c(dim, expanded, x_, out_, data_):
+    """nutpie's expansion callback (the draws kept): the unconstrained values, then the
+    transformed ones on their natural scale (:meth:`roi.inference.kernel_model.Layout.expanded`)."""
+    buf = numba.carray(data_, (int(numba.carray(data_, (1,))[0]),))
+    if dim != int(buf[22]):
+        return -1
+    x, out = numba.carray(x_, (dim,)), numba.carray(out_, (expanded,))
     C, G, F, K, kind = int(buf[2]), int(buf[4]), int(buf[6]), int(buf[7]), int(buf[9])
     n_dim = len(x)
     for i in range(n_dim):
@@ -355,32 +377,30 @@ def expand(x, out, buf):
         out[i + g] = 1.0 / (1.0 + math.exp(-x[o_cdecay + g]))
     i += G
     out[i] = math.exp(x[o_sigma])
-
-
-@numba.cfunc(types.int64(types.uint64, _PTR, _PTR, _PTR, _PTR), cache=True,
-             error_model="numpy")
-def logp_c(dim, x_, out_, logp_, data_):
-    """nutpie's log-density callback: 0, or 3/4 for a non-finite gradient/value."""
-    buf = numba.carray(data_, (int(numba.carray(data_, (1,))[0]),))
-    if dim != int(buf[22]):
-        return -1
-    x, out = numba.carray(x_, (dim,)), numba.carray(out_, (dim,))
-    value = logp_grad(x, out, buf)
-    logp_[0] = value
-    for i in range(dim):
-        if not math.isfinite(out[i]):
-            return 3
-    if not math.isfinite(value):
-        return 4
     return 0
 
 
-@numba.cfunc(types.int64(types.uint64, types.uint64, _PTR, _PTR, _PTR), cache=True,
-             error_model="numpy")
-def expand_c(dim, expanded, x_, out_, data_):
-    """nutpie's expansion callback (the draws kept)."""
-    buf = numba.carray(data_, (int(numba.carray(data_, (1,))[0]),))
-    if dim != int(buf[22]):
-        return -1
-    expand(numba.carray(x_, (dim,)), numba.carray(out_, (expanded,)), buf)
-    return 0
+def _pointer(array: np.ndarray):
+    return array.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
+
+
+def logp_grad(x: np.ndarray, grad: np.ndarray, buf: np.ndarray) -> float:
+    """:func:`logp_c`'s code run as plain Python on arrays (the tests' reference): returns the
+    log-density at ``x`` and writes the gradient into ``grad``.
+
+    >>> buf = np.zeros(HEADER)
+    >>> buf[0], buf[22] = HEADER, 5          # length; a buffer for 5 parameters
+    >>> logp_grad(np.zeros(3), np.zeros(3), buf)
+    Traceback (most recent call last):
+    ...
+    ValueError: logp_c returned -1 (x has 3 values, the buffer is for 5)
+    """
+    value = np.zeros(1)
+    x, grad_out = np.ascontiguousarray(x, dtype=np.float64), np.zeros(len(x))
+    code = logp_c.__wrapped__(len(x), _pointer(x), _pointer(grad_out), _pointer(value),
+                              _pointer(np.ascontiguousarray(buf, dtype=np.float64)))
+    grad[:] = grad_out
+    if code < 0:
+        raise ValueError(f"logp_c returned {code} (x has {len(x)} values, the buffer is for "
+                         f"{int(buf[22])})")
+    return float(value[0])

@@ -448,7 +448,8 @@ def entry(values: np.ndarray) -> dict[str, Any]:
 def posterior_draws(idata: az.InferenceData) -> dict[str, np.ndarray]:
     """Stacked draws (chain x draw first) of the terms of the mean model."""
     post = idata.posterior
-    flat = {name: post[name].to_numpy().reshape(-1, *post[name].shape[2:])
+    total = post.sizes["chain"] * post.sizes["draw"]   # not -1: no covariate, no beta_raw
+    flat = {name: post[name].to_numpy().reshape(total, *post[name].shape[2:])
             for name in ("gamma_raw", "beta_raw", "tau", "kappa")}
     zeros = np.zeros((flat["kappa"].shape[0], 1))
     flat["gamma"] = np.hstack([zeros, flat.pop("gamma_raw")])

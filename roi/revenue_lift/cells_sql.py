@@ -20,8 +20,14 @@ period returned, and only when a join period lies beyond it is the panel's maxim
 for (one more scan). Sums are exact (DECIMAL, :func:`roi.data.dialect.exact_sum`): a rerun or
 another engine gives the same numbers, equal to the in-memory float sums to about 1e-15.
 
-Measured: see ``benchmarks/cells_sql.py`` and ARCHITECTURE.md ("Sufficient statistics, not
-rows").
+Measured (``benchmarks/cells_sql.py``, 2026-12-04; the 1,000,000-customer world over Parquet in
+DuckDB, the run's arguments: ``organic_revenue``, segment and plan, community; each mode in its own
+process on 2 cores shared with other sessions at load 8-11, so CPU seconds, which count DuckDB's
+threads, show the work better than wall seconds): 216,584 cells either way, keys and counts equal,
+sums to 1e-14 relative. Building them from the database took 21.7 CPU s (82 s wall) and the
+process peaked at 1.50 GiB, of which 1.34 GiB was already reached by the data layer's validation;
+fetching the 13.1M-row panel and summing it in pandas took 46.0 CPU s (192 s wall) and peaked at
+5.43 GiB.
 
 Examples
 --------

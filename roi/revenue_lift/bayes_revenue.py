@@ -102,18 +102,21 @@ fits, see :data:`roi.revenue_lift.block.MULTIPLICATIVE_OUTCOME`): seed 2 32.1 (2
 50.2 (41.1-58.8) against 35.5 (the HDI misses; the additive DiD gives 47.0 (31.7-62.3) there);
 about 37 s including a 1.5 s compile (``benchmarks/revenue_lift.py``). Before the
 reparametrisation of :func:`_tau` the same fit needed ``target_accept`` 0.99 and took 148 s.
-Caveat: ``kappa`` comes out at about 4 months where the simulator's build-up is
+(These figures predate the last-seen key, which made 15,758 cells of the sample and 49,489 of
+the seed-1 world; that world's current figures are in the next paragraph.) Caveat: ``kappa`` comes out at about 4 months where the simulator's build-up is
 ``1 - 0.5 ** (e + 1)`` (``kappa`` 1.44), and a free share for the month of joining did not
 move it (3.9), so the lift is estimated to build up too slowly and to reach a higher plateau.
 
 Measured, hand-written kernel against PyMC's graph (issue 21; ``benchmarks/bayes_revenue_logp.py``,
-``world_20000_1``, 49,489 cells, 4 x 1000 draws after 1000 tuning steps, the machine's 2 cores
+``world_20000_1``, 49,489 cells, 4 x 1000 draws after 1000 tuning steps; the 2 cores were
 shared with other jobs, so CPU seconds are the steadier figure): the same posterior, ATT 43.1
-(33.8-52.7) against 43.2 (34.4-53.1) through JAX (truth 35.5), about 67,000 leapfrog steps
-either way (7.3 per draw, no divergence); a gradient costs about 225 us of CPU in the kernel
-against about 1.9 ms through PyMC and JAX (a Python callback into XLA per step), and the whole
-fit 24 s of CPU against 125 s. numba compiles the kernel once per installation in about 3 s of
-CPU and caches it on disk.
+(33.8-52.7) against 43.2 (34.4-53.1) through JAX (truth 35.5), 67,000 leapfrog steps either
+way (7.3 per draw, no divergence). A density + gradient costs 224 us of CPU in the kernel
+against about 1.7 ms per step through PyMC and JAX (a Python callback into XLA per step); the
+fit took 20 s wall and 19 s CPU (sampling 14 s wall) against 98 s wall and 117 s CPU (sampling
+93 s). The currency lift per draw (:func:`lift_sums`, 8,000 draws x 49,489 cells) went from
+about 17 s of numpy to a numba pass of a few seconds. numba compiles the kernels once per
+installation (3.4 s of CPU) and caches them on disk (0.5 s to load, numba's import included).
 
 Sampler and gate: nutpie, by default on the hand-written numba density of
 :mod:`roi.revenue_lift.fast_logp` (:func:`logp_backend`; no PyMC graph is built or compiled);

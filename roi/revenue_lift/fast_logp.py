@@ -140,7 +140,6 @@ def nutpie_model(index: dict[str, Any], inputs: dict[str, np.ndarray], *,
                                coords=coords, initial_point=initial_point)
 
 
-
 def finish_posterior(posterior, *, n_communities: int, n_segments: int):
     """PyMC's shapes from the kernel's draws: ``w`` as (community, segment) and the
     deterministic ``tau = tau_community[:, None] (+ sigma_seg * w)``; returns the new group."""

@@ -32,7 +32,8 @@ def _normal(x, mu, sigma):
 def _offsets(buf):
     """Start of each data array in ``buf``: time, pattern and code totals, code lift and event
     time, group totals, each group's first row, per row (group x pattern) its pattern and
-    first cell, then per cell n and month x code (``t * (Q + 1) + q``)."""
+    first cell, then per cell n and month x code (``t * (Q + 1) + q``, stored as int64 bits:
+    no conversion in the inner loops)."""
     T, P, G, N, Q, R = (int(buf[2]), int(buf[3]), int(buf[7]), int(buf[8]), int(buf[9]),
                         int(buf[17]))
     o_tt = HEADER
@@ -148,16 +149,16 @@ def logp_grad(x, grad, buf):
     for t in range(T):
         for q in range(Q1):
             etq[t * Q1 + q] = eg[t] * em[q]
-    u, rowsum = np.empty(int(buf[8])), np.empty(int(buf[17]))
-    ctq, cp = np.zeros(T * Q1), np.zeros(P)
+    N = int(buf[8])
+    n, tq = buf[o_n:o_n + N], buf[o_tq:o_tq + N].view(np.int64)   # int64 bits (pack)
+    rowsum, ctq, cp = np.empty(int(buf[17])), np.zeros(T * Q1), np.zeros(P)
     for g in range(G):
         r0, r1 = int(buf[o_gr + g]), int(buf[o_gr + g + 1])
         w = 0.0
         for r in range(r0, r1):
             acc = 0.0
             for j in range(int(buf[o_rc + r]), int(buf[o_rc + r + 1])):
-                u[j] = buf[o_n + j] * etq[int(buf[o_tq + j])]
-                acc += u[j]
+                acc += n[j] * etq[tq[j]]
             rowsum[r] = acc
             w += eb[int(buf[o_rp + r])] * acc
         lin -= buf[o_gt + g] * math.log(w)
@@ -167,7 +168,8 @@ def logp_grad(x, grad, buf):
             f = share * eb[p]
             cp[p] += f * rowsum[r]
             for j in range(int(buf[o_rc + r]), int(buf[o_rc + r + 1])):
-                ctq[int(buf[o_tq + j])] += f * u[j]
+                k = tq[j]
+                ctq[k] += f * n[j] * etq[k]
     lp += lin / phi
 
     # ---- gradient of the likelihood

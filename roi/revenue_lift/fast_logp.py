@@ -99,9 +99,12 @@ def pack(inputs: dict[str, np.ndarray], *, n_patterns: int, n_communities: int,
              c["codes"][0], c["codes"][1], inputs["group_total"],
              np.searchsorted(inputs["row_group"][rows], np.arange(G + 1)),
              inputs["row_pattern"][rows], np.append(c["first"], len(c["row"])),
-             c["n"], c["time"] * (Q + 1) + c["code"]]
+             c["n"], np.zeros(len(c["row"]))]
     buf = np.concatenate([np.asarray(p, dtype=np.float64).ravel() for p in parts])
     buf[0] = len(buf)
+    # month x code per cell as int64 bits (the kernel views them as integers)
+    buf[len(buf) - len(c["row"]):] = (c["time"] * (Q + 1) + c["code"]).astype(np.int64).view(
+        np.float64)
     return buf
 
 

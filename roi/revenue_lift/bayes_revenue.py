@@ -110,13 +110,15 @@ move it (3.9), so the lift is estimated to build up too slowly and to reach a hi
 Measured, hand-written kernel against PyMC's graph (issue 21; ``benchmarks/bayes_revenue_logp.py``,
 ``world_20000_1``, 49,489 cells, 4 x 1000 draws after 1000 tuning steps; the 2 cores were
 shared with other jobs, so CPU seconds are the steadier figure): the same posterior, ATT 43.1
-(33.8-52.7) against 43.2 (34.4-53.1) through JAX (truth 35.5), 67,000 leapfrog steps either
-way (7.3 per draw, no divergence). A density + gradient costs 224 us of CPU in the kernel
-against about 1.7 ms per step through PyMC and JAX (a Python callback into XLA per step); the
-fit took 20 s wall and 19 s CPU (sampling 14 s wall) against 98 s wall and 117 s CPU (sampling
-93 s). The currency lift per draw (:func:`lift_sums`, 8,000 draws x 49,489 cells) went from
-about 17 s of numpy to a numba pass of a few seconds. numba compiles the kernels once per
-installation (3.4 s of CPU) and caches them on disk (0.5 s to load, numba's import included).
+(33.5-51.9) against 43.2 (34.4-53.1) through JAX (truth 35.5), about 67,000 leapfrog steps
+either way (7.2-7.3 per draw, no divergence). A density + gradient costs 164 us of CPU in the
+kernel against about 1.7 ms per step through PyMC and JAX (a Python callback into XLA per
+step); the fit took 22 s wall and 15 s CPU (sampling 16 s wall) against 98 s wall and 117 s
+CPU (sampling 93 s). The currency lift per draw (:func:`lift_sums`, 8,000 draws x 49,489
+cells) went from about 17 s of numpy to a numba pass of a few seconds. numba compiles the
+kernels once per installation (3.4 s of CPU) and caches them on disk (0.5 s to load, numba's
+import included). ``roi run`` on that world: 45 s of CPU (59 s wall) against 147 s with
+``ROI_REVENUE_LOGP=pytensor``.
 
 Sampler and gate: nutpie, by default on the hand-written numba density of
 :mod:`roi.revenue_lift.fast_logp` (:func:`logp_backend`; no PyMC graph is built or compiled);

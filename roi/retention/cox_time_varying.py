@@ -60,6 +60,7 @@ Examples
 
 from __future__ import annotations
 
+import os
 import time as clock
 import warnings
 from collections.abc import Sequence
@@ -124,12 +125,17 @@ def counting_process_entry(start: np.ndarray, stop: np.ndarray) -> np.ndarray:
 
 def fit_cox(X: pd.DataFrame, *, stop: np.ndarray, event: np.ndarray,
             start: np.ndarray | None = None, ties: str = "efron",
-            groups: np.ndarray | None = None, initial: np.ndarray | None = None) -> CoxFit:
-    """Fit a Cox model with ``PHReg`` on standardised columns and map back to ``X``'s scale.
+            groups: np.ndarray | None = None, initial: np.ndarray | None = None,
+            engine: str | None = None) -> CoxFit:
+    """Fit a Cox model on standardised columns and map back to ``X``'s scale.
 
     ``start`` gives counting-process rows (left truncation, time-varying covariates);
     ``groups`` gives cluster-robust (sandwich) standard errors; ``initial`` are starting
     coefficients on ``X``'s scale (a warm start saves Newton steps on large tables).
+    ``engine`` is ``"numba"`` (:mod:`roi.retention.cox_engine`, the default) or
+    ``"statsmodels"`` (``PHReg``: same estimates, slower); the environment variable
+    ``ROI_COX_ENGINE`` sets the default. ``extra`` holds the engine, the log partial
+    likelihood and the number of Newton steps.
 
     Examples
     --------
@@ -141,27 +147,56 @@ def fit_cox(X: pd.DataFrame, *, stop: np.ndarray, event: np.ndarray,
     [-0.3794, 0.1914]
     """
     began = clock.perf_counter()
+    engine = engine or os.environ.get("ROI_COX_ENGINE", "numba")
+    if engine not in ("numba", "statsmodels"):
+        raise ValueError(f"engine must be 'numba' or 'statsmodels', not {engine!r}")
     x = X.to_numpy(dtype=float)
     scale = x.std(axis=0)
     scale[scale == 0] = 1.0
     entry = None if start is None else counting_process_entry(start, stop)
-    model = PHReg(np.asarray(stop, dtype=float), x / scale, status=np.asarray(event, dtype=int),
-                  entry=entry, ties=ties)
+    start_params = None if initial is None else np.asarray(initial) * scale
+    fitter = _fit_phreg if engine == "statsmodels" else _fit_engine
+    params, cov, step, converged, extra = fitter(
+        x / scale, stop=np.asarray(stop, dtype=float), event=np.asarray(event, dtype=int),
+        entry=entry, ties=ties, groups=groups, start_params=start_params)
+    newton_step = float(np.max(np.abs(step))) if len(step) else 0.0
+    converged = (converged and bool(np.all(np.isfinite(params)) and np.all(np.isfinite(cov)))
+                 and newton_step < 1e-3)
+    return CoxFit(names=list(X.columns), params=params / scale, cov=cov / np.outer(scale, scale),
+                  converged=converged, newton_step=newton_step,
+                  seconds=clock.perf_counter() - began, extra={"engine": engine, **extra})
+
+
+def _fit_engine(x: np.ndarray, *, stop: np.ndarray, event: np.ndarray, entry: np.ndarray | None,
+                ties: str, groups: np.ndarray | None,
+                start_params: np.ndarray | None) -> tuple[Any, ...]:
+    """:func:`roi.retention.cox_engine.fit_cox_engine`; the step is the last Newton step in
+    standard errors (an upper bound on the remaining one: it has been applied)."""
+    from roi.retention.cox_engine import fit_cox_engine
+
+    res = fit_cox_engine(x, time=stop, status=event, entry=entry, ties=ties, groups=groups,
+                         start_params=start_params)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        step = res.step / np.sqrt(np.diag(res.naive_cov))
+    step = np.where(np.isnan(step), np.inf, step)
+    return res.params, res.cov, step, res.converged, {
+        "loglik": res.loglik, "iterations": res.iterations, "message": res.message}
+
+
+def _fit_phreg(x: np.ndarray, *, stop: np.ndarray, event: np.ndarray, entry: np.ndarray | None,
+               ties: str, groups: np.ndarray | None,
+               start_params: np.ndarray | None) -> tuple[Any, ...]:
+    """statsmodels ``PHReg``; the step is the remaining Newton step in standard errors."""
+    model = PHReg(stop, x, status=event, entry=entry, ties=ties)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
-        res = model.fit(groups=groups,
-                        start_params=None if initial is None else np.asarray(initial) * scale)
+        res = model.fit(groups=groups, start_params=start_params)
     params = np.asarray(res.params)
     cov = np.asarray(res.cov_params())
     naive = cov if groups is None else np.linalg.pinv(-model.hessian(params))
     step = naive @ model.score(params) / np.sqrt(np.diag(naive))
-    newton_step = float(np.max(np.abs(step))) if len(step) else 0.0
-    converged = (not any(issubclass(w.category, ConvergenceWarning) for w in caught)
-                 and bool(np.all(np.isfinite(params)) and np.all(np.isfinite(cov)))
-                 and newton_step < 1e-3)
-    return CoxFit(names=list(X.columns), params=params / scale, cov=cov / np.outer(scale, scale),
-                  converged=converged, newton_step=newton_step,
-                  seconds=clock.perf_counter() - began)
+    converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+    return params, cov, step, converged, {"loglik": float(model.loglike(params))}
 
 
 def warm_start(main: CoxFit, *, n_terms: int) -> np.ndarray:

@@ -182,3 +182,31 @@ def test_bad_panel_errors_name_the_rule_count_and_example_units() -> None:
         RegressionAdjustment().fit(pd.concat([rows, rows.iloc[[0, 4]]]), **columns)
     with pytest.raises(ValueError, match=r"'g' \(join period\) changes within 1 units.*'c'"):
         RegressionAdjustment().fit(rows.assign(g=[2, 2, None, None, 2, 1]), **columns)
+
+
+def test_stack_equals_a_direct_construction_from_the_wide_matrix() -> None:
+    """The stacks read the design's precomputed mask, zero-filled outcome and running history
+    counts; the same stack computed directly from the NaN-coded wide matrix (the former path),
+    also for a community's subset."""
+    from roi.revenue_lift.regression_adjustment import HISTORY, stacked_design
+
+    rows = _small_panel()
+    rows["community"] = np.where(rows["g"].notna(), rows["id"] % 2, np.nan)
+    design = stacked_design(rows, unit="id", time="t", group="g", outcome="y", covariates=["x"],
+                            active="active", lookback=2, min_history=1, unit_columns=("community",))
+    never = np.isnan(design.cohort)
+    for sub in (design, design.subset(never | (design.unit_values["community"] == 1))):
+        for g in sub.cohorts:
+            start = int(np.searchsorted(sub.periods, g))
+            window = sub.wide[:, start - 2:start]
+            n_hist = np.isfinite(window).sum(axis=1)
+            keep = np.flatnonzero(((sub.cohort == g) | np.isnan(sub.cohort)) & (n_hist >= 1))
+            mean = np.nansum(window[keep], axis=1) / n_hist[keep]
+            stack = sub.stack(g)
+            np.testing.assert_array_equal(stack.units, keep)
+            np.testing.assert_allclose(stack.level, mean, rtol=1e-14)
+            np.testing.assert_array_equal(stack.features[:, -1], n_hist[keep])
+            assert stack.features.shape[1] == 1 + len(HISTORY)
+            post = sub.wide[keep, start:]
+            np.testing.assert_array_equal(stack.observed, np.isfinite(post))
+            np.testing.assert_array_equal(stack.outcome, np.nan_to_num(post, nan=0.0))

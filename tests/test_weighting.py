@@ -200,3 +200,47 @@ def test_aipw_balance_and_overlap_on_simulated_data(seed: int) -> None:
 def test_docstring_examples(module) -> None:
     outcome = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert outcome.failed == 0 and outcome.attempted > 0
+
+
+def _propensity_stack(seed: int, *, separated: bool = False) -> regression_adjustment.CohortStack:
+    """A stack of 3,000 units with categorical covariates and a numeric one of few values (so
+    that units share covariate rows), plus a continuous history feature."""
+    rng = np.random.default_rng(seed)
+    n = 3000
+    kind, size = rng.integers(0, 3, n), rng.choice([1.0, 5.0, 20.0, 80.0], n)
+    history = rng.gamma(2.0, 10.0, (n, len(regression_adjustment.HISTORY)))
+    logit = -2.0 + 0.7 * (kind == 1) + 0.01 * size + 0.02 * history[:, 0]
+    treated = rng.random(n) < 1 / (1 + np.exp(-logit))
+    if separated:
+        treated = kind == 2
+    covariates = np.column_stack([kind == 1, kind == 2, size]).astype(float)
+    return regression_adjustment.CohortStack(
+        cohort=3.0, units=np.arange(n), treated=treated,
+        features=np.column_stack([covariates, history]), outcome=np.zeros((n, 1)),
+        observed=np.ones((n, 1), bool), patterns=regression_adjustment._row_patterns(covariates))
+
+
+@pytest.mark.parametrize("history", [False, True])
+def test_newton_logit_on_distinct_rows_equals_statsmodels(history: bool) -> None:
+    """The fast logit (on 24 distinct covariate rows with counts, or on every unit with the
+    history) gives statsmodels' propensities (``_ml_logit``, the former path) to 1e-10."""
+    stack = _propensity_stack(4)
+    p, separated = weighting.fit_propensity(stack, history=history)
+    features = stack.features if history else stack.covariates
+    reference = weighting._ml_logit(stack.treated.astype(float), sm.add_constant(features))
+    assert not separated
+    np.testing.assert_allclose(p, reference, rtol=1e-10, atol=0)
+
+
+def test_newton_logit_defers_to_statsmodels_on_separation() -> None:
+    """Members predicted perfectly: the fast logit gives up, statsmodels fails, the ridge logit
+    answers and the cohort is reported as separated (as before the fast path)."""
+    stack = _propensity_stack(4, separated=True)
+    rows, first = weighting._distinct_rows(stack, own_history=False)
+    design = sm.add_constant(stack.covariates)
+    total = np.bincount(rows).astype(float)
+    events = np.bincount(rows, weights=stack.treated.astype(float))
+    assert weighting._newton_logit(design[first], events=events, total=total) is None
+    p, separated = weighting.fit_propensity(stack, history=False)
+    assert separated
+    np.testing.assert_allclose(p, weighting._ridge_logit(stack.treated.astype(float), design))

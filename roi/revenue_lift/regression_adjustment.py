@@ -79,6 +79,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal, Self
 
 import numpy as np
@@ -112,7 +113,9 @@ class CohortStack:
     the units x periods matrix from the cohort's own month on (column 0 = month ``g``), zero
     where ``observed`` is False (inactive). Wide matrices instead of row records keep a
     1M-customer stack to a few hundred MB: every per-row quantity of the estimators is a matrix
-    of the same shape and every per-unit sum a row sum.
+    of the same shape and every per-unit sum a row sum. ``patterns`` numbers the units'
+    covariate rows (equal numbers, equal covariates) so that a covariates-only propensity logit
+    can be fitted on the distinct rows.
     """
 
     cohort: Any
@@ -122,6 +125,7 @@ class CohortStack:
     outcome: np.ndarray
     observed: np.ndarray
     history: bool = True   # the last len(HISTORY) features are the history
+    patterns: np.ndarray | None = None
 
     @property
     def treated_cells(self) -> np.ndarray:
@@ -163,45 +167,62 @@ class StackedDesign:
     coverage: dict[str, Any] = field(init=False)
 
     def __post_init__(self) -> None:
+        # Once per design rather than once per stack (22 cohorts on the simulated 1M world):
+        # the observed mask, the outcome with zeros where unobserved, and per unit the count of
+        # observed periods before each column (a window's history months are a difference).
+        self.observed = np.isfinite(self.wide)
+        self.filled = np.where(self.observed, self.wide, 0.0)
+        self.seen_before = np.zeros((len(self.wide), self.wide.shape[1] + 1), np.int32)
+        np.cumsum(self.observed, axis=1, out=self.seen_before[:, 1:])
         self.cohorts, self.coverage = _cohorts_and_coverage(self)
+
+    @cached_property
+    def patterns(self) -> np.ndarray:
+        """Per unit, a number shared by exactly the units with the same covariate row."""
+        return _row_patterns(self.covariates)
 
     def subset(self, units: np.ndarray) -> StackedDesign:
         """The design of the units where ``units`` (a mask) is True, e.g. the never-members
         and one community's members (the rows of other units do not enter any comparison of
         those, so this equals building the design from their rows alone)."""
-        return StackedDesign(self.wide[units], self.cohort[units], self.covariates[units],
-                             self.periods, self.unit_labels[units], self.feature_names,
-                             self.lookback, self.min_history,
-                             {k: v[units] for k, v in self.unit_values.items()})
+        design = StackedDesign(self.wide[units], self.cohort[units], self.covariates[units],
+                               self.periods, self.unit_labels[units], self.feature_names,
+                               self.lookback, self.min_history,
+                               {k: v[units] for k, v in self.unit_values.items()})
+        design.patterns = self.patterns[units]   # numbering the units' rows again is slower
+        return design
 
-    def stacks(self) -> Iterator[CohortStack]:
+    def stacks(self, *, outcomes: bool = True) -> Iterator[CohortStack]:
         for g in self.cohorts:
-            yield self.stack(g)
+            yield self.stack(g, outcomes=outcomes)
+
+    def history_months(self, start: int) -> np.ndarray:
+        """Per unit, its observed periods among the ``lookback`` before column ``start``."""
+        return self.seen_before[:, start] - self.seen_before[:, max(start - self.lookback, 0)]
 
     def comparison(self, g: float) -> tuple[int, np.ndarray, np.ndarray]:
         """(first post column, units kept, which of them are treated) for cohort ``g``."""
         start = int(np.searchsorted(self.periods, g))
-        window = self.wide[:, max(start - self.lookback, 0):start]
-        n_hist = np.isfinite(window).sum(axis=1)
         candidate = (self.cohort == g) | np.isnan(self.cohort)
-        keep = np.flatnonzero(candidate & (n_hist >= self.min_history))
+        keep = np.flatnonzero(candidate & (self.history_months(start) >= self.min_history))
         return start, keep, self.cohort[keep] == g
 
-    def stack(self, g: float) -> CohortStack:
+    def stack(self, g: float, *, outcomes: bool = True) -> CohortStack:
+        """Cohort ``g``'s comparison; ``outcomes=False`` leaves the post-join outcome out
+        (zero columns) for callers that need the units and features only."""
         start, keep, treated = self.comparison(g)
         features = self.covariates[keep]
         if self.lookback > 0:
-            window = self.wide[keep, max(start - self.lookback, 0):start]
-            observed = np.isfinite(window)
-            n_hist = observed.sum(axis=1)
-            mean = np.where(observed, window, 0.0).sum(axis=1) / np.maximum(n_hist, 1)
+            low = max(start - self.lookback, 0)
+            n_hist = self.seen_before[keep, start] - self.seen_before[keep, low]
+            mean = self.filled[keep, low:start].sum(axis=1) / np.maximum(n_hist, 1)
             positive = np.maximum(mean, 0.0)
             features = np.column_stack([features, mean, np.sqrt(positive), np.log1p(positive),
                                         n_hist])
-        post = self.wide[keep, start:]
-        observed = np.isfinite(post)
-        return CohortStack(g, keep, treated, features, np.where(observed, post, 0.0), observed,
-                           history=self.lookback > 0)
+        end = None if outcomes else start
+        return CohortStack(g, keep, treated, features, self.filled[keep, start:end],
+                           self.observed[keep, start:end], history=self.lookback > 0,
+                           patterns=self.patterns[keep])
 
 
 def stacked_design(data: pd.DataFrame, *, unit: str, time: str, group: str, outcome: str,
@@ -237,19 +258,29 @@ def _cohorts_and_coverage(design: StackedDesign) -> tuple[list[float], dict[str,
     """The cohorts with both members and controls, and how many member-months they cover."""
     coverage = {"member_months": 0, "member_months_covered": 0, "members": 0,
                 "members_covered": 0}
-    cohorts, wide = [], design.wide
+    cohorts, observed = [], design.observed
     for g in np.unique(design.cohort[~np.isnan(design.cohort)]):
         start, keep, treated = design.comparison(g)
         coverage["members"] += int((design.cohort == g).sum())
-        coverage["member_months"] += int(np.isfinite(wide[design.cohort == g, start:]).sum())
+        coverage["member_months"] += int(observed[design.cohort == g, start:].sum())
         if treated.sum() == 0 or (~treated).sum() == 0:
             continue
         coverage["members_covered"] += int(treated.sum())
-        coverage["member_months_covered"] += int(np.isfinite(wide[keep[treated], start:]).sum())
+        coverage["member_months_covered"] += int(observed[keep[treated], start:].sum())
         cohorts.append(g)
     coverage["share_covered"] = (coverage["member_months_covered"]
                                  / max(coverage["member_months"], 1))
     return cohorts, coverage
+
+
+def _row_patterns(values: np.ndarray) -> np.ndarray:
+    """Numbers of the distinct rows of ``values``, column by column: a hash-based factorize
+    of (number so far, column code) per column instead of sorting the rows."""
+    numbers = np.zeros(len(values), np.int64)
+    for column in values.T:
+        codes, levels = pd.factorize(column, use_na_sentinel=False)
+        numbers = pd.factorize(numbers * len(levels) + codes)[0]   # < n**2: fits in int64
+    return numbers
 
 
 def _first_rows(unit_codes: np.ndarray) -> np.ndarray:
@@ -651,7 +682,7 @@ class RegressionAdjustment(CohortEstimator):
 
         propensities, treated = [], []
         with single_threaded_blas():
-            for stack in design.stacks():
+            for stack in design.stacks(outcomes=False):   # the features are enough
                 propensities.append(fit_propensity(stack, history=False)[0])
                 treated.append(stack.treated)
         self.overlap_ = OverlapCheck(low=0.0, high=1 - self.overlap_trim, trims=False).run(

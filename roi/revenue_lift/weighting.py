@@ -100,17 +100,100 @@ def fit_propensity(stack: CohortStack, *, history: bool = True) -> tuple[np.ndar
     maximum: statsmodels then warns, stops unconverged or meets a singular Hessian. The
     propensities then come from a ridge-penalised logit (finite by construction); the caller
     reports the cohort, and the trimming rule removes the members without comparable controls.
+
+    The maximum-likelihood fit is :func:`_newton_logit` on the distinct feature rows with their
+    counts (the run's covariates are mostly categorical: ~60k distinct rows among 700k units),
+    the statsmodels fit (:func:`_ml_logit`) whenever that one cannot vouch for its answer.
     """
     features = stack.features
+    own_history = history and stack.history
     if not history and stack.history:
         features = features[:, :-len(HISTORY)]
-    features = features[:, features.std(axis=0) > 0]
-    design = sm.add_constant(features, has_constant="add")
+    varies = features.std(axis=0) > 0
+    design = sm.add_constant(features[:, varies], has_constant="add")
     treated = stack.treated.astype(float)
-    p = _ml_logit(treated, design)
+    rows, first = _distinct_rows(stack, own_history=own_history)
+    total = np.bincount(rows, minlength=len(first)).astype(float)
+    events = np.bincount(rows, weights=treated, minlength=len(first))
+    fast = _newton_logit(design[first], events=events, total=total)
+    p = _ml_logit(treated, design) if fast is None else fast[rows]
     if p is None or _separated(p, stack.treated):
         return _ridge_logit(treated, design), True
     return p, False
+
+
+def _distinct_rows(stack: CohortStack, *, own_history: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per unit the number of its distinct covariate row (0, 1, ... in order of first
+    appearance), and each distinct row's first unit. With the history in the features every
+    unit is its own row (the history is continuous)."""
+    n = len(stack.units)
+    if own_history or stack.patterns is None:
+        return np.arange(n), np.arange(n)
+    rows, _ = pd.factorize(stack.patterns)
+    first = np.empty(rows.max() + 1 if n else 0, np.int64)
+    first[rows[::-1]] = np.arange(n)[::-1]   # the last write of a row is its first unit
+    return rows, first
+
+
+NEWTON_TOL, NEWTON_MAXITER = 1e-8, 100
+"""statsmodels' defaults for ``Logit.fit(method="newton")`` (tolerance on the step)."""
+
+
+def _newton_logit(x: np.ndarray, *, events: np.ndarray, total: np.ndarray) -> np.ndarray | None:
+    """Logit propensities per row of ``x`` (``events`` members among ``total`` units each), or
+    None when statsmodels might judge the fit differently.
+
+    The iteration is statsmodels' Newton (start at zero, Hessian + 1e-10 ridge, stop when no
+    coefficient moves by more than 1e-8), so it meets the same maximum; on rows with counts
+    the likelihood and its derivatives are those of the units. It gives up (None) wherever
+    statsmodels would warn or fail -- a linear predictor beyond +-700 (overflow), every unit
+    predicted within 1e-8 (perfect prediction), no convergence in 100 steps, a singular
+    Hessian -- so that the caller asks statsmodels itself in exactly those cases.
+    """
+    n = total.sum()
+    pure = np.where(events == total, 1.0, np.where(events == 0, 0.0, np.nan))
+    params, old = np.zeros(x.shape[1]), np.full(x.shape[1], np.inf)
+    for _ in range(NEWTON_MAXITER):
+        if not np.any(np.abs(params - old) > NEWTON_TOL):
+            break
+        p = _logit_cdf(x, params)
+        if p is None:
+            return None
+        hessian = (x * (total * p * (1 - p) / n)[:, None]).T @ x
+        hessian[np.diag_indices_from(hessian)] += 1e-10
+        try:
+            step = np.linalg.solve(hessian, x.T @ ((total * p - events) / n))
+        except np.linalg.LinAlgError:
+            return None
+        old, params = params, params - step
+        p = _logit_cdf(x, params)   # statsmodels' perfect-prediction callback
+        if p is None or np.all(np.abs(p - pure) <= 1e-8):
+            return None
+    else:
+        return None   # statsmodels counts 100 steps as not converged, whatever the last one
+    return _final_probabilities(x, params, total=total)
+
+
+def _final_probabilities(x: np.ndarray, params: np.ndarray, *,
+                         total: np.ndarray) -> np.ndarray | None:
+    """The converged fit's probabilities, or None where statsmodels' own finishing steps
+    (inverting the Hessian for the covariance) would fail."""
+    p = _logit_cdf(x, params)
+    if p is None:
+        return None
+    try:
+        np.linalg.inv((x * (total * p * (1 - p) / total.sum())[:, None]).T @ x)
+    except np.linalg.LinAlgError:
+        return None
+    return p if np.isfinite(p).all() else None
+
+
+def _logit_cdf(x: np.ndarray, params: np.ndarray) -> np.ndarray | None:
+    """statsmodels' ``Logit.cdf`` of ``x @ params``; None where it would overflow (and warn)."""
+    eta = x @ params
+    if not np.all(np.abs(eta) < 700):
+        return None
+    return 1.0 / (1.0 + np.exp(-eta))
 
 
 def _ml_logit(y: np.ndarray, design: np.ndarray) -> np.ndarray | None:

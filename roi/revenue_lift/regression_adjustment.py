@@ -421,10 +421,14 @@ def _fit_linear(stack: CohortStack, *, period_terms: np.ndarray, unit_terms: np.
     beta = bread @ _cross_products(control, stack.outcome - offset, **terms)
     prediction = offset + _cell_values(beta, **terms)
     residual = np.where(stack.observed, stack.outcome - prediction, 0.0)
-    direction = bread @ _cross_products(stack.treated_cells.astype(float), np.ones((1, 1)),
-                                        **terms)
+    # The treated cells are the members' observed cells: sums over the members' rows only
+    members = np.flatnonzero(stack.treated)
+    direction = bread @ _cross_products(stack.observed[members].astype(float), np.ones((1, 1)),
+                                        period_terms=period_terms[members],
+                                        unit_terms=unit_terms[members])
     leverage = _cell_values(direction, **terms)
-    nuisance = -(control * leverage * residual).sum(axis=1)
+    # A non-member's control cells are its observed ones, where alone its residual is nonzero
+    nuisance = np.where(stack.treated, 0.0, -(leverage * residual).sum(axis=1))
     return OutcomeFit(prediction, residual, nuisance), leverage
 
 
@@ -712,11 +716,15 @@ class RegressionAdjustment(CohortEstimator):
     def _add_stack(self, stack: CohortStack, influence: UnitInfluence) -> dict[str, Any]:
         """Fit one cohort's outcome model, add its units' influence terms; its summary row."""
         fit = fit_outcome(stack, history=self.history)
-        cells = stack.treated_cells
         members = stack.treated
-        influence.add(stack.units, term=np.where(members, fit.residual.sum(axis=1), fit.nuisance),
-                      count=cells.sum(axis=1), seen=stack.observed.any(axis=1))
-        n, residual_sum = int(cells.sum()), float(fit.residual[cells].sum())
+        rows = np.flatnonzero(members)   # their cells are the treated cells
+        observed = stack.observed.sum(axis=1)
+        term = fit.nuisance.copy()
+        term[rows] = fit.residual[rows].sum(axis=1)
+        influence.add(stack.units, term=term, count=np.where(members, observed, 0),
+                      seen=observed > 0)
+        n = int(observed[rows].sum())
+        residual_sum = float(fit.residual[rows][stack.observed[rows]].sum())   # cell order kept
         return {"g": stack.cohort, "att": residual_sum / n if n else float("nan"),
                 "n_treated": int(members.sum()), "n_obs": n,
                 "n_control": int((~members).sum()), "residual_sum": residual_sum}

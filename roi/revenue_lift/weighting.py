@@ -460,22 +460,30 @@ def _label(cohort: Any) -> str:
     return str(int(value)) if value.is_integer() else str(cohort)
 
 
-def _cell_masks(w: _Weighted) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Kept treated cells, kept control cells (0/1 matrices) and the units' ATT weights (1
-    treated, p / (1 - p) control)."""
+@dataclass
+class _CellMasks:
+    """Which units' cells count in a cohort after trimming, as unit vectors rather than cell
+    masks: a unit's cells are all treated or all control, and the residual is zero on the
+    cells not observed, so every cell sum is a sum over rows or a matrix-vector product."""
+
+    observed: np.ndarray     # units x periods, 0/1 floats
+    members: np.ndarray      # positions of the kept members
+    controls: np.ndarray     # per unit, a kept control
+    weight: np.ndarray       # per unit, ATT weight: 1 member, p / (1 - p) control
+
+
+def _cell_masks(w: _Weighted) -> _CellMasks:
     treated, kept = w.stack.treated, w.keep
-    observed = w.stack.observed
-    treated_cells = (observed & (treated & kept)[:, None]).astype(float)
-    control_cells = (observed & (~treated & kept)[:, None]).astype(float)
-    return treated_cells, control_cells, np.where(treated, 1.0, _odds(w.p))
+    return _CellMasks(w.stack.observed.astype(float), np.flatnonzero(treated & kept),
+                      ~treated & kept, np.where(treated, 1.0, _odds(w.p)))
 
 
-def _cells(w: _Weighted, masks: tuple[np.ndarray, np.ndarray, np.ndarray]) -> pd.DataFrame:
-    treated_cells, control_cells, weight = masks
-    n_obs = treated_cells.sum(axis=0).astype(np.int64)
-    t_sum = (treated_cells * w.residual).sum(axis=0)
-    c_weight = control_cells.T @ weight
-    c_sum = (control_cells * w.residual).T @ weight
+def _cells(w: _Weighted, masks: _CellMasks) -> pd.DataFrame:
+    n_obs = w.stack.observed[masks.members].sum(axis=0).astype(np.int64)
+    t_sum = w.residual[masks.members].sum(axis=0)
+    control_weight = np.where(masks.controls, masks.weight, 0.0)
+    c_weight = masks.observed.T @ control_weight
+    c_sum = w.residual.T @ control_weight
     with np.errstate(divide="ignore", invalid="ignore"):
         treated_mean, control_mean = t_sum / n_obs, c_sum / c_weight
     return pd.DataFrame({"g": w.stack.cohort, "t": np.arange(len(n_obs)),
@@ -485,22 +493,31 @@ def _cells(w: _Weighted, masks: tuple[np.ndarray, np.ndarray, np.ndarray]) -> pd
 
 
 def _add_influence(w: _Weighted, cells: pd.DataFrame, influence: UnitInfluence,
-                   masks: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+                   masks: _CellMasks) -> None:
     """Per unit, its kept cells' terms of N * (theta_hat - theta) over the cohort's valid cells
     (members: residual - control mean - estimate; controls: minus their weighted share of the
-    cell's control mean)."""
-    treated_cells, control_cells, weight = masks
+    cell's control mean).
+
+    Per unit ``sum_t c_t (r_it - m_t)`` over its observed valid cells is ``r_i . c - o_i . (c
+    m)`` (``r`` is zero off the observed cells ``o``), with ``c`` the valid cells for members
+    and those times the cell's ``n_obs / control_weight`` for controls: two products of the
+    units x periods matrices with a few columns instead of five cell-sized temporaries.
+    """
     valid = ((cells["n_obs"] > 0) & (cells["control_weight"] > 0)).to_numpy()
     n_obs = cells["n_obs"].to_numpy(float)
     control_mean = np.where(valid, cells["control_mean"].to_numpy(), 0.0)
     scale = np.where(valid, n_obs / np.where(valid, cells["control_weight"].to_numpy(), 1.0), 0.0)
-    centred = w.residual - control_mean[None, :]
-    treated_cells = treated_cells * valid[None, :]   # not in place: the masks are shared
-    control_cells = control_cells * valid[None, :]
-    term = ((treated_cells * centred).sum(axis=1)
-            - weight * (control_cells * centred * scale[None, :]).sum(axis=1))
-    influence.add(w.stack.units, term=term, count=treated_cells.sum(axis=1),
-                  seen=(treated_cells + control_cells).any(axis=1))
+    member_cells, control_cells = valid.astype(float), scale
+    sums = w.residual @ np.column_stack([member_cells, control_cells])
+    means = masks.observed @ np.column_stack([member_cells * control_mean,
+                                              control_cells * control_mean, member_cells])
+    member = np.zeros(len(masks.weight), bool)
+    member[masks.members] = True
+    term = np.where(member, sums[:, 0] - means[:, 0],
+                    np.where(masks.controls, -masks.weight * (sums[:, 1] - means[:, 1]), 0.0))
+    valid_months = means[:, 2]
+    influence.add(w.stack.units, term=term, count=np.where(member, valid_months, 0.0),
+                  seen=(member | masks.controls) & (valid_months > 0))
 
 
 def _balance_weights(w: _Weighted) -> tuple[np.ndarray, np.ndarray]:

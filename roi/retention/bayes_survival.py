@@ -113,6 +113,7 @@ DEFAULT_INTERVALS = (0, 30, 91, 182, 365, 547)
 MU_SD = 0.5                      # prior sd of the pooled member log hazard ratio
 LOGP_ENV = "ROI_SURVIVAL_LOGP"
 LOGP_BACKENDS = ("numba", "pytensor")
+EXPOSURE_DECIMALS = 9            # the scale of roi.data.dialect.exact_sum's DECIMAL(38, 9)
 
 
 
@@ -232,10 +233,22 @@ def person_period_cells(table: pd.DataFrame, *, intervals_days: Sequence[float] 
     cells = base.loc[base.index.repeat(n_pieces)].reset_index(drop=True)
     cells.insert(0, "piece", np.tile(np.arange(n_pieces), len(unique)))
     cells["events"] = events.ravel()
-    cells["exposure"] = exposure.ravel()
+    # Days with the boundaries' one decimal: rounded to the database's exact sums' 9 decimals
+    # (roi.data.dialect.exact_sum), so either source gives the same bits, hence the same draws
+    cells["exposure"] = np.round(exposure.ravel(), EXPOSURE_DECIMALS)
     cells = cells[cells["exposure"] > 0].reset_index(drop=True)
     cells.attrs["edges"] = {name: [float(v) for v in cut] for name, cut in edges.items()}
     return cells
+
+
+def sorted_cells(cells: pd.DataFrame, *, covariates: Sequence[str]) -> pd.DataFrame:
+    """Person-period cells in key order (member, community, covariate labels as text, piece):
+    the order :func:`roi.retention.cells_sql.person_period_cells_sql` returns, and how to
+    compare it with the in-memory table (which follows the rows' order)."""
+    keys = ["member", "community", *covariates, "piece"]
+    order = cells[keys].astype({k: str for k in keys if k not in ("member", "piece")})
+    index = order.sort_values(keys, kind="stable").index
+    return cells.loc[index].reset_index(drop=True)
 
 
 def encode_patterns(cells: pd.DataFrame, *, covariates: Sequence[str],
@@ -398,6 +411,27 @@ def hdi_entry(values: np.ndarray) -> dict[str, Any]:
     return _entry(values, key="hazard_ratio")
 
 
+def cells_refusal_reason(cells: pd.DataFrame) -> str | None:
+    """Why the model must refuse these person-period cells (no churn event, no member or no
+    non-member time), in the words of :func:`~roi.retention.cox_time_varying.refusal_reason`
+    on the rows: it reads a stand-in table with one row per member status the cells hold.
+
+    Examples
+    --------
+    >>> cells = pd.DataFrame({"member": [0, 1], "events": [0.0, 0.0], "exposure": [5.0, 3.0]})
+    >>> cells_refusal_reason(cells)[:15]
+    'no churn events'
+    """
+    statuses = sorted(set(cells.loc[cells["exposure"] > 0, "member"].astype(int)))
+    churned = bool(cells["events"].sum() > 0)
+    stand_in = pd.DataFrame({"start": 0.0, "stop": 1.0, "member": statuses,
+                             "event": [int(churned)] + [0] * (len(statuses) - 1)})
+    if stand_in.empty:
+        return "no rows in the survival table"
+    return refusal_reason(stand_in, columns=list(stand_in), start="start", stop="stop",
+                          event="event", member="member")
+
+
 class BayesianPiecewiseSurvival:
     """Bayesian piecewise-exponential churn model with community-pooled membership effects.
 
@@ -480,16 +514,55 @@ class BayesianPiecewiseSurvival:
             self.result_ = refused_result(method=self.method, reason=self.refused_,
                                           interval=HDI94)
             return self
-        self.covariates_ = list(covariates)
-        self.intervals_days_ = (event_quantile_bounds(table[stop], table[event],
-                                                      pieces=self.pieces)
-                                if self.intervals_days == "events" else self.intervals_days)
-        cells = person_period_cells(table, intervals_days=self.intervals_days_,
-                                    covariates=covariates, community=community, start=start,
-                                    stop=stop, event=event, member=member,
-                                    numeric_bins=self.numeric_bins)
+        bounds = (event_quantile_bounds(table[stop], table[event], pieces=self.pieces)
+                  if self.intervals_days == "events" else self.intervals_days)
+        cells = person_period_cells(table, intervals_days=bounds, covariates=covariates,
+                                    community=community, start=start, stop=stop, event=event,
+                                    member=member, numeric_bins=self.numeric_bins)
+        # Key order, as the database returns them (roi.retention.cells_sql): either source
+        # gives the same design, so the same draws
+        edges = cells.attrs["edges"]
+        cells = sorted_cells(cells, covariates=covariates)
+        cells.attrs["edges"] = edges
+        cells.attrs["intervals_days"] = tuple(float(b) for b in bounds)
+        exposed = table[member].astype(bool)
+        return self.fit_cells(cells, n_treated=int(table.loc[exposed, id_col].nunique()),
+                              n_obs=int((table[stop] - table[start])[exposed].sum()),
+                              n_rows=len(table), began=began)
+
+    def fit_cells(self, cells: pd.DataFrame, *, n_treated: int, n_obs: int,
+                  n_rows: int | None = None,
+                  began: float | None = None) -> BayesianPiecewiseSurvival:
+        """Sample the posterior from person-period cells (:func:`person_period_cells`, or
+        :func:`roi.retention.cells_sql.person_period_cells_sql` computed in the database);
+        everything :meth:`fit` does after building them.
+
+        The piece boundaries are ``cells.attrs["intervals_days"]`` (else this model's fixed
+        ``intervals_days``), the covariates the cell columns between ``community`` and
+        ``events``. ``n_treated`` (customers with member time) and ``n_obs`` (member days at
+        risk) are the result's counts the cells do not hold
+        (:func:`~roi.retention.cells_sql.member_exposure_sql`); ``n_rows``, the start-stop rows
+        summed, goes to ``diagnostics.checks["rows"]``; ``began`` (a ``time.perf_counter()``)
+        starts ``seconds_``. Refuses as :meth:`fit` does: no churn event, no member or no
+        non-member time.
+        """
+        began = clock.perf_counter() if began is None else began
+        self.refused_ = cells_refusal_reason(cells)
+        if self.refused_:
+            self.result_ = refused_result(method=self.method, reason=self.refused_,
+                                          interval=HDI94)
+            return self
+        covariates = [c for c in cells.columns
+                      if c not in ("piece", "member", "community", "events", "exposure")]
+        self.covariates_ = covariates
+        self.intervals_days_ = cells.attrs.get("intervals_days")
+        if self.intervals_days_ is None:
+            if self.intervals_days == "events":
+                raise ValueError("fit_cells: the cells carry no attrs['intervals_days'] (their "
+                                 "piece boundaries)")
+            self.intervals_days_ = self.intervals_days
         X, self.term_names_, self.references_ = encode_patterns(cells, covariates=covariates)
-        self.cells_, self.edges_ = cells, cells.attrs["edges"]
+        self.cells_, self.edges_ = cells, cells.attrs.get("edges", {})
         self.groups_ = sorted(set(cells.loc[cells["member"] == 1, "community"].astype(str)))
         settings = {"draws": self.draws, "tune": self.tune, "chains": self.chains,
                     "random_seed": self.random_seed, "target_accept": self.target_accept}
@@ -512,7 +585,7 @@ class BayesianPiecewiseSurvival:
         # Wall-clock times stay out of the results (a rerun must reproduce them byte for byte).
         self.seconds_ = {"cells_and_model": round(sampled - began, 3),
                          "sampling": round(clock.perf_counter() - sampled, 3)}
-        diagnostics.checks.update({"sampler": used, "cells": len(cells), "rows": len(table),
+        diagnostics.checks.update({"sampler": used, "cells": len(cells), "rows": n_rows,
                                    "nutpie_backend": (nutpie_backend() if used == "nutpie"
                                                       and self.logp_backend_ == "pytensor"
                                                       else None),
@@ -521,8 +594,7 @@ class BayesianPiecewiseSurvival:
                                    "references": self.references_})
         if used != self.sampler:
             diagnostics.warn(f"bayes_piecewise: sampled with {used}.")
-        self.result_ = self._result(table, diagnostics=diagnostics, id_col=id_col,
-                                    member=member, start=start, stop=stop)
+        self.result_ = self._result(diagnostics=diagnostics, n_treated=n_treated, n_obs=n_obs)
         return self
 
     def log_hr_draws(self) -> dict[str, np.ndarray]:
@@ -538,15 +610,12 @@ class BayesianPiecewiseSurvival:
         draws = self.log_hr_draws()
         return sum(weight[g] * draws[g] for g in self.groups_)
 
-    def _result(self, table: pd.DataFrame, *, diagnostics: Diagnostics, id_col: str,
-                member: str, start: str, stop: str) -> EffectResult:
+    def _result(self, *, diagnostics: Diagnostics, n_treated: int, n_obs: int) -> EffectResult:
         pooled = hdi_entry(np.exp(self.pooled_log_hr_draws()))
-        exposed = table[member].astype(bool)
         result = EffectResult(method=self.method, estimand=ESTIMAND,
                               estimate=pooled["hazard_ratio"], low=pooled["low"],
                               high=pooled["high"], interval=HDI94, scale="hazard ratio",
-                              n_treated=int(table.loc[exposed, id_col].nunique()),
-                              n_obs=int((table[stop] - table[start])[exposed].sum()),
+                              n_treated=int(n_treated), n_obs=int(n_obs),
                               diagnostics=diagnostics, value_name="hazard_ratio")
         members = self.cells_[self.cells_["member"] == 1]
         events = members.groupby(members["community"].astype(str))["events"].sum()

@@ -5,17 +5,58 @@ the block they make (:func:`retention_lift_block`)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from roi.preference import choose_retention
 from roi.results import EffectResult, estimates_section
 
 
+@dataclass(frozen=True)
+class SurvivalCells:
+    """The Bayesian survival model's person-period cells and the counts its result needs
+    beyond them, computed in the database."""
+
+    cells: Any               # DataFrame: person_period_cells' table, attrs with the pieces
+    n_treated: int           # customers with member time
+    n_obs: int               # member days at risk
+    n_rows: int              # start-stop rows summed
+
+
+def survival_cells_in_database(dataset, *, sampler) -> SurvivalCells | None:
+    """The cells :func:`retention_models`' Bayesian model fits, from ``GROUP BY`` queries over
+    the data layer's start-stop table inside the database (:mod:`roi.retention.cells_sql`;
+    equal to the in-memory cells, pieces at the same event-time quantiles), with its counts;
+    None without ``sampler`` settings (the model is not fitted). The run calls it in its
+    "aggregate in database" step, before the database's memory is released."""
+    if sampler is None:
+        return None
+    import sqlalchemy as sa
+
+    from roi.data.source import fetch_frame
+    from roi.data.survival import survival_select
+    from roi.retention.bayes_survival import BayesianPiecewiseSurvival
+    from roi.retention.cells_sql import member_exposure_sql, person_period_cells_sql
+
+    model = BayesianPiecewiseSurvival()   # its defaults: pieces, numeric bins
+    table = survival_select(dataset).order_by(None).subquery("survival")
+    cells = person_period_cells_sql(
+        dataset.engine, table, intervals_days=model.intervals_days, pieces=model.pieces,
+        covariates=list(dataset.covariates), kinds=dataset.covariates, community="community",
+        numeric_bins=model.numeric_bins)
+    n_treated, n_obs = member_exposure_sql(dataset.engine, table)
+    rows = fetch_frame(dataset.engine, sa.select(sa.func.count().label("n")).select_from(table))
+    return SurvivalCells(cells=cells, n_treated=n_treated, n_obs=n_obs,
+                         n_rows=int(rows.iloc[0, 0]))
+
+
 def retention_models(survival, *, covariates: dict[str, str], sampler=None,
-                     seed: int = 0) -> tuple[dict[str, EffectResult], Any]:
+                     seed: int = 0, cells: SurvivalCells | None = None
+                     ) -> tuple[dict[str, EffectResult], Any]:
     """Naive ever-member Cox (immortal-time biased, for contrast), time-varying Cox, and (with
-    ``sampler`` settings) the Bayesian piecewise-exponential model on person-period cells;
-    also returns the fitted time-varying Cox model, which the retention money reads."""
+    ``sampler`` settings) the Bayesian piecewise-exponential model on person-period cells
+    (``cells`` computed in the database when given, else built from ``survival``); also
+    returns the fitted time-varying Cox model, which the retention money reads."""
     from roi.retention.bayes_survival import BayesianPiecewiseSurvival
     from roi.retention.cox_naive import NaiveCox
     from roi.retention.cox_time_varying import CoxTimeVarying
@@ -28,7 +69,12 @@ def retention_models(survival, *, covariates: dict[str, str], sampler=None,
         bayes = BayesianPiecewiseSurvival(
             sampler=sampler.backend, draws=sampler.draws, tune=sampler.tune,
             chains=sampler.chains, random_seed=seed,
-        ).fit(survival, covariates=names, community="community")
+        )
+        if cells is not None:
+            bayes.fit_cells(cells.cells, n_treated=cells.n_treated, n_obs=cells.n_obs,
+                            n_rows=cells.n_rows)
+        else:
+            bayes.fit(survival, covariates=names, community="community")
         estimates["bayesian"] = bayes.result_
     return estimates, cox
 

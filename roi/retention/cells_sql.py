@@ -62,7 +62,7 @@ import sqlalchemy as sa
 
 from roi.data.dialect import exact_sum
 from roi.data.source import fetch_frame
-from roi.retention.bayes_survival import NON_MEMBER
+from roi.retention.bayes_survival import NON_MEMBER, sorted_cells
 
 MISSING = "(missing)"
 # The open last piece's upper end: finite (BigQuery's LEAST of a NULL is NULL, and not every
@@ -276,16 +276,6 @@ def _tidy_cells(found: pd.DataFrame, *, covariates: Sequence[str],
 def _categorical(values: pd.Series, *, dtype: str) -> pd.Categorical:
     text = values.astype(object).to_numpy()
     return pd.Categorical(text, categories=pd.Index(sorted(set(text)), dtype=dtype))
-
-
-def sorted_cells(cells: pd.DataFrame, *, covariates: Sequence[str]) -> pd.DataFrame:
-    """Person-period cells in key order (member, community, covariate labels as text, piece):
-    the order :func:`person_period_cells_sql` returns, and how to compare it with the in-memory
-    table (which follows the rows' order)."""
-    keys = ["member", "community", *covariates, "piece"]
-    order = cells[keys].astype({k: str for k in keys if k not in ("member", "piece")})
-    index = order.sort_values(keys, kind="stable").index
-    return cells.loc[index].reset_index(drop=True)
 
 
 def member_exposure_sql(engine: sa.Engine, table: sa.FromClause, *,

@@ -153,7 +153,7 @@ import numpy as np
 import pandas as pd
 
 from roi.checks.convergence import convergence_gate
-from roi.inference.nuts import CompiledCache, nutpie_backend
+from roi.inference.nuts import CompiledCache, check_complete, nutpie_backend
 from roi.inference.pooling import add_pooled_mean, pooled_effects
 from roi.results import HDI94, Diagnostics, EffectResult, hdi_entry, refused_effect
 from roi.retention.bayes_survival import pattern_columns, sorted_categorical
@@ -170,6 +170,9 @@ COMPILED = CompiledCache(size=1)
 SAMPLED = ("gamma_raw", "beta_raw", "tau_community", "sigma_tau", "kappa", "sigma_seg", "w")
 LOGP_ENV = "ROI_REVENUE_LOGP"
 LOGP_BACKENDS = ("numba", "pytensor")
+# The cell table's own columns; the others are its covariate keys, in order
+CELL_COLUMNS = ("cohort", "first", "last", "community", "time", "n", "total", "total_sq",
+                "member", "event_time")
 
 
 def revenue_cells(data: pd.DataFrame, *, unit: str, time: str, group: str, outcome: str,
@@ -399,6 +402,7 @@ def sample_model(build, *, key: tuple, inputs: dict[str, np.ndarray], sampler: s
                               chains=chains, cores=min(chains, 2), seed=random_seed,
                               progress_bar=False, low_rank_modified_mass_matrix=True,
                               target_accept=target_accept)
+        check_complete(idata, draws=draws)   # Ctrl-C gives the draws so far: stop, don't fit
         return idata, "nutpie"
     import pymc as pm
 
@@ -406,6 +410,7 @@ def sample_model(build, *, key: tuple, inputs: dict[str, np.ndarray], sampler: s
         idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=min(chains, 2),
                           random_seed=random_seed, target_accept=target_accept,
                           progressbar=False, compute_convergence_checks=False)
+    check_complete(idata, draws=draws)
     return idata, "pymc" if sampler == "pymc" else "pymc (nutpie could not be imported)"
 
 
@@ -540,6 +545,27 @@ def _indicator(labels: np.ndarray, levels: Sequence[Any]) -> np.ndarray:
     return (np.asarray(labels)[:, None] == np.asarray(levels)[None, :]).astype(float)
 
 
+def member_units(data: pd.DataFrame, *, unit: str, time: str, group: str,
+                 active: str | None = "active") -> int:
+    """Units with at least one (active) member period: the ``n_treated`` of
+    :class:`BayesianHierarchicalLift`'s result, which the cells do not hold
+    (:func:`roi.revenue_lift.cells_sql.member_units_sql` counts it in the database).
+
+    Examples
+    --------
+    >>> rows = pd.DataFrame({"id": [1, 1, 2, 2], "t": [1, 2, 1, 2], "g": [2, 2, None, None],
+    ...                      "active": [True] * 4})
+    >>> member_units(rows, unit="id", time="t", group="g")
+    1
+    """
+    cohort = first_treated_numbers(data[group], periods=pd.unique(data[time].to_numpy()))
+    with np.errstate(invalid="ignore"):
+        member = (cohort > 0) & (data[time].to_numpy() >= cohort)
+    if active is not None:
+        member &= data[active].to_numpy(bool)
+    return int(data.loc[member, unit].nunique())
+
+
 class BayesianHierarchicalLift:
     """Bayesian hierarchical community revenue lift (ATT per member-month) on revenue cells.
 
@@ -623,10 +649,30 @@ class BayesianHierarchicalLift:
         if missing:
             raise ValueError(f"BayesianHierarchicalLift: missing column(s) {missing}")
         check_group_column(data, group=group, estimator="BayesianHierarchicalLift")
-        self.covariates_ = keys
         cells = revenue_cells(data, unit=unit, time=time, group=group, outcome=outcome,
                               community=community, active=active, covariates=keys,
                               numeric_bins=self.numeric_bins)
+        members = member_units(data, unit=unit, time=time, group=group, active=active)
+        return self.fit_cells(cells, n_treated=members, group=group, began=began)
+
+    def fit_cells(self, cells: pd.DataFrame, *, n_treated: int, group: str = "group",
+                  began: float | None = None) -> BayesianHierarchicalLift:
+        """Sample the posterior from a cell table (:func:`revenue_cells`, or
+        :func:`roi.revenue_lift.cells_sql.revenue_cells_sql` computed in the database) built
+        with this model's covariates and segment as keys; everything :meth:`fit` does after
+        building the cells.
+
+        ``n_treated`` is the number of units with an active member period
+        (:func:`member_units`, or :func:`~roi.revenue_lift.cells_sql.member_units_sql`), the one
+        number of the result the cells do not hold; ``group`` names the join column in the
+        refusal's reason; ``began`` (a ``time.perf_counter()``) starts ``fit_seconds_``.
+        """
+        began = clock.perf_counter() if began is None else began
+        keys = [c for c in cells.columns if c not in CELL_COLUMNS]
+        if self.segment and self.segment not in keys:
+            raise ValueError(f"BayesianHierarchicalLift: segment {self.segment!r} is not a key "
+                             "of the cells")
+        self.covariates_ = keys
         if not cells["member"].any():
             self.cells_ = cells
             self.result_ = refused_effect(
@@ -674,8 +720,7 @@ class BayesianHierarchicalLift:
                              "sampling": clock.perf_counter() - sampled}
         if used != self.sampler:
             diagnostics.warn(f"bayesian_revenue: sampled with {used}.")
-        members = self._members(data, unit=unit, time=time, group=group, active=active)
-        self.result_ = self._result(diagnostics, n_treated=members)
+        self.result_ = self._result(diagnostics, n_treated=int(n_treated))
         return self
 
     def _kernel_model(self, inputs: dict[str, np.ndarray]):
@@ -684,16 +729,6 @@ class BayesianHierarchicalLift:
 
         return nutpie_model(self.index_, inputs, buildup_prior=self.buildup_prior,
                             mean_sd=MU_TAU_SD)
-
-    @staticmethod
-    def _members(data: pd.DataFrame, *, unit: str, time: str, group: str,
-                 active: str | None) -> int:
-        cohort = first_treated_numbers(data[group], periods=pd.unique(data[time].to_numpy()))
-        with np.errstate(invalid="ignore"):
-            member = (cohort > 0) & (data[time].to_numpy() >= cohort)
-        if active is not None:
-            member &= data[active].to_numpy(bool)
-        return int(data.loc[member, unit].nunique())
 
     def lift_draws(self) -> dict[str, np.ndarray]:
         """Per-draw lift per member-month: ``"all"``, each community, ``"e=<k>"`` per event time

@@ -9,6 +9,7 @@ adjustment) and assembles their block (preferred estimate, event studies, sensit
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from roi.data.attribution import RevenueAttribution
@@ -23,8 +24,8 @@ from roi.revenue_lift.member_coverage import (
 
 def revenue_lift_estimates(panel, *, covariates: dict[str, str] | None = None, sampler=None,
                            seed: int = 0, attribution: RevenueAttribution | None = None,
-                           sensitivity: dict[str, Any] | None = None
-                           ) -> dict[str, EffectResult]:
+                           sensitivity: dict[str, Any] | None = None,
+                           cells: BayesCells | None = None) -> dict[str, EffectResult]:
     """Naive (for contrast), staggered DiD (additive and ratio form), with covariates regression
     adjustment and AIPW, and with ``sampler`` settings the Bayesian hierarchical model.
 
@@ -37,7 +38,9 @@ def revenue_lift_estimates(panel, *, covariates: dict[str, str] | None = None, s
     to a paid channel), the two ratio forms are refused with that reason instead of fitted.
     ``sensitivity``: ``horizon`` / ``max_leads`` of the DiD's parallel-trends sensitivity
     (:meth:`roi.config.SensitivitySettings.options`; kept in the DiD's
-    ``checks["sensitivity_options"]`` for the overall block).
+    ``checks["sensitivity_options"]`` for the overall block). ``cells``: the Bayesian model's
+    cells computed in the database (:func:`bayesian_cells_in_database`); without them it
+    builds its cells from ``panel``.
     """
     refuse_ratio = attribution.reason if attribution is not None else None
     estimates = _naive_and_did(panel, refuse_ratio=refuse_ratio, sensitivity=sensitivity)
@@ -63,7 +66,8 @@ def revenue_lift_estimates(panel, *, covariates: dict[str, str] | None = None, s
     if sampler is not None:
         estimates["bayesian"] = (
             _refused_lift("bayesian", refuse_ratio, interval="94% HDI") if refuse_ratio
-            else bayesian_revenue_lift(panel, covariates=covariates, sampler=sampler, seed=seed))
+            else bayesian_revenue_lift(panel, covariates=covariates, sampler=sampler, seed=seed,
+                                       cells=cells))
     return estimates
 
 
@@ -195,21 +199,67 @@ def _join_month_block(revenue: dict[str, EffectResult]) -> dict[str, Any]:
                      "rule": RULE, "detected": False}
 
 
+BAYES_COLUMNS = {"unit": "customer_id", "time": "month_index", "group": "join_month_index",
+                 "outcome": MULTIPLICATIVE_OUTCOME, "community": "community", "active": "active"}
+
+
+def bayes_keys(covariates: dict[str, str] | None) -> list[str]:
+    """The Bayesian model's covariate cell keys: few and categorical (they remove churn bias,
+    but every pattern multiplies the cells)."""
+    return [c for c in ("segment", "plan") if covariates and c in covariates]
+
+
+@dataclass(frozen=True)
+class BayesCells:
+    """The Bayesian revenue model's cells and member count, computed in the database."""
+
+    cells: Any               # DataFrame: revenue_cells' table
+    n_treated: int           # customers with an active member month
+
+
+def bayesian_cells_in_database(dataset, *, sampler,
+                               attribution: RevenueAttribution | None = None
+                               ) -> BayesCells | None:
+    """The cells :func:`bayesian_revenue_lift` fits, from one ``GROUP BY`` over the data
+    layer's panel inside the database (:mod:`roi.revenue_lift.cells_sql`; equal to the cells of
+    the panel in memory), and its member count; None when the model is not fitted (no
+    ``sampler`` settings, or the ratio forms are refused for ``attribution``'s reason).
+
+    The run calls it in its "aggregate in database" step, before the database's memory is
+    released: what comes back grows with the calendar and the patterns, not with customers.
+    """
+    if sampler is None or (attribution is not None and attribution.reason):
+        return None
+    from roi.data.panel import panel_select
+    from roi.revenue_lift.bayes_revenue import BayesianHierarchicalLift
+    from roi.revenue_lift.cells_sql import member_units_sql, revenue_cells_sql
+
+    panel = panel_select(dataset).order_by(None).subquery("panel")
+    cells = revenue_cells_sql(dataset.engine, panel, covariates=bayes_keys(dataset.covariates),
+                              kinds=dataset.covariates,
+                              numeric_bins=BayesianHierarchicalLift().numeric_bins,
+                              **BAYES_COLUMNS)
+    members = member_units_sql(dataset.engine, panel, unit=BAYES_COLUMNS["unit"],
+                               time=BAYES_COLUMNS["time"], group=BAYES_COLUMNS["group"],
+                               active=BAYES_COLUMNS["active"])
+    return BayesCells(cells=cells, n_treated=members)
+
+
 def bayesian_revenue_lift(panel, *, covariates: dict[str, str] | None, sampler,
-                          seed: int) -> EffectResult:
-    """The hierarchical model on cells (join cohort x first-seen month x community x segment and
-    plan x month). The whole panel goes in: each customer's first row is their first-seen month,
-    and only active rows are summed."""
+                          seed: int, cells: BayesCells | None = None) -> EffectResult:
+    """The hierarchical model on cells (join cohort x first-seen month x last-seen month x
+    community x segment and plan x month): from ``cells`` computed in the database when given,
+    else built from ``panel`` (the whole panel: each customer's first row is their first-seen
+    month, and only active rows are summed)."""
     from roi.revenue_lift.bayes_revenue import BayesianHierarchicalLift
 
-    # Few categorical cell keys: they remove churn bias, but every pattern multiplies the cells.
-    keys = [c for c in ("segment", "plan") if covariates and c in covariates]
-    return BayesianHierarchicalLift(
+    model = BayesianHierarchicalLift(
         sampler=sampler.backend, draws=sampler.draws, tune=sampler.tune, chains=sampler.chains,
-        random_seed=seed,
-    ).fit(panel, unit="customer_id", time="month_index", group="join_month_index",
-          outcome=MULTIPLICATIVE_OUTCOME, community="community", active="active",
-          covariates=keys).result_
+        random_seed=seed)
+    if cells is not None:
+        return model.fit_cells(cells.cells, n_treated=cells.n_treated,
+                               group=BAYES_COLUMNS["group"]).result_
+    return model.fit(panel, covariates=bayes_keys(covariates), **BAYES_COLUMNS).result_
 
 
 def _pooled_fit(make, rows, columns: dict[str, str], *, method: str) -> EffectResult:

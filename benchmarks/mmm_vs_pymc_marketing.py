@@ -34,15 +34,27 @@ time.
 Measured 2026-12-04 (issue 21; 2 cores, seed 1, 30k customers, 4 chains x 1000+1000; ours with
 the numba kernel of roi/paid_media/fast_logp.py):
 
-* Quiet machine (load average 0.8 -> 3), ``--repeats 1 --peer-configs ta90 default``: ours
-  8.5 s cold (5.6 s compiling the kernel, 2.2 s sampling, 0.7 s summarising) and 2.9 s warm;
-  pymc-marketing 1.3 with target_accept 0.9 (its fastest configuration that passes our gate
-  in every run) 40.2 s cold, 21.8 s warm: 4.7x cold, 7.6x warm. Ours in the second pair, as
-  the load rose: 11.4 / 5.5 s (sampling 5.0 s); medians 10.0 / 4.2 s against 40.2 / 21.8 s,
-  4.0x cold and 5.2x warm. The last pair of the run below
-  (load falling to 2): 9.6 / 3.0 s against 40.1 / 21.7 s (4.2x, 7.3x). ROAS error 0.253
-  (ours) against 0.314-0.329; steps 29,400 against 465,000-576,000. pymc-marketing's default
-  configuration passes the gate cold but not warm (2 divergences, r-hat 1.010).
+* After the kernel's compile work (the density is nutpie's C callback itself, no loop
+  vectorizer; roi/paid_media/_fast_kernels.py): compiling it from an empty ``NUMBA_CACHE_DIR``
+  takes 3.6-3.9 s CPU, against 5.1-5.3 s before, the gradient 42 us against 44 us, draws
+  identical to the bit. Our worker (cold then warm, interleaved with the previous code, 4 pairs
+  each, load average 4-8 from other jobs): process CPU cold 11.5-12.9 s (median 12.1) against
+  13.6-14.5 s (14.2), warm 7.9-8.4 s against 8.2-8.7 s. The best cold fit (load average 3): 6.5
+  s (compile 3.7 s, sampling 2.1 s, summarising 0.7 s). Full run, ``--repeats 1 --peer-configs
+  ta90 default`` at load average 5.8-7.8 (wall times inflated by other jobs, ours far less than
+  the peer's): ours 8.5 s cold (compile 3.7 s) / 13.2 s warm against pymc-marketing ta90 123.5 /
+  84.4 s, and 18.1 / 7.8 s against default 63.9 / 30.1 s (default fails the gate warm: 2
+  divergences, r-hat 1.010); process CPU ours 11.6-12.4 s cold / 8.4-8.7 s warm, theirs
+  43.8-46.9 s / 23.2-28.1 s.
+* Before that work. Quiet machine (load average 0.8 -> 3), ``--repeats 1 --peer-configs ta90
+  default``: ours 8.5 s cold (5.6 s compiling the kernel, 2.2 s sampling, 0.7 s summarising) and
+  2.9 s warm; pymc-marketing 1.3 with target_accept 0.9 (its fastest configuration that passes
+  our gate in every run) 40.2 s cold, 21.8 s warm: 4.7x cold, 7.6x warm. Ours in the second
+  pair, as the load rose: 11.4 / 5.5 s (sampling 5.0 s); medians 10.0 / 4.2 s against 40.2 /
+  21.8 s, 4.0x cold and 5.2x warm. The last pair of the run below (load falling to 2): 9.6 / 3.0
+  s against 40.1 / 21.7 s (4.2x, 7.3x). ROAS error 0.253 (ours) against 0.314-0.329; steps
+  29,400 against 465,000-576,000. pymc-marketing's default configuration passes the gate cold
+  but not warm (2 divergences, r-hat 1.010).
 * Loaded machine (load average 13 -> 20 from other jobs), ``--repeats 2 --peer-configs default
   ta90``: medians ours 66 s cold / 10.6 s warm, pymc-marketing (ta90) 151 / 86 s; process CPU
   ours 14-16 s cold / 8.6-9.1 s warm, theirs 45-53 s / 26-30 s.

@@ -33,8 +33,10 @@ from roi.retention.block import (
     retention_lift_block,
     retention_models,
     retention_money,
+    survival_cells_in_database,
 )
 from roi.revenue_lift.block import (
+    bayesian_cells_in_database,
     member_months_by_community,
     revenue_lift_block,
     revenue_lift_estimates,
@@ -88,21 +90,27 @@ def run_models(source: Any, *, out: str | Path, config: RunConfig | None = None,
         weekly = dataset.weekly_series()
         survival = dataset.survival_table()
         attribution = revenue_attribution(dataset)
+        # The Bayesian models' cells: GROUP BYs in the database, before its memory is released
+        revenue_cells = bayesian_cells_in_database(
+            dataset, sampler=config.sampler.for_model("revenue"), attribution=attribution)
+        survival_cells = survival_cells_in_database(
+            dataset, sampler=config.sampler.for_model("retention"))
         experiment = invitation_experiments(dataset, panel)   # reads the database: before release
         steps.start("engagement")   # tier/programme fits read activity and programmes: before release
         engagement = community_engagement_block(dataset, panel=panel, survival=survival,
                                                 rule=config.tiers)
         dataset.report["revenue_attribution"] = attribution.to_contract()
-        release_memory(dataset.engine)   # the models run on these frames, not in the database
+        release_memory(dataset.engine)   # the models run on these frames and cells from here
         steps.start("revenue lift")
         revenue = revenue_lift_estimates(panel, covariates=dataset.covariates,
                                          sampler=config.sampler.for_model("revenue"),
                                          seed=config.seed, attribution=attribution,
-                                         sensitivity=config.sensitivity.options())
+                                         sensitivity=config.sensitivity.options(),
+                                         cells=revenue_cells)
         steps.start("retention lift")
         retention, cox = retention_models(survival, covariates=dataset.covariates,
                                           sampler=config.sampler.for_model("retention"),
-                                          seed=config.seed)
+                                          seed=config.seed, cells=survival_cells)
         raise_if_interrupted()    # the Bayesian survival model samples last
         money = retention_money(survival, panel, cox=cox, covariates=dataset.covariates,
                                 revenue=revenue, seed=config.seed)

@@ -129,3 +129,33 @@ def test_survival_fit_cells_refuses_as_fit_does():
     fitted = BayesianPiecewiseSurvival().fit_cells(cells.assign(events=0.0), n_treated=1,
                                                    n_obs=3)
     assert fitted.result_.refused and np.isnan(fitted.result_.estimate)
+
+
+def test_the_run_fits_the_bayesian_models_on_database_cells(sample_run):
+    """``roi run`` (the shared sample run, 4 x 1000 draws) takes both models' cells from the
+    database: the survival model's posterior is the in-memory fit's (same bits in, same draws
+    out), and the revenue model's cells and counts are those of the panel in memory."""
+    from roi.retention.bayes_survival import BayesianPiecewiseSurvival
+    from roi.revenue_lift.bayes_revenue import member_units, revenue_cells
+    from roi.revenue_lift.block import BAYES_COLUMNS, bayes_keys
+    from tests.conftest import SAMPLE_RUN
+
+    dataset = sample_run.dataset
+    run = sample_run.retention["bayesian"]
+    memory = BayesianPiecewiseSurvival(
+        draws=SAMPLE_RUN["draws"], tune=SAMPLE_RUN["tune"], chains=SAMPLE_RUN["chains"],
+        random_seed=SAMPLE_RUN["seed"]).fit(dataset.survival_table(),
+                                            covariates=list(dataset.covariates),
+                                            community="community").result_
+    np.testing.assert_allclose([run.estimate, run.low, run.high],
+                               [memory.estimate, memory.low, memory.high], rtol=RTOL)
+    assert (run.n_treated, run.n_obs) == (memory.n_treated, memory.n_obs)
+    assert run.diagnostics.checks["rows"] == memory.diagnostics.checks["rows"] > 1000
+    panel = dataset.customer_month_panel()
+    revenue = sample_run.revenue["bayesian"]
+    cells = revenue_cells(panel, covariates=bayes_keys(dataset.covariates), **BAYES_COLUMNS)
+    assert revenue.diagnostics.checks["cells"] == len(cells)
+    assert revenue.diagnostics.checks["rows_active"] == int(cells["n"].sum())
+    assert revenue.n_treated == member_units(panel, unit="customer_id", time="month_index",
+                                             group="join_month_index")
+    assert revenue.n_obs == int(cells.loc[cells["member"], "n"].sum())

@@ -435,6 +435,11 @@ def cells_refusal_reason(cells: pd.DataFrame) -> str | None:
 class BayesianPiecewiseSurvival:
     """Bayesian piecewise-exponential churn model with community-pooled membership effects.
 
+    :meth:`fit` builds the cells from the start-stop table in memory; :meth:`fit_cells` fits
+    cells built elsewhere (``roi run`` computes them in the database:
+    :func:`roi.retention.cells_sql.person_period_cells_sql`); the same cells give the same
+    draws either way (exposure rounded to the database's 9 decimals, cells in key order).
+
     Parameters
     ----------
     intervals_days : "events" or sequence of float

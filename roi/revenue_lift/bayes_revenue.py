@@ -569,6 +569,10 @@ def member_units(data: pd.DataFrame, *, unit: str, time: str, group: str,
 class BayesianHierarchicalLift:
     """Bayesian hierarchical community revenue lift (ATT per member-month) on revenue cells.
 
+    :meth:`fit` builds the cells from the panel in memory; :meth:`fit_cells` fits a cell table
+    built elsewhere (``roi run`` computes it in the database:
+    :func:`roi.revenue_lift.cells_sql.revenue_cells_sql`).
+
     Parameters
     ----------
     draws, tune, chains : int

@@ -244,3 +244,46 @@ def test_newton_logit_defers_to_statsmodels_on_separation() -> None:
     p, separated = weighting.fit_propensity(stack, history=False)
     assert separated
     np.testing.assert_allclose(p, weighting._ridge_logit(stack.treated.astype(float), design))
+
+
+def test_cell_sums_and_influence_equal_the_cell_mask_formulas() -> None:
+    """AIPW's cell means and unit influence terms (matrix-vector products over unit masks)
+    equal the former cell-mask formulas, on a staggered panel with trimming at work."""
+    from tests.test_regression_adjustment import _small_panel
+
+    rows = _small_panel()
+    rows.loc[rows["x"] > 1.0, "g"] = 5.0   # high x: in cohort 5 with high propensity
+    model = AIPW(trim=0.2, lookback=2)
+    fit = model.fit(rows, unit="id", time="t", group="g", outcome="y", active="active",
+                    covariates=["x"])
+    design = regression_adjustment.stacked_design(
+        rows, unit="id", time="t", group="g", outcome="y", covariates=["x"], active="active",
+        lookback=2, min_history=1)
+    term, count = np.zeros(len(design.unit_labels)), np.zeros(len(design.unit_labels))
+    seen, trimmed, cells = np.zeros(len(design.unit_labels), bool), 0, []
+    for stack in design.stacks():
+        w = model._weigh(stack)
+        trimmed += int((~w.keep).sum())
+        weight = np.where(stack.treated, 1.0, w.p / (1 - w.p))
+        treated = (stack.observed & (stack.treated & w.keep)[:, None]).astype(float)
+        control = (stack.observed & (~stack.treated & w.keep)[:, None]).astype(float)
+        n_obs = treated.sum(axis=0)
+        c_weight = control.T @ weight
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mean = np.nan_to_num((control * w.residual).T @ weight / c_weight)
+            att = (treated * w.residual).sum(axis=0) / n_obs - mean
+        valid = (n_obs > 0) & (c_weight > 0)
+        scale = np.where(valid, n_obs / np.where(valid, c_weight, 1.0), 0.0)
+        centred = (w.residual - mean) * valid
+        term[stack.units] += ((treated * centred).sum(axis=1)
+                              - weight * (control * centred * scale).sum(axis=1))
+        count[stack.units] += (treated * valid).sum(axis=1)
+        seen[stack.units] |= ((treated + control) * valid).any(axis=1)
+        cells.append(pd.DataFrame({"att": att, "n_obs": n_obs})[valid])
+    cells = pd.concat(cells)
+    estimate = (cells["att"] * cells["n_obs"]).sum() / cells["n_obs"].sum()
+    assert fit.result_.estimate == pytest.approx(estimate, rel=1e-12)
+    totals = (term - estimate * count)[seen] / cells["n_obs"].sum()
+    se = np.sqrt(np.sum(totals**2) * len(totals) / (len(totals) - 1))
+    assert fit.result_.diagnostics.checks["se"] == pytest.approx(se, rel=1e-10)
+    assert trimmed > 0

@@ -109,17 +109,32 @@ def fit_propensity(stack: CohortStack, *, history: bool = True) -> tuple[np.ndar
     own_history = history and stack.history
     if not history and stack.history:
         features = features[:, :-len(HISTORY)]
-    varies = features.std(axis=0) > 0
-    design = sm.add_constant(features[:, varies], has_constant="add")
+    features = features[:, _varies(features)]
     treated = stack.treated.astype(float)
     rows, first = _distinct_rows(stack, own_history=own_history)
     total = np.bincount(rows, minlength=len(first)).astype(float)
     events = np.bincount(rows, weights=treated, minlength=len(first))
-    fast = _newton_logit(design[first], events=events, total=total)
-    p = _ml_logit(treated, design) if fast is None else fast[rows]
+    fast = _newton_logit(_with_constant(features[first]), events=events, total=total)
+    p = _ml_logit(treated, _with_constant(features)) if fast is None else fast[rows]
     if p is None or _separated(p, stack.treated):
-        return _ridge_logit(treated, design), True
+        return _ridge_logit(treated, _with_constant(features)), True
     return p, False
+
+
+def _with_constant(features: np.ndarray) -> np.ndarray:
+    """``sm.add_constant(features, has_constant="add")`` without its checks of every column
+    (a third of a 1M-customer stack's propensity time)."""
+    return np.column_stack([np.ones(len(features)), features])
+
+
+def _varies(features: np.ndarray) -> np.ndarray:
+    """Per column, a positive standard deviation: max > min (2 passes where ``std`` takes 4),
+    and ``std`` itself on the columns where they are equal (a constant column's mean may
+    round off its value, and the former rule kept such a column)."""
+    varies = features.max(axis=0, initial=-np.inf) > features.min(axis=0, initial=np.inf)
+    same = np.flatnonzero(~varies)
+    varies[same] = features[:, same].std(axis=0) > 0
+    return varies
 
 
 def _distinct_rows(stack: CohortStack, *, own_history: bool) -> tuple[np.ndarray, np.ndarray]:

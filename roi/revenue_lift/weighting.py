@@ -5,9 +5,11 @@ notes): per join cohort ``g``, members with pre-join history against never-membe
 over the same calendar window, outcome rows at ``t >= g``.
 
 Propensity
-    Per cohort, a logit (statsmodels) of "member of cohort g" on the unit's pre-treatment
+    Per cohort, a maximum-likelihood logit of "member of cohort g" on the unit's pre-treatment
     features: covariates (categoricals as dummies) and the pre-join outcome history (mean, its
     square root and ``log1p``, months observed). ATT weights: members 1, controls ``p / (1 - p)``.
+    It is statsmodels' Newton iteration run on the distinct feature rows with their counts
+    (:func:`_newton_logit`; statsmodels itself wherever it would warn or fail).
 Trimming
     Units (members and controls) with ``p > 1 - trim`` (default 0.99) leave the cohort's
     comparison: members there have no comparable controls, controls there would carry huge
@@ -32,6 +34,16 @@ Measured
     weighting is below 0.03 -- balancing a noisy history does not balance the trait. AIPW with
     the default outcome model and a covariates-only propensity: 44.5 and 21.6; with the history
     also in the propensity it falls back toward IPW (118 and 109).
+
+    On ``benchmarks/output/world_1000000_1`` (issue 19; 22 cohort stacks of 173k-460k
+    units), ``AIPW().fit`` as ``roi run`` calls it (per community, the run's covariates) took
+    52.3 CPU s before and 30.1 after (``time.process_time``, 2 shared cores), estimates, SEs and
+    tables equal to 2e-15. The statsmodels logits were over a third of it: the run's
+    covariates are four categoricals and a head count, 59,870 distinct rows among 932k
+    customers, so each cohort's logit now runs on 23k-42k rows with counts, the same
+    Newton steps from the same start (same maximum to ~1e-15). The cells' sums and the units'
+    influence terms are matrix-vector products over unit masks (a unit's cells are all treated
+    or all control) instead of five cell-sized temporaries.
 Diagnostics
     :class:`roi.checks.OverlapCheck` on the stacked propensities and
     :class:`roi.checks.BalanceCheck` on the stacked unit features (cohort-size normalised weights);

@@ -361,30 +361,33 @@ class OutcomeFit:
 
     prediction: np.ndarray
     residual: np.ndarray
-    nuisance: np.ndarray
+    nuisance: np.ndarray | None
 
 
-def fit_outcome(stack: CohortStack, *, history: HistoryMode) -> OutcomeFit:
+def fit_outcome(stack: CohortStack, *, history: HistoryMode,
+                influence: bool = True) -> OutcomeFit:
     """Fit the cohort's outcome model on its control cells (see the module notes).
 
     The row design is ``[period dummies x period_terms_i, unit_terms_i]``: ``period_terms`` are
     unit values whose coefficients change by period (a constant; with ``regressor`` also the
     history mean), ``unit_terms`` have one coefficient (covariates, and the history features
-    with ``regressor``).
+    with ``regressor``). ``influence=False`` may leave ``nuisance`` out (None): AIPW uses the
+    residuals only, and the nuisance term is a quarter of the linear models' cost.
     """
     ones = np.ones((len(stack.units), 1))
     if history == "additive" and stack.history:
         return _fit_linear(stack, period_terms=ones, unit_terms=stack.covariates,
-                           offset=stack.level[:, None])[0]
+                           offset=stack.level[:, None], influence=influence)[0]
     if history == "iv" and stack.history:
         return _fit_iv(stack)
     if history == "scale" and stack.history:
         return _fit_scaled(stack)
     if history == "regressor" and stack.history:
         return _fit_linear(stack, period_terms=np.column_stack([ones, stack.level]),
-                           unit_terms=stack.features, offset=np.zeros((1, 1)))[0]
+                           unit_terms=stack.features, offset=np.zeros((1, 1)),
+                           influence=influence)[0]
     return _fit_linear(stack, period_terms=ones, unit_terms=stack.covariates,
-                       offset=np.zeros((1, 1)))[0]
+                       offset=np.zeros((1, 1)), influence=influence)[0]
 
 
 def _ols(design: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -442,15 +445,19 @@ def _cell_values(coefficients: np.ndarray, *, period_terms: np.ndarray,
 
 
 def _fit_linear(stack: CohortStack, *, period_terms: np.ndarray, unit_terms: np.ndarray,
-                offset: np.ndarray) -> tuple[OutcomeFit, np.ndarray]:
+                offset: np.ndarray,
+                influence: bool = True) -> tuple[OutcomeFit, np.ndarray | None]:
     """OLS of ``y - offset`` on the row design over the control cells; also the leverage of
-    every cell on the treated cells' sum of predictions (``design_it' bread sum_treated``)."""
+    every cell on the treated cells' sum of predictions (``design_it' bread sum_treated``),
+    and with it the nuisance term, unless ``influence`` is False (then both are None)."""
     terms = {"period_terms": period_terms, "unit_terms": unit_terms}
     control = stack.control_cells.astype(float)
     bread = np.linalg.pinv(_gram(control, **terms))
     beta = bread @ _cross_products(control, stack.outcome - offset, **terms)
     prediction = offset + _cell_values(beta, **terms)
     residual = np.where(stack.observed, stack.outcome - prediction, 0.0)
+    if not influence:
+        return OutcomeFit(prediction, residual, None), None
     # The treated cells are the members' observed cells: sums over the members' rows only
     members = np.flatnonzero(stack.treated)
     direction = bread @ _cross_products(stack.observed[members].astype(float), np.ones((1, 1)),

@@ -369,7 +369,7 @@ class IPW(CohortEstimator):
         p, separated = fit_propensity(stack, history=self.propensity_history)
         keep = p <= 1 - self.trim
         if self.doubly_robust:
-            residual = fit_outcome(stack, history=self.history).residual
+            residual = fit_outcome(stack, history=self.history, influence=False).residual
         else:
             residual = stack.outcome
         return _Weighted(stack, p, keep, residual, separated)

@@ -45,7 +45,12 @@ the numba kernel of roi/paid_media/fast_logp.py):
   the peer's): ours 8.5 s cold (compile 3.7 s) / 13.2 s warm against pymc-marketing ta90 123.5 /
   84.4 s, and 18.1 / 7.8 s against default 63.9 / 30.1 s (default fails the gate warm: 2
   divergences, r-hat 1.010); process CPU ours 11.6-12.4 s cold / 8.4-8.7 s warm, theirs
-  43.8-46.9 s / 23.2-28.1 s.
+  43.8-46.9 s / 23.2-28.1 s. Again at load average 4.4 -> 4.2: ours 11.4 / 4.6 s (ta90 pair;
+  compile 6.2 s, sampling 4.5 s) and 9.9 / 7.9 s (default pair; compile 3.7 s, sampling 5.2 s,
+  summarising 0.9 s) against ta90 41.5 / 23.6 s and default 57.8 / 25.5 s; medians 10.7 / 6.2 s,
+  3.9x cold and 3.8x warm against ta90; process CPU ours 11.7-12.3 s cold / 7.9-8.3 s warm,
+  theirs 43.7-45.3 s / 23.7-26.6 s. Under load our two sampling threads lose the most (2.1 s
+  quiet); the peer's single-threaded compiling less.
 * Before that work. Quiet machine (load average 0.8 -> 3), ``--repeats 1 --peer-configs ta90
   default``: ours 8.5 s cold (5.6 s compiling the kernel, 2.2 s sampling, 0.7 s summarising) and
   2.9 s warm; pymc-marketing 1.3 with target_accept 0.9 (its fastest configuration that passes

@@ -13,10 +13,11 @@ see :mod:`roi.paid_media._fast_kernels`), 0.03 s when numba's cache has it; of t
 numba's own passes (bytecode to typed IR, type inference, lowering to LLVM IR) take about 2.0 s
 and LLVM 1.6 s (per-function passes 0.46, module passes 0.38, machine code 0.53, parsing 0.24),
 so LLVM's optimisation level barely matters (``NUMBA_OPT``): -O2 saves nothing measurable, -O1
-about 0.1 s for a 38% slower gradient, -O0 0.5 s for a 15x slower one. Sampling takes about 4.3
-s CPU on nutpie's two threads (1.2 s of it gradients, the rest nutpie's adaptation, trace and
-ArviZ conversion); summarising about 0.7 s (the convergence gate 0.3 s, of which 0.13 s is
-ArviZ compiling its numba variance in every process; contributions, curves and HDIs 0.4 s).
+about 0.1 s for a 38% slower gradient, -O0 0.5 s for a 15x slower one. Sampling takes about 4.0
+s CPU on nutpie's two threads, 3.6 s of it in the kernel: 83,635 gradients per fit, warm-up
+included (``n_steps`` counts the kept draws' 29,400 only), so a microsecond per gradient is
+0.08 s of CPU; summarising about 0.7 s (the convergence gate 0.3 s, of which 0.13 s is ArviZ
+compiling its numba variance in every process; contributions, curves and HDIs 0.4 s).
 
 With JAX (the default nutpie backend) the graph's log-density is compiled once per (structure,
 data, code) and kept on disk (:func:`roi.inference.nuts.compile_jax`): a fit of data seen before

@@ -210,9 +210,9 @@ class StackedDesign:
         design.patterns = self.patterns[units]   # numbering the units' rows again is slower
         return design
 
-    def stacks(self, *, outcomes: bool = True) -> Iterator[CohortStack]:
+    def stacks(self, *, covariates_only: bool = False) -> Iterator[CohortStack]:
         for g in self.cohorts:
-            yield self.stack(g, outcomes=outcomes)
+            yield self.stack(g, covariates_only=covariates_only)
 
     def history_months(self, start: int) -> np.ndarray:
         """Per unit, its observed periods among the ``lookback`` before column ``start``."""
@@ -225,21 +225,22 @@ class StackedDesign:
         keep = np.flatnonzero(candidate & (self.history_months(start) >= self.min_history))
         return start, keep, self.cohort[keep] == g
 
-    def stack(self, g: float, *, outcomes: bool = True) -> CohortStack:
-        """Cohort ``g``'s comparison; ``outcomes=False`` leaves the post-join outcome out
-        (zero columns) for callers that need the units and features only."""
+    def stack(self, g: float, *, covariates_only: bool = False) -> CohortStack:
+        """Cohort ``g``'s comparison; ``covariates_only`` leaves the history features and the
+        post-join outcome (zero columns) out, for a covariates-only propensity."""
         start, keep, treated = self.comparison(g)
         features = self.covariates[keep]
-        if self.lookback > 0:
+        history = self.lookback > 0 and not covariates_only
+        if history:
             low = max(start - self.lookback, 0)
             n_hist = self.seen_before[keep, start] - self.seen_before[keep, low]
             mean = row_sums(self.filled[keep, low:start]) / np.maximum(n_hist, 1)
             positive = np.maximum(mean, 0.0)
             features = np.column_stack([features, mean, np.sqrt(positive), np.log1p(positive),
                                         n_hist])
-        end = None if outcomes else start
+        end = start if covariates_only else None
         return CohortStack(g, keep, treated, features, self.filled[keep, start:end],
-                           self.observed[keep, start:end], history=self.lookback > 0,
+                           self.observed[keep, start:end], history=history,
                            patterns=self.patterns[keep])
 
 
@@ -723,7 +724,7 @@ class RegressionAdjustment(CohortEstimator):
 
         propensities, treated = [], []
         with single_threaded_blas():
-            for stack in design.stacks(outcomes=False):   # the features are enough
+            for stack in design.stacks(covariates_only=True):
                 propensities.append(fit_propensity(stack, history=False)[0])
                 treated.append(stack.treated)
         self.overlap_ = OverlapCheck(low=0.0, high=1 - self.overlap_trim, trims=False).run(

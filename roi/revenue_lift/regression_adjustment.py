@@ -56,17 +56,17 @@ stacks and outcome fits are computed again, although its controls are the pooled
 Measured again for issue 19 on ``benchmarks/output/world_1000000_1`` (932k customers with active
 months, 23 months, 22 cohort stacks of 173k-460k units, 7.2M unit rows in all), ``fit`` as
 ``roi run`` calls it (``community="community"``, the run's five covariates), CPU seconds
-(``time.process_time``; 2 shared cores, wall 3x that under load): 33.4 s before, 25.4 s after,
-estimates and SEs identical (on the 20k world the ill-conditioned regressor mode to 1e-12,
-the others to 1e-14). What changed: the
-design computes its observed mask, zero-filled outcome and running count of observed months
-once (every stack counted its units' history months from the NaN matrix, twice per cohort);
-the overlap check's logits run on the distinct covariate rows
-(:func:`roi.revenue_lift.weighting.fit_propensity`) without building outcome matrices; the
-members' side of the outcome model is summed over their rows only; row sums are
-matrix-vector products (``sum(axis=1)`` over a dozen columns loops per row). What is left:
-building the design from the panel (~5 s, once per estimator), the stacks' gathers and the
-outcome fits, two thirds of them in the per-community fits.
+(``time.process_time``; 2 shared cores, wall 2-4x that under load, AIPW running alongside):
+33.4 and 35.9 s before (two runs), 21.6 s after (wall 94-145 s before, 65 s after); estimates
+and SEs identical (on the 20k world the ill-conditioned regressor mode to 1e-12, the others to
+1e-14). What changed: the design computes its observed mask, zero-filled outcome and running
+count of observed months once (every stack counted its units' history months from the NaN
+matrix, twice per cohort); the overlap check's logits run on the distinct covariate rows
+(:func:`roi.revenue_lift.weighting.fit_propensity`), on stacks without history features or
+outcome matrices; the members' side of the outcome model is summed over their rows only; row
+sums are matrix-vector products (``sum(axis=1)`` over a dozen columns loops per row). What is
+left: building the design from the panel (~5 s, once per estimator), the stacks' gathers and
+the outcome fits, two thirds of them in the per-community fits.
 
 Inference: the influence function of the imputation estimator, including the estimation error
 of every cohort's outcome model (delta method: the offset, ratio and 2SLS terms), summed by

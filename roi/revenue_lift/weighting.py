@@ -37,13 +37,14 @@ Measured
 
     On ``benchmarks/output/world_1000000_1`` (issue 19; 22 cohort stacks of 173k-460k
     units), ``AIPW().fit`` as ``roi run`` calls it (per community, the run's covariates) took
-    52.3 CPU s before and 30.1 after (``time.process_time``, 2 shared cores), estimates, SEs and
-    tables equal to 2e-15. The statsmodels logits were over a third of it: the run's
+    52.3 and 54.0 CPU s before (two runs) and 26.9 after (``time.process_time``, 2 shared
+    cores; wall 117-173 s before, 74 s after), estimates, SEs and tables equal to 2e-15. The statsmodels logits were over a third of it: the run's
     covariates are four categoricals and a head count, 59,870 distinct rows among 932k
     customers, so each cohort's logit now runs on 23k-42k rows with counts, the same
     Newton steps from the same start (same maximum to ~1e-15). The cells' sums and the units'
     influence terms are matrix-vector products over unit masks (a unit's cells are all treated
-    or all control) instead of five cell-sized temporaries.
+    or all control) instead of five cell-sized temporaries, and the outcome model skips the
+    nuisance term AIPW does not use.
 Diagnostics
     :class:`roi.checks.OverlapCheck` on the stacked propensities and
     :class:`roi.checks.BalanceCheck` on the stacked unit features (cohort-size normalised weights);

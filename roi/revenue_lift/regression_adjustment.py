@@ -61,7 +61,8 @@ months, 23 months, 22 cohort stacks of 173k-460k units, 7.2M unit rows in all), 
 and SEs identical (on the 20k world the ill-conditioned regressor mode to 1e-12, the others to
 1e-14). What changed: the design computes its observed mask, zero-filled outcome and running
 count of observed months once (every stack counted its units' history months from the NaN
-matrix, twice per cohort); the overlap check's logits run on the distinct covariate rows
+matrix, twice per cohort; the copies cost 0.3 GiB: AIPW's process peaked at 3.69 GiB against
+3.39, the 13M-row panel included); the overlap check's logits run on the distinct covariate rows
 (:func:`roi.revenue_lift.weighting.fit_propensity`), on stacks without history features or
 outcome matrices; the members' side of the outcome model is summed over their rows only; row
 sums are matrix-vector products (``sum(axis=1)`` over a dozen columns loops per row). What is

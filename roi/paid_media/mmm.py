@@ -168,6 +168,10 @@ class MediaMixModel:
         Add a linear time trend to the baseline (a control named ``trend``).
     draws, tune, chains, seed : int
         Sampler settings; ``sampler`` is ``"nutpie"`` (default) or ``"pymc"``.
+    target_accept : float
+        NUTS target acceptance rate. 0.85: at nutpie's 0.8, 2 of 16 seeds left one divergent
+        transition on a 1,000,000-customer world (and failed the gate); at 0.85, 16 of 16
+        passed for about 10% more leapfrog steps (0.9: 65% more).
     regression_baseline : bool
         Also fit :class:`~roi.paid_media.regression_baseline.RegressionBaseline` (< 1 s) and
         report it beside the Bayesian numbers.
@@ -203,7 +207,8 @@ class MediaMixModel:
                  roas_median: float | None = None, roas_sigma: float = 0.8,
                  prior_paid_share: float = 0.15, trend: bool = False, draws: int = 1000,
                  tune: int = 1000, chains: int = 4, sampler: str = "nutpie",
-                 seed: int = 20261123, regression_baseline: bool = True) -> None:
+                 seed: int = 20261123, target_accept: float = 0.85,
+                 regression_baseline: bool = True) -> None:
         if sampler not in ("nutpie", "pymc"):
             raise ValueError(f"sampler must be 'nutpie' or 'pymc', not {sampler!r}")
         self.adstock = adstock or GeometricAdstock(l_max=26)
@@ -220,6 +225,7 @@ class MediaMixModel:
         self.prior_paid_share, self.trend = prior_paid_share, trend
         self.draws, self.tune, self.chains = draws, tune, chains
         self.sampler, self.seed = sampler, seed
+        self.target_accept = target_accept
         self.regression_baseline = regression_baseline
 
     # ------------------------------------------------------------------ fitting
@@ -342,10 +348,11 @@ class MediaMixModel:
             self.compiled_now_ = fresh
             started = clock.perf_counter()
             self.idata_ = sample_nutpie(compiled, draws=draws, tune=tune, chains=self.chains,
-                                        seed=seed)
+                                        seed=seed, target_accept=self.target_accept)
         else:
             self.idata_ = sample_pymc(self._build(), draws=draws, tune=tune,
-                                      chains=self.chains, seed=seed)
+                                      chains=self.chains, seed=seed,
+                                      target_accept=self.target_accept)
         self.fit_seconds_["sample"] = clock.perf_counter() - started
         started = clock.perf_counter()
         self.result_ = self._result(self._diagnostics(draws=draws, used=used))

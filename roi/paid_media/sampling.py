@@ -107,20 +107,21 @@ def kernel_model(data, inputs: dict[str, np.ndarray], *, adstock, saturation,
                         coords=coords), fresh
 
 
-def sample_nutpie(compiled, *, draws: int, tune: int, chains: int,
-                  seed: int) -> az.InferenceData:
+def sample_nutpie(compiled, *, draws: int, tune: int, chains: int, seed: int,
+                  target_accept: float = 0.8) -> az.InferenceData:
     """Sample ``compiled`` (seeded, chains on up to 2 threads)."""
     import nutpie
 
     progress_detail("sampling")
     idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains,
                           cores=min(chains, 2), seed=seed, progress_bar=False,
-                          low_rank_modified_mass_matrix=True)
+                          low_rank_modified_mass_matrix=True, target_accept=target_accept)
     check_complete(idata, draws=draws)   # Ctrl-C gives the draws so far: stop, don't fit on them
     return idata
 
 
-def sample_pymc(model, *, draws: int, tune: int, chains: int, seed: int) -> az.InferenceData:
+def sample_pymc(model, *, draws: int, tune: int, chains: int, seed: int,
+                target_accept: float = 0.8) -> az.InferenceData:
     """PyMC's own NUTS (used when nutpie cannot be imported).
 
     The data are frozen into the graph first: with shapes known, PyTensor can broadcast the
@@ -132,7 +133,7 @@ def sample_pymc(model, *, draws: int, tune: int, chains: int, seed: int) -> az.I
     with freeze_dims_and_data(model):
         return pm.sample(draws=draws, tune=tune, chains=chains, cores=min(chains, 2),
                          random_seed=seed, nuts_sampler="pymc", progressbar=False,
-                         compute_convergence_checks=False)
+                         target_accept=target_accept, compute_convergence_checks=False)
 
 
 def posterior_draws(idata: az.InferenceData) -> dict[str, np.ndarray]:

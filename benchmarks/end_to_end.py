@@ -18,7 +18,22 @@ Targets (issue 19, on 2 cores): 1,000,000 customers under 150 s; 10,000,000 unde
 and 4 GiB (issue 7's were 10 minutes and 6 GiB at 1M). Worlds over 2M customers are simulated
 in chunks (``_common.CHUNKED_ABOVE``).
 
-Issue 19 session (2026-12-04): the 1M run was started before and after the DiD change (two
+Seventh session (2026-12-04, quiet machine, load 1-1.6; ``roi run --no-pdf`` as below, numba
+kernels for the three Bayesian models, the numba Cox engine, RA/AIPW on distinct covariate rows,
+the Bayesian cells from the database):
+
+===========  ===========  =============================  ========  ================================
+source       customers    seconds (wall; user+sys CPU)   peak GiB  revenue lift / retention / media
+===========  ===========  =============================  ========  ================================
+Parquet      20,000       34.0 cold (empty numba cache)  0.77      14.5 / 4.0 / 6.5 s
+Parquet      20,000       25.0 warm (34.6 + 2.3)         0.69      11.3 / 2.4 / 3.3 s
+Parquet      1,000,000    282.9 (266.8 + 98.3)           5.49      127.0 / 38.9 / 3.0 s
+===========  ===========  =============================  ========  ================================
+
+At 1M the other steps: validate 27.1 s, aggregate in database 38.6 s, engagement 42.1 s. The
+target (150 s) is not met: the estimators that read rows (regression adjustment and AIPW with
+their per-community refits, the DiD's wide panels, the engagement tiers) and the panel fetch
+dominate. Issue 19 session (2026-12-04): the 1M run was started before and after the DiD change (two
 checkouts of the repository, same cached world) while the 2 cores carried a load average of
 15-22 from other sessions; after 26 minutes each child had had 108 s of CPU (about 7% of a
 core) and both were stopped, so there are no new 1M figures from that session. What stands in

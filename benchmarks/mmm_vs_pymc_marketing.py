@@ -34,6 +34,13 @@ time.
 Measured 2026-12-04 (issue 21; 2 cores, seed 1, 30k customers, 4 chains x 1000+1000; ours with
 the numba kernel of roi/paid_media/fast_logp.py):
 
+* Quiet machine (load average 0.7 -> 1.1), after the compile work below and with our default
+  target_accept 0.85, ``--repeats 2 --peer-configs ta90 default``: ours 6.5-6.9 s cold (compile
+  3.3-3.4 s, sampling 2.5-2.6 s, summarising 0.7-0.8 s) / 3.2-3.3 s warm, ROAS error 0.247, gate
+  passes; pymc-marketing ta90 38.8-39.4 s / 21.5-21.6 s (ROAS error 0.314 / 0.325, gate passes
+  in every run), default 37.0-37.2 s / 18.5 s (fails the gate warm: 2 divergences). Against ta90,
+  the fastest configuration that passes in every run: **5.7x cold, 6.7x warm** (targets 5x /
+  3x); the summary line's "best gated" per phase picks default cold: 5.4x.
 * After the kernel's compile work (the density is nutpie's C callback itself, no loop
   vectorizer; roi/paid_media/_fast_kernels.py): compiling it from an empty ``NUMBA_CACHE_DIR``
   takes 3.6-3.9 s CPU, against 5.1-5.3 s before, the gradient 42 us against 44 us, draws

@@ -126,3 +126,20 @@ def test_attributed_orders_let_the_ratio_forms_be_fitted(unattributed_world):
     assert attribution.attributed_orders == int(paid.sum()) > 0
     assert attribution.spend == pytest.approx(
         float(unattributed_world.tables["ad_spend"]["spend"].sum()), rel=1e-9)
+
+
+@pytest.mark.parametrize("p_value, warned", [(0.014, True), (0.4, False), (None, False)])
+def test_covariate_estimators_carry_the_additive_pretrend_rejection(p_value, warned):
+    """Regression adjustment and AIPW share the additive DiD's parallel trends in levels: when
+    its pre-trend test rejects, the caveat stands beside their numbers too (not the ratio
+    form's, whose own test decides)."""
+    from roi.revenue_lift.block import level_trend_caveat
+
+    estimates = {"did": _lift("did", p_value=p_value), "regression": _lift("regression"),
+                 "aipw": _lift("aipw"), "did_multiplicative": _lift("did_multiplicative",
+                                                                    p_value=0.3)}
+    level_trend_caveat(estimates)
+    for name in ("regression", "aipw"):
+        words = " ".join(estimates[name].diagnostics.warnings)
+        assert ("pre-trend test rejects (p = 0.014)" in words) is warned
+    assert not estimates["did_multiplicative"].diagnostics.warnings

@@ -63,12 +63,40 @@ def revenue_lift_estimates(panel, *, covariates: dict[str, str] | None = None, s
         table = benchmark_partial_r2(panel, **adjusted, seed=seed)
         for name in fits:
             estimates[name].tables = {**estimates[name].tables, "ovb_benchmarks": table}
+        level_trend_caveat(estimates)
     if sampler is not None:
         estimates["bayesian"] = (
             _refused_lift("bayesian", refuse_ratio, interval="94% HDI") if refuse_ratio
             else bayesian_revenue_lift(panel, covariates=covariates, sampler=sampler, seed=seed,
                                        cells=cells))
     return estimates
+
+
+def level_trend_caveat(estimates: dict[str, EffectResult]) -> None:
+    """Warn beside regression adjustment and AIPW when the additive DiD's pre-trend test rejects.
+
+    Their default outcome model (``history="additive"``) imputes a member's untreated revenue as
+    its own pre-join mean plus the controls' change in levels: the additive DiD's parallel trends
+    with a longer base. When members' revenue already moved differently in levels before joining
+    (revenue that scales with a customer's level does), both share that bias. Measured on a
+    1,000,000-customer world (truth 35.9 per member-month): additive DiD 42.3 (40.1-44.6), pre-
+    trend p = 0.014; regression 39.3 (37.5-41.1), AIPW 39.2 (37.4-41.1); the ratio DiD the run
+    prefers 36.7 (34.3-39.1). At 20,000 customers the same bias hides inside the intervals.
+    """
+    from roi.preference import PRETREND_LEVEL, pretrend_p
+
+    did = estimates.get("did")
+    p_value = pretrend_p(did) if did is not None and not did.refused else None
+    if p_value is None or p_value >= PRETREND_LEVEL:
+        return
+    for name in ("regression", "aipw"):
+        result = estimates.get(name)
+        if result is not None and not result.refused:
+            result.diagnostics.warn(
+                f"{name}: its outcome model assumes members' revenue would have moved in "
+                f"parallel in levels, as the additive DiD does, whose pre-trend test rejects "
+                f"(p = {p_value:.3g}); this lift may share that bias (compare the ratio-form "
+                "DiD and the Bayesian model).")
 
 
 def _refused_lift(method: str, reason: str, *, interval: str) -> EffectResult:

@@ -67,11 +67,7 @@ def test_density_and_gradient_match_pymc(world, case):
     rng = np.random.default_rng(0)
     for _ in range(3):
         x = rng.normal(scale=0.6, size=lay.n_dim)
-        point, at = {}, 0
-        for name, transform, size, _ in lay.free:
-            value = lay.value_name(name, transform)
-            point[value] = x[at:at + size].reshape(start[value].shape)
-            at += size
+        point = lay.point(x, shapes={k: v.shape for k, v in start.items()})
         grad = np.zeros(lay.n_dim)
         value = _fast_kernels.logp_grad(x, grad, buf)
         theirs = np.asarray(dlogp(point))

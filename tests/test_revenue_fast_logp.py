@@ -90,11 +90,7 @@ def test_density_and_gradient_match_pymc(panel, segment):
     rng = np.random.default_rng(1)
     for scale in (0.1, 0.4, 0.8):
         x = rng.normal(scale=scale, size=lay.n_dim)
-        point, at = {}, 0
-        for name, transform, size, _ in lay.free:
-            value = lay.value_name(name, transform)
-            point[value] = x[at:at + size].reshape(start[value].shape)
-            at += size
+        point = lay.point(x, shapes={k: v.shape for k, v in start.items()})
         value, grad, status = _kernel(x, buf)
         theirs = np.asarray(dlogp(point))
         theirs = np.concatenate([theirs[offsets[lay.value_name(n, t)]]

@@ -86,11 +86,7 @@ def test_density_and_gradient_match_pymc(case):
     rng = np.random.default_rng(1)
     for _ in range(4):
         x = fast_logp.support_point(lay, buf) + rng.normal(scale=0.5, size=lay.n_dim)
-        point, at = {}, 0
-        for name, transform, size, _ in lay.free:
-            value = lay.value_name(name, transform)
-            point[value] = x[at:at + size].reshape(start[value].shape)
-            at += size
+        point = lay.point(x, shapes={k: v.shape for k, v in start.items()})
         grad = np.zeros(lay.n_dim)
         value = _fast_kernels.logp_grad.py_func(x, grad, buf)
         theirs = np.asarray(dlogp(point))

@@ -47,6 +47,17 @@ class Layout:
         out = [(self.value_name(n, t), s, None if t else d) for n, t, s, d in self.free]
         return out + [(n, s, d) for n, t, s, d in self.free if t is not None]
 
+    def point(self, x: np.ndarray, *, shapes: dict[str, tuple]) -> dict[str, np.ndarray]:
+        """The unconstrained vector ``x`` as PyMC's point: value name -> array of
+        ``shapes[value name]`` (e.g. ``model.initial_point()``'s shapes), to compare a kernel
+        with ``model.compile_logp()`` at the same point."""
+        out, start = {}, 0
+        for name, transform, size, _ in self.free:
+            value = self.value_name(name, transform)
+            out[value] = np.asarray(x[start:start + size]).reshape(shapes[value])
+            start += size
+        return out
+
     def offsets(self) -> dict[str, int]:
         """Start of each free parameter (by name) in the unconstrained vector."""
         out, start = {}, 0

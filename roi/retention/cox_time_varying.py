@@ -99,7 +99,8 @@ from roi.retention.survival_curves import kaplan_meier, survival_at
 
 ESTIMAND = "community_retention_lift"
 Z95 = float(stats.norm.ppf(0.975))
-ENGINE = "roi.retention.cox_engine (PHReg's estimates; Efron ties)"
+ENGINES = {"numba": "roi.retention.cox_engine (PHReg's estimates; Efron ties)",
+           "statsmodels": "statsmodels PHReg (Efron ties)"}
 
 
 @dataclass
@@ -620,7 +621,7 @@ class CoxTimeVarying:
         days = table[stop] - table[start]
         result.tables.update({"coefficients": self.coefficients_, "ph_test": ph})
         result.diagnostics.checks.update({
-            "engine": ENGINE, "newton_step": fit.newton_step,
+            "engine": ENGINES[fit.extra.get("engine", "numba")], "newton_step": fit.newton_step,
             "customers": int(table[id_col].nunique()), "rows": len(table),
             "events": int(table[event].sum()), "member_events": int(table[event][exposed].sum()),
             "member_days": float(days[exposed].sum()), "non_member_days": float(days[~exposed]

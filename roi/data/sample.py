@@ -1,0 +1,116 @@
+"""A random sample of customers for the estimators that read customer rows, when the
+customer-month panel exceeds the run's row budget (issue 19).
+
+Most of the run computes from sums the database returns (the DiDs, the naive gap, the Bayesian
+cells, the retention curves and the piecewise-exponential hazard), whatever the number of
+customers. Regression adjustment, AIPW, the Cox models, the engagement tiers, the invitation
+experiments and the retention value still read one row per customer and month (or per
+start-stop interval). Above ``max_panel_rows`` those rows are read for a random sample of
+customers only, sized to the budget, and every estimate computed on it says so beside its number
+(:meth:`CustomerSample.sentence`); its interval is the sample's, wider than the population's.
+
+The sample is a function of the customer id alone (the first four hex digits of its SHA-256
+below a threshold), so it is the same on every engine and every run: DuckDB, PostgreSQL and
+Spark select the same customers.
+
+Examples
+--------
+>>> sample = CustomerSample(threshold=6554, customers=99_870, population=1_000_000,
+...                         panel_rows=13_100_000, budget=1_310_000)
+>>> round(sample.fraction, 4)
+0.1
+>>> sample.sentence()[:60]
+'computed on a random 10.0% of customers (99,870 of 1,000,000'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from roi.data import dialect
+from roi.data.source import execute_scalar_rows
+
+HASH_DIGITS = 4
+HASH_RANGE = 16 ** HASH_DIGITS   # thresholds are whole numbers in [1, 65536]
+DEFAULT_MAX_PANEL_ROWS = 15_000_000
+"""About 1.15M customers of 13 months: a run reading that many rows peaks near 6 GiB."""
+
+
+@dataclass(frozen=True)
+class CustomerSample:
+    """Which customers' rows the row-reading estimators read.
+
+    Attributes
+    ----------
+    threshold : int
+        Customers whose id's SHA-256 starts with four hex digits below this (of 65,536).
+    customers, population : int
+        Customers in the sample and in the analysis window.
+    panel_rows, budget : int
+        The population's customer-month rows and the run's ``max_panel_rows``.
+    """
+
+    threshold: int
+    customers: int
+    population: int
+    panel_rows: int
+    budget: int
+
+    @property
+    def fraction(self) -> float:
+        return self.threshold / HASH_RANGE
+
+    def sentence(self) -> str:
+        """What a reader needs beside a number computed on the sample."""
+        return (f"computed on a random {self.fraction:.1%} of customers ({self.customers:,} of "
+                f"{self.population:,}), because the customer-month panel ({self.panel_rows:,} "
+                f"rows) exceeds the run's row budget ({self.budget:,}; [scale] max_panel_rows); "
+                "its interval is the sample's, wider than all customers' would be")
+
+    def to_contract(self) -> dict[str, float | int]:
+        return {"fraction": self.fraction, "customers": self.customers,
+                "population": self.population, "panel_rows": self.panel_rows,
+                "max_panel_rows": self.budget}
+
+
+def plan_customer_sample(dataset, *, max_panel_rows: int = DEFAULT_MAX_PANEL_ROWS
+                         ) -> CustomerSample | None:
+    """``None`` when the panel fits the budget; else the sample that does (one count query for
+    the panel's size, one for the sample's)."""
+    if max_panel_rows <= 0:
+        raise ValueError(f"max_panel_rows must be positive, got {max_panel_rows}")
+    life = dataset.tables["life"]
+    months = life.c.end_month_index - life.c.first_month_index + 1
+    statement = sa.select(sa.func.count(),
+                          sa.func.coalesce(sa.func.sum(sa.case((months > 0, months), else_=0)), 0))
+    population, rows = (int(v) for v in execute_scalar_rows(dataset.engine, statement)[0])
+    if rows <= max_panel_rows:
+        return None
+    threshold = max(1, math.floor(HASH_RANGE * max_panel_rows / rows))
+    in_sample = sa.select(sa.func.count()).select_from(_sampled_life(dataset, threshold))
+    customers = int(execute_scalar_rows(dataset.engine, in_sample)[0][0])
+    return CustomerSample(threshold=threshold, customers=customers, population=population,
+                          panel_rows=rows, budget=max_panel_rows)
+
+
+def sampled_dataset(dataset, sample: CustomerSample | None):
+    """``dataset`` whose ``life`` table holds the sample's customers only (the panel, the
+    survival table and everything built on ``life`` follow); ``dataset`` itself for ``None``."""
+    if sample is None:
+        return dataset
+    tables = {**dataset.tables, "life": _sampled_life(dataset, sample.threshold)}
+    return dataclasses.replace(dataset, tables=tables)
+
+
+def _sampled_life(dataset, threshold: int) -> sa.Subquery:
+    life = dataset.tables["life"]
+    digest = dialect.sha256_hex(dialect.as_text(life.c.customer_id),
+                                duckdb=dialect.is_duckdb(dataset.engine))
+    # Lower-case hex of a fixed length: comparing the strings compares the numbers
+    head = sa.func.substr(digest, 1, HASH_DIGITS)
+    bound = f"{threshold:0{HASH_DIGITS}x}" if threshold < HASH_RANGE else "g"
+    return sa.select(life).where(head < bound).subquery("life_sample")

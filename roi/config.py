@@ -32,6 +32,10 @@ Example ``roi.toml``::
     horizon = 12                # bound the first 12 months after joining (default: all)
     leads = 6                   # placebo months nearest to joining in the reference
 
+    [scale]                     # issue 19: what the run reads into memory
+    max_panel_rows = 15000000   # customer-month rows; above it, the row-level estimators
+                                # read a random sample of customers sized to this budget
+
     [columns.orders]            # files whose headers differ: canonical name = "header"
     order_date = "Date"
     revenue = "Total"
@@ -50,10 +54,11 @@ from typing import Any
 
 from roi.data.dataset import DataOptions
 from roi.data.errors import RoiError
+from roi.data.sample import DEFAULT_MAX_PANEL_ROWS
 from roi.engagement.tiers import TierRule
 
 _TOP_KEYS = {"seed", "gross_margin", "currency", "data", "churn", "sampler", "source",
-             "lift_tests", "columns", "tiers", "sensitivity"}
+             "lift_tests", "columns", "tiers", "sensitivity", "scale"}
 LIFT_TEST_FIELDS = ("channel", "start", "end", "spend_change", "revenue_change",
                     "standard_error")
 
@@ -121,6 +126,24 @@ class SensitivitySettings:
         return {"horizon": self.horizon, "max_leads": self.leads}
 
 
+@dataclass(frozen=True)
+class ScaleSettings:
+    """``[scale]``: ``max_panel_rows``, the customer-month rows the run reads into memory for
+    the estimators that need customer rows (regression adjustment, AIPW, Cox, engagement tiers,
+    experiments, retention value). Above it they read a random sample of customers sized to
+    it (:mod:`roi.data.sample`), labelled beside every number; everything computed from
+    database sums (the DiDs, the naive gap, the Bayesian models, the piecewise-exponential
+    hazard, the curves) uses every customer whatever the size."""
+
+    max_panel_rows: int = DEFAULT_MAX_PANEL_ROWS
+
+    def __post_init__(self) -> None:
+        value = self.max_panel_rows
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"[scale] max_panel_rows must be a whole number >= 1, not "
+                             f"{value!r}")
+
+
 def check_gross_margin(value: Any) -> float | None:
     """``gross_margin`` as a float in (0, 1], or None when not configured.
 
@@ -161,6 +184,8 @@ class RunConfig:
     tiers: TierRule = field(default_factory=TierRule)
     # Event-study months of the parallel-trends sensitivity ([sensitivity]).
     sensitivity: SensitivitySettings = field(default_factory=SensitivitySettings)
+    # Rows read into memory for the row-level estimators ([scale]).
+    scale: ScaleSettings = field(default_factory=ScaleSettings)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "gross_margin", check_gross_margin(self.gross_margin))
@@ -175,7 +200,8 @@ class RunConfig:
                 "sampler": {**self.sampler.__dict__, "models": list(self.sampler.models)},
                 "lift_tests": [dict(test) for test in self.lift_tests],
                 "tiers": self.tiers.settings(),
-                "sensitivity": dict(self.sensitivity.__dict__)}
+                "sensitivity": dict(self.sensitivity.__dict__),
+                "scale": dict(self.scale.__dict__)}
 
 
 def load_config(path: str | Path | None) -> RunConfig:
@@ -200,7 +226,8 @@ def load_config(path: str | Path | None) -> RunConfig:
                          columns=_columns(raw.get("columns", {})),
                          lift_tests=_lift_tests(raw.get("lift_tests", [])),
                          tiers=_tiers(raw.get("tiers", {})),
-                         sensitivity=_sensitivity(raw.get("sensitivity", {})))
+                         sensitivity=_sensitivity(raw.get("sensitivity", {})),
+                         scale=_scale(raw.get("scale", {})))
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"config {path}: {exc}") from None
 
@@ -269,6 +296,16 @@ def _sensitivity(raw: Any) -> SensitivitySettings:
         raise ValueError(f"[sensitivity] unknown key(s) {sorted(extra)}; known: "
                          "['horizon', 'leads']")
     return SensitivitySettings(**raw)
+
+
+def _scale(raw: Any) -> ScaleSettings:
+    """``[scale]``: ``max_panel_rows`` of :class:`ScaleSettings`."""
+    if not isinstance(raw, dict):
+        raise ValueError("[scale] must be a table, e.g. [scale] max_panel_rows = 15000000")
+    extra = set(raw) - {"max_panel_rows"}
+    if extra:
+        raise ValueError(f"[scale] unknown key(s) {sorted(extra)}; known: ['max_panel_rows']")
+    return ScaleSettings(**raw)
 
 
 def _lift_tests(entries: list[dict[str, Any]]) -> tuple[dict[str, Any], ...]:

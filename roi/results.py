@@ -185,6 +185,21 @@ def estimates_section(estimates: dict[str, EffectResult], *, choice: Any) -> dic
     return section
 
 
+def mark_on_sample(results: dict[str, EffectResult], sample: Any, *,
+                   names: tuple[str, ...] | None = None) -> None:
+    """Estimates computed on a random sample of customers (``sample``: a
+    :class:`roi.data.sample.CustomerSample`, or None for all customers) say so beside their
+    number: a warning with the sample's sentence and ``checks["customer_sample"]``. ``names``
+    limits it to those keys of ``results``; refused estimates have no number to qualify."""
+    if sample is None:
+        return
+    for name, result in results.items():
+        if (names is not None and name not in names) or result.refused:
+            continue
+        result.diagnostics.warn(f"{name}: {sample.sentence()}")
+        result.diagnostics.checks["customer_sample"] = sample.to_contract()
+
+
 def refused_effect(*, method: str, estimand: str, reason: str, interval: str,
                    scale: str = "", value_name: str = "estimate") -> EffectResult:
     """A result that says why there is no estimate: null numbers, ``converged = False``, the

@@ -19,6 +19,7 @@ from typing import Any
 from roi.config import RunConfig
 from roi.data import Dataset, load_dataset
 from roi.data.attribution import revenue_attribution
+from roi.data.sample import plan_customer_sample, sampled_dataset
 from roi.data.source import release_memory
 from roi.engagement.block import community_engagement_block
 from roi.experiments.results import invitation_experiments
@@ -27,8 +28,9 @@ from roi.outputs import OUTPUT_NAMES, staged_outputs, write_json
 from roi.paid_media.block import community_costs, paid_media_model
 from roi.progress import Steps, progress_steps
 from roi.redaction import redact_document
-from roi.results import EffectResult, _jsonable
+from roi.results import EffectResult, _jsonable, mark_on_sample
 from roi.retention.block import (
+    retention_curve_counts_in_database,
     retention_curves,
     retention_lift_block,
     retention_models,
@@ -86,16 +88,27 @@ def run_models(source: Any, *, out: str | Path, config: RunConfig | None = None,
         dataset = load_dataset(canonical, config.data)
         _refuse_empty_window(dataset.report)
         steps.start("aggregate in database")
-        panel = dataset.customer_month_panel()
+        # Above the row budget, the estimators that read customer rows get those of a random
+        # sample of customers (labelled beside their numbers); sums come from every customer.
+        sample = plan_customer_sample(dataset, max_panel_rows=config.scale.max_panel_rows)
+        if sample is not None:
+            dataset.report["customer_sample"] = sample.to_contract()
+            dataset.report.setdefault("notes", []).append(
+                f"Estimators that read customer rows (regression adjustment, AIPW, Cox, "
+                f"engagement tiers, experiments, retention value) were {sample.sentence()}.")
+        rows = sampled_dataset(dataset, sample)
+        panel = rows.customer_month_panel()
         weekly = dataset.weekly_series()
-        survival = dataset.survival_table()
+        survival = rows.survival_table()
         attribution = revenue_attribution(dataset)
         # The Bayesian models' cells: GROUP BYs in the database, before its memory is released
         revenue_cells = bayesian_cells_in_database(
             dataset, sampler=config.sampler.for_model("revenue"), attribution=attribution)
         survival_cells = survival_cells_in_database(
             dataset, sampler=config.sampler.for_model("retention"))
-        experiment = invitation_experiments(dataset, panel)   # reads the database: before release
+        curve_counts = retention_curve_counts_in_database(dataset)
+        # reads the database: before release
+        experiment = invitation_experiments(rows, panel, sample=sample)
         steps.start("engagement")   # tier/programme fits read activity and programmes: before release
         engagement = community_engagement_block(dataset, panel=panel, survival=survival,
                                                 rule=config.tiers)
@@ -107,14 +120,16 @@ def run_models(source: Any, *, out: str | Path, config: RunConfig | None = None,
                                          seed=config.seed, attribution=attribution,
                                          sensitivity=config.sensitivity.options(),
                                          cells=revenue_cells)
+        mark_on_sample(revenue, sample, names=tuple(n for n in revenue if n != "bayesian"))
         steps.start("retention lift")
         retention, cox = retention_models(survival, covariates=dataset.covariates,
                                           sampler=config.sampler.for_model("retention"),
                                           seed=config.seed, cells=survival_cells)
+        mark_on_sample(retention, sample, names=("naive", "cox_time_varying"))
         raise_if_interrupted()    # the Bayesian survival model samples last
         money = retention_money(survival, panel, cox=cox, covariates=dataset.covariates,
-                                revenue=revenue, seed=config.seed)
-        curves = retention_curves(survival)
+                                revenue=revenue, seed=config.seed, sample=sample)
+        curves = retention_curves(counts=curve_counts)
         steps.start("paid media")
         paid, media = paid_media_model(weekly, sampler=config.sampler.for_model("paid_media"),
                                        seed=config.seed,

@@ -100,9 +100,12 @@ def _numbers(entry: dict[str, Any] | None) -> dict[str, Any]:
     return {k: entry.get(k) for k in ("estimate", "low", "high", "interval")}
 
 
-def invitation_experiments(dataset: Any, panel: Any) -> dict[str, Any] | None:
+def invitation_experiments(dataset: Any, panel: Any, *,
+                           sample: Any = None) -> dict[str, Any] | None:
     """The ``community_experiment`` block when the source has an ``invitations`` table
-    (:mod:`roi.experiments`), else None."""
+    (:mod:`roi.experiments`), else None. With ``sample`` (a
+    :class:`roi.data.sample.CustomerSample`; ``dataset`` and ``panel`` then hold its customers
+    only), the invitations of the sampled customers, and each experiment says so."""
     if "invitations" not in dataset.tables:
         return None
     import sqlalchemy as sa
@@ -110,6 +113,15 @@ def invitation_experiments(dataset: Any, panel: Any) -> dict[str, Any] | None:
     from roi.data.source import fetch_frame
     from roi.experiments import community_experiment
 
-    invitations = fetch_frame(dataset.engine, sa.select(dataset.tables["invitations"]))
+    invitations = sa.select(dataset.tables["invitations"])
+    if sample is not None:   # the same customers as the panel's: none counted as unfollowed
+        sampled = sa.select(dataset.tables["life"].c.customer_id)
+        invitations = invitations.where(
+            dataset.tables["invitations"].c.customer_id.in_(sampled))
+    invitations = fetch_frame(dataset.engine, invitations)
     end_month = int(panel["month_index"].max()) if len(panel) else 0
-    return community_experiment(panel, invitations, end_month=end_month)
+    block = community_experiment(panel, invitations, end_month=end_month)
+    if sample is not None:
+        for entry in block["experiments"]:
+            entry["warnings"].append(sample.sentence())
+    return block

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from roi.bottom_line import bottom_line
 from roi.outputs import write_atomic
@@ -343,7 +343,9 @@ def retention_revenue(results: dict, currency: str) -> str:
                                          lambda v: money(v, currency, 0))])
     if not rows:
         return ""
-    return str(_lift_layout().retained_months(Markup(table(
+    note = get(money_block, "customer_sample", "note")
+    caption = Markup(f'<p class="note">{escape(note)}</p>') if isinstance(note, str) else ""
+    return str(_lift_layout().retained_months(caption + Markup(table(
         ["Community", "Extra customer-months", "Low", "High", "Revenue", "Low", "High",
          "Interval"], rows))))
 

@@ -80,9 +80,12 @@ def retention_models(survival, *, covariates: dict[str, str], sampler=None,
 
 
 def retention_money(survival, panel, *, cox, covariates: dict[str, str],
-                    revenue: dict[str, EffectResult], seed: int) -> dict[str, Any]:
+                    revenue: dict[str, EffectResult], seed: int,
+                    sample=None) -> dict[str, Any]:
     """Extra retained customer-months caused by membership and their revenue (Cox hazards), net
-    of the per-member-month revenue lift so nothing is counted twice."""
+    of the per-member-month revenue lift so nothing is counted twice. With ``sample`` (a
+    :class:`roi.data.sample.CustomerSample`: ``survival`` and ``panel`` hold its customers),
+    the totals are scaled up to every customer and the block says so."""
     from roi.retention.retention_value import retention_revenue
     from roi.revenue_lift.block import choose_revenue_lift
 
@@ -92,15 +95,55 @@ def retention_money(survival, panel, *, cox, covariates: dict[str, str],
     money = retention_revenue(survival, panel, model=cox, covariates=list(covariates),
                               lift_att=lift, seed=seed)
     money.pop("value", None)
+    if sample is not None:
+        _expand_to_population(money, sample)
     return money
 
 
-def retention_curves(survival) -> dict[str, Any]:
+# The totals of retention_revenue: sums over the customers it reads
+_EXPANDED = ("extra_customer_months", "revenue")
+
+
+def _expand_to_population(money: dict[str, Any], sample) -> None:
+    """Sums over a random sample of customers -> sums over every customer (times N / n, the
+    population's customers over the sample's; the interval scales with them), in place."""
+    factor = sample.population / sample.customers
+    entries = [*(money.get("by_community") or {}).values(), money.get("total") or {}]
+    for entry in entries:
+        for key in _EXPANDED:
+            numbers = entry.get(key)
+            if isinstance(numbers, dict):
+                for bound in ("estimate", "low", "high"):
+                    if isinstance(numbers.get(bound), int | float):
+                        numbers[bound] = numbers[bound] * factor
+        if isinstance(entry.get("members"), int):
+            entry["members"] = round(entry["members"] * factor)
+    money["customer_sample"] = {
+        **sample.to_contract(), "expansion_factor": factor,
+        "note": f"Retained months and revenue {sample.sentence()}; totals and member counts "
+                f"are scaled up to every customer (x {factor:,.2f})."}
+
+
+def retention_curve_counts_in_database(dataset):
+    """What :func:`retention_curves` needs, as counts per landmark, group and day from a
+    ``GROUP BY`` in the database over every customer (:mod:`roi.retention.survival_sql`; the
+    same curves as from the start-stop table, whatever its size)."""
+    from roi.data.survival import survival_select
+    from roi.retention.survival_sql import retention_counts
+
+    table = survival_select(dataset).order_by(None).subquery("survival")
+    return retention_counts(dataset.engine, table, community="community")
+
+
+def retention_curves(survival=None, *, counts=None) -> dict[str, Any]:
     """Landmark retention (members vs non-members alive at 3, 6, 12 months) at 6 and 12 months
-    after the landmark, with 95% CIs, and the member minus non-member difference."""
+    after the landmark, with 95% CIs, and the member minus non-member difference; from the
+    start-stop table ``survival`` or from ``counts``
+    (:func:`retention_curve_counts_in_database`)."""
     from roi.retention.survival_curves import RetentionCurves
 
-    curves = RetentionCurves().fit(survival, community="community")
+    curves = (RetentionCurves().fit_counts(counts) if counts is not None
+              else RetentionCurves().fit(survival, community="community"))
     columns = ["landmark_month", "group", "horizon_month", "customers", "retention", "low",
                "high", "interval"]
     pooled = ~curves.retention_["group"].str.startswith("member: ")

@@ -69,6 +69,18 @@ def test_sample_data_layer_equals_duckdb(sample_datasets):
     _assert_same(duck, on_spark)
 
 
+def test_customer_sample_equals_duckdb(sample_datasets):
+    """Above the row budget the run samples customers by the SHA-256 of their id: Spark picks
+    exactly DuckDB's customers (same plan, same survival rows' ids)."""
+    from roi.data.sample import plan_customer_sample, sampled_dataset
+
+    plans = [plan_customer_sample(d, max_panel_rows=12_000) for d in sample_datasets]
+    assert plans[0] == plans[1]
+    ids = [set(sampled_dataset(d, p).survival_table()["customer_id"])
+           for d, p in zip(sample_datasets, plans, strict=True)]
+    assert ids[0] == ids[1] and len(ids[0]) == plans[0].customers
+
+
 def test_did_from_sums_equals_duckdb(sample_datasets):
     """README's scale snippet on Spark: the staggered DiD from cohort sums computed inside
     Spark equals the one from DuckDB's sums (1e-9 relative)."""

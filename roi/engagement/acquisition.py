@@ -41,50 +41,71 @@ ATTRIBUTED = ("attributed, not causal: these customers joined the community befo
               "first purchase; they may have bought anyway")
 
 
-def prospects(dataset, panel: pd.DataFrame) -> dict[str, Any]:
-    """The ``acquisition.prospects`` block."""
-    from roi.data import dialect
+def prospects(dataset, panel: pd.DataFrame | None = None) -> dict[str, Any]:
+    """The ``acquisition.prospects`` block, over every customer of ``dataset``: one
+    ``GROUP BY`` per community and days to the first purchase (window revenue from the panel's
+    statement in the database, so a sampled ``panel`` frame is not read; the argument is kept
+    for callers)."""
     from roi.data.source import fetch_frame
 
-    members, life = dataset.tables["members"], dataset.tables["life"]
-    first_join = sa.func.min(members.c.joined_at)
-    query = (sa.select(life.c.customer_id, life.c.community,
-                       dialect.day_diff(life.c.first_seen, first_join).label("days_to_customer"))
-             .select_from(members.join(life, members.c.customer_id == life.c.customer_id))
-             .group_by(life.c.customer_id, life.c.community, life.c.first_seen)
-             .having(first_join < life.c.first_seen))
-    frame = fetch_frame(dataset.engine, query)
-    revenue = panel.groupby("customer_id", observed=True)["revenue"].sum()
-    frame["revenue"] = frame["customer_id"].map(revenue).fillna(0.0)
-    by_community = {}
-    for community, rows in frame.groupby(frame["community"].astype(str), observed=True):
-        by_community[community] = _prospect_summary(rows)
-    return {"rule": ATTRIBUTED, "customers": len(frame), **_prospect_summary(frame),
+    found = fetch_frame(dataset.engine, prospect_counts_select(dataset))
+    found["community"] = found["community"].astype(str)
+    by_community = {community: _prospect_summary(rows) for community, rows in
+                    found.groupby("community", sort=True)}
+    return {"rule": ATTRIBUTED, "customers": int(found["n"].sum()), **_prospect_summary(found),
             "by_community": by_community}
 
 
+def prospect_counts_select(dataset) -> sa.Select:
+    """Per community and days from the first join to ``first_seen``: prospects (linked members
+    who joined before buying) and their revenue in the window (the panel's months)."""
+    from roi.data import dialect
+    from roi.data.panel import panel_select
+
+    members, life = dataset.tables["members"], dataset.tables["life"]
+    first_join = sa.func.min(members.c.joined_at)
+    found = (sa.select(life.c.customer_id, life.c.community,
+                       dialect.day_diff(life.c.first_seen, first_join).label("days"))
+             .select_from(members.join(life, members.c.customer_id == life.c.customer_id))
+             .group_by(life.c.customer_id, life.c.community, life.c.first_seen)
+             .having(first_join < life.c.first_seen).subquery("prospects"))
+    panel = panel_select(dataset).order_by(None).subquery("prospect_panel")
+    revenue = (sa.select(panel.c.customer_id, sa.func.sum(panel.c.revenue).label("revenue"))
+               .where(panel.c.customer_id.in_(sa.select(found.c.customer_id)))
+               .group_by(panel.c.customer_id).subquery("prospect_revenue"))
+    spent = sa.func.coalesce(revenue.c.revenue, 0.0)
+    return (sa.select(found.c.community, found.c.days, sa.func.count().label("n"),
+                      sa.func.sum(spent).label("revenue"))
+            .select_from(found.outerjoin(revenue, revenue.c.customer_id == found.c.customer_id))
+            .group_by(found.c.community, found.c.days))
+
+
 def _prospect_summary(rows: pd.DataFrame) -> dict[str, Any]:
-    days = rows["days_to_customer"].astype(float)
-    return {"customers": len(rows),
-            "median_days_to_first_purchase": float(days.median()) if len(rows) else None,
-            "revenue": float(rows["revenue"].sum()),
-            "revenue_per_customer": float(rows["revenue"].mean()) if len(rows) else None}
+    """From counts per days-to-customer value: the median of those days as
+    ``Series.median`` over the customers gives it."""
+    n = int(rows["n"].sum())
+    revenue = float(rows["revenue"].astype(float).sum())
+    return {"customers": n,
+            "median_days_to_first_purchase": _median_from_counts(
+                rows["days"].to_numpy(float), rows["n"].to_numpy(np.int64)) if n else None,
+            "revenue": revenue, "revenue_per_customer": revenue / n if n else None}
 
 
-def referred_customers(dataset) -> pd.DataFrame | None:
-    """``customer_id``, ``referred_by``, ``first_month_index``, ``first_seen`` of referred
-    customers (None without a ``referred_by`` column)."""
-    from roi.data import sql_parts
-    from roi.data.source import fetch_frame
+def _median_from_counts(values: np.ndarray, counts: np.ndarray) -> float:
+    """Median of ``np.repeat(values, counts)`` (the mean of the two middle values when even).
 
-    customers, life = dataset.tables["customers"], dataset.tables["life"]
-    if "referred_by" not in customers.c:
-        return None
-    query = (sa.select(life.c.customer_id, customers.c.referred_by, life.c.first_seen,
-                       sql_parts.month_of(life.c.first_seen).label("first_month_index"))
-             .select_from(customers.join(life, customers.c.customer_id == life.c.customer_id))
-             .where(customers.c.referred_by.is_not(None)))
-    return fetch_frame(dataset.engine, query)
+    Examples
+    --------
+    >>> _median_from_counts(np.array([5.0, 1.0, 3.0]), np.array([1, 2, 1]))
+    2.0
+    """
+    order = np.argsort(values, kind="stable")
+    values, ends = values[order], np.cumsum(counts[order])
+    n = int(ends[-1])
+    upper = values[np.searchsorted(ends, n // 2, side="right")]
+    if n % 2:
+        return float(upper)
+    return float((values[np.searchsorted(ends, n // 2 - 1, side="right")] + upper) / 2)
 
 
 def referral_counts(panel: pd.DataFrame, referred: pd.DataFrame) -> pd.Series:
@@ -97,17 +118,25 @@ def referral_counts(panel: pd.DataFrame, referred: pd.DataFrame) -> pd.Series:
     return pd.Series(counts.reindex(keys).fillna(0).to_numpy(np.int64), index=panel.index)
 
 
-def referrals(dataset, panel: pd.DataFrame, *, member_months_by_community: dict[str, int]
-              ) -> dict[str, Any] | None:
-    """The ``acquisition.referrals`` block (None without ``customers.referred_by``)."""
+def referrals(dataset, panel: pd.DataFrame, *, member_months_by_community: dict[str, int],
+              sample=None) -> dict[str, Any] | None:
+    """The ``acquisition.referrals`` block (None without ``customers.referred_by``).
+
+    Counts, revenue and churn of referred customers and the share referred by members come
+    from ``GROUP BY`` statements over every customer of ``dataset``. The rates per
+    customer-month and the DiD read ``panel``: with ``sample`` (a
+    :class:`roi.data.sample.CustomerSample`, ``panel`` holding its customers) they are the
+    sample's, the referrals its customers made counted among all referred customers, and
+    they carry ``sample.sentence()`` in their warnings."""
     from roi.revenue_lift.did import StaggeredDiD
 
-    referred = referred_customers(dataset)
-    if referred is None:
+    made = referrals_made(dataset)
+    if made is None:
         return None
+    totals = referred_totals(dataset)
     active = panel.loc[panel["active"], ["customer_id", "month_index", "join_month_index",
                                          "member", "community", "churned"]].copy()
-    active["referrals"] = referral_counts(active, referred)
+    active["referrals"] = _counts_on(active, made)
     member = active["member"]
     per_member = float(active.loc[member, "referrals"].mean()) if member.any() else None
     per_other = float(active.loc[~member, "referrals"].mean()) if (~member).any() else None
@@ -115,50 +144,106 @@ def referrals(dataset, panel: pd.DataFrame, *, member_months_by_community: dict[
     fit = StaggeredDiD(control_group="never_treated", weights="member_months").fit(
         active, unit="customer_id", time="month_index", group="join_month_index",
         outcome="referrals")
+    if sample is not None:
+        fit.result_.diagnostics.warn(sample.sentence())
     did = ({"estimate": None, "refused": fit.result_.refused} if fit.result_.refused else
            {**fit.result_.to_contract(), "method": "did", "scale": "referrals per member-month",
             "warnings": list(fit.result_.diagnostics.warnings)})
-    revenue = _referred_revenue(panel, referred)
-    return {"rule": "a referral counts in the month of the referred customer's first_seen; "
-                    "causal part: staggered DiD of referrals per customer-month, members "
-                    "after joining against never-members",
-            "referred_customers": len(referred),
-            "referred_share_of_customers": len(referred) / max(panel["customer_id"].nunique(), 1),
-            "referred_by_members_share": _by_members_share(panel, referred),
-            "revenue_of_referred": float(revenue.sum()),
-            "revenue_per_referred_customer": float(revenue.mean()) if len(revenue) else None,
-            "churned_share_of_referred": _churned_share(panel, referred),
-            "referrals_per_member_month": per_member,
-            "referrals_per_non_member_customer_month": per_other,
-            "extra_referrals_per_member_month": did,
-            "referral_revenue": _referral_revenue(did, revenue, member_months_by_community)}
+    referred = totals["referred"]
+    mean_revenue = totals["revenue"] / totals["with_rows"] if totals["with_rows"] else None
+    out = {"rule": "a referral counts in the month of the referred customer's first_seen; "
+                   "causal part: staggered DiD of referrals per customer-month, members "
+                   "after joining against never-members",
+           "referred_customers": referred,
+           "referred_share_of_customers": referred / max(totals["customers"], 1),
+           "referred_by_members_share": (totals["by_members"] / referred if referred
+                                         else None),
+           "revenue_of_referred": totals["revenue"],
+           "revenue_per_referred_customer": mean_revenue,
+           "churned_share_of_referred": (totals["churned"] / totals["with_rows"]
+                                         if totals["with_rows"] else None),
+           "referrals_per_member_month": per_member,
+           "referrals_per_non_member_customer_month": per_other,
+           "extra_referrals_per_member_month": did,
+           "referral_revenue": _referral_revenue(did, mean_revenue, member_months_by_community)}
+    if sample is not None:
+        out["warnings"] = [f"referrals_per_member_month, referrals_per_non_member_customer_month "
+                           f"and extra_referrals_per_member_month: {sample.sentence()}"]
+    return out
 
 
-def _referred_revenue(panel: pd.DataFrame, referred: pd.DataFrame) -> pd.Series:
-    mine = panel["customer_id"].isin(referred["customer_id"])
-    return panel.loc[mine].groupby("customer_id", observed=True)["revenue"].sum()
+def referrals_made(dataset) -> pd.Series | None:
+    """Referrals per referrer and month of the referred customer's ``first_seen`` (one
+    ``GROUP BY``, all customers; None without a ``referred_by`` column)."""
+    from roi.data import sql_parts
+    from roi.data.source import fetch_frame
 
-
-def _by_members_share(panel: pd.DataFrame, referred: pd.DataFrame) -> float | None:
-    """Share of referrals whose referrer was a member in the referred customer's first month."""
-    if not len(referred):
+    customers, life = dataset.tables["customers"], dataset.tables["life"]
+    if "referred_by" not in customers.c:
         return None
-    joins = panel.drop_duplicates("customer_id").set_index("customer_id")["join_month_index"]
-    joined = referred["referred_by"].map(joins).astype("Float64")
-    return float((joined <= referred["first_month_index"]).fillna(False).mean())
+    month = sql_parts.month_of(life.c.first_seen)
+    found = fetch_frame(dataset.engine, sa.select(
+        customers.c.referred_by, month.label("first_month_index"), sa.func.count().label("n"))
+        .select_from(customers.join(life, customers.c.customer_id == life.c.customer_id))
+        .where(customers.c.referred_by.is_not(None))
+        .group_by(customers.c.referred_by, month))
+    index = pd.MultiIndex.from_arrays([found["referred_by"].astype(str),
+                                       found["first_month_index"].astype("int64")])
+    return pd.Series(found["n"].to_numpy(np.int64), index=index)
 
 
-def _churned_share(panel: pd.DataFrame, referred: pd.DataFrame) -> float | None:
-    mine = panel["customer_id"].isin(referred["customer_id"])
-    churned = panel.loc[mine].groupby("customer_id", observed=True)["churned"].any()
-    return float(churned.mean()) if len(churned) else None
+def _counts_on(panel: pd.DataFrame, made: pd.Series) -> pd.Series:
+    keys = pd.MultiIndex.from_arrays([panel["customer_id"].astype(str),
+                                      panel["month_index"].astype("int64")])
+    return pd.Series(made.reindex(keys).fillna(0).to_numpy(np.int64), index=panel.index)
 
 
-def _referral_revenue(did: dict[str, Any] | None, revenue: pd.Series,
+def referred_totals(dataset) -> dict[str, Any]:
+    """Over every customer of ``dataset``, from one ``GROUP BY`` per customer of the panel's
+    statement: customers in the panel, referred customers (and those with panel rows), their
+    window revenue and churn, and those whose referrer was a member in their first month."""
+    from roi.data import sql_parts
+    from roi.data.panel import panel_select
+    from roi.data.source import fetch_frame
+
+    customers, life = dataset.tables["customers"], dataset.tables["life"]
+    referrer = life.alias("referrer_life")
+    first = sql_parts.month_of(life.c.first_seen)
+    referred = (sa.select(life.c.customer_id,
+                          sa.case((referrer.c.join_month_index <= first, 1), else_=0)
+                          .label("by_member"))
+                .select_from(customers.join(life, customers.c.customer_id == life.c.customer_id)
+                             .outerjoin(referrer,
+                                        referrer.c.customer_id == customers.c.referred_by))
+                .where(customers.c.referred_by.is_not(None)).subquery("referred"))
+    panel = panel_select(dataset).order_by(None).subquery("referral_panel")
+    per_customer = (sa.select(panel.c.customer_id,
+                              sa.func.sum(panel.c.revenue).label("revenue"),
+                              sa.func.max(sa.case((panel.c.churned, 1), else_=0))
+                              .label("churned"))
+                    .group_by(panel.c.customer_id).subquery("referral_customers"))
+    mine = referred.c.customer_id.is_not(None)
+    in_panel = (sa.select(sa.func.count().label("customers"),
+                          sa.func.sum(sa.case((mine, 1), else_=0)).label("with_rows"),
+                          sa.func.sum(sa.case((mine, per_customer.c.revenue), else_=0.0))
+                          .label("revenue"),
+                          sa.func.sum(sa.case((mine, per_customer.c.churned), else_=0))
+                          .label("churned"))
+                .select_from(per_customer.outerjoin(
+                    referred, referred.c.customer_id == per_customer.c.customer_id)))
+    row = fetch_frame(dataset.engine, in_panel).iloc[0]
+    counts = fetch_frame(dataset.engine, sa.select(sa.func.count().label("referred"),
+                                                   sa.func.sum(referred.c.by_member)
+                                                   .label("by_members"))).iloc[0]
+    return {"customers": int(row["customers"]), "with_rows": int(row["with_rows"] or 0),
+            "revenue": float(row["revenue"] or 0.0), "churned": int(row["churned"] or 0),
+            "referred": int(counts["referred"]), "by_members": int(counts["by_members"] or 0)}
+
+
+def _referral_revenue(did: dict[str, Any] | None, value: float | None,
                       member_months: dict[str, int]) -> dict[str, Any] | None:
-    if not did or did.get("estimate") is None or not len(revenue):
+    if not did or did.get("estimate") is None or value is None:
         return None
-    value = float(revenue.mean())
     by_community = {c: {k: did[k] * months * value for k in ("estimate", "low", "high")}
                     | {"interval": did.get("interval")} for c, months in member_months.items()}
     return {"rule": "extra referrals per member-month (DiD, pooled over communities) x the "

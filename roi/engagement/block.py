@@ -10,47 +10,104 @@ import math
 from typing import Any
 
 import pandas as pd
+import sqlalchemy as sa
 
 from roi.engagement.tiers import TierRule
 
 
 def community_engagement_block(dataset, *, panel: pd.DataFrame, survival: pd.DataFrame,
-                               rule: TierRule | None = None) -> dict[str, Any]:
-    """``{"tiers", "programs", "acquisition"}``; a part that cannot be estimated says why."""
+                               rule: TierRule | None = None, sample=None,
+                               in_database: bool | None = None) -> dict[str, Any]:
+    """``{"tiers", "programs", "acquisition"}``; a part that cannot be estimated says why.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        Every customer (its SQL is read for counts, cut points and the database fits).
+    panel, survival : DataFrame
+        The customer-month panel and start-stop table; with ``sample``, of the sample's
+        customers only (``sampled_dataset(dataset, sample)``).
+    sample : roi.data.sample.CustomerSample, optional
+        Set when ``panel`` and ``survival`` hold a sample: members, member-months, cut points,
+        tier and programme DiDs, the coverage rule and the prospects and referral counts are
+        then computed on all customers in the database; the tier hazard ratios and the
+        referral rates and DiD on the sample carry ``sample.sentence()`` in their warnings.
+    in_database : bool, optional
+        Tier and programme DiDs from database aggregates
+        (:func:`roi.revenue_lift.did_sql.did_aggregates`) rather than from ``panel``; the
+        default is True exactly when ``sample`` is set (the numbers are the same on all
+        customers: ``tests/test_engagement_scale.py``).
+    """
     from roi.revenue_lift.block import member_months_by_community
 
     rule = rule or TierRule()
-    return {"tiers": tiers_block(dataset, panel=panel, survival=survival, rule=rule),
-            "programs": programs_block(dataset, panel=panel),
-            "acquisition": acquisition_block(dataset, panel=panel,
-                                             member_months=member_months_by_community(panel))}
+    in_database = sample is not None if in_database is None else bool(in_database)
+    if sample is not None and not in_database:
+        raise ValueError("community_engagement_block: with a sample, the DiDs must come "
+                         "from the database (in_database=True): the panel is not all customers")
+    member_months = (member_months_in_database(dataset) if sample is not None
+                     else member_months_by_community(panel))
+    return {"tiers": tiers_block(dataset, panel=panel, survival=survival, rule=rule,
+                                 sample=sample, in_database=in_database),
+            "programs": programs_block(dataset, panel=panel, in_database=in_database,
+                                       sample=sample),
+            "acquisition": acquisition_block(dataset, panel=panel, member_months=member_months,
+                                             sample=sample)}
+
+
+def member_months_in_database(dataset) -> dict[str, int]:
+    """:func:`roi.revenue_lift.block.member_months_by_community` over every customer, from one
+    ``GROUP BY`` on the panel's statement."""
+    from roi.data.panel import panel_select
+    from roi.data.source import execute_scalar_rows
+
+    panel = panel_select(dataset).order_by(None).subquery("member_month_panel")
+    rows = execute_scalar_rows(dataset.engine, sa.select(panel.c.community, sa.func.count())
+                               .where(panel.c.member, panel.c.active)
+                               .group_by(panel.c.community))
+    return {str(k): int(v) for k, v in sorted(rows, key=lambda r: str(r[0])) if v > 0}
 
 
 def tiers_block(dataset, *, panel: pd.DataFrame, survival: pd.DataFrame,
-                rule: TierRule) -> dict[str, Any]:
-    from roi.engagement.tiers import TierLift, TierRetention, member_tiers
+                rule: TierRule, sample=None, in_database: bool = False) -> dict[str, Any]:
+    """Tiers over every member of ``dataset`` (cut points, members, activity by kind in SQL);
+    the revenue DiDs from ``panel`` or the database; the hazard ratios from ``survival``
+    (the sample's when ``sample`` is set, and then labelled)."""
+    from roi.data.sample import sampled_dataset
+    from roi.engagement.tiers import (
+        TierLift,
+        TierRetention,
+        member_tiers,
+        tier_cut_points,
+        tier_summary,
+        tier_table,
+    )
 
-    tiers = member_tiers(dataset, rule)
-    block: dict[str, Any] = {"rule": rule.to_contract(tiers["activity"]), "by_tier": {}}
-    if tiers.empty or "activity" not in dataset.tables:
+    cuts = tier_cut_points(dataset, rule)
+    members, by_kind = tier_summary(dataset, rule, cuts)
+    block: dict[str, Any] = {"rule": rule.to_contract(cuts=cuts), "by_tier": {}}
+    if not sum(members.values()) or "activity" not in dataset.tables:
         block["refused"] = "no members or no activity table: tiers cannot be formed"
         return block
-    lift = TierLift(window_days=rule.window_days, scale="additive").fit(panel, tiers,
-                                                                         outcome="revenue")
+    # The rows' customers' tiers (the sample's when sampled), cut at all members' cut points
+    tiers = member_tiers(sampled_dataset(dataset, sample), rule, cuts=cuts)
+    lift = TierLift(window_days=rule.window_days, scale="additive")
+    if in_database:
+        lift.fit_database(dataset, tier_table(dataset, rule, cuts), list(rule.names),
+                          outcome="revenue")
+    else:
+        lift.fit(panel, tiers, outcome="revenue")
     retention = TierRetention(window_days=rule.window_days).fit(
         survival, tiers, covariates=list(dataset.covariates))
-    by_kind = tiers.filter(like="kind:").groupby(tiers["tier"], observed=False).mean()
+    hazards = {name: _on_sample(found, sample) for name, found in retention.results_.items()}
     revenue = {}
     for name, result in lift.results_.items():
         months = lift.member_months_[name]
-        members = int((tiers["tier"] == name).sum())
-        entry = {"members": members, "member_months": months,
-                 "lift_per_member_month": tier_lift_entry(result, members=members),
+        entry = {"members": members[name], "member_months": months,
+                 "lift_per_member_month": tier_lift_entry(result, members=members[name]),
                  "member_coverage": _coverage(result),
-                 "hazard_ratio": retention.results_.get(name),
-                 "mean_window_activity_by_kind": {k.split(":", 1)[1]: float(v) for k, v in
-                                                  by_kind.loc[name].items()}
-                 if name in by_kind.index else {}}
+                 "hazard_ratio": hazards.get(name),
+                 "mean_window_activity_by_kind": by_kind.get(name, {})}
         if "refused" not in entry["lift_per_member_month"]:
             revenue[name] = result.estimate * months
         block["by_tier"][name] = entry
@@ -59,7 +116,7 @@ def tiers_block(dataset, *, panel: pd.DataFrame, survival: pd.DataFrame,
         entry["lift_revenue"] = revenue.get(name)
         entry["share_of_incremental_revenue"] = (revenue[name] / total
                                                  if name in revenue and total > 0 else None)
-    block["in_window_hazard_ratio"] = retention.results_.get("in window")
+    block["in_window_hazard_ratio"] = hazards.get("in window")
     block["method"] = {"revenue": "staggered DiD per tier against never-members (additive, "
                                   "member-month weights, revenue), from the members it "
                                   "covers to all member-months by the run's proportional rule",
@@ -68,6 +125,13 @@ def tiers_block(dataset, *, panel: pd.DataFrame, survival: pd.DataFrame,
                        "share": "tier's lift x its member-months after the window, over the "
                                 "sum of positive and negative tier lifts"}
     return block
+
+
+def _on_sample(found: dict[str, Any] | None, sample) -> dict[str, Any] | None:
+    """A hazard-ratio entry with the sample's sentence in its warnings (unchanged without)."""
+    if found is None or sample is None:
+        return found
+    return {**found, "warnings": [*found.get("warnings", []), sample.sentence()]}
 
 
 def tier_lift_entry(result, *, members: int) -> dict[str, Any]:
@@ -88,12 +152,19 @@ def _coverage(result) -> dict[str, float] | None:
                                        "factor": found["factor"]}
 
 
-def programs_block(dataset, *, panel: pd.DataFrame) -> dict[str, Any]:
+def programs_block(dataset, *, panel: pd.DataFrame, in_database: bool = False,
+                   sample=None) -> dict[str, Any]:
+    """Programme DiDs from ``panel`` or (``in_database``) from database aggregates over every
+    customer; members per programme always over every customer. A programme every member
+    entered has no never-entrant controls: that fit stays in memory, on ``panel`` (the
+    sample's, labelled, when ``sample`` is set)."""
     from roi.engagement.programs import (
         ProgramLift,
+        fit_programs_in_database,
         program_costs,
         program_entries,
         program_entry,
+        program_members,
     )
 
     rule = ("staggered DiD per programme among members (member-months after the join month), "
@@ -102,23 +173,28 @@ def programs_block(dataset, *, panel: pd.DataFrame) -> dict[str, Any]:
             "category names the programme")
     if "programs" not in dataset.tables:
         return {"rule": rule, "by_program": {}, "refused": "no programs table"}
-    entries = program_entries(dataset)
-    fit = ProgramLift().fit(panel, entries)
+    counts = program_members(dataset)
+    fit = (fit_programs_in_database(ProgramLift(), dataset, sorted(counts))
+           if in_database else None)
+    if fit is None:   # in memory (or a programme without members outside it: see the fit)
+        fit = ProgramLift().fit(panel, program_entries(dataset))
+        for result in fit.results_.values():
+            if sample is not None:
+                result.diagnostics.warn(sample.sentence())
     costs = program_costs(dataset, list(fit.results_))
-    counts = entries.groupby("program").size()
     return {"rule": rule, "by_program": {
         name: program_entry(result, members=int(counts.get(name, 0)),
                             member_months=fit.member_months_[name], cost=costs.get(name))
         for name, result in fit.results_.items()}}
 
 
-def acquisition_block(dataset, *, panel: pd.DataFrame,
-                      member_months: dict[str, int]) -> dict[str, Any]:
+def acquisition_block(dataset, *, panel: pd.DataFrame, member_months: dict[str, int],
+                      sample=None) -> dict[str, Any]:
     from roi.engagement.acquisition import prospects, referrals
 
-    found = referrals(dataset, panel, member_months_by_community=member_months)
+    found = referrals(dataset, panel, member_months_by_community=member_months, sample=sample)
     return {"rule": "prospects: attributed, not causal; referrals: descriptive counts and a "
                     "causal DiD on referrals made per customer-month",
-            "prospects": prospects(dataset, panel),
+            "prospects": prospects(dataset),
             "referrals": found if found is not None else {
                 "refused": "no customers.referred_by column"}}

@@ -43,8 +43,26 @@ from roi.results import EffectResult
 def program_entries(dataset) -> pd.DataFrame:
     """Per member and programme: ``customer_id``, ``program``, ``entered`` (first start,
     not before the membership start), ``entry_month_index``; one SQL statement."""
-    from roi.data import sql_parts
     from roi.data.source import fetch_frame
+
+    frame = fetch_frame(dataset.engine, program_entries_select(dataset))
+    frame["entry_month_index"] = frame["entry_month_index"].astype("int64")
+    return frame
+
+
+def program_members(dataset) -> dict[str, int]:
+    """Members who entered each programme (one ``GROUP BY``; every customer of ``dataset``)."""
+    from roi.data.source import execute_scalar_rows
+
+    entries = program_entries_select(dataset).subquery("program_entries")
+    rows = execute_scalar_rows(dataset.engine, sa.select(entries.c.program, sa.func.count())
+                               .group_by(entries.c.program))
+    return {str(name): int(n) for name, n in rows}
+
+
+def program_entries_select(dataset) -> sa.Select:
+    """:func:`program_entries`'s statement (to fetch, or to join inside the database)."""
+    from roi.data import sql_parts
 
     programs, life = dataset.tables["programs"], dataset.tables["life"]
     entered = sa.func.greatest(sa.func.min(programs.c.started_at), life.c.member_start)
@@ -55,9 +73,7 @@ def program_entries(dataset) -> pd.DataFrame:
                     programs.c.started_at >= sa.literal(dataset.start, sa.Date),
                     programs.c.started_at <= sa.literal(dataset.end, sa.Date))
              .group_by(programs.c.customer_id, programs.c.program, life.c.member_start))
-    frame = fetch_frame(dataset.engine, query)
-    frame["entry_month_index"] = frame["entry_month_index"].astype("int64")
-    return frame
+    return query
 
 
 def program_costs(dataset, names: list[str]) -> dict[str, float]:
@@ -120,6 +136,65 @@ class ProgramLift:
             self.results_[program] = all_member_months(
                 fitted, rows.assign(join_month_index=rows["group"]), outcome=outcome)
         return self
+
+
+def fit_programs_in_database(lift: ProgramLift, dataset, names: list[str], *,
+                             outcome: str = "revenue") -> ProgramLift | None:
+    """:meth:`ProgramLift.fit` from sums the database returns over every customer of
+    ``dataset`` (equal to it on the whole panel): per programme one
+    :func:`roi.revenue_lift.did_sql.did_aggregates` over members' active months after the join
+    month, group = the programme's entry month (0 for members not in it), and one ``GROUP BY``
+    for the proportional rule. ``None`` when a programme has no member outside it (the
+    in-memory fit then makes the last cohort the control, which the sums do not)."""
+    from roi.engagement.tiers import coverage_rule, coverage_sums, scaled_to_all_member_months
+    from roi.results import refused_effect
+    from roi.revenue_lift._did_panel import NEVER
+    from roi.revenue_lift.did import StaggeredDiD
+    from roi.revenue_lift.did_sql import did_aggregates
+    from roi.revenue_lift.panel_input import panel_scale
+
+    entries = program_entries_select(dataset).subquery("program_entries")
+    rows = member_rows_select(dataset, outcome=outcome)
+    entrants = (sa.select(rows, entries.c.program, entries.c.entry_month_index)
+                .select_from(rows.join(entries, entries.c.customer_id == rows.c.customer_id))
+                .subquery("program_rows"))
+    coverage = coverage_sums(dataset.engine, entrants, key="program", outcome=outcome,
+                             group="entry_month_index")
+    lift.results_, lift.member_months_ = {}, {}
+    for program in names:
+        mine = (sa.select(entries.c.customer_id, entries.c.entry_month_index)
+                .where(entries.c.program == program).subquery("one_program"))
+        group = sa.func.coalesce(mine.c.entry_month_index, 0).label("group")
+        data = (sa.select(rows.c.customer_id, rows.c.month_index, rows.c[outcome], group)
+                .select_from(rows.outerjoin(mine, mine.c.customer_id == rows.c.customer_id))
+                .subquery("program_did"))
+        aggregates = did_aggregates(dataset.engine, data, unit="customer_id",
+                                    time="month_index", group="group", outcome=outcome)
+        if NEVER not in aggregates.cohort_codes:
+            return None
+        model = StaggeredDiD(control_group="not_yet_treated", weights="member_months")
+        fitted = model.fit_aggregates(aggregates, group="group").result_
+        fitted.scale = panel_scale(unit="customer_id", time="month_index", outcome=outcome)
+        if fitted.refused:   # as in ProgramLift.fit
+            fitted = refused_effect(method="did", estimand="program_revenue_lift",
+                                    reason=fitted.refused, interval="95% CI",
+                                    scale="currency per member-month")
+        sums = coverage.get(program, {})
+        lift.member_months_[program] = int(sums.get("member_months", 0))
+        lift.results_[program] = scaled_to_all_member_months(fitted, **coverage_rule(sums))
+    return lift
+
+
+def member_rows_select(dataset, *, outcome: str) -> sa.Subquery:
+    """The panel's active member rows after the join month (what :meth:`ProgramLift.fit`
+    compares), in SQL over every customer of ``dataset``."""
+    from roi.data.panel import panel_select
+
+    panel = panel_select(dataset).order_by(None).subquery("program_panel")
+    joined = panel.c.join_month_index
+    return (sa.select(panel.c.customer_id, panel.c.month_index, panel.c[outcome])
+            .where(panel.c.active, joined.is_not(None), panel.c.month_index > joined)
+            .subquery("member_rows"))
 
 
 def program_entry(result: EffectResult, *, members: int, member_months: int,

@@ -99,19 +99,22 @@ class TierRule:
         return [float(np.quantile(counts.to_numpy(float), q)) if len(counts) else 0.0
                 for q in self.quantiles]
 
-    def assign(self, counts: pd.Series) -> pd.Series:
+    def assign(self, counts: pd.Series, *, cuts: list[float] | None = None) -> pd.Series:
         """Tier name per member from its window activity count; a count equal to a cut point
-        belongs to the higher tier (with quantiles: strictly above the cut point)."""
-        cuts = np.asarray(self.cut_points(counts), float)
+        belongs to the higher tier (with quantiles: strictly above the cut point). ``cuts``:
+        cut points computed elsewhere (quantiles over all members when these are a sample)."""
+        cuts = np.asarray(self.cut_points(counts) if cuts is None else cuts, float)
         side = "left" if self.quantiles is not None else "right"
         codes = np.searchsorted(cuts, counts.to_numpy(float), side=side)
         return pd.Series(pd.Categorical.from_codes(codes, categories=list(self.names)),
                          index=counts.index)
 
-    def to_contract(self, counts: pd.Series | None = None) -> dict[str, Any]:
+    def to_contract(self, counts: pd.Series | None = None, *,
+                    cuts: list[float] | None = None) -> dict[str, Any]:
         rule = ("quantiles of members' window activity" if self.quantiles is not None
                 else "activity thresholds")
-        cuts = self.cut_points(counts if counts is not None else pd.Series(dtype=float))
+        if cuts is None:
+            cuts = self.cut_points(counts if counts is not None else pd.Series(dtype=float))
         edges = zip([None, *cuts], [*cuts, None], strict=True)
         if self.quantiles is None:   # a count equal to a cut point is in the higher tier
             bounds = [f"{lo or 0.0:g} <= count" + ("" if hi is None else f" < {hi:g}")
@@ -171,11 +174,133 @@ def window_activity(dataset, rule: TierRule) -> pd.DataFrame:
     return frame
 
 
-def member_tiers(dataset, rule: TierRule) -> pd.DataFrame:
-    """:func:`window_activity` with a ``tier`` column."""
+def member_tiers(dataset, rule: TierRule, *, cuts: list[float] | None = None) -> pd.DataFrame:
+    """:func:`window_activity` with a ``tier`` column; ``cuts`` (e.g. quantiles computed on all
+    members by :func:`tier_cut_points`) instead of cut points computed on these members."""
     frame = window_activity(dataset, rule)
-    frame["tier"] = rule.assign(frame["activity"])   # categorical, tiers in rule order
+    frame["tier"] = rule.assign(frame["activity"], cuts=cuts)   # categorical, rule order
     return frame
+
+
+def window_totals(dataset, rule: TierRule) -> sa.Subquery:
+    """Per linked member, in SQL: ``customer_id``, ``member_start`` and ``activity`` (the
+    rule's count in the tier window): the total :func:`window_activity` computes, as a
+    subquery the tier assignment and the DiDs join to (nothing fetched)."""
+    from roi.data import dialect
+
+    life = dataset.tables["life"]
+    members = (sa.select(life.c.customer_id, life.c.member_start)
+               .where(life.c.member_start.is_not(None)).subquery("tier_members"))
+    activity = dataset.tables.get("activity")
+    if activity is None:
+        return sa.select(members.c.customer_id, members.c.member_start,
+                         sa.literal(0.0, sa.Double).label("activity")).subquery("tier_window")
+    days = dialect.day_diff(activity.c.date, members.c.member_start)
+    inside = [activity.c.customer_id == members.c.customer_id, days >= 0,
+              days < rule.window_days]
+    if rule.kind is not None:
+        inside.append(sa.func.coalesce(activity.c.kind, "(none)") == rule.kind)
+    total = sa.func.coalesce(sa.func.sum(sa.cast(activity.c["count"], sa.Double)), 0.0)
+    return (sa.select(members.c.customer_id, members.c.member_start, total.label("activity"))
+            .select_from(members.outerjoin(activity, sa.and_(*inside)))
+            .group_by(members.c.customer_id, members.c.member_start).subquery("tier_window"))
+
+
+def tier_cut_points(dataset, rule: TierRule) -> list[float]:
+    """The rule's cut points over all members: thresholds as given; quantiles from the
+    database's frequency table of window totals (one row per distinct total, not per member),
+    equal to ``numpy.quantile`` over the members' totals."""
+    from roi.data.source import fetch_frame
+
+    if rule.quantiles is None:
+        return rule.cut_points(pd.Series(dtype=float))
+    totals = window_totals(dataset, rule)
+    found = fetch_frame(dataset.engine, sa.select(totals.c.activity, sa.func.count().label("n"))
+                        .group_by(totals.c.activity))
+    return quantiles_from_counts(found["activity"].to_numpy(float),
+                                 found["n"].to_numpy(np.int64), rule.quantiles)
+
+
+def quantiles_from_counts(values: np.ndarray, counts: np.ndarray,
+                          quantiles: tuple[float, ...]) -> list[float]:
+    """``numpy.quantile(np.repeat(values, counts), q)`` (linear method) without the repeat.
+
+    Examples
+    --------
+    >>> quantiles_from_counts(np.array([3.0, 1.0]), np.array([1, 3]), (0.5, 0.9))
+    [1.0, 2.4000000000000004]
+    """
+    order = np.argsort(values, kind="stable")
+    values, ends = values[order], np.cumsum(counts[order])
+    n = int(ends[-1]) if len(ends) else 0
+    if n == 0:
+        return [0.0 for _ in quantiles]
+    out = []
+    for q in quantiles:
+        index = n * q + (1 + q * (1 - 1 - 1)) - 1   # numpy's virtual index (alpha = beta = 1)
+        below = min(max(int(np.floor(index)), 0), n - 1)
+        a = values[np.searchsorted(ends, below, side="right")]
+        b = values[np.searchsorted(ends, min(below + 1, n - 1), side="right")]
+        t = index - np.floor(index)
+        out.append(float(b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t))
+    return out
+
+
+def tier_code(value: sa.ColumnElement, rule: TierRule, cuts: list[float]) -> sa.ColumnElement:
+    """The tier's position in ``rule.names`` as SQL (:meth:`TierRule.assign`'s rule: a count
+    equal to a threshold is in the higher tier; with quantiles, strictly above)."""
+    if not cuts:
+        return sa.literal(0, sa.Integer)
+    parts = [sa.case(((value > cut) if rule.quantiles is not None else (value >= cut), 1),
+                     else_=0) for cut in cuts]
+    code = parts[0]
+    for part in parts[1:]:
+        code = code + part
+    return code
+
+
+def tier_table(dataset, rule: TierRule, cuts: list[float]) -> sa.Subquery:
+    """Per linked member in SQL: ``customer_id``, ``member_start``, ``activity``, ``tier``
+    (position in ``rule.names``)."""
+    totals = window_totals(dataset, rule)
+    return sa.select(totals.c.customer_id, totals.c.member_start, totals.c.activity,
+                     tier_code(totals.c.activity, rule, cuts).label("tier")).subquery("tiers")
+
+
+def tier_summary(dataset, rule: TierRule, cuts: list[float]
+                 ) -> tuple[dict[str, int], dict[str, dict[str, float]]]:
+    """Members per tier and their mean window activity per ``kind``, over all members, from two
+    ``GROUP BY`` statements (what ``member_tiers(...).groupby("tier")`` gives in memory)."""
+    from roi.data import dialect
+    from roi.data.source import fetch_frame
+
+    tiers = tier_table(dataset, rule, cuts)
+    found = fetch_frame(dataset.engine, sa.select(tiers.c.tier, sa.func.count().label("n"))
+                        .group_by(tiers.c.tier))
+    sizes = dict(zip(found["tier"].astype(int), found["n"].astype(int), strict=True))
+    members = {name: sizes.get(i, 0) for i, name in enumerate(rule.names)}
+    activity = dataset.tables.get("activity")
+    if activity is None:
+        return members, {name: {} for name in rule.names}
+    days = dialect.day_diff(activity.c.date, tiers.c.member_start)
+    kind = sa.func.coalesce(activity.c.kind, "(none)")
+    per_member = (sa.select(tiers.c.tier, kind.label("kind"),
+                            sa.func.sum(sa.cast(activity.c["count"], sa.Double)).label("total"))
+                  .select_from(tiers.join(activity, sa.and_(
+                      activity.c.customer_id == tiers.c.customer_id, days >= 0,
+                      days < rule.window_days)))
+                  .group_by(tiers.c.customer_id, tiers.c.tier, kind).subquery("member_kinds"))
+    total = sa.func.coalesce(per_member.c.total, 0.0)
+    by_kind = fetch_frame(dataset.engine, sa.select(
+        per_member.c.tier, per_member.c.kind, sa.func.sum(total).label("total"),
+        sa.func.sum(sa.case((total != 0, 1), else_=0)).label("nonzero"))
+        .group_by(per_member.c.tier, per_member.c.kind))
+    kept = sorted(by_kind.loc[by_kind["nonzero"] > 0, "kind"].astype(str).unique())
+    sums = {(int(t), str(k)): float(v) for t, k, v in
+            zip(by_kind["tier"], by_kind["kind"], by_kind["total"], strict=True)}
+    means = {name: {k: (sums.get((i, k), 0.0) / members[name] if members[name] else np.nan)
+                    for k in kept} for i, name in enumerate(rule.names)}
+    return members, means
 
 
 class TierLift:
@@ -222,6 +347,37 @@ class TierLift:
             self.results_[str(name)] = all_member_months(fitted, data, outcome=outcome)
         return self
 
+    def fit_database(self, dataset, tiers: sa.FromClause, names: list[str], *,
+                     outcome: str = "organic_revenue") -> TierLift:
+        """:meth:`fit` from sums the database returns, over every customer of ``dataset``:
+        ``tiers`` is :func:`tier_table` (tier = position in ``names``). Per tier one
+        :func:`roi.revenue_lift.did_sql.did_aggregates` over the panel's active rows of
+        never-members and the tier's members (months in the window left out), then
+        :meth:`StaggeredDiD.fit_aggregates`; the proportional rule's member-month sums from one
+        more ``GROUP BY``. Equal to :meth:`fit` on the whole panel. Returns ``self``."""
+        from roi.revenue_lift.did import StaggeredDiD
+        from roi.revenue_lift.did_sql import did_aggregates
+        from roi.revenue_lift.panel_input import panel_scale
+
+        rows = after_window_select(dataset, tiers, window_days=self.window_days,
+                                   outcome=outcome)
+        coverage = coverage_sums(dataset.engine, rows, key="tier", outcome=outcome)
+        self.results_, self.member_months_ = {}, {}
+        for code, name in enumerate(names):
+            sums = coverage.get(code, {})
+            self.member_months_[name] = int(sums.get("member_months", 0))
+            mine = (sa.select(rows).where(sa.or_(rows.c.join_month_index.is_(None),
+                                                 rows.c.tier == code)).subquery("tier_rows"))
+            aggregates = did_aggregates(dataset.engine, mine, unit="customer_id",
+                                        time="month_index", group="join_month_index",
+                                        outcome=outcome)
+            model = StaggeredDiD(control_group="never_treated", weights="member_months",
+                                 scale=self.scale)
+            fitted = model.fit_aggregates(aggregates, group="join_month_index").result_
+            fitted.scale = panel_scale(unit="customer_id", time="month_index", outcome=outcome)
+            self.results_[name] = scaled_to_all_member_months(fitted, **coverage_rule(sums))
+        return self
+
     def summary(self) -> pd.DataFrame:
         return pd.DataFrame([{"tier": k, "estimate": r.estimate, "low": r.low, "high": r.high,
                               "member_months": self.member_months_[k], "refused": r.refused}
@@ -234,10 +390,109 @@ def all_member_months(result: EffectResult, rows: pd.DataFrame, *,
     member-months, by the run's proportional rule
     (:func:`roi.revenue_lift.member_coverage.extend_to_all_member_months`): the members who
     join in their first month are the most engaged and spend more."""
-    from roi.revenue_lift.member_coverage import base_period_covered, extend_to_all_member_months
+    from roi.revenue_lift.member_coverage import base_period_covered, coverage_factor
 
+    if result.refused or result.estimate is None or not np.isfinite(result.estimate):
+        return result
     frame = rows.rename(columns={outcome: "revenue"}) if outcome != "revenue" else rows
-    return extend_to_all_member_months(result, frame, base_period_covered(frame))
+    covered = base_period_covered(frame)
+    group = pd.to_numeric(frame["join_month_index"], errors="coerce").to_numpy(float)
+    member = np.isfinite(group) & (frame["month_index"].to_numpy(float) >= group)
+    share = float((member & covered).sum() / max(member.sum(), 1))
+    return scaled_to_all_member_months(result, factor=coverage_factor(frame, covered),
+                                       share=share)
+
+
+def after_window_select(dataset, tiers: sa.FromClause, *, window_days: int,
+                        outcome: str) -> sa.Subquery:
+    """:func:`after_window` in SQL over the whole panel (``panel_select``): active rows with
+    ``customer_id``, ``month_index``, ``join_month_index``, the outcome and ``tier``; a member's
+    rows from its join month until its tier window has closed are left out."""
+    from roi.data import dialect
+    from roi.data.panel import panel_select
+
+    panel = panel_select(dataset).order_by(None).subquery("tier_panel")
+    joined = panel.c.join_month_index
+    inside = sa.and_(joined.is_not(None), panel.c.month_index >= joined,
+                     dialect.day_diff(panel.c.month, tiers.c.member_start) < window_days)
+    return (sa.select(panel.c.customer_id, panel.c.month_index, joined, panel.c[outcome],
+                      tiers.c.tier)
+            .select_from(panel.outerjoin(tiers, tiers.c.customer_id == panel.c.customer_id))
+            .where(panel.c.active, sa.not_(inside)).subquery("after_window"))
+
+
+def coverage_sums(engine, rows: sa.FromClause, *, key: str, outcome: str,
+                  group: str = "join_month_index") -> dict[Any, dict[str, float]]:
+    """Per value of ``key`` among treated rows (``group`` not null): member-months from
+    ``group`` on and their outcome, in total and for the customers with a row in the month
+    before ``group`` (the DiD's base period): what
+    :func:`roi.revenue_lift.member_coverage.extend_to_all_member_months` reads from rows.
+    Raises when treated rows have no ``key`` (a member without a tier)."""
+    from roi.data.source import fetch_frame
+
+    value = rows.c[outcome]
+    after = rows.c.month_index >= rows.c[group]
+    per_unit = (sa.select(rows.c[key].label("key"),
+                          sa.func.max(sa.case((rows.c.month_index == rows.c[group] - 1, 1),
+                                              else_=0)).label("covered"),
+                          sa.func.sum(sa.case((after, 1), else_=0)).label("months"),
+                          sa.func.sum(sa.case((after, sa.cast(value, sa.Double)), else_=0.0))
+                          .label("total"))
+                .where(rows.c[group].is_not(None))
+                .group_by(rows.c.customer_id, rows.c[key]).subquery("coverage_units"))
+    found = fetch_frame(engine, sa.select(per_unit.c.key, per_unit.c.covered,
+                                          sa.func.sum(per_unit.c.months).label("months"),
+                                          sa.func.sum(per_unit.c.total).label("total"))
+                        .group_by(per_unit.c.key, per_unit.c.covered))
+    if found["key"].isna().any():
+        raise ValueError(f"{int(found.loc[found['key'].isna(), 'months'].sum())} member rows "
+                         f"of the panel have no {key}")
+    out: dict[Any, dict[str, float]] = {}
+    for k, part in found.groupby("key"):
+        covered = part["covered"].astype(int) == 1
+        out[k.item() if isinstance(k, np.generic) else k] = {"member_months": float(part["months"].sum()),
+                       "total": float(part["total"].sum()),
+                       "covered_months": float(part.loc[covered, "months"].sum()),
+                       "covered_total": float(part.loc[covered, "total"].sum())}
+    return out
+
+
+def coverage_rule(sums: dict[str, float]) -> dict[str, float]:
+    """``factor`` and ``share`` of the proportional rule from :func:`coverage_sums`'s entry
+    (:func:`roi.revenue_lift.member_coverage.coverage_factor`'s cases)."""
+    months, covered = sums.get("member_months", 0.0), sums.get("covered_months", 0.0)
+    factor = 1.0
+    if covered > 0 and covered != months:
+        covered_mean = sums["covered_total"] / covered
+        factor = (sums["total"] / months) / covered_mean if covered_mean > 0 else 1.0
+    return {"factor": float(factor), "share": float(covered / max(months, 1))}
+
+
+def scaled_to_all_member_months(result: EffectResult, *, factor: float,
+                                share: float) -> EffectResult:
+    """:func:`roi.revenue_lift.member_coverage.extend_to_all_member_months` for a result
+    without per-community entries (the tier and programme DiDs), from the factor and covered
+    share computed in memory or in the database: the same copy, scaling, check and warning."""
+    import copy
+
+    if result.refused or result.estimate is None or not np.isfinite(result.estimate):
+        return result
+    out = copy.copy(result)
+    out.diagnostics = copy.deepcopy(result.diagnostics)
+    out.by_group = {}
+    out.estimate, out.low, out.high = (v * factor for v in (result.estimate, result.low,
+                                                              result.high))
+    if np.isfinite(out.diagnostics.checks.get("se") or np.nan):
+        out.diagnostics.checks["se"] = out.diagnostics.checks["se"] * factor
+    out.diagnostics.checks["member_coverage"] = {"covered_share": share, "factor": factor,
+                                                 "by_community": {}}
+    if share < 1.0:
+        out.diagnostics.warn(
+            f"{result.method}: {1 - share:.0%} of member-months belong to members without a "
+            "pre-join month (they joined within a month of their first purchase); they are "
+            "credited the covered members' lift in proportion to their revenue (factor "
+            f"{factor:.3f}).")
+    return out
 
 
 def tier_names(tier: pd.Series) -> list[str]:

@@ -45,22 +45,19 @@ def revenue_lift_estimates(panel, *, covariates: dict[str, str] | None = None, s
     refuse_ratio = attribution.reason if attribution is not None else None
     estimates = _naive_and_did(panel, refuse_ratio=refuse_ratio, sensitivity=sensitivity)
     if covariates is not None:
-        from roi.revenue_lift.regression_adjustment import RegressionAdjustment
-        from roi.revenue_lift.weighting import AIPW
+        from roi.revenue_lift.adjusted import adjusted_estimates
 
-        adjusted = {**PANEL_COLUMNS, "active": "active", "covariates": list(covariates)}
-        fits = {"regression": RegressionAdjustment().fit(panel, community="community",
-                                                         **adjusted).result_,
-                "aipw": AIPW().fit(panel, community="community", **adjusted).result_}
+        # Regression adjustment, AIPW (overall and per community) and the observed benchmarks
+        # of their robustness value (roi.sensitivity.benchmarks) from one stacked design
+        adjusted = adjusted_estimates(panel, covariates=list(covariates), seed=seed,
+                                      active="active", community="community", **PANEL_COLUMNS)
+        fits = {name: adjusted[name] for name in ("regression", "aipw")}
         # Both cover members with pre-join history only; the rest get the proportional rule
         active = panel.loc[panel["active"], [*PANEL_COLUMNS.values(), "community"]]
         covered = history_covered(active)
         for name, result in fits.items():
             estimates[name] = extend_to_all_member_months(result, active, covered)
-        # Observed benchmarks of their robustness value (roi.sensitivity.benchmarks)
-        from roi.sensitivity.benchmarks import benchmark_partial_r2
-
-        table = benchmark_partial_r2(panel, **adjusted, seed=seed)
+        table = adjusted["ovb_benchmarks"]
         for name in fits:
             estimates[name].tables = {**estimates[name].tables, "ovb_benchmarks": table}
         level_trend_caveat(estimates)

@@ -364,6 +364,7 @@ class OutcomeFit:
     prediction: np.ndarray
     residual: np.ndarray
     nuisance: np.ndarray | None
+    bread: np.ndarray | None = None   # the linear models' (X'X)^+ over the control cells
 
 
 def fit_outcome(stack: CohortStack, *, history: HistoryMode,
@@ -459,7 +460,7 @@ def _fit_linear(stack: CohortStack, *, period_terms: np.ndarray, unit_terms: np.
     prediction = offset + _cell_values(beta, **terms)
     residual = np.where(stack.observed, stack.outcome - prediction, 0.0)
     if not influence:
-        return OutcomeFit(prediction, residual, None), None
+        return OutcomeFit(prediction, residual, None, bread), None
     # The treated cells are the members' observed cells: sums over the members' rows only
     members = np.flatnonzero(stack.treated)
     direction = bread @ _cross_products(stack.observed[members].astype(float), np.ones((1, 1)),
@@ -468,7 +469,7 @@ def _fit_linear(stack: CohortStack, *, period_terms: np.ndarray, unit_terms: np.
     leverage = _cell_values(direction, **terms)
     # A non-member's control cells are its observed ones, where alone its residual is nonzero
     nuisance = np.where(stack.treated, 0.0, -row_sums(leverage * residual))
-    return OutcomeFit(prediction, residual, nuisance), leverage
+    return OutcomeFit(prediction, residual, nuisance, bread), leverage
 
 
 def _fit_iv(stack: CohortStack) -> OutcomeFit:
@@ -713,21 +714,24 @@ class RegressionAdjustment(CohortEstimator):
         self.min_history, self.alpha = min_history, alpha
         self.overlap, self.overlap_trim = overlap, overlap_trim
 
-    def _pooled_checks(self, design: StackedDesign) -> None:
+    def _pooled_checks(self, design: StackedDesign,
+                       propensities: list[tuple[np.ndarray, np.ndarray]] | None = None) -> None:
         """Overlap of the members' covariates with the controls', as IPW/AIPW measure it (a
         covariates-only logit per cohort; the history enters the default outcome model as an
         offset and needs no overlap), with the same bounds and thresholds; its warnings go to
-        ``result_.diagnostics`` (see :class:`roi.checks.OverlapCheck` for the severity rule)."""
+        ``result_.diagnostics`` (see :class:`roi.checks.OverlapCheck` for the severity rule).
+        ``propensities``: per cohort (propensities, treated) of those logits, when AIPW has
+        fitted them already (:func:`roi.revenue_lift.adjusted.adjusted_estimates`)."""
         if not self.overlap or design.covariates.shape[1] == 0:
             return
         from roi.checks import OverlapCheck
         from roi.revenue_lift.weighting import fit_propensity
 
-        propensities, treated = [], []
-        with single_threaded_blas():
-            for stack in design.stacks(covariates_only=True):
-                propensities.append(fit_propensity(stack, history=False)[0])
-                treated.append(stack.treated)
+        if propensities is None:
+            with single_threaded_blas():
+                propensities = [(fit_propensity(stack, history=False)[0], stack.treated)
+                                for stack in design.stacks(covariates_only=True)]
+        propensities, treated = [p for p, _ in propensities], [t for _, t in propensities]
         self.overlap_ = OverlapCheck(low=0.0, high=1 - self.overlap_trim, trims=False).run(
             np.concatenate(propensities), treated=np.concatenate(treated))
         result = self.result_
@@ -740,21 +744,27 @@ class RegressionAdjustment(CohortEstimator):
         if not design.cohorts:
             raise NoComparison(no_comparison_reason(design, estimator=type(self).__name__))
         influence = UnitInfluence(len(design.unit_labels))
-        cohorts, residual_sum, n_obs = [], 0.0, 0
         with single_threaded_blas():
-            for stack in design.stacks():
-                row = self._add_stack(stack, influence)
-                residual_sum += row.pop("residual_sum")
-                n_obs += row["n_obs"]
-                cohorts.append(row)
+            cohorts = [self._add_stack(stack, influence) for stack in design.stacks()]
+        return self._finish(design, cohorts, influence)
+
+    def _finish(self, design: StackedDesign, cohorts: list[dict[str, Any]],
+                influence: UnitInfluence) -> EffectResult:
+        """The result from the cohorts' rows (:meth:`_add_stack`) and their influence sums."""
+        residual_sum, n_obs = 0.0, 0
+        for row in cohorts:
+            residual_sum += row.pop("residual_sum")
+            n_obs += row["n_obs"]
         estimate = residual_sum / n_obs
         se = influence.se(estimate, n_obs=n_obs)
         self.group_ = pd.DataFrame(cohorts)
         return self._result(design, estimate, se, n_obs)
 
-    def _add_stack(self, stack: CohortStack, influence: UnitInfluence) -> dict[str, Any]:
-        """Fit one cohort's outcome model, add its units' influence terms; its summary row."""
-        fit = fit_outcome(stack, history=self.history)
+    def _add_stack(self, stack: CohortStack, influence: UnitInfluence,
+                   fit: OutcomeFit | None = None) -> dict[str, Any]:
+        """Fit one cohort's outcome model (unless ``fit`` is given: the same model fitted
+        already, with its influence terms), add its units' influence terms; its summary row."""
+        fit = fit_outcome(stack, history=self.history) if fit is None else fit
         members = stack.treated
         rows = np.flatnonzero(members)   # their cells are the treated cells
         observed = stack.observed.sum(axis=1)

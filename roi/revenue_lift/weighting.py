@@ -157,10 +157,48 @@ def _distinct_rows(stack: CohortStack, *, own_history: bool) -> tuple[np.ndarray
     n = len(stack.units)
     if own_history or stack.patterns is None:
         return np.arange(n), np.arange(n)
-    rows, _ = pd.factorize(stack.patterns)
+    return _numbered(stack.patterns)
+
+
+def _numbered(patterns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Patterns numbered 0, 1, ... in order of first appearance, and each one's first unit."""
+    n = len(patterns)
+    rows, _ = pd.factorize(patterns)
     first = np.empty(rows.max() + 1 if n else 0, np.int64)
     first[rows[::-1]] = np.arange(n)[::-1]   # the last write of a row is its first unit
     return rows, first
+
+
+def fit_propensity_rows(stack: CohortStack, rows: np.ndarray) -> tuple[np.ndarray, bool]:
+    """``fit_propensity(stack restricted to rows, history=False)`` (``rows`` increasing
+    positions, e.g. one community's members and all controls) without copying the units'
+    covariates: the logit runs on the distinct covariate rows, whose first units these are.
+    Where that fit gives up, the restricted stack is built and :func:`fit_propensity` runs."""
+    features = stack.covariates
+    if stack.patterns is None or not len(rows):
+        return fit_propensity(_restricted(stack, rows), history=False)
+    numbers, first = _numbered(stack.patterns[rows])
+    distinct = features[rows[first]]
+    # A column varies over the rows iff it varies over their distinct rows; a constant one is
+    # checked by ``std`` over all the rows, as _varies does
+    varies = distinct.max(axis=0) > distinct.min(axis=0)
+    same = np.flatnonzero(~varies)
+    varies[same] = features[:, same][rows].std(axis=0) > 0
+    treated = stack.treated[rows]
+    total = np.bincount(numbers, minlength=len(first)).astype(float)
+    events = np.bincount(numbers, weights=treated.astype(float), minlength=len(first))
+    fast = _newton_logit(_with_constant(distinct[:, varies]), events=events, total=total)
+    if fast is not None and not _separated(fast[numbers], treated):
+        return fast[numbers], False
+    return fit_propensity(_restricted(stack, rows), history=False)
+
+
+def _restricted(stack: CohortStack, rows: np.ndarray) -> CohortStack:
+    """The stack's units at ``rows``, without the history features and outcome."""
+    return CohortStack(stack.cohort, stack.units[rows], stack.treated[rows],
+                       stack.covariates[rows], stack.outcome[rows, :0],
+                       stack.observed[rows, :0], history=False,
+                       patterns=None if stack.patterns is None else stack.patterns[rows])
 
 
 NEWTON_TOL, NEWTON_MAXITER = 1e-8, 100
@@ -349,11 +387,18 @@ class IPW(CohortEstimator):
     def _estimate(self, design: StackedDesign) -> EffectResult:
         if not design.cohorts:
             raise NoComparison(no_comparison_reason(design, estimator=type(self).__name__))
-        seen = _Cohorts([], UnitInfluence(len(design.unit_labels)), [], [], BalanceMoments(),
-                        {})
+        seen = self._cohorts(design)
         with single_threaded_blas():
             for stack in design.stacks():
                 self._add_cohort(self._weigh(stack), seen)
+        return self._finish(design, seen)
+
+    @staticmethod
+    def _cohorts(design: StackedDesign) -> _Cohorts:
+        return _Cohorts([], UnitInfluence(len(design.unit_labels)), [], [], BalanceMoments(), {})
+
+    def _finish(self, design: StackedDesign, seen: _Cohorts) -> EffectResult:
+        """The result from the cohorts' cells, influence sums and check inputs."""
         cells = pd.concat(seen.cells, ignore_index=True)
         cells = cells[(cells["n_obs"] > 0) & (cells["control_weight"] > 0)]
         n_obs = int(cells["n_obs"].sum())
@@ -366,13 +411,15 @@ class IPW(CohortEstimator):
         self._run_checks(design, seen)
         return self._result(design, estimate, se, n_obs, seen)
 
-    def _weigh(self, stack: CohortStack) -> _Weighted:
+    def _weigh(self, stack: CohortStack, residual: np.ndarray | None = None) -> _Weighted:
+        """Propensities, trimming and outcome residuals (``residual``: of this estimator's
+        outcome model, fitted already) of one cohort."""
         p, separated = fit_propensity(stack, history=self.propensity_history)
         keep = p <= 1 - self.trim
-        if self.doubly_robust:
-            residual = fit_outcome(stack, history=self.history, influence=False).residual
-        else:
+        if not self.doubly_robust:
             residual = stack.outcome
+        elif residual is None:
+            residual = fit_outcome(stack, history=self.history, influence=False).residual
         return _Weighted(stack, p, keep, residual, separated)
 
     def _add_cohort(self, w: _Weighted, seen: _Cohorts) -> None:

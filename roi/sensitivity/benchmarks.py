@@ -59,10 +59,17 @@ Examples
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
-from roi.revenue_lift.regression_adjustment import HISTORY, CohortStack, stacked_design
+from roi.revenue_lift.regression_adjustment import (
+    HISTORY,
+    CohortStack,
+    StackedDesign,
+    stacked_design,
+)
 
 PRE_JOIN_REVENUE = "pre-join revenue"
 """Label of the history benchmark."""
@@ -81,8 +88,13 @@ def benchmark_partial_r2(data: pd.DataFrame, *, unit: str, time: str, group: str
     design = stacked_design(data, unit=unit, time=time, group=group, outcome=outcome,
                             covariates=covariates, active=active, lookback=lookback,
                             min_history=min_history)
+    return benchmark_table(design, covariates=covariates)
+
+
+def benchmark_table(design: StackedDesign, *, covariates: list[str]) -> pd.DataFrame:
+    """:func:`benchmark_partial_r2` of a stacked design (of the customers it keeps)."""
     columns: list[str] = ["benchmark", "r2_membership", "r2_revenue", "terms", "rows"]
-    if not design.cohorts or lookback < 1:
+    if not design.cohorts or design.lookback < 1:
         return pd.DataFrame(columns=columns)
     treated, features, change, cohort = _unit_rows(design.stacks())
     if treated.sum() < 2 or (~treated).sum() < 2:
@@ -110,11 +122,16 @@ def benchmark_partial_r2(data: pd.DataFrame, *, unit: str, time: str, group: str
 
 
 def _subsample(data: pd.DataFrame, *, unit: str, seed: int) -> pd.DataFrame:
-    units = data[unit].unique()
+    keep = sampled_units(data[unit].unique(), seed=seed)
+    return data if keep is None else data[data[unit].isin(keep)]
+
+
+def sampled_units(units: Any, *, seed: int) -> np.ndarray | None:
+    """The customers the regressions keep (``units``: the data's distinct customers, in order
+    of appearance), or None for all of them."""
     if len(units) <= MAX_CUSTOMERS:
-        return data
-    keep = np.random.default_rng(seed).choice(units, MAX_CUSTOMERS, replace=False)
-    return data[data[unit].isin(keep)]
+        return None
+    return np.random.default_rng(seed).choice(units, MAX_CUSTOMERS, replace=False)
 
 
 def _owner(name: str, covariates: list[str]) -> str | None:

@@ -37,6 +37,7 @@ _WHERE = {
     "CoxTimeVarying": "roi.retention.cox_time_varying",
     "NaiveCox": "roi.retention.cox_naive",
     "BayesianPiecewiseSurvival": "roi.retention.bayes_survival",
+    "PiecewiseExponentialHazard": "roi.retention.piecewise_exponential",
     "RetentionCurves": "roi.retention.survival_curves",
     "MediaMixModel": "roi.paid_media.mmm",
     "RegressionBaseline": "roi.paid_media.regression_baseline",

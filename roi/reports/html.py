@@ -168,7 +168,8 @@ def group_rows(results: dict, section: str, fmt) -> list[list[Cell]]:
 
 
 SHORT_LABELS = {"naive": "naive (dashboard)", "did": "diff-in-diff",
-                "cox_time_varying": "Cox, time-varying"}
+                "cox_time_varying": "Cox, time-varying",
+                "piecewise_exponential": "piecewise exponential"}
 
 
 def short_label(method: str) -> str:

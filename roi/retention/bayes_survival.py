@@ -241,6 +241,29 @@ def person_period_cells(table: pd.DataFrame, *, intervals_days: Sequence[float] 
     return cells
 
 
+def start_stop_cells(table: pd.DataFrame, *, intervals_days: Sequence[float] | str = "events",
+                     pieces: int = 12, covariates: Sequence[str] = (),
+                     community: str | None = None, start: str = "start", stop: str = "stop",
+                     event: str = "event", member: str = "member",
+                     numeric_bins: int = 5) -> pd.DataFrame:
+    """The cells the piecewise-exponential models fit, from a start-stop table in memory: what
+    :func:`roi.retention.cells_sql.person_period_cells_sql` returns from the database (pieces
+    at event-time quantiles for ``"events"``, key order, ``attrs["edges"]`` and
+    ``attrs["intervals_days"]``)."""
+    bounds = (event_quantile_bounds(table[stop], table[event], pieces=pieces)
+              if intervals_days == "events" else intervals_days)
+    cells = person_period_cells(table, intervals_days=bounds, covariates=covariates,
+                                community=community, start=start, stop=stop, event=event,
+                                member=member, numeric_bins=numeric_bins)
+    # Key order, as the database returns them (roi.retention.cells_sql): either source
+    # gives the same design, so the same draws
+    edges = cells.attrs["edges"]
+    cells = sorted_cells(cells, covariates=covariates)
+    cells.attrs["edges"] = edges
+    cells.attrs["intervals_days"] = tuple(float(b) for b in bounds)
+    return cells
+
+
 def sorted_cells(cells: pd.DataFrame, *, covariates: Sequence[str]) -> pd.DataFrame:
     """Person-period cells in key order (member, community, covariate labels as text, piece):
     the order :func:`roi.retention.cells_sql.person_period_cells_sql` returns, and how to
@@ -519,17 +542,10 @@ class BayesianPiecewiseSurvival:
             self.result_ = refused_result(method=self.method, reason=self.refused_,
                                           interval=HDI94)
             return self
-        bounds = (event_quantile_bounds(table[stop], table[event], pieces=self.pieces)
-                  if self.intervals_days == "events" else self.intervals_days)
-        cells = person_period_cells(table, intervals_days=bounds, covariates=covariates,
-                                    community=community, start=start, stop=stop, event=event,
-                                    member=member, numeric_bins=self.numeric_bins)
-        # Key order, as the database returns them (roi.retention.cells_sql): either source
-        # gives the same design, so the same draws
-        edges = cells.attrs["edges"]
-        cells = sorted_cells(cells, covariates=covariates)
-        cells.attrs["edges"] = edges
-        cells.attrs["intervals_days"] = tuple(float(b) for b in bounds)
+        cells = start_stop_cells(table, intervals_days=self.intervals_days, pieces=self.pieces,
+                                 covariates=covariates, community=community, start=start,
+                                 stop=stop, event=event, member=member,
+                                 numeric_bins=self.numeric_bins)
         exposed = table[member].astype(bool)
         return self.fit_cells(cells, n_treated=int(table.loc[exposed, id_col].nunique()),
                               n_obs=int((table[stop] - table[start])[exposed].sum()),

@@ -1,6 +1,6 @@
 """The ``community_retention_lift`` block of ``results.json``: the retention models the run
-fits on the survival table (naive Cox for contrast, time-varying Cox, the Bayesian
-piecewise-exponential model), the revenue of the extra retained months, landmark curves, and
+fits on the survival table (naive Cox for contrast, time-varying Cox) and on person-period cells
+summed in the database (the piecewise-exponential hazard, frequentist and Bayesian), the revenue of the extra retained months, landmark curves, and
 the block they make (:func:`retention_lift_block`)."""
 
 from __future__ import annotations
@@ -9,28 +9,29 @@ from dataclasses import dataclass
 from typing import Any
 
 from roi.preference import choose_retention
-from roi.results import EffectResult, estimates_section
+from roi.results import EffectResult, estimates_section, mark_on_sample
 
 
 @dataclass(frozen=True)
 class SurvivalCells:
-    """The Bayesian survival model's person-period cells and the counts its result needs
-    beyond them, computed in the database."""
+    """The piecewise-exponential models' person-period cells and the counts their results need
+    beyond them, computed in the database over every customer."""
 
     cells: Any               # DataFrame: person_period_cells' table, attrs with the pieces
     n_treated: int           # customers with member time
     n_obs: int               # member days at risk
     n_rows: int              # start-stop rows summed
+    n_treated_by_group: dict[str, int] | None = None   # customers with member time, per community
 
 
-def survival_cells_in_database(dataset, *, sampler) -> SurvivalCells | None:
-    """The cells :func:`retention_models`' Bayesian model fits, from ``GROUP BY`` queries over
+def survival_cells_in_database(dataset, *, sampler=None) -> SurvivalCells:
+    """The cells :func:`retention_models`' piecewise-exponential models fit (the frequentist
+    hazard always, the Bayesian one with ``sampler`` settings), from ``GROUP BY`` queries over
     the data layer's start-stop table inside the database (:mod:`roi.retention.cells_sql`;
-    equal to the in-memory cells, pieces at the same event-time quantiles), with its counts;
-    None without ``sampler`` settings (the model is not fitted). The run calls it in its
-    "aggregate in database" step, before the database's memory is released."""
-    if sampler is None:
-        return None
+    equal to the in-memory cells, pieces at the same event-time quantiles), with their counts.
+    ``sampler`` is not read (kept for callers that pass it). The run calls it in its
+    "aggregate in database" step, before the database's memory is released, with the whole
+    ``dataset`` (not the customer sample): about 3 CPU s at 1M customers."""
     import sqlalchemy as sa
 
     from roi.data.source import fetch_frame
@@ -38,7 +39,7 @@ def survival_cells_in_database(dataset, *, sampler) -> SurvivalCells | None:
     from roi.retention.bayes_survival import BayesianPiecewiseSurvival
     from roi.retention.cells_sql import member_exposure_sql, person_period_cells_sql
 
-    model = BayesianPiecewiseSurvival()   # its defaults: pieces, numeric bins
+    model = BayesianPiecewiseSurvival()   # its defaults (PiecewiseExponentialHazard's): pieces, bins
     table = survival_select(dataset).order_by(None).subquery("survival")
     cells = person_period_cells_sql(
         dataset.engine, table, intervals_days=model.intervals_days, pieces=model.pieces,
@@ -47,24 +48,54 @@ def survival_cells_in_database(dataset, *, sampler) -> SurvivalCells | None:
     n_treated, n_obs = member_exposure_sql(dataset.engine, table)
     rows = fetch_frame(dataset.engine, sa.select(sa.func.count().label("n")).select_from(table))
     return SurvivalCells(cells=cells, n_treated=n_treated, n_obs=n_obs,
-                         n_rows=int(rows.iloc[0, 0]))
+                         n_rows=int(rows.iloc[0, 0]),
+                         n_treated_by_group=members_by_community_sql(dataset.engine, table))
+
+
+def members_by_community_sql(engine, table, *, id_col: str = "customer_id",
+                             member: str = "member", community: str = "community"
+                             ) -> dict[str, int]:
+    """Customers with member time per community (labels as the cells name them), counted in
+    the database: the per-community ``n_treated`` the cells do not hold."""
+    import sqlalchemy as sa
+
+    from roi.data.source import fetch_frame
+
+    rows = table.alias("community_rows")
+    name = sa.func.coalesce(sa.cast(rows.c[community], sa.String), "(unknown)").label("name")
+    found = fetch_frame(engine, sa.select(name, sa.func.count(sa.distinct(rows.c[id_col]))
+                                          .label("n"))
+                        .where(sa.cast(rows.c[member], sa.Integer) != 0).group_by(name))
+    return {str(k): int(v) for k, v in zip(found["name"], found["n"], strict=True)}
 
 
 def retention_models(survival, *, covariates: dict[str, str], sampler=None,
-                     seed: int = 0, cells: SurvivalCells | None = None
+                     seed: int = 0, cells: SurvivalCells | None = None, sample=None,
                      ) -> tuple[dict[str, EffectResult], Any]:
-    """Naive ever-member Cox (immortal-time biased, for contrast), time-varying Cox, and (with
-    ``sampler`` settings) the Bayesian piecewise-exponential model on person-period cells
+    """Naive ever-member Cox (immortal-time biased, for contrast), time-varying Cox, the
+    frequentist piecewise-exponential hazard (``piecewise_exponential``, with ``cells``) and,
+    with ``sampler`` settings, the Bayesian piecewise-exponential model on person-period cells
     (``cells`` computed in the database when given, else built from ``survival``); also
-    returns the fitted time-varying Cox model, which the retention money reads."""
+    returns the fitted time-varying Cox model, which the retention money reads.
+
+    ``sample`` (a :class:`roi.data.sample.CustomerSample`) says ``survival`` holds a random
+    sample of customers: the estimates fitted on it carry its sentence
+    (:func:`roi.results.mark_on_sample`), and :func:`roi.preference.choose_retention` then
+    prefers ``piecewise_exponential``, fitted on every customer's cells."""
     from roi.retention.bayes_survival import BayesianPiecewiseSurvival
     from roi.retention.cox_naive import NaiveCox
     from roi.retention.cox_time_varying import CoxTimeVarying
+    from roi.retention.piecewise_exponential import PiecewiseExponentialHazard
 
     names = list(covariates)
     naive = NaiveCox().fit(survival, community="community").result_
     cox = CoxTimeVarying().fit(survival, covariates=names, community="community")
     estimates = {"naive": naive, "cox_time_varying": cox.result_}
+    on_sample = ["naive", "cox_time_varying"]
+    if cells is not None:
+        estimates["piecewise_exponential"] = PiecewiseExponentialHazard().fit_cells(
+            cells.cells, n_treated=cells.n_treated, n_obs=cells.n_obs, n_rows=cells.n_rows,
+            n_treated_by_group=cells.n_treated_by_group).result_
     if sampler is not None:
         bayes = BayesianPiecewiseSurvival(
             sampler=sampler.backend, draws=sampler.draws, tune=sampler.tune,
@@ -75,7 +106,9 @@ def retention_models(survival, *, covariates: dict[str, str], sampler=None,
                             n_rows=cells.n_rows)
         else:
             bayes.fit(survival, covariates=names, community="community")
+            on_sample.append("bayesian")
         estimates["bayesian"] = bayes.result_
+    mark_on_sample(estimates, sample, names=tuple(on_sample))
     return estimates, cox
 
 

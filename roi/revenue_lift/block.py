@@ -10,11 +10,16 @@ adjustment) and assembles their block (preferred estimate, event studies, sensit
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from roi.data.attribution import RevenueAttribution
 from roi.preference import Choice, choose_revenue
 from roi.results import EffectResult, estimates_section, refused_effect
+from roi.revenue_lift.aggregates_sql import (  # noqa: F401 (the run imports it from here)
+    RevenueAggregates,
+    revenue_aggregates_in_database,
+)
 from roi.revenue_lift.member_coverage import (
     base_period_covered,
     extend_to_all_member_months,
@@ -25,7 +30,9 @@ from roi.revenue_lift.member_coverage import (
 def revenue_lift_estimates(panel, *, covariates: dict[str, str] | None = None, sampler=None,
                            seed: int = 0, attribution: RevenueAttribution | None = None,
                            sensitivity: dict[str, Any] | None = None,
-                           cells: BayesCells | None = None) -> dict[str, EffectResult]:
+                           cells: BayesCells | None = None,
+                           aggregates: RevenueAggregates | None = None
+                           ) -> dict[str, EffectResult]:
     """Naive (for contrast), staggered DiD (additive and ratio form), with covariates regression
     adjustment and AIPW, and with ``sampler`` settings the Bayesian hierarchical model.
 
@@ -40,10 +47,14 @@ def revenue_lift_estimates(panel, *, covariates: dict[str, str] | None = None, s
     (:meth:`roi.config.SensitivitySettings.options`; kept in the DiD's
     ``checks["sensitivity_options"]`` for the overall block). ``cells``: the Bayesian model's
     cells computed in the database (:func:`bayesian_cells_in_database`); without them it
-    builds its cells from ``panel``.
+    builds its cells from ``panel``. ``aggregates``: the naive gap's, the DiDs' and the
+    coverage sums computed in the database (:func:`revenue_aggregates_in_database`); with them
+    those fits never read ``panel`` (then only the covariate fits do, and ``panel`` may be None
+    without ``covariates`` when ``cells`` are given).
     """
     refuse_ratio = attribution.reason if attribution is not None else None
-    estimates = _naive_and_did(panel, refuse_ratio=refuse_ratio, sensitivity=sensitivity)
+    source = _PanelFits(panel) if aggregates is None else _AggregateFits(aggregates)
+    estimates = _naive_and_did(source, refuse_ratio=refuse_ratio, sensitivity=sensitivity)
     if covariates is not None:
         from roi.revenue_lift.adjusted import adjusted_estimates
 
@@ -118,18 +129,79 @@ PANEL_COLUMNS = {"unit": "customer_id", "time": "month_index", "group": "join_mo
                  "outcome": "revenue"}
 
 
-def _naive_and_did(panel, *, refuse_ratio: str | None = None,
+class _PanelFits:
+    """The naive gap, the DiDs and the coverage rule on the panel's active rows (a narrow
+    copy, freed with this object before the Bayesian model builds its cells)."""
+
+    def __init__(self, panel) -> None:
+        # Only the columns the estimators read: the panel can be 13M rows
+        self.active = panel.loc[panel["active"], [*PANEL_COLUMNS.values(),
+                                                  MULTIPLICATIVE_OUTCOME, "community"]]
+        self.communities = sorted(self.active["community"].dropna().unique())
+
+    def naive(self) -> EffectResult:
+        from roi.revenue_lift.naive_revenue import NaiveRevenueGap
+
+        return NaiveRevenueGap().fit(self.active, group="community").result_
+
+    def fit(self, make, *, outcome: str, community=None):
+        rows = self.active
+        if community is not None:   # that community's members against never-members
+            rows = rows[rows["community"].isna() | (rows["community"] == community)]
+        return make().fit(rows, **{**PANEL_COLUMNS, "outcome": outcome})
+
+    def extend(self, result: EffectResult, *, anticipation: int = 0,
+               first_month: int = 0) -> EffectResult:
+        covered = base_period_covered(self.active, anticipation=anticipation)
+        return extend_to_all_member_months(result, self.active, covered,
+                                           first_month=first_month)
+
+
+class _AggregateFits:
+    """The same fits from :class:`RevenueAggregates` (sums computed in the database)."""
+
+    def __init__(self, aggregates: RevenueAggregates) -> None:
+        self.aggregates = aggregates
+        self.communities = aggregates.communities
+
+    def naive(self) -> EffectResult:
+        from roi.revenue_lift.naive_revenue import NaiveRevenueGap
+
+        return NaiveRevenueGap().fit_sums(self.aggregates.naive).result_
+
+    def fit(self, make, *, outcome: str, community=None):
+        from roi.revenue_lift.did_multiplicative import MultiplicativeDiD
+
+        model = make()
+        scope = None if community is None else str(community)
+        sums = self.aggregates.did(outcome=outcome, community=scope,
+                                   anticipation=model.anticipation)
+        if isinstance(model, MultiplicativeDiD):
+            return model.fit_aggregates(sums, group=PANEL_COLUMNS["group"],
+                                        events=self.aggregates.member_events(scope))
+        return model.fit_aggregates(sums, group=PANEL_COLUMNS["group"])
+
+    def extend(self, result: EffectResult, *, anticipation: int = 0,
+               first_month: int = 0) -> EffectResult:
+        from roi.revenue_lift.member_coverage import extend_with_sums
+
+        rule = "base" if anticipation == 0 else "base_before"
+        return extend_with_sums(result, self.aggregates.coverage(rule,
+                                                                 first_month=first_month))
+
+
+def _naive_and_did(source, *, refuse_ratio: str | None = None,
                    sensitivity: dict[str, Any] | None = None) -> dict[str, EffectResult]:
-    """The naive gap and the two DiDs, overall and per community, on the active rows (a
-    narrow copy, freed on return before the Bayesian model builds its cells)."""
+    """The naive gap and the two DiDs, overall and per community, from ``source``: the
+    panel (a DataFrame), its active rows (:class:`_PanelFits`), or sums computed in the
+    database (:class:`_AggregateFits`)."""
     from roi.revenue_lift.did import StaggeredDiD
     from roi.revenue_lift.did_multiplicative import MultiplicativeDiD
-    from roi.revenue_lift.naive_revenue import NaiveRevenueGap
 
-    # Only the columns the estimators read: the panel can be 13M rows
-    active = panel.loc[panel["active"], [*PANEL_COLUMNS.values(), MULTIPLICATIVE_OUTCOME,
-                                         "community"]]
-    naive = NaiveRevenueGap().fit(active, group="community").result_
+    if not isinstance(source, _PanelFits | _AggregateFits):
+        source = _PanelFits(source)
+
+    naive = source.naive()
     # Member-month weights: the estimand averages over member-months, not over cohorts.
     variants = {"did": lambda: StaggeredDiD(control_group="never_treated",
                                             weights="member_months"),
@@ -139,15 +211,14 @@ def _naive_and_did(panel, *, refuse_ratio: str | None = None,
         if name == "did_multiplicative" and refuse_ratio:
             fitted[name] = _refused_lift(name, refuse_ratio, interval="95% CI")
             continue
-        own = ({**PANEL_COLUMNS, "outcome": MULTIPLICATIVE_OUTCOME} if name != "did"
-               else PANEL_COLUMNS)
-        fitted[name] = _pooled_fit(make, active, own, method=name)
+        outcome = MULTIPLICATIVE_OUTCOME if name != "did" else PANEL_COLUMNS["outcome"]
+        fitted[name] = _pooled_fit(partial(source.fit, make, outcome=outcome), method=name)
         blocks: dict[str, Any] | None = {} if name == "did" else None
         dynamics: dict[str, Any] = {}   # per-community event studies (the notebooks plot them)
-        for community in sorted(active["community"].dropna().unique()):
-            rows = active[active["community"].isna() | (active["community"] == community)]
+        for community in source.communities:
             fitted[name].by_group[str(community)] = _community_fit(
-                make, rows, own, sensitivity=blocks, key=str(community), dynamics=dynamics,
+                partial(source.fit, make, outcome=outcome, community=community),
+                sensitivity=blocks, key=str(community), dynamics=dynamics,
                 options=sensitivity)
         if dynamics:
             fitted[name].tables["dynamic_by_community"] = dynamics
@@ -159,9 +230,8 @@ def _naive_and_did(panel, *, refuse_ratio: str | None = None,
             fitted[name].tables["sensitivity_by_community"] = pd.DataFrame(
                 [{"community": k, **v} for k, v in blocks.items()])
     # DiD covers members with a whole month before joining; the rest get the proportional rule
-    fitted["did"] = extend_to_all_member_months(fitted["did"], active,
-                                                base_period_covered(active))
-    adjusted = _join_month_adjustment(fitted["did"], active)
+    fitted["did"] = source.extend(fitted["did"])
+    adjusted = _join_month_adjustment(fitted["did"], source)
     return {"naive": naive, **fitted, **({JOIN_ADJUSTED: adjusted} if adjusted else {})}
 
 
@@ -169,7 +239,8 @@ JOIN_ADJUSTED = "did_join_month_adjusted"
 """The DiD without the join month (issue 17), in ``estimates`` only when a spike is found."""
 
 
-def _join_month_adjustment(did: EffectResult, active) -> EffectResult | None:
+def _join_month_adjustment(did: EffectResult,
+                           source: _PanelFits | _AggregateFits) -> EffectResult | None:
     """Fit the join-month-adjusted DiD, keep the contract block in
     ``did.tables["join_month_adjusted"]``; when joining follows purchases (a join-month
     spike), also per community, and return it (the bottom line then uses it)."""
@@ -180,23 +251,22 @@ def _join_month_adjustment(did: EffectResult, active) -> EffectResult | None:
         return StaggeredDiD(control_group="never_treated", weights="member_months",
                             anticipation=1, exclude_join_month=True)
 
-    adjusted = _pooled_fit(make, active, PANEL_COLUMNS, method=JOIN_ADJUSTED)
+    outcome = PANEL_COLUMNS["outcome"]
+    adjusted = _pooled_fit(partial(source.fit, make, outcome=outcome), method=JOIN_ADJUSTED)
     adjusted.method = JOIN_ADJUSTED
     # Like the DiD it adjusts, from the member-months it covers to all (from the month after)
-    covered = base_period_covered(active, anticipation=1)
-    block = join_month_adjusted(did, extend_to_all_member_months(adjusted, active, covered,
-                                                                 first_month=1))
+    block = join_month_adjusted(did, source.extend(adjusted, anticipation=1, first_month=1))
     did.tables["join_month_adjusted"] = block
     if not block["detected"]:
         return None
     dynamics: dict[str, Any] = {}   # per-community event studies (the notebooks plot them)
-    for community in sorted(active["community"].dropna().unique()):
-        rows = active[active["community"].isna() | (active["community"] == community)]
-        adjusted.by_group[str(community)] = _community_fit(make, rows, PANEL_COLUMNS,
-                                                           key=str(community), dynamics=dynamics)
+    for community in source.communities:
+        adjusted.by_group[str(community)] = _community_fit(
+            partial(source.fit, make, outcome=outcome, community=community),
+            key=str(community), dynamics=dynamics)
     if dynamics:
         adjusted.tables["dynamic_by_community"] = dynamics
-    return extend_to_all_member_months(adjusted, active, covered, first_month=1)
+    return source.extend(adjusted, anticipation=1, first_month=1)
 
 
 def choose_revenue_lift(revenue: dict[str, EffectResult]) -> Choice:
@@ -287,11 +357,12 @@ def bayesian_revenue_lift(panel, *, covariates: dict[str, str] | None, sampler,
     return model.fit(panel, covariates=bayes_keys(covariates), **BAYES_COLUMNS).result_
 
 
-def _pooled_fit(make, rows, columns: dict[str, str], *, method: str) -> EffectResult:
-    """The DiD over every community; a fit that cannot estimate (every member joined before
-    the window, no non-member to compare with, one customer) is a refused result with its
-    cause, named ``method``, and the run goes on and says why."""
-    result = make().fit(rows, **columns).result_
+def _pooled_fit(fit, *, method: str) -> EffectResult:
+    """The DiD over every community (``fit()`` returns the fitted estimator); a fit that cannot
+    estimate (every member joined before the window, no non-member to compare with, one
+    customer) is a refused result with its cause, named ``method``, and the run goes on and
+    says why."""
+    result = fit().result_
     result.method = method
     if result.refused:
         return refused_effect(method=method, estimand=result.estimand,
@@ -307,17 +378,17 @@ def _in_run_terms(cause: str) -> str:
             f"the window began, or there is no non-member to compare with); {cause}")
 
 
-def _community_fit(make, rows, columns: dict[str, str], *,
-                   sensitivity: dict[str, Any] | None = None, key: str = "",
+def _community_fit(fit, *, sensitivity: dict[str, Any] | None = None, key: str = "",
                    dynamics: dict[str, Any] | None = None,
                    options: dict[str, Any] | None = None) -> dict[str, Any]:
     """One community's DiD entry, or a refused entry (null numbers and the reason) when the
     community cannot be estimated, e.g. its only members joined before the window began.
     With ``sensitivity``, its parallel-trends sensitivity goes to ``sensitivity[key]``; with
-    ``dynamics``, its event-time table (``tables["dynamic"]``) to ``dynamics[key]``."""
+    ``dynamics``, its event-time table (``tables["dynamic"]``) to ``dynamics[key]``;
+    ``fit()`` returns the fitted estimator."""
     from roi.sensitivity.results import parallel_trends_block
 
-    result = make().fit(rows, **columns).result_
+    result = fit().result_
     if result.refused:
         return {"estimate": None, "low": None, "high": None, "interval": "95% CI",
                 "converged": False, "refused": _in_run_terms(result.refused)}
@@ -363,8 +434,20 @@ def _event_studies(revenue: dict[str, EffectResult]) -> dict[str, Any]:
     return studies
 
 
-def member_months_by_community(panel) -> dict[str, int]:
-    """Active member-months per community: what a per-member-month lift is multiplied by."""
+def member_months(panel=None, *, aggregates: RevenueAggregates | None = None) -> int:
+    """Active member-months: from ``aggregates`` when given (all customers), else the panel's
+    ``(member & active).sum()``."""
+    if aggregates is not None:
+        return aggregates.member_months()
+    return int((panel["member"] & panel["active"]).sum())
+
+
+def member_months_by_community(panel=None, *,
+                               aggregates: RevenueAggregates | None = None) -> dict[str, int]:
+    """Active member-months per community: what a per-member-month lift is multiplied by
+    (from ``aggregates`` when given)."""
+    if aggregates is not None:
+        return aggregates.member_months_by_community()
     rows = panel[panel["member"] & panel["active"]]
     sizes = rows.groupby("community", observed=True).size()
     return {str(k): int(v) for k, v in sizes.items() if v > 0}

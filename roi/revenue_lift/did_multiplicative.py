@@ -65,6 +65,7 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Self
 
 import numpy as np
@@ -140,19 +141,35 @@ class MultiplicativeDiD(StaggeredDiD):
             covariates: Sequence[str] | str | None = None) -> Self:
         """Group-time ratio DiD, then the lift over all member-months; returns ``self`` (a
         refused ``result_`` when no treated unit can be compared, as :class:`StaggeredDiD`)."""
+        # The cells (StaggeredDiD.fit calls fit_aggregates without events), then the headline
         super().fit(data, unit=unit, time=time, group=group, outcome=outcome,
                     covariates=covariates)
         if self.result_.refused:
-            self.lift_ = pd.DataFrame()
             return self
         members = member_event_times(data, unit=unit, time=time, group=group, outcome=outcome)
-        form, self.lift_ = self._all_member_months(members)
-        row = interval_table([form], self.parts_.moments, alpha=self.alpha).iloc[0]
-        self.headline_se_ = float(row["se"])
-        self.result_ = self._headline(row, n_obs=len(members),
-                                      n_members=int(members["unit"].nunique()))
+        self._all_member_months_headline(MemberEventSums.from_members(members))
         self.result_.scale = panel_scale(unit=unit, time=time, outcome=outcome)
         return self
+
+    def fit_aggregates(self, aggregates, *, group: str = "group",
+                       events: MemberEventSums | None = None) -> Self:
+        """Fit from the sums per cohort and observation pattern
+        (:meth:`StaggeredDiD.fit_aggregates`) and the member-months' sums by months since
+        joining (``events``; e.g. from a ``GROUP BY`` in the database): the same results as
+        :meth:`fit`. Without ``events`` only the cells and their averages are fitted (what
+        :meth:`fit` does before it adds the headline over all member-months)."""
+        super().fit_aggregates(aggregates, group=group)
+        if self.result_.refused:
+            self.lift_ = pd.DataFrame()
+        elif events is not None:
+            self._all_member_months_headline(events)
+        return self
+
+    def _all_member_months_headline(self, events: MemberEventSums) -> None:
+        form, self.lift_ = self._all_member_months(events)
+        row = interval_table([form], self.parts_.moments, alpha=self.alpha).iloc[0]
+        self.headline_se_ = float(row["se"])
+        self.result_ = self._headline(row, n_obs=events.n_obs, n_members=events.n_units)
 
     def summary(self) -> pd.DataFrame:
         """The headline over all member-months (``all_member_months``, = ``result_``) above the
@@ -166,14 +183,16 @@ class MultiplicativeDiD(StaggeredDiD):
                             index=pd.Index(["all_member_months"], name=table.index.name))
         return pd.concat([head, table]).rename_axis(table.index.name)
 
-    def _all_member_months(self, members: pd.DataFrame) -> tuple[LinearForm, pd.DataFrame]:
+    def _all_member_months(self, events: MemberEventSums) -> tuple[LinearForm, pd.DataFrame]:
         """Sum over months since joining of (revenue there) x (lift share there) / count."""
         cells, estimates, forms, moments = self.parts_
         post = estimates.valid & (cells.period >= cells.cohort)
         cell_bin = np.minimum(cells.event_time, self.pool_from)
-        member_bin = np.minimum(members["e"].to_numpy(), self.pool_from)
+        member_bin = np.minimum(events.table["e"].to_numpy(), self.pool_from)
+        months = events.table["member_months"].to_numpy()
+        totals = events.table["revenue"].to_numpy(dtype=float)
         actual = estimates.att + estimates.counterfactual
-        if not post.any() or members.empty:  # nothing to compare (warned by the base fit)
+        if not post.any() or events.n_obs == 0:  # nothing to compare (warned by the base fit)
             return nan_form(len(forms), moments.by_cohort.shape[1]), pd.DataFrame(
                 columns=["e", "lift_share", "member_months", "revenue",
                          "member_months_compared", "att"])
@@ -186,13 +205,14 @@ class MultiplicativeDiD(StaggeredDiD):
             lift = member_month_weighted([forms[k] for k in chosen], counts=counts,
                                          cells=chosen, n_units=moments.n_units)
             mean_actual = float(counts @ actual[chosen] / counts.sum())
-            revenue = float(members["outcome"].to_numpy()[member_bin == b].sum())
-            part = lift.scaled(revenue / mean_actual / len(members))
+            revenue = float(totals[member_bin == b].sum())
+            in_bin = int(months[member_bin == b].sum())
+            part = lift.scaled(revenue / mean_actual / events.n_obs)
             total = part if total is None else total + part
             rows.append({"e": int(b), "lift_share": lift.value / mean_actual,
-                         "member_months": int((member_bin == b).sum()), "revenue": revenue,
+                         "member_months": in_bin, "revenue": revenue,
                          "member_months_compared": int(counts.sum()),
-                         "att": revenue * lift.value / mean_actual / (member_bin == b).sum()})
+                         "att": revenue * lift.value / mean_actual / in_bin})
         return total, pd.DataFrame(rows)
 
     def _headline(self, row: pd.Series, *, n_obs: int, n_members: int) -> EffectResult:
@@ -214,3 +234,35 @@ class MultiplicativeDiD(StaggeredDiD):
                             scale="currency per member-month", n_treated=n_members,
                             n_obs=n_obs, tables=tables, diagnostics=diagnostics)
 
+
+@dataclass(frozen=True)
+class MemberEventSums:
+    """The member-months the headline speaks for, summed by months since joining: ``table``
+    with ``e``, ``member_months`` and ``revenue`` (the outcome's sum), one row per ``e``, and
+    ``n_units`` (members with such a month). From the rows in memory
+    (:meth:`from_members`) or a ``GROUP BY`` in the database
+    (:mod:`roi.revenue_lift.aggregates_sql`).
+
+    Examples
+    --------
+    >>> members = pd.DataFrame({"unit": [1, 1, 2], "e": [0, 1, 1], "outcome": [2.0, 3.0, 4.0]})
+    >>> sums = MemberEventSums.from_members(members)
+    >>> sums.table.to_dict("list"), sums.n_obs, sums.n_units
+    ({'e': [0, 1], 'member_months': [1, 2], 'revenue': [2.0, 7.0]}, 3, 2)
+    """
+
+    table: pd.DataFrame
+    n_units: int
+
+    @property
+    def n_obs(self) -> int:
+        return int(self.table["member_months"].sum())
+
+    @classmethod
+    def from_members(cls, members: pd.DataFrame) -> MemberEventSums:
+        """From :func:`roi.revenue_lift._did_panel.member_event_times`' rows."""
+        table = (members.groupby("e", sort=True)["outcome"].agg(["size", "sum"])
+                 .rename(columns={"size": "member_months", "sum": "revenue"}).reset_index())
+        table["e"] = table["e"].astype(np.int64)
+        table["member_months"] = table["member_months"].astype(np.int64)
+        return cls(table=table, n_units=int(members["unit"].nunique()))

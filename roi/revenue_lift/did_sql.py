@@ -66,12 +66,53 @@ def did_aggregates(engine: sa.Engine, panel: sa.FromClause, *, unit: str, time: 
         Empty ``time`` or ``unit`` values, repeated (unit, time) rows, a first-treated value that
         changes within a unit: the messages of the in-memory fit.
     """
+    frame, periods = did_aggregate_frame(engine, panel, unit=unit, time=time, group=group,
+                                         outcome=outcome)
+    return _to_aggregates(frame, periods, anticipation=anticipation)
+
+
+def did_aggregate_frame(engine: sa.Engine, panel: sa.FromClause, *, unit: str, time: str,
+                        group: str, outcome: str,
+                        by: str | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+    """The sums :func:`did_aggregates` reads, as returned (one row per first-treated value and
+    observed periods, and per value of ``by``, a column constant within a unit such as the
+    community), with the distinct periods. :func:`scope_aggregates` turns any set of its rows
+    (one community and the never-members) into :class:`DiDAggregates` without another query.
+    """
     rows = panel.alias("did_panel") if not isinstance(panel, sa.Alias) else panel
     periods = _periods(engine, rows, unit=unit, time=time)
     frame = fetch_frame(engine, _aggregate_select(rows, periods, unit=unit, time=time,
-                                                  group=group, outcome=outcome))
+                                                  group=group, outcome=outcome, by=by))
     _check(frame, unit=unit, time=time, group=group)
-    return _to_aggregates(frame, periods, anticipation=anticipation)
+    return frame, periods
+
+
+def scope_aggregates(frame: pd.DataFrame, periods: np.ndarray, *, keep: np.ndarray,
+                     scope_periods: np.ndarray, anticipation: int = 0) -> DiDAggregates:
+    """:class:`DiDAggregates` of the units in ``frame``'s rows ``keep`` (of
+    :func:`did_aggregate_frame`), on the periods those units' rows have (``scope_periods``, a
+    subset of ``periods``): what :func:`did_aggregates` returns for a panel of those rows only.
+    """
+    index = np.searchsorted(periods, scope_periods)
+    part = frame.loc[np.asarray(keep, dtype=bool)]
+    columns = {"g": part["g"].to_numpy()}
+    for new, old in enumerate(index):
+        columns[f"s{new}"] = part[f"s{old}"].to_numpy()
+    for name in ("n", "repeated", "changing", "missing"):
+        columns[name] = part[name].to_numpy(dtype=float)
+    for new, old in enumerate(index):
+        columns[f"t{new}"] = part[f"t{old}"].to_numpy(dtype=float, na_value=0.0)
+    for i, old_i in enumerate(index):
+        for j in range(i, len(index)):
+            columns[f"c{i}_{j}"] = part[f"c{old_i}_{index[j]}"].to_numpy(dtype=float,
+                                                                          na_value=0.0)
+    restricted = pd.DataFrame(columns)
+    restricted["g"] = part["g"].reset_index(drop=True)   # keep the nullable dtype
+    keys = ["g", *(f"s{i}" for i in range(len(index)))]
+    # Units of several communities can share a pattern: one group each, as in memory
+    merged = restricted.groupby(keys, dropna=False, sort=False).sum().reset_index()
+    merged["n"] = merged["n"].astype(np.int64)
+    return _to_aggregates(merged, np.asarray(scope_periods), anticipation=anticipation)
 
 
 def _periods(engine: sa.Engine, rows: sa.FromClause, *, unit: str, time: str) -> np.ndarray:
@@ -89,9 +130,9 @@ def _periods(engine: sa.Engine, rows: sa.FromClause, *, unit: str, time: str) ->
 
 
 def _aggregate_select(rows: sa.FromClause, periods: np.ndarray, *, unit: str, time: str,
-                      group: str, outcome: str) -> sa.Select:
+                      group: str, outcome: str, by: str | None = None) -> sa.Select:
     """Per unit a pivot of the outcome over the periods; per (group, observed periods) the
-    count, sums and sums of products."""
+    count, sums and sums of products (and per ``by``, constant within a unit, when given)."""
     value = sa.cast(rows.c[outcome], sa.Double)
     pivot = [sa.func.max(sa.case((rows.c[time] == _plain(p), value), else_=None)).label(f"y{i}")
              for i, p in enumerate(periods)]
@@ -100,8 +141,10 @@ def _aggregate_select(rows: sa.FromClause, periods: np.ndarray, *, unit: str, ti
                           sa.func.count(rows.c[group]).label("g_n"),
                           sa.func.count().label("n_rows"),
                           sa.func.count(sa.distinct(rows.c[time])).label("n_times"),
-                          sa.func.count(rows.c[outcome]).label("n_outcomes"), *pivot)
+                          sa.func.count(rows.c[outcome]).label("n_outcomes"),
+                          *([sa.func.min(rows.c[by]).label("by")] if by else []), *pivot)
                 .group_by(rows.c[unit]).subquery("per_unit"))
+    side = [per_unit.c.by] if by else []
     y = [per_unit.c[f"y{i}"] for i in range(len(periods))]
     seen = [sa.case((column.is_(None), 0), else_=1).label(f"s{i}") for i, column in enumerate(y)]
     sums = [sa.func.sum(column).label(f"t{i}") for i, column in enumerate(y)]
@@ -110,12 +153,12 @@ def _aggregate_select(rows: sa.FromClause, periods: np.ndarray, *, unit: str, ti
     changes = sa.case((sa.or_(per_unit.c.g != per_unit.c.g_max,
                               sa.and_(per_unit.c.g_n > 0, per_unit.c.g_n < per_unit.c.n_rows)),
                        1), else_=0)
-    return (sa.select(per_unit.c.g, *seen, sa.func.count().label("n"),
+    return (sa.select(*side, per_unit.c.g, *seen, sa.func.count().label("n"),
                       sa.func.sum(per_unit.c.n_rows - per_unit.c.n_times).label("repeated"),
                       sa.func.sum(changes).label("changing"),
                       sa.func.sum(per_unit.c.n_rows - per_unit.c.n_outcomes).label("missing"),
                       *sums, *products)
-            .group_by(per_unit.c.g, *seen))
+            .group_by(*side, per_unit.c.g, *seen))
 
 
 def _plain(value: object) -> object:

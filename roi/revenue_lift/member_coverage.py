@@ -72,17 +72,43 @@ def history_covered(active: pd.DataFrame, *, lookback: int = 12,
     return active[UNIT].isin(covered).to_numpy(bool)
 
 
+COVERAGE_SUMS = ("member_months", "revenue", "covered_months", "covered_revenue")
+"""Columns of :func:`coverage_sums` beside ``community``."""
+
+
+def coverage_sums(active: pd.DataFrame, covered: np.ndarray, *, community: str = "community",
+                  first_month: int = 0) -> pd.DataFrame:
+    """Member-months from ``first_month`` months after joining and their revenue, all and
+    covered, per community (one row per community, ``None`` for members without one): all
+    that :func:`extend_with_sums` reads. The same sums come from one ``GROUP BY`` in the
+    database (:mod:`roi.revenue_lift.aggregates_sql`)."""
+    member = _members(active, first_month)
+    revenue = np.where(member, active[OUTCOME].to_numpy(float), 0.0)
+    mine = member & np.asarray(covered, dtype=bool)
+    names = active[community].astype(object).where(active[community].notna(), "")
+    frame = pd.DataFrame({"community": names.astype(str).to_numpy(),
+                          "member_months": member.astype(np.int64), "revenue": revenue,
+                          "covered_months": mine.astype(np.int64),
+                          "covered_revenue": np.where(mine, revenue, 0.0)})
+    sums = frame.groupby("community", sort=True)[list(COVERAGE_SUMS)].sum().reset_index()
+    sums["community"] = sums["community"].replace("", None)
+    return sums
+
+
 def coverage_factor(active: pd.DataFrame, covered: np.ndarray, *,
                     first_month: int = 0) -> float:
     """``mean_A(revenue) / mean_C(revenue)`` over member-months from ``first_month`` months
     after joining (1.0 when all are covered or the covered revenue is not positive)."""
-    member = _members(active, first_month)
-    revenue = active[OUTCOME].to_numpy(float)
-    all_mean = revenue[member].mean() if member.any() else np.nan
-    covered_rows = member & covered
-    if not covered_rows.any() or covered_rows.sum() == member.sum():
+    sums = coverage_sums(active.assign(_all=""), covered, community="_all",
+                         first_month=first_month)
+    return _factor(sums[list(COVERAGE_SUMS)].sum())
+
+
+def _factor(sums: pd.Series) -> float:
+    if sums["covered_months"] == 0 or sums["covered_months"] == sums["member_months"]:
         return 1.0
-    covered_mean = revenue[covered_rows].mean()
+    covered_mean = sums["covered_revenue"] / sums["covered_months"]
+    all_mean = sums["revenue"] / sums["member_months"]
     return float(all_mean / covered_mean) if covered_mean > 0 else 1.0
 
 
@@ -94,22 +120,31 @@ def extend_to_all_member_months(result: EffectResult, active: pd.DataFrame,
     ``first_month`` 1 for an estimate that leaves the join month out."""
     if result.refused or result.estimate is None or not np.isfinite(result.estimate):
         return result
+    return extend_with_sums(result, coverage_sums(active, covered, community=community,
+                                                  first_month=first_month))
+
+
+def extend_with_sums(result: EffectResult, sums: pd.DataFrame) -> EffectResult:
+    """:func:`extend_to_all_member_months` from :func:`coverage_sums` (computed in memory or in
+    the database): overall over every row of ``sums``, per community over its row."""
+    if result.refused or result.estimate is None or not np.isfinite(result.estimate):
+        return result
     out = copy.copy(result)
     out.diagnostics = copy.deepcopy(result.diagnostics)
     out.by_group = {}
-    member = _members(active, first_month)
-    factor = coverage_factor(active, covered, first_month=first_month)
-    share = float((member & covered).sum() / max(member.sum(), 1))
+    overall = sums[list(COVERAGE_SUMS)].sum()
+    factor = _factor(overall)
+    share = float(overall["covered_months"] / max(overall["member_months"], 1))
     out.estimate, out.low, out.high = (v * factor for v in (result.estimate, result.low,
                                                               result.high))
     if np.isfinite(out.diagnostics.checks.get("se") or np.nan):   # regression, AIPW
         out.diagnostics.checks["se"] = out.diagnostics.checks["se"] * factor
     checks: dict[str, Any] = {"covered_share": share, "factor": factor, "by_community": {}}
+    named = sums.set_index(sums["community"].astype(object).where(sums["community"].notna(),
+                                                                  None))
     for name, entry in result.by_group.items():
-        rows = (active[community] == name).to_numpy(bool) | ~np.isfinite(
-            pd.to_numeric(active[GROUP], errors="coerce").to_numpy(float))
-        scope = active.loc[rows]
-        f = coverage_factor(scope, covered[rows], first_month=first_month)
+        rows = named.loc[[name]] if name in named.index else named.iloc[:0]
+        f = _factor(rows[list(COVERAGE_SUMS)].sum())
         out.by_group[name] = _scaled(entry, f)
         checks["by_community"][name] = f
     out.diagnostics.checks["member_coverage"] = checks

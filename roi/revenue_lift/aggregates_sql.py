@@ -1,0 +1,246 @@
+"""Every sum the revenue-lift block's naive gap and DiDs read, from ``GROUP BY`` queries inside
+the database (issue 19), so that a run never fetches the customer-month panel for them.
+
+:func:`revenue_aggregates_in_database` runs over the data layer's panel statement
+(:func:`roi.data.panel.panel_select`), on its active rows as the in-memory path does:
+
+* the staggered DiD's sums per first-treated month x observed months x community, for revenue
+  (additive DiD) and organic revenue (ratio DiD) (:func:`roi.revenue_lift.did_sql.did_aggregate_frame`);
+  any community's panel (its members and the never-members), or the whole one, and either
+  anticipation, is a selection of these rows (:meth:`RevenueAggregates.did`);
+* the ratio DiD's member-months and organic revenue per community x join month x month, and
+  its member counts (:meth:`RevenueAggregates.member_events`);
+* the naive gap's sums (:func:`roi.revenue_lift.did_sql.naive_gap_sums`);
+* the coverage sums (member-months and revenue, all and covered by a base month before joining,
+  by the one before it, and by ``min_history`` months in ``lookback``) per community
+  (:meth:`RevenueAggregates.coverage`), which also give the member-month counts.
+
+What comes back grows with cohorts x observation patterns x months (x communities), not with
+customers: at 1,000,000 customers a few thousand rows. The fits are the in-memory fits, number
+for number (``tests/test_revenue_aggregates.py``), read through
+:func:`roi.revenue_lift.block.revenue_lift_estimates` with ``aggregates=``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from roi.data.source import fetch_frame
+from roi.revenue_lift._did_stats import DiDAggregates
+from roi.revenue_lift.did_multiplicative import MemberEventSums
+from roi.revenue_lift.did_sql import did_aggregate_frame, naive_gap_sums, scope_aggregates
+from roi.revenue_lift.member_coverage import COVERAGE_SUMS
+from roi.revenue_lift.panel_input import never_treated
+
+UNIT, TIME, GROUP, COMMUNITY = "customer_id", "month_index", "join_month_index", "community"
+OUTCOMES = ("revenue", "organic_revenue")
+RULES = ("base", "base_before", "history")
+"""Coverage rules: a whole month at ``g - 1`` (the DiD's base), at ``g - 2`` (the base with
+anticipation 1), ``min_history`` months in ``[g - lookback, g - 1]`` (regression adjustment and
+AIPW)."""
+
+
+@dataclass
+class RevenueAggregates:
+    """The sums of :func:`revenue_aggregates_in_database` (see the module notes).
+
+    Attributes
+    ----------
+    did_frames : dict
+        Outcome -> :func:`roi.revenue_lift.did_sql.did_aggregate_frame`'s rows, ``by`` the
+        community.
+    periods : ndarray
+        The months of the active rows.
+    scope_months : DataFrame
+        ``community`` (None for customers without one) x ``month_index`` present.
+    events : DataFrame
+        Member-months (``time >= join``) per ``community``, ``join``, ``time``: ``n`` and
+        ``total`` (organic revenue).
+    event_units : DataFrame
+        Members with such a month per ``community`` and ``join``: ``units``.
+    naive : DataFrame
+        :func:`roi.revenue_lift.did_sql.naive_gap_sums` of revenue by community.
+    coverage_table : DataFrame
+        Per ``community``, the three coverage flags of :data:`RULES` and ``first_month`` (0 or
+        1): the sums of :data:`roi.revenue_lift.member_coverage.COVERAGE_SUMS` (before the
+        covered split: ``member_months`` and ``revenue``).
+    rows_fetched : int
+        Rows the queries returned.
+    """
+
+    did_frames: dict[str, pd.DataFrame]
+    periods: np.ndarray
+    scope_months: pd.DataFrame
+    events: pd.DataFrame
+    event_units: pd.DataFrame
+    naive: pd.DataFrame
+    coverage_table: pd.DataFrame
+    rows_fetched: int = 0
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def communities(self) -> list[str]:
+        """The communities of members and non-members' rows, sorted (as the block's loop)."""
+        names = self.scope_months[COMMUNITY].dropna().unique()
+        return sorted(str(n) for n in names)
+
+    def _in_scope(self, values: pd.Series, community: str | None) -> np.ndarray:
+        """Rows of customers without a community, and of ``community`` (all when None)."""
+        if community is None:
+            return np.ones(len(values), dtype=bool)
+        named = values.astype(object)
+        return (named.isna() | (named == community)).to_numpy(dtype=bool)
+
+    def scope_periods(self, community: str | None) -> np.ndarray:
+        keep = self._in_scope(self.scope_months[COMMUNITY], community)
+        return np.sort(self.scope_months.loc[keep, TIME].unique())
+
+    def did(self, *, outcome: str, community: str | None = None,
+            anticipation: int = 0) -> DiDAggregates:
+        """The DiD's aggregates of the panel of ``community``'s rows and those of customers
+        without a community (never-members), or of every row (None)."""
+        key = (outcome, community, anticipation)
+        if key not in self._cache:
+            frame = self.did_frames[outcome]
+            self._cache[key] = scope_aggregates(
+                frame, self.periods, keep=self._in_scope(frame["by"], community),
+                scope_periods=self.scope_periods(community), anticipation=anticipation)
+        return self._cache[key]
+
+    def member_events(self, community: str | None = None) -> MemberEventSums:
+        """The ratio DiD's member-months by months since joining, in the same scope."""
+        periods = self.scope_periods(community)
+        rows = self.events[self._in_scope(self.events[COMMUNITY], community)]
+        rows = rows[~never_treated(rows["join"], periods=periods)]
+        start = np.searchsorted(periods, rows["join"].to_numpy(dtype=float), side="left")
+        e = np.searchsorted(periods, rows["time"].to_numpy(dtype=float)) - start
+        table = (pd.DataFrame({"e": e.astype(np.int64), "member_months": rows["n"].to_numpy(),
+                               "revenue": rows["total"].to_numpy(dtype=float)})
+                 .groupby("e", sort=True).sum().reset_index())
+        table["member_months"] = table["member_months"].astype(np.int64)
+        units = self.event_units[self._in_scope(self.event_units[COMMUNITY], community)]
+        units = units[~never_treated(units["join"], periods=periods)]
+        return MemberEventSums(table=table, n_units=int(units["units"].sum()))
+
+    def coverage(self, rule: str, *, first_month: int = 0) -> pd.DataFrame:
+        """:func:`roi.revenue_lift.member_coverage.coverage_sums` for coverage ``rule`` (one of
+        :data:`RULES`), from ``first_month`` months after joining."""
+        table = self.coverage_table[self.coverage_table["first_month"] == first_month]
+        covered = table[rule].astype(bool).to_numpy()
+        frame = pd.DataFrame({
+            "community": table[COMMUNITY].astype(object).fillna(""),
+            "member_months": table["member_months"].to_numpy(dtype=np.int64),
+            "revenue": table["revenue"].to_numpy(dtype=float),
+            "covered_months": np.where(covered, table["member_months"], 0).astype(np.int64),
+            "covered_revenue": np.where(covered, table["revenue"], 0.0)})
+        sums = frame.groupby("community", sort=True)[list(COVERAGE_SUMS)].sum().reset_index()
+        sums["community"] = sums["community"].replace("", None)
+        return sums
+
+    def member_months(self) -> int:
+        """Active member-months, ``(panel["member"] & panel["active"]).sum()``."""
+        return int(self.coverage("base")["member_months"].sum())
+
+    def member_months_by_community(self) -> dict[str, int]:
+        """:func:`roi.revenue_lift.block.member_months_by_community` of the panel."""
+        sums = self.coverage("base").dropna(subset=["community"])
+        return {str(k): int(v) for k, v in zip(sums["community"], sums["member_months"],
+                                                strict=True) if v > 0}
+
+
+def active_panel(dataset) -> sa.Subquery:
+    """The data layer's panel statement, its active rows and the columns the fits read."""
+    from roi.data.panel import panel_select
+
+    panel = panel_select(dataset).order_by(None).subquery("panel")
+    return (sa.select(*(panel.c[c] for c in (UNIT, TIME, GROUP, COMMUNITY, *OUTCOMES)))
+            .where(panel.c.active).subquery("active_panel"))
+
+
+def revenue_aggregates_in_database(dataset, *, lookback: int = 12,
+                                   min_history: int = 1) -> RevenueAggregates:
+    """Every sum the block's naive gap, DiDs, join-month adjustment and coverage read, from
+    ``GROUP BY`` queries over ``dataset``'s panel inside its database (module notes).
+
+    ``lookback`` and ``min_history``: the history rule of regression adjustment and AIPW
+    (:func:`roi.revenue_lift.member_coverage.history_covered`'s defaults).
+    """
+    return revenue_aggregates(dataset.engine, active_panel(dataset), lookback=lookback,
+                              min_history=min_history)
+
+
+def revenue_aggregates(engine: sa.Engine, rows: sa.FromClause, *, lookback: int = 12,
+                       min_history: int = 1) -> RevenueAggregates:
+    """:func:`revenue_aggregates_in_database` over any selectable ``rows`` with the active
+    panel's columns (:func:`active_panel`: customer_id, month_index, join_month_index,
+    community, revenue, organic_revenue), e.g. a table of a hand-made panel."""
+    rows = rows if isinstance(rows, sa.Alias) else rows.alias("active_panel")
+    frames, periods = {}, None
+    for outcome in OUTCOMES:
+        frames[outcome], periods = did_aggregate_frame(engine, rows, unit=UNIT, time=TIME,
+                                                       group=GROUP, outcome=outcome,
+                                                       by=COMMUNITY)
+    months = fetch_frame(engine, sa.select(rows.c[COMMUNITY], rows.c[TIME]).distinct())
+    events, event_units = _member_events(engine, rows)
+    naive = naive_gap_sums(engine, rows, unit=UNIT, outcome="revenue", join_time=GROUP,
+                           community=COMMUNITY)
+    coverage = _coverage(engine, rows, lookback=lookback, min_history=min_history)
+    fetched = sum(len(f) for f in (*frames.values(), months, events, event_units, naive,
+                                   coverage)) + len(periods)
+    return RevenueAggregates(did_frames=frames, periods=periods, scope_months=months,
+                             events=events, event_units=event_units, naive=naive,
+                             coverage_table=coverage, rows_fetched=fetched)
+
+
+def _member_events(engine: sa.Engine, rows: sa.FromClause) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Member-months (``time >= join``, an outcome) per community, join and month; members."""
+    member = sa.and_(rows.c[GROUP].is_not(None), rows.c[TIME] >= rows.c[GROUP],
+                     rows.c.organic_revenue.is_not(None))
+    keys = [rows.c[COMMUNITY], rows.c[GROUP].label("join")]
+    events = fetch_frame(engine, sa.select(*keys, rows.c[TIME].label("time"),
+                                           sa.func.count().label("n"),
+                                           sa.func.sum(sa.cast(rows.c.organic_revenue,
+                                                               sa.Double)).label("total"))
+                         .where(member).group_by(*keys, rows.c[TIME]))
+    units = fetch_frame(engine, sa.select(*keys, sa.func.count(sa.distinct(rows.c[UNIT]))
+                                          .label("units")).where(member).group_by(*keys))
+    return events, units
+
+
+def _coverage(engine: sa.Engine, rows: sa.FromClause, *, lookback: int,
+              min_history: int) -> pd.DataFrame:
+    """Per community and coverage flags: member-months and revenue from the join month and
+    from the month after (:func:`roi.revenue_lift.member_coverage._members`'s rule: a join
+    month, and ``time >= join + first_month``)."""
+    t, g, revenue = rows.c[TIME], rows.c[GROUP], sa.cast(rows.c.revenue, sa.Double)
+
+    def flag(condition) -> sa.ColumnElement:
+        return sa.func.max(sa.case((sa.and_(g.is_not(None), condition), 1), else_=0))
+
+    def member(first: int):
+        return sa.and_(g.is_not(None), t >= g + first)
+
+    history = sa.func.sum(sa.case((sa.and_(g.is_not(None), t < g, t >= g - lookback), 1),
+                                  else_=0))
+    per_unit = (sa.select(sa.func.min(rows.c[COMMUNITY]).label(COMMUNITY),
+                          flag(t == g - 1).label("base"), flag(t == g - 2).label("base_before"),
+                          sa.case((history >= min_history, 1), else_=0).label("history"),
+                          *[part for first in (0, 1) for part in (
+                              sa.func.sum(sa.case((member(first), 1), else_=0))
+                              .label(f"m{first}"),
+                              sa.func.sum(sa.case((member(first), revenue), else_=0.0))
+                              .label(f"r{first}"))])
+                .group_by(rows.c[UNIT]).subquery("coverage_units"))
+    keys = [per_unit.c[c] for c in (COMMUNITY, *RULES)]
+    found = fetch_frame(engine, sa.select(*keys, *[sa.func.sum(per_unit.c[c]).label(c)
+                                                   for c in ("m0", "r0", "m1", "r1")])
+                        .group_by(*keys))
+    parts = [found[[COMMUNITY, *RULES]].assign(first_month=first,
+                                               member_months=found[f"m{first}"],
+                                               revenue=found[f"r{first}"])
+             for first in (0, 1)]
+    return pd.concat(parts, ignore_index=True)

@@ -116,3 +116,13 @@ def test_other_outcome_models_are_fitted_separately() -> None:
                              regression=RegressionAdjustment(**options), aipw=AIPW(**options))
     old = _separately(panel, **options)
     assert max(_differences(old, new))[0] == 0.0
+
+
+def test_without_communities() -> None:
+    panel = _panel()
+    new = adjusted_estimates(panel, covariates=COVARIATES, seed=5, community=None)
+    adjusted = {**COLUMNS, "covariates": COVARIATES}
+    old = {"regression": RegressionAdjustment().fit(panel, **adjusted).result_,
+           "aipw": AIPW().fit(panel, **adjusted).result_}
+    assert max(_differences(old, {k: new[k] for k in old}))[0] == 0.0
+    assert new["regression"].by_group == {}

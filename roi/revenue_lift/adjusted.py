@@ -83,7 +83,7 @@ SHARED_MODES = ("additive", "none")
 def adjusted_estimates(data: pd.DataFrame, *, covariates: list[str], seed: int = 0,
                        unit: str = "customer_id", time: str = "month_index",
                        group: str = "join_month_index", outcome: str = "revenue",
-                       active: str | None = "active", community: str = "community",
+                       active: str | None = "active", community: str | None = "community",
                        regression: RegressionAdjustment | None = None,
                        aipw: AIPW | None = None) -> dict[str, Any]:
     """``{"regression": EffectResult, "aipw": EffectResult, "ovb_benchmarks": DataFrame}``:
@@ -92,7 +92,7 @@ def adjusted_estimates(data: pd.DataFrame, *, covariates: list[str], seed: int =
     and ``min_history``) called one by one, from one design (see the module notes).
 
     ``regression`` and ``aipw`` default to the estimators' defaults; they are fitted in place
-    (``result_`` and the other fitted attributes).
+    (``result_`` and the other fitted attributes). ``community=None``: no per-community fits.
     """
     regression = RegressionAdjustment() if regression is None else regression
     aipw = AIPW() if aipw is None else aipw
@@ -103,7 +103,8 @@ def adjusted_estimates(data: pd.DataFrame, *, covariates: list[str], seed: int =
     check_group_column(data, group=group, estimator=type(regression).__name__)
     check_group_column(data, group=group, estimator=type(aipw).__name__)
     design = stacked_design(data, **columns, lookback=regression.lookback,
-                            min_history=regression.min_history, unit_columns=(community,))
+                            min_history=regression.min_history,
+                            unit_columns=(community,) if community else ())
     if not design.cohorts:   # both refuse, with the reason
         return _separately(data, regression, aipw, community=community, seed=seed, **columns)
     communities = _Communities(design, community=community)
@@ -113,14 +114,16 @@ def adjusted_estimates(data: pd.DataFrame, *, covariates: list[str], seed: int =
     regression.result_ = regression._finish(design, pooled.rows, pooled.influence)
     regression.result_.scale = scale
     regression._pooled_checks(design, None if aipw.propensity_history else pooled.propensities)
-    regression.result_.by_group = communities.regression(regression)
+    if community is not None:
+        regression.result_.by_group = communities.regression(regression)
     try:
         aipw.result_ = aipw._finish(design, pooled.weighted)
     except NoComparison as exc:
         aipw.result_ = refused_lift(aipw.method, str(exc))
     else:
         aipw.result_.scale = scale
-        aipw.result_.by_group = communities.aipw(aipw)
+        if community is not None:
+            aipw.result_.by_group = communities.aipw(aipw)
     return {"regression": regression.result_, "aipw": aipw.result_,
             "ovb_benchmarks": _benchmarks(data, design, seed=seed, **columns)}
 
@@ -134,7 +137,7 @@ def _shareable(regression: RegressionAdjustment, aipw: AIPW) -> bool:
 
 
 def _separately(data: pd.DataFrame, regression: RegressionAdjustment, aipw: AIPW, *,
-                community: str, seed: int, **columns: Any) -> dict[str, Any]:
+                community: str | None, seed: int, **columns: Any) -> dict[str, Any]:
     """The three computations one by one (each builds its design)."""
     from roi.sensitivity.benchmarks import benchmark_partial_r2
 
@@ -193,10 +196,11 @@ class _Communities:
     """The per-community fits (``by_community`` of the estimators: each community's members
     against all never-members), accumulated from the pooled stacks."""
 
-    def __init__(self, design: StackedDesign, *, community: str) -> None:
+    def __init__(self, design: StackedDesign, *, community: str | None) -> None:
         self.design = design
         never = np.isnan(design.cohort)
-        names = pd.Series(design.unit_values[community])
+        names = pd.Series(design.unit_values[community] if community else
+                          np.full(len(never), None))
         self.names = sorted(names[~never].dropna().unique())
         self.code = np.full(len(names), -1)
         for number, name in enumerate(self.names):

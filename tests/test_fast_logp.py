@@ -101,8 +101,7 @@ def test_support_point_is_pymcs(world):
 def test_compiled_kernel_is_the_python_code(world):
     """nutpie's C callbacks (compiled) against the same code run as Python: density and
     gradient within 1e-12 (relative), the expanded draws the transforms of ``x``."""
-    import ctypes
-
+    from roi.inference.kernel_callbacks import run_expand, run_logp
     from roi.paid_media import _fast_kernels
 
     adstock, saturation, _ = CASES["logistic-normalised-lift"]
@@ -116,21 +115,16 @@ def test_compiled_kernel_is_the_python_code(world):
     buf = fast_logp.pack(inputs, adstock=adstock, saturation=saturation,
                          community_adstock=community, roas_sigma=0.7, n_dim=lay.n_dim)
 
-    def ptr(a):
-        return a.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
-
     rng = np.random.default_rng(1)
     n_expanded = sum(size for _, size, _ in lay.expanded())
     for _ in range(3):
         x = fast_logp.support_point(lay, buf) + rng.uniform(-1, 1, lay.n_dim)
-        grad, value = np.zeros(lay.n_dim), np.zeros(1)
-        assert _fast_kernels.logp_c.ctypes(lay.n_dim, ptr(x), ptr(grad), ptr(value), ptr(buf)) == 0
-        ref_grad = np.zeros(lay.n_dim)
-        ref = _fast_kernels.logp_grad(x, ref_grad, buf)
-        assert value[0] == pytest.approx(ref, rel=1e-12)
+        value, grad, status = run_logp(_fast_kernels.logp_c, x, buf)
+        ref, ref_grad, _ = run_logp(_fast_kernels.logp_c, x, buf, python=True)
+        assert status == 0
+        assert value == pytest.approx(ref, rel=1e-12)
         np.testing.assert_allclose(grad, ref_grad, rtol=1e-12, atol=1e-12 * np.abs(ref_grad).max())
-        out = np.zeros(n_expanded)
-        assert _fast_kernels.expand_c.ctypes(lay.n_dim, n_expanded, ptr(x), ptr(out), ptr(buf)) == 0
+        out = run_expand(_fast_kernels.expand_c, x, buf, n_expanded=n_expanded)
         transformed = {"log": np.exp, "logodds": lambda u: 1 / (1 + np.exp(-u))}
         expected = [x] + [transformed[t](x[lay.offsets()[name] + np.arange(size)])
                           for name, t, size, _ in lay.free if t is not None]

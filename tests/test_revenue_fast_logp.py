@@ -10,7 +10,6 @@ side is compiled with JAX. A fit on each path must give the same lift within Mon
 
 from __future__ import annotations
 
-import ctypes
 import os
 from pathlib import Path
 
@@ -23,6 +22,7 @@ os.environ.setdefault("PYTENSOR_FLAGS", "base_compiledir=" + os.path.join(
 
 from connectors import open_source  # noqa: E402
 from roi.data import load_dataset  # noqa: E402
+from roi.inference.kernel_callbacks import run_expand, run_logp  # noqa: E402
 from roi.revenue_lift import fast_logp  # noqa: E402
 from roi.revenue_lift.bayes_revenue import (  # noqa: E402
     MU_TAU_SD,
@@ -60,22 +60,13 @@ def _setup(panel, segment: str | None):
     return index, inputs, lay, buf
 
 
-def _kernel(x: np.ndarray, buf: np.ndarray) -> tuple[float, np.ndarray, int]:
-    """Density and gradient through the C callback nutpie calls."""
-    from roi.revenue_lift._fast_kernels import logp_c
-
-    grad, value = np.zeros(len(x)), np.zeros(1)
-    ptr = ctypes.POINTER(ctypes.c_double)
-    status = logp_c.ctypes(len(x), x.ctypes.data_as(ptr), grad.ctypes.data_as(ptr),
-                           value.ctypes.data_as(ptr), buf.ctypes.data_as(ptr))
-    return float(value[0]), grad, status
-
-
 @pytest.mark.parametrize("segment", [None, "segment"])
 def test_density_and_gradient_match_pymc(panel, segment):
     """Same log-density (every constant included: 1e-9 relative) and gradient (1e-9 relative
     to its largest entry) at random points, the Potential's scale (phi ~ 500) included."""
     from pymc.model.transform.optimization import freeze_dims_and_data
+
+    from roi.revenue_lift._fast_kernels import logp_c
 
     index, inputs, lay, buf = _setup(panel, segment)
     model = freeze_dims_and_data(build_model(index, inputs, buildup_prior=PRIOR))
@@ -91,7 +82,7 @@ def test_density_and_gradient_match_pymc(panel, segment):
     for scale in (0.1, 0.4, 0.8):
         x = rng.normal(scale=scale, size=lay.n_dim)
         point = lay.point(x, shapes={k: v.shape for k, v in start.items()})
-        value, grad, status = _kernel(x, buf)
+        value, grad, status = run_logp(logp_c, x, buf)
         theirs = np.asarray(dlogp(point))
         theirs = np.concatenate([theirs[offsets[lay.value_name(n, t)]]
                                  for n, t, _, _ in lay.free])
@@ -109,6 +100,29 @@ def test_support_point_is_pymcs(panel):
     theirs = make_initial_point_fn(model=model, jitter_rvs=set(), return_transformed=True)(0)
     expected = np.concatenate([np.ravel(theirs[lay.value_name(n, t)]) for n, t, _, _ in lay.free])
     np.testing.assert_allclose(fast_logp.support_point(lay, buf), expected, atol=1e-9)
+
+
+def test_expanded_draws_are_pymcs(panel):
+    """``expand_c`` writes the value variables, the constrained ``sigma_tau``, ``sigma_seg``,
+    ``kappa`` and the deterministic ``tau = tau_community[:, None] + sigma_seg * w`` in PyMC's
+    (community, segment) order."""
+    from pymc.initial_point import make_initial_point_fn
+
+    from roi.revenue_lift._fast_kernels import expand_c
+
+    index, inputs, lay, buf = _setup(panel, "segment")
+    model = build_model(index, inputs, buildup_prior=PRIOR)
+    shapes = {k: np.shape(v) for k, v in make_initial_point_fn(
+        model=model, jitter_rvs=set(), return_transformed=True)(0).items()}
+    x = np.random.default_rng(4).normal(scale=0.5, size=lay.n_dim)
+    point = lay.point(x, shapes=shapes)
+    out = run_expand(expand_c, x, buf, n_expanded=sum(s for _, s, _ in lay.expanded()))
+    sig = np.exp(point["sigma_seg_log__"])
+    expected = np.concatenate([x, np.exp([point["sigma_tau_log__"]]), [sig],
+                               np.exp([point["kappa_log__"]]),
+                               (point["tau_community"][:, None] + sig * point["w"]).ravel()])
+    assert shapes["w"] == (len(index["communities"]), len(index["segments"]))
+    np.testing.assert_allclose(out, expected, rtol=1e-14)
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,8 @@
 
 The kernel replaces PyMC's graph in every default fit, so its log-density and gradient must be
 PyMC's: compared at random unconstrained points on small cell tables (with and without
-covariates, one and three communities). The kernel runs as plain Python here (``py_func``), the
-same code numba compiles; PyMC's side is compiled with JAX. A small fit on each path must give
+covariates, one and three communities), through the C callbacks nutpie calls; PyMC's side is
+compiled with JAX. A small fit on each path must give
 the same pooled hazard ratio within Monte Carlo error.
 """
 
@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from roi.inference.kernel_callbacks import run_expand, run_logp
 from roi.retention import fast_logp
 from roi.retention.bayes_survival import (
     MU_SD,
@@ -87,9 +88,9 @@ def test_density_and_gradient_match_pymc(case):
     for _ in range(4):
         x = fast_logp.support_point(lay, buf) + rng.normal(scale=0.5, size=lay.n_dim)
         point = lay.point(x, shapes={k: v.shape for k, v in start.items()})
-        grad = np.zeros(lay.n_dim)
-        value = _fast_kernels.logp_grad.py_func(x, grad, buf)
+        value, grad, status = run_logp(_fast_kernels.logp_c, x, buf)
         theirs = np.asarray(dlogp(point))
+        assert status == 0
         assert value == pytest.approx(float(logp(point)), rel=1e-9)
         np.testing.assert_allclose(grad, theirs, rtol=1e-9, atol=1e-9 * np.abs(theirs).max())
 
@@ -111,8 +112,8 @@ def test_support_point_and_expanded_draws_are_pymcs():
     np.testing.assert_allclose(fast_logp.support_point(lay, buf), expected, atol=1e-12)
 
     x = np.random.default_rng(2).normal(size=lay.n_dim)
-    out = np.zeros(sum(size for _, size, _ in lay.expanded()))
-    _fast_kernels.expand.py_func(x, out, buf)
+    out = run_expand(_fast_kernels.expand_c, x, buf,
+                     n_expanded=sum(size for _, size, _ in lay.expanded()))
     P, K = data["n_pieces"], X.shape[1]
     np.testing.assert_allclose(out[:lay.n_dim], x)
     assert out[lay.n_dim] == pytest.approx(np.exp(x[P + K]))

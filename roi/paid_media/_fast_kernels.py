@@ -8,38 +8,26 @@ layout (header, then the model inputs) is :func:`roi.paid_media.fast_logp.pack`'
 
 from __future__ import annotations
 
-import ctypes
 import math
 
 import numba
 import numpy as np
-from numba import types
-from numba.core.compiler_lock import global_compiler_lock
+
+from roi.inference.kernel_callbacks import (
+    EXPAND_SIGNATURE,
+    LOGP_SIGNATURE,
+    cfunc,
+    jit,
+    logp_status,
+    run_logp,
+)
 
 HEADER = 24
 _LOG_2PI = math.log(2.0 * math.pi)
 _LOG_TINY = math.log(1e-30)   # components._TINY: log of the stand-in for 0 inside the Hill power
-
-jit = numba.njit(cache=True, error_model="numpy")
-_PTR = types.CPointer(types.float64)
-
-
-def _cfunc(signature):
-    """``numba.cfunc(signature, cache=True, error_model="numpy")``, compiled (with the ``@jit``
-    helpers it calls) without LLVM's loop vectorizer: the kernel's loops are short (channels,
-    lags, 104 weeks), and without it the cold compile takes 0.27 s less CPU (3.7 against 4.0 s)
-    and a gradient 1.7 us less (42 against 44 us), same results to the bit. numba reads the
-    setting while it compiles, under its global lock: set and restored inside that lock, so
-    no other numba user (PyTensor's numba backend, the other kernels) sees it."""
-    def decorate(function):
-        with global_compiler_lock:
-            saved = numba.config.LOOP_VECTORIZE
-            numba.config.LOOP_VECTORIZE = 0
-            try:
-                return numba.cfunc(signature, cache=True, error_model="numpy")(function)
-            finally:
-                numba.config.LOOP_VECTORIZE = saved
-    return decorate
+# Compiled without LLVM's loop vectorizer (kernel_callbacks.cfunc): the loops are short
+# (channels, lags, 104 weeks); without it the cold compile took 0.27 s less CPU (3.7 against
+# 4.0 s) and a gradient 1.7 us less (42 against 44 us), same results to the bit.
 
 
 @jit
@@ -112,11 +100,11 @@ def _geometric_back(dw, w, raw, at, n_lags, total, d, normalize):
     return dd * d * (1.0 - d)
 
 
-@_cfunc(types.int64(types.uint64, _PTR, _PTR, _PTR, _PTR))
+@cfunc(LOGP_SIGNATURE)
 def logp_c(dim, x_, grad_, logp_, data_):
     """nutpie's log-density callback: the log-density at ``x`` (unconstrained) into
-    ``logp_[0]``, its gradient into ``grad``; returns 0, or 3/4 for a non-finite
-    gradient/value (-1: ``dim`` is not the buffer's).
+    ``logp_[0]``, its gradient into ``grad``; returns :func:`logp_status` (-1: ``dim`` is not
+    the buffer's).
 
     The whole kernel is this one function, on purpose: a cfunc calling an ``@njit`` function
     compiles that function twice (once as its own dispatcher, with machine code and a Python
@@ -351,15 +339,10 @@ def logp_c(dim, x_, grad_, logp_, data_):
         grad[o_decay + c] += _geometric_back(dW, W, raws, c * L, L, totals[c], decays[c],
                                              norm_media)
     logp_[0] = lp
-    for i in range(dim):
-        if not math.isfinite(grad[i]):
-            return 3
-    if not math.isfinite(lp):
-        return 4
-    return 0
+    return logp_status(lp, grad)
 
 
-@_cfunc(types.int64(types.uint64, types.uint64, _PTR, _PTR, _PTR))
+@cfunc(EXPAND_SIGNATURE)
 def expand_c(dim, expanded, x_, out_, data_):
     """nutpie's expansion callback (the draws kept): the unconstrained values, then the
     transformed ones on their natural scale (:meth:`roi.inference.kernel_model.Layout.expanded`)."""
@@ -392,10 +375,6 @@ def expand_c(dim, expanded, x_, out_, data_):
     return 0
 
 
-def _pointer(array: np.ndarray):
-    return array.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
-
-
 def logp_grad(x: np.ndarray, grad: np.ndarray, buf: np.ndarray) -> float:
     """:func:`logp_c`'s code run as plain Python on arrays (the tests' reference): returns the
     log-density at ``x`` and writes the gradient into ``grad``.
@@ -407,12 +386,8 @@ def logp_grad(x: np.ndarray, grad: np.ndarray, buf: np.ndarray) -> float:
     ...
     ValueError: logp_c returned -1 (x has 3 values, the buffer is for 5)
     """
-    value = np.zeros(1)
-    x, grad_out = np.ascontiguousarray(x, dtype=np.float64), np.zeros(len(x))
-    code = logp_c.__wrapped__(len(x), _pointer(x), _pointer(grad_out), _pointer(value),
-                              _pointer(np.ascontiguousarray(buf, dtype=np.float64)))
-    grad[:] = grad_out
+    value, grad[:], code = run_logp(logp_c, x, buf, python=True)
     if code < 0:
         raise ValueError(f"logp_c returned {code} (x has {len(x)} values, the buffer is for "
                          f"{int(buf[22])})")
-    return float(value[0])
+    return value

@@ -28,7 +28,6 @@ Examples
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.special import gammaln
@@ -40,22 +39,12 @@ HEADER = 16          # floats before the cell arrays (see :func:`pack`)
 ALPHA_SD, BETA_SD = 2.0, 1.0
 
 
-@dataclass
-class DerivedLayout(Layout):
-    """A :class:`Layout` whose expanded draws end with quantities derived from the parameters
-    (``derived``: name, size, dim), written by the kernel's ``expand``."""
-
-    derived: list[tuple[str, int, str | None]] = field(default_factory=list)
-
-    def expanded(self) -> list[tuple[str, int, str | None]]:
-        return super().expanded() + list(self.derived)
-
-
-def layout(*, n_pieces: int, n_terms: int, n_communities: int) -> DerivedLayout:
-    """The parameter layout of :func:`roi.retention.bayes_survival.build_model`."""
-    return DerivedLayout([("alpha_c", None, n_pieces, "piece"), ("beta", None, n_terms, "term"),
-                          ("sigma", "log", 1, None), ("theta", None, n_communities, "community")],
-                         derived=[("alpha", n_pieces, "piece")])
+def layout(*, n_pieces: int, n_terms: int, n_communities: int) -> Layout:
+    """The parameter layout of :func:`roi.retention.bayes_survival.build_model`, and the
+    deterministic ``alpha`` the kernel's ``expand_c`` adds."""
+    return Layout([("alpha_c", None, n_pieces, "piece"), ("beta", None, n_terms, "term"),
+                   ("sigma", "log", 1, None), ("theta", None, n_communities, "community")],
+                  derived=[("alpha", n_pieces, "piece")])
 
 
 def pack(data: dict[str, np.ndarray], *, mean_sd: float, n_dim: int) -> np.ndarray:
@@ -97,7 +86,7 @@ def support_point(lay: Layout, buf: np.ndarray) -> np.ndarray:
 
 def nutpie_model(data: dict[str, np.ndarray], *, mean_sd: float, coords: dict[str, list]):
     """A nutpie model (``nutpie.sample`` takes it like a compiled PyMC model) whose density and
-    gradient are :func:`roi.retention._fast_kernels.logp_grad` on this cell table's buffer.
+    gradient are :func:`roi.retention._fast_kernels.logp_c` on this cell table's buffer.
 
     ``coords``: ``piece``, ``term`` and ``community`` labels, as the PyMC model's.
     """

@@ -697,12 +697,6 @@ class BayesianHierarchicalLift:
             kernel=(lambda: self._kernel_model(inputs)) if logp == "numba" else None)
         if used != "nutpie":
             logp = "pytensor"
-        elif logp == "numba":   # PyMC's shapes: w as (community, segment), deterministic tau
-            from roi.revenue_lift.fast_logp import finish_posterior
-
-            self.idata_.posterior = finish_posterior(
-                self.idata_.posterior, n_communities=len(self.index_["communities"]),
-                n_segments=len(self.index_["segments"]))
         # A model compiled for another cell table carries that table's labels: use ours.
         self.idata_.posterior = self.idata_.posterior.assign_coords(
             community=self.index_["communities"], segment=self.index_["segments"])

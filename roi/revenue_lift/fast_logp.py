@@ -22,13 +22,16 @@ header), so numba compiles it once per installation and keeps it in its on-disk 
 
 Unconstrained parameters, in PyMC's order: ``gamma_raw`` (T-1), ``beta_raw`` (P-1),
 ``sigma_tau_log__``, ``tau_community`` (C); with a segment ``sigma_seg_log__`` and ``w``
-(C x S, flat here, reshaped by :func:`finish_posterior`); ``kappa_log__``.
+(community x segment); ``kappa_log__``. Expanded draws: those, ``sigma_tau`` (, ``sigma_seg``),
+``kappa`` and the deterministic ``tau`` (community x segment), named and shaped as PyMC's.
 
 Examples
 --------
 >>> lay = layout(n_times=3, n_patterns=2, n_communities=2, n_segments=1, segment=False)
 >>> lay.n_dim, list(lay.offsets())
 (7, ['gamma_raw', 'beta_raw', 'sigma_tau', 'tau_community', 'kappa'])
+>>> lay.expanded()[-1]
+('tau', 2, ('community', 'segment'))
 """
 
 from __future__ import annotations
@@ -48,14 +51,16 @@ ALL_SEGMENTS = "(all)"   # bayes_revenue.ALL: the one segment level without a se
 
 def layout(*, n_times: int, n_patterns: int, n_communities: int, n_segments: int,
            segment: bool) -> Layout:
-    """The parameter layout, in the order of PyMC's value variables."""
+    """The parameter layout, in the order of PyMC's value variables, and the deterministic
+    ``tau`` the kernel's ``expand_c`` adds."""
     free = [("gamma_raw", None, n_times - 1, "gamma_raw_dim_0"),
             ("beta_raw", None, n_patterns - 1, "beta_raw_dim_0"),
             ("sigma_tau", "log", 1, None), ("tau_community", None, n_communities, "community")]
     if segment:
         free += [("sigma_seg", "log", 1, None),
-                 ("w", None, n_communities * n_segments, "community_segment")]
-    return Layout(free + [("kappa", "log", 1, None)])
+                 ("w", None, n_communities * n_segments, ("community", "segment"))]
+    return Layout(free + [("kappa", "log", 1, None)],
+                  derived=[("tau", n_communities * n_segments, ("community", "segment"))])
 
 
 def sparse_cells(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -120,7 +125,8 @@ def support_point(lay: Layout, buf: np.ndarray) -> np.ndarray:
 def nutpie_model(index: dict[str, Any], inputs: dict[str, np.ndarray], *,
                  buildup_prior: tuple[float, float], mean_sd: float):
     """A nutpie model (``nutpie.sample`` takes it like a compiled PyMC model) whose density
-    and gradient are :func:`roi.revenue_lift._fast_kernels.logp_grad` on these cells."""
+    and gradient are :func:`roi.revenue_lift._fast_kernels.logp_c` on these cells; the draws
+    have PyMC's names and shapes (``w`` and ``tau`` community x segment)."""
     from roi.revenue_lift._fast_kernels import expand_c, logp_c
 
     segment = index["segments"] != [ALL_SEGMENTS]
@@ -130,9 +136,7 @@ def nutpie_model(index: dict[str, Any], inputs: dict[str, np.ndarray], *,
     buf = pack(inputs, **sizes, buildup_prior=buildup_prior, mean_sd=mean_sd, n_dim=lay.n_dim)
     coords = {"gamma_raw_dim_0": list(range(len(index["times"]) - 1)),
               "beta_raw_dim_0": list(range(len(index["patterns"]) - 1)),
-              "community": list(index["communities"]),
-              "community_segment": list(range(len(index["communities"])
-                                              * len(index["segments"])))}
+              "community": list(index["communities"]), "segment": list(index["segments"])}
     start_point = support_point(lay, buf)
 
     def initial_point(seed):
@@ -142,18 +146,3 @@ def nutpie_model(index: dict[str, Any], inputs: dict[str, np.ndarray], *,
     return kernel_nutpie_model(logp_c=logp_c, expand_c=expand_c, buf=buf, lay=lay,
                                coords=coords, initial_point=initial_point)
 
-
-def finish_posterior(posterior, *, n_communities: int, n_segments: int):
-    """PyMC's shapes from the kernel's draws: ``w`` as (community, segment) and the
-    deterministic ``tau = tau_community[:, None] (+ sigma_seg * w)``; returns the new group."""
-    base = posterior["tau_community"].to_numpy()[..., :, None]
-    dims = ("chain", "draw", "community", "segment")
-    if "w" in posterior:
-        w = posterior["w"].to_numpy().reshape(*base.shape[:2], n_communities, n_segments)
-        posterior = posterior.drop_vars(["w", "community_segment"], errors="ignore")
-        posterior["w"] = (dims, w)
-        tau = base + posterior["sigma_seg"].to_numpy()[..., None, None] * w
-    else:
-        tau = np.broadcast_to(base, (*base.shape[:3], n_segments)).copy()
-    posterior["tau"] = (dims, tau)
-    return posterior

@@ -37,8 +37,11 @@ from roi.retention.block import (
     retention_money,
     survival_cells_in_database,
 )
+from roi.revenue_lift.aggregates_sql import revenue_aggregates_in_database
 from roi.revenue_lift.block import (
+    ROW_ESTIMATORS,
     bayesian_cells_in_database,
+    member_months,
     member_months_by_community,
     revenue_lift_block,
     revenue_lift_estimates,
@@ -101,7 +104,9 @@ def run_models(source: Any, *, out: str | Path, config: RunConfig | None = None,
         weekly = dataset.weekly_series()
         survival = rows.survival_table()
         attribution = revenue_attribution(dataset)
-        # The Bayesian models' cells: GROUP BYs in the database, before its memory is released
+        # Sums over every customer: the naive gap's, the DiDs' and the coverage's; the Bayesian
+        # models' cells. GROUP BYs in the database, before its memory is released
+        revenue_sums = revenue_aggregates_in_database(dataset)
         revenue_cells = bayesian_cells_in_database(
             dataset, sampler=config.sampler.for_model("revenue"), attribution=attribution)
         survival_cells = survival_cells_in_database(
@@ -111,7 +116,7 @@ def run_models(source: Any, *, out: str | Path, config: RunConfig | None = None,
         experiment = invitation_experiments(rows, panel, sample=sample)
         steps.start("engagement")   # tier/programme fits read activity and programmes: before release
         engagement = community_engagement_block(dataset, panel=panel, survival=survival,
-                                                rule=config.tiers)
+                                                rule=config.tiers, sample=sample)
         dataset.report["revenue_attribution"] = attribution.to_contract()
         release_memory(dataset.engine)   # the models run on these frames and cells from here
         steps.start("revenue lift")
@@ -119,13 +124,13 @@ def run_models(source: Any, *, out: str | Path, config: RunConfig | None = None,
                                          sampler=config.sampler.for_model("revenue"),
                                          seed=config.seed, attribution=attribution,
                                          sensitivity=config.sensitivity.options(),
-                                         cells=revenue_cells)
-        mark_on_sample(revenue, sample, names=tuple(n for n in revenue if n != "bayesian"))
+                                         cells=revenue_cells, aggregates=revenue_sums)
+        mark_on_sample(revenue, sample, names=ROW_ESTIMATORS)
         steps.start("retention lift")
         retention, cox = retention_models(survival, covariates=dataset.covariates,
                                           sampler=config.sampler.for_model("retention"),
-                                          seed=config.seed, cells=survival_cells)
-        mark_on_sample(retention, sample, names=("naive", "cox_time_varying"))
+                                          seed=config.seed, cells=survival_cells,
+                                          sample=sample)
         raise_if_interrupted()    # the Bayesian survival model samples last
         money = retention_money(survival, panel, cox=cox, covariates=dataset.covariates,
                                 revenue=revenue, seed=config.seed, sample=sample)
@@ -139,8 +144,9 @@ def run_models(source: Any, *, out: str | Path, config: RunConfig | None = None,
                                    retention=retention, retention_money=money,
                                    retention_curves=curves,
                                    paid_media=paid, paid_media_result=media,
-                                   member_months=int((panel["member"] & panel["active"]).sum()),
-                                   member_months_by_community=member_months_by_community(panel),
+                                   member_months=member_months(aggregates=revenue_sums),
+                                   member_months_by_community=member_months_by_community(
+                                       aggregates=revenue_sums),
                                    community_costs=community_costs(weekly),
                                    experiment=experiment, community_engagement=engagement)
         write_json(staged.path("results.json"), results)

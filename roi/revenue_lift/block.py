@@ -80,6 +80,11 @@ def revenue_lift_estimates(panel, *, covariates: dict[str, str] | None = None, s
     return estimates
 
 
+ROW_ESTIMATORS = ("regression", "aipw")
+"""The estimates that read the customer-month panel's rows when the block has ``aggregates``
+(above the run's row budget, a random sample of customers: ``roi.data.sample``)."""
+
+
 def level_trend_caveat(estimates: dict[str, EffectResult]) -> None:
     """Warn beside regression adjustment and AIPW when the additive DiD's pre-trend test rejects.
 

@@ -68,6 +68,10 @@ outcome matrices; the members' side of the outcome model is summed over their ro
 sums are matrix-vector products (``sum(axis=1)`` over a dozen columns loops per row). What is
 left: building the design from the panel (~5 s, once per estimator), the stacks' gathers and
 the outcome fits, two thirds of them in the per-community fits.
+``roi run`` now fits both estimators and their observed benchmarks from one design and one
+pass over the cohort stacks, the per-community fits from the pooled stacks and outcome models
+(:func:`roi.revenue_lift.adjusted.adjusted_estimates`: 21 CPU s for the three at 1M against
+63 s one by one, same numbers to 1.2e-15).
 
 Inference: the influence function of the imputation estimator, including the estimation error
 of every cohort's outcome model (delta method: the offset, ratio and 2SLS terms), summed by

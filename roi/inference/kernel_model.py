@@ -26,7 +26,6 @@ Examples
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -97,12 +96,12 @@ class Layout:
 
 
 def kernel_nutpie_model(*, logp_c, expand_c, buf: np.ndarray, lay: Layout,
-                        coords: dict[str, list], initial_point: Callable[[int], np.ndarray]):
+                        coords: dict[str, list], support_point: np.ndarray):
     """A nutpie model (``nutpie.sample`` takes it like a compiled PyMC model) whose density and
     gradient are the numba C callback ``logp_c`` reading ``buf``; ``expand_c`` writes the
     expanded draws (:meth:`Layout.expanded`, shaped by :meth:`Layout.shapes`).
-    ``initial_point(seed)`` gives each chain's start (PyMC's default: the support point
-    jittered by U(-1, 1))."""
+    Each chain starts where PyMC's would by default: ``support_point`` (each prior's mean,
+    unconstrained) with every value jittered by U(-1, 1) from the chain's seed."""
     import pandas as pd
     from nutpie.compile_pymc import CompiledPyMCModel
 
@@ -118,7 +117,9 @@ def kernel_nutpie_model(*, logp_c, expand_c, buf: np.ndarray, lay: Layout,
     return CompiledPyMCModel(
         dims=dims,
         compiled_logp_func=logp_c, compiled_expand_func=expand_c,
-        initial_point_func=initial_point, shared_data={}, user_data=buf,
+        initial_point_func=lambda seed: support_point + np.random.default_rng(seed).uniform(
+            -1.0, 1.0, lay.n_dim),
+        shared_data={}, user_data=buf,
         n_expanded=start, shape_info=(names, slices, shapes), logp_func=None, expand_func=None,
         _n_dim=lay.n_dim, _shapes=dict(zip(names, shapes, strict=True)),
         _coords={k: pd.Index(v) for k, v in coords.items() if k in used})

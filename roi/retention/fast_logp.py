@@ -95,11 +95,5 @@ def nutpie_model(data: dict[str, np.ndarray], *, mean_sd: float, coords: dict[st
     buf = pack(data, mean_sd=mean_sd, n_dim=lay.n_dim)
     from roi.retention._fast_kernels import expand_c, logp_c
 
-    start_point = support_point(lay, buf)
-
-    def initial_point(seed):
-        # PyMC's default: the support point, every free variable jittered by U(-1, 1)
-        return start_point + np.random.default_rng(seed).uniform(-1.0, 1.0, lay.n_dim)
-
     return kernel_nutpie_model(logp_c=logp_c, expand_c=expand_c, buf=buf, lay=lay,
-                               coords=coords, initial_point=initial_point)
+                               coords=coords, support_point=support_point(lay, buf))

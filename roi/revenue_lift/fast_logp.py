@@ -137,12 +137,6 @@ def nutpie_model(index: dict[str, Any], inputs: dict[str, np.ndarray], *,
     coords = {"gamma_raw_dim_0": list(range(len(index["times"]) - 1)),
               "beta_raw_dim_0": list(range(len(index["patterns"]) - 1)),
               "community": list(index["communities"]), "segment": list(index["segments"])}
-    start_point = support_point(lay, buf)
-
-    def initial_point(seed):
-        # PyMC's default: the support point, every free variable jittered by U(-1, 1)
-        return start_point + np.random.default_rng(seed).uniform(-1.0, 1.0, lay.n_dim)
-
     return kernel_nutpie_model(logp_c=logp_c, expand_c=expand_c, buf=buf, lay=lay,
-                               coords=coords, initial_point=initial_point)
+                               coords=coords, support_point=support_point(lay, buf))
 

@@ -36,6 +36,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from roi.data import sql_parts
+from roi.data.panel import MONTHLY
 from roi.data.source import execute_scalar_rows
 
 
@@ -104,6 +105,17 @@ def _orders(dataset) -> tuple[int, dict[str, int]]:
     months = sql_parts.complete_months(dataset.start, dataset.end)
     first, following = _day(months[0][1]), _day(months[-1][2])
     in_months = sa.and_(orders.c.order_date >= first, orders.c.order_date < following)
+    monthly = dataset.tables.get(MONTHLY)
+    if monthly is not None:
+        # The stored monthly sums hold the orders of complete months per customer: summing
+        # their counts over the customer's months of life reads them, not every order again.
+        in_life = sa.and_(monthly.c.customer_key == life.c.customer_key,
+                          monthly.c.month_index >= life.c.first_month_index,
+                          monthly.c.month_index <= life.c.end_month_index)
+        used = execute_scalar_rows(engine, sa.select(sa.func.coalesce(
+            sa.func.sum(monthly.c.orders), 0)).select_from(monthly.join(life, in_life)))[0][0]
+        return int(used), {"orders_outside_complete_months": _count(engine, orders,
+                                                                     sa.not_(in_months))}
     month = sql_parts.month_of(orders.c.order_date)
     in_life = sa.and_(orders.c.customer_id == life.c.customer_id,
                       month >= life.c.first_month_index, month <= life.c.end_month_index)

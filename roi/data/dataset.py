@@ -139,10 +139,15 @@ def load_dataset(source: CanonicalSource, options: DataOptions | None = None) ->
     excluded = dict(source.excluded)
     _merge_community_spellings(source, typed)
     # Exact re-exports of an order are one order: de-duplicated before any rule counts rows.
-    typed["orders"], n_duplicates = _unique_orders(source, typed["orders"])
+    repeated = _order_ids_repeat(engine, typed["orders"])
+    typed["orders"], n_duplicates = _unique_orders(source, typed["orders"], repeated=repeated)
     if n_duplicates:
         excluded["orders_duplicate_row"] = n_duplicates
     checks = relation_checks(typed)
+    if not repeated:
+        # No order_id on two rows: no rows can conflict (the check would count 0 after a
+        # grouping of every order_id; at 200M orders its COUNT(DISTINCT) runs out of memory)
+        checks.pop("orders_conflicting_order_id", None)
     problems = run_checks(engine, [c for key, c in checks.items() if key not in options.exclude])
     if problems:
         raise DataValidationError(problems)
@@ -161,6 +166,14 @@ def load_dataset(source: CanonicalSource, options: DataOptions | None = None) ->
     typed["members"] = _materialise(source, "members_linked", _linked_members(typed), store=True)
     typed["life"] = _materialise(source, "life", sql_parts.customer_summary(
         life_base, typed["members"], end=end), store=True)
+    if source.embedded or source.engine.dialect.name == "spark":
+        # Every panel aggregate (DiD sums, naive gap, Bayesian cells) needs the orders summed
+        # per customer and month: grouped once here (200M orders at 10M customers), not once
+        # per aggregate.
+        from roi.data.panel import MONTHLY, monthly_revenue_select
+
+        typed[MONTHLY] = _materialise(source, "monthly_revenue", monthly_revenue_select(
+            typed, start=start, end=end, life=life_base), store=True)
     if "activity" in typed:
         typed["activity"] = _materialise(source, "activity_linked", _linked_activity(typed),
                                          store=False)
@@ -274,19 +287,35 @@ def _merge_community_spellings(source: CanonicalSource,
         f"counted as {found[0]!r}" for found in groups.values())
 
 
-def _unique_orders(source: CanonicalSource,
-                   orders: sa.FromClause) -> tuple[sa.FromClause, int]:
+def _order_ids_repeat(engine: sa.Engine, orders: sa.FromClause) -> bool:
+    """True when some ``order_id`` is on more than one row (or, in DuckDB, when two ids share
+    a 64-bit hash: then the exact comparison of :func:`_unique_orders` runs, as for repeats).
+
+    A grouping, not ``COUNT(DISTINCT order_id)``; in DuckDB on the ids' hashes: grouping 200M
+    distinct trimmed texts, like counting them, overflows its 1 GB memory limit (10M-customer
+    world), fixed-width hashes spill to disk.
+    """
+    if "order_id" not in orders.c:
+        return False
+    key = (sa.func.hash(orders.c.order_id) if dialect.is_duckdb(engine)
+           else orders.c.order_id)
+    repeated = (sa.select(key.label("id")).where(orders.c.order_id.is_not(None))
+                .group_by(key).having(sa.func.count() > 1).limit(1))
+    return bool(execute_scalar_rows(engine, sa.select(sa.func.count()).select_from(
+        repeated.subquery("repeated_order_ids")))[0][0])
+
+
+def _unique_orders(source: CanonicalSource, orders: sa.FromClause, *,
+                   repeated: bool) -> tuple[sa.FromClause, int]:
     """Orders with rows identical in every column and sharing an ``order_id`` kept once, and
     how many rows that removed. Rows without ``order_id`` are never merged (two equal
     purchases on one day are possible); differing rows of one ``order_id`` are a rule
-    (``orders_conflicting_order_id``), not merged."""
-    if "order_id" not in orders.c:
+    (``orders_conflicting_order_id``), not merged. ``repeated``: some order_id is on two
+    rows (:func:`_order_ids_repeat`); else there is nothing to merge (the usual case)."""
+    if not repeated:
         return orders, 0
     with_id = sa.select(*orders.c).where(orders.c.order_id.is_not(None))
-    n_rows, n_ids = execute_scalar_rows(source.engine, sa.select(
-        sa.func.count(orders.c.order_id), sa.func.count(sa.distinct(orders.c.order_id))))[0]
-    if n_rows == n_ids:   # every order_id once: no row to compare whole (the usual case)
-        return orders, 0
+    n_rows = execute_scalar_rows(source.engine, sa.select(sa.func.count(orders.c.order_id)))[0][0]
     n_unique = execute_scalar_rows(source.engine, sa.select(sa.func.count()).select_from(
         with_id.distinct().subquery("distinct_orders")))[0][0]
     if n_rows == n_unique:

@@ -16,6 +16,8 @@ community joined), ``n_communities``, ``churned`` (churn date falls in the month
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pandas as pd
 import sqlalchemy as sa
 
@@ -25,18 +27,21 @@ from roi.data.sql_parts import categorical_columns
 
 
 def panel_select(dataset) -> sa.Select:
-    life, orders = dataset.tables["life"], dataset.tables["orders"]
+    life = dataset.tables["life"]
     calendar = sql_parts.month_calendar(dataset.start, dataset.end)
-    order_month = sql_parts.month_of(orders.c.order_date)
-    revenue = (sa.select(orders.c.customer_id, order_month.label("month_index"),
-                         dialect.exact_sum(orders.c.revenue).label("revenue"),
-                         dialect.exact_sum(_organic(dataset, orders)).label("organic_revenue"),
-                         sa.func.count().label("orders"))
-               .group_by(orders.c.customer_id, order_month).subquery("monthly_revenue"))
+    stored = dataset.tables.get(MONTHLY)
+    if stored is not None:
+        # Computed once by load_dataset, keyed by the integer customer_key: every panel
+        # aggregate joins it instead of re-grouping all orders by a text id.
+        revenue, key, life_key = stored, stored.c.customer_key, life.c.customer_key
+    else:
+        revenue = monthly_revenue_select(dataset.tables, start=dataset.start, end=dataset.end
+                                         ).subquery("monthly_revenue")
+        key, life_key = revenue.c.customer_id, life.c.customer_id
     in_life = sa.and_(calendar.c.month_index >= life.c.first_month_index,
                       calendar.c.month_index <= life.c.end_month_index)
     joins = (calendar.join(life, in_life)
-             .outerjoin(revenue, sa.and_(revenue.c.customer_id == life.c.customer_id,
+             .outerjoin(revenue, sa.and_(key == life_key,
                                          revenue.c.month_index == calendar.c.month_index)))
     active = sa.and_(life.c.first_seen < calendar.c.month_start,
                      sa.or_(life.c.churn_date.is_(None),
@@ -61,10 +66,40 @@ def panel_select(dataset) -> sa.Select:
             .order_by(life.c.customer_key, calendar.c.month_index))
 
 
-def _organic(dataset, orders: sa.FromClause) -> sa.ColumnElement:
+MONTHLY = "orders_monthly"
+"""Key of :attr:`Dataset.tables` holding each customer's revenue per month when stored."""
+
+
+def monthly_revenue_select(tables: dict[str, sa.FromClause], *, start: dt.date, end: dt.date,
+                           life: sa.FromClause | None = None) -> sa.Select:
+    """Revenue, organic revenue and orders per customer and month of orders.
+
+    With ``life`` (a table with ``customer_id`` and ``customer_key``): per ``customer_key``,
+    for customers of ``life`` and complete months of the window only (what the panel joins),
+    the form :func:`roi.data.load_dataset` stores once. Without: per ``customer_id``, every
+    month (a warehouse, where nothing is stored, runs it inside the panel's statement).
+    """
+    orders = tables["orders"]
+    order_month = sql_parts.month_of(orders.c.order_date)
+    sums = (dialect.exact_sum(orders.c.revenue).label("revenue"),
+            dialect.exact_sum(_organic(tables, orders)).label("organic_revenue"),
+            sa.func.count().label("orders"))
+    if life is None:
+        return (sa.select(orders.c.customer_id, order_month.label("month_index"), *sums)
+                .group_by(orders.c.customer_id, order_month))
+    months = sql_parts.complete_months(start, end)
+    in_months = sa.and_(orders.c.order_date >= sa.literal(months[0][1], sa.Date),
+                        orders.c.order_date < sa.literal(months[-1][2], sa.Date))
+    return (sa.select(life.c.customer_key, order_month.label("month_index"), *sums)
+            .select_from(orders.join(life, life.c.customer_id == orders.c.customer_id))
+            .where(in_months)
+            .group_by(life.c.customer_key, order_month))
+
+
+def _organic(tables: dict[str, sa.FromClause], orders: sa.FromClause) -> sa.ColumnElement:
     """An order's revenue unless its ``channel`` is one of the paid channels of ``ad_spend``
     (then 0). Without a ``channel`` column or an ``ad_spend`` table every order is organic."""
-    spend = dataset.tables.get("ad_spend")
+    spend = tables.get("ad_spend")
     if "channel" not in orders.c or spend is None:
         return orders.c.revenue
     paid = orders.c.channel.in_(sa.select(spend.c.channel).distinct().scalar_subquery())

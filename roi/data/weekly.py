@@ -99,12 +99,7 @@ def _totals_select(dataset, calendar: sa.FromClause) -> sa.Select:
     revenue = (sa.select(week.label("week_start"), dialect.exact_sum(orders.c.revenue).label("revenue"),
                          sa.func.count().label("orders"))
                .group_by(week).subquery("weekly_revenue"))
-    alive = (sa.select(calendar.c.week_start, sa.func.count().label("active_customers"))
-             .select_from(calendar.join(life, sa.and_(
-                 life.c.first_seen <= calendar.c.week_start,
-                 sa.func.coalesce(life.c.churn_date, sa.literal(sql_parts.FAR_FUTURE, sa.Date))
-                 > calendar.c.week_start)))
-             .group_by(calendar.c.week_start).subquery("weekly_alive"))
+    alive = _alive_select(life, calendar).subquery("weekly_alive")
     return (sa.select(calendar.c.week_start.label("week"),
                       sa.func.coalesce(revenue.c.revenue, 0.0).label("revenue"),
                       sa.func.coalesce(revenue.c.orders, 0).label("orders"),
@@ -112,6 +107,24 @@ def _totals_select(dataset, calendar: sa.FromClause) -> sa.Select:
             .select_from(calendar
                          .outerjoin(revenue, revenue.c.week_start == calendar.c.week_start)
                          .outerjoin(alive, alive.c.week_start == calendar.c.week_start)))
+
+
+def _alive_select(life: sa.FromClause, calendar: sa.FromClause) -> sa.Select:
+    """Customers at each Monday: first seen by then, not churned by then. Counted from
+    customers per first-seen day minus customers per churn day up to the Monday (a churn
+    never precedes first_seen), so the join is weeks x distinct days, not weeks x customers
+    (100 weeks x 10M customers)."""
+    changes = sa.union_all(
+        sa.select(life.c.first_seen.label("day"), sa.literal(1).label("step")),
+        sa.select(life.c.churn_date.label("day"), sa.literal(-1).label("step"))
+        .where(life.c.churn_date.is_not(None))).subquery("alive_changes")
+    by_day = (sa.select(changes.c.day, sa.func.sum(changes.c.step).label("step"))
+              .group_by(changes.c.day).subquery("alive_steps"))
+    return (sa.select(calendar.c.week_start,
+                      sa.cast(sa.func.sum(by_day.c.step), sa.BigInteger)
+                      .label("active_customers"))
+            .select_from(calendar.join(by_day, by_day.c.day <= calendar.c.week_start))
+            .group_by(calendar.c.week_start))
 
 
 def _spend_select(spend: sa.FromClause | None, calendar: sa.FromClause, *,

@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from roi.data.source import fetch_frame
 from roi.revenue_lift._did_stats import DiDAggregates
 from roi.revenue_lift.did_multiplicative import MemberEventSums
-from roi.revenue_lift.did_sql import did_aggregate_frame, naive_gap_sums, scope_aggregates
+from roi.revenue_lift.did_sql import did_aggregate_frames, naive_gap_sums, scope_aggregates
 from roi.revenue_lift.member_coverage import COVERAGE_SUMS
 from roi.revenue_lift.panel_input import never_treated
 
@@ -52,7 +52,7 @@ class RevenueAggregates:
     ----------
     did_frames : dict
         Outcome -> :func:`roi.revenue_lift.did_sql.did_aggregate_frame`'s rows, ``by`` the
-        community.
+        community (both outcomes from one query, :func:`~roi.revenue_lift.did_sql.did_aggregate_frames`).
     periods : ndarray
         The months of the active rows.
     scope_months : DataFrame
@@ -179,17 +179,15 @@ def revenue_aggregates(engine: sa.Engine, rows: sa.FromClause, *, lookback: int 
     panel's columns (:func:`active_panel`: customer_id, month_index, join_month_index,
     community, revenue, organic_revenue), e.g. a table of a hand-made panel."""
     rows = rows if isinstance(rows, sa.Alias) else rows.alias("active_panel")
-    frames, periods = {}, None
-    for outcome in OUTCOMES:
-        frames[outcome], periods = did_aggregate_frame(engine, rows, unit=UNIT, time=TIME,
-                                                       group=GROUP, outcome=outcome,
-                                                       by=COMMUNITY)
+    # Both outcomes from one pivot per customer (the costliest pass over the panel)
+    frames, periods = did_aggregate_frames(engine, rows, unit=UNIT, time=TIME, group=GROUP,
+                                           outcomes=OUTCOMES, by=COMMUNITY)
     months = fetch_frame(engine, sa.select(rows.c[COMMUNITY], rows.c[TIME]).distinct())
     events, event_units = _member_events(engine, rows)
     naive = naive_gap_sums(engine, rows, unit=UNIT, outcome="revenue", join_time=GROUP,
                            community=COMMUNITY)
     coverage = _coverage(engine, rows, lookback=lookback, min_history=min_history)
-    fetched = sum(len(f) for f in (*frames.values(), months, events, event_units, naive,
+    fetched = len(frames[OUTCOMES[0]]) + sum(len(f) for f in (months, events, event_units, naive,
                                    coverage)) + len(periods)
     return RevenueAggregates(did_frames=frames, periods=periods, scope_months=months,
                              events=events, event_units=event_units, naive=naive,

@@ -87,6 +87,25 @@ def did_aggregate_frame(engine: sa.Engine, panel: sa.FromClause, *, unit: str, t
     return frame, periods
 
 
+def did_aggregate_frames(engine: sa.Engine, panel: sa.FromClause, *, unit: str, time: str,
+                         group: str, outcomes: tuple[str, ...], by: str | None = None
+                         ) -> tuple[dict[str, pd.DataFrame], np.ndarray]:
+    """:func:`did_aggregate_frame` of several outcomes from one pass over ``panel`` (one
+    pivot per unit for all of them): outcome -> its frame, and the periods."""
+    rows = panel.alias("did_panel") if not isinstance(panel, sa.Alias) else panel
+    periods = _periods(engine, rows, unit=unit, time=time)
+    wide = fetch_frame(engine, _aggregate_select(rows, periods, unit=unit, time=time,
+                                                 group=group, outcome=tuple(outcomes), by=by))
+    shared = [c for c in ("by", "g", "n", "repeated", "changing") if c in wide.columns]
+    frames = {}
+    for k, name in enumerate(outcomes):
+        own = [c for c in wide.columns if c.startswith(f"o{k}_")]
+        frame = wide[[*shared, *own]].rename(columns={c: c[len(f"o{k}_"):] for c in own})
+        _check(frame, unit=unit, time=time, group=group)
+        frames[name] = frame
+    return frames, periods
+
+
 def scope_aggregates(frame: pd.DataFrame, periods: np.ndarray, *, keep: np.ndarray,
                      scope_periods: np.ndarray, anticipation: int = 0) -> DiDAggregates:
     """:class:`DiDAggregates` of the units in ``frame``'s rows ``keep`` (of
@@ -130,34 +149,44 @@ def _periods(engine: sa.Engine, rows: sa.FromClause, *, unit: str, time: str) ->
 
 
 def _aggregate_select(rows: sa.FromClause, periods: np.ndarray, *, unit: str, time: str,
-                      group: str, outcome: str, by: str | None = None) -> sa.Select:
+                      group: str, outcome: str | tuple[str, ...],
+                      by: str | None = None) -> sa.Select:
     """Per unit a pivot of the outcome over the periods; per (group, observed periods) the
-    count, sums and sums of products (and per ``by``, constant within a unit, when given)."""
-    value = sa.cast(rows.c[outcome], sa.Double)
-    pivot = [sa.func.max(sa.case((rows.c[time] == _plain(p), value), else_=None)).label(f"y{i}")
-             for i, p in enumerate(periods)]
+    count, sums and sums of products (and per ``by``, constant within a unit, when given).
+    Several outcomes (a tuple) are pivoted in the same pass, their columns prefixed ``o0_``,
+    ``o1_``...; one (a string) keeps the plain names."""
+    outcomes = (outcome,) if isinstance(outcome, str) else tuple(outcome)
+    prefixes = [""] if isinstance(outcome, str) else [f"o{k}_" for k in range(len(outcomes))]
+    pivot, counts = [], []
+    for name, p in zip(outcomes, prefixes, strict=True):
+        value = sa.cast(rows.c[name], sa.Double)
+        pivot += [sa.func.max(sa.case((rows.c[time] == _plain(t), value), else_=None))
+                  .label(f"{p}y{i}") for i, t in enumerate(periods)]
+        counts.append(sa.func.count(rows.c[name]).label(f"{p}n_outcomes"))
     per_unit = (sa.select(rows.c[unit], sa.func.min(rows.c[group]).label("g"),
                           sa.func.max(rows.c[group]).label("g_max"),
                           sa.func.count(rows.c[group]).label("g_n"),
                           sa.func.count().label("n_rows"),
-                          sa.func.count(sa.distinct(rows.c[time])).label("n_times"),
-                          sa.func.count(rows.c[outcome]).label("n_outcomes"),
+                          sa.func.count(sa.distinct(rows.c[time])).label("n_times"), *counts,
                           *([sa.func.min(rows.c[by]).label("by")] if by else []), *pivot)
                 .group_by(rows.c[unit]).subquery("per_unit"))
     side = [per_unit.c.by] if by else []
-    y = [per_unit.c[f"y{i}"] for i in range(len(periods))]
-    seen = [sa.case((column.is_(None), 0), else_=1).label(f"s{i}") for i, column in enumerate(y)]
-    sums = [sa.func.sum(column).label(f"t{i}") for i, column in enumerate(y)]
-    products = [sa.func.sum(y[i] * y[j]).label(f"c{i}_{j}")
-                for i in range(len(y)) for j in range(i, len(y))]
+    seen, sums, products, missing = [], [], [], []
+    for p in prefixes:
+        y = [per_unit.c[f"{p}y{i}"] for i in range(len(periods))]
+        seen += [sa.case((column.is_(None), 0), else_=1).label(f"{p}s{i}")
+                 for i, column in enumerate(y)]
+        sums += [sa.func.sum(column).label(f"{p}t{i}") for i, column in enumerate(y)]
+        products += [sa.func.sum(y[i] * y[j]).label(f"{p}c{i}_{j}")
+                     for i in range(len(y)) for j in range(i, len(y))]
+        missing.append(sa.func.sum(per_unit.c.n_rows - per_unit.c[f"{p}n_outcomes"])
+                       .label(f"{p}missing"))
     changes = sa.case((sa.or_(per_unit.c.g != per_unit.c.g_max,
                               sa.and_(per_unit.c.g_n > 0, per_unit.c.g_n < per_unit.c.n_rows)),
                        1), else_=0)
     return (sa.select(*side, per_unit.c.g, *seen, sa.func.count().label("n"),
                       sa.func.sum(per_unit.c.n_rows - per_unit.c.n_times).label("repeated"),
-                      sa.func.sum(changes).label("changing"),
-                      sa.func.sum(per_unit.c.n_rows - per_unit.c.n_outcomes).label("missing"),
-                      *sums, *products)
+                      sa.func.sum(changes).label("changing"), *missing, *sums, *products)
             .group_by(*side, per_unit.c.g, *seen))
 
 

@@ -69,18 +69,19 @@ def test_tier_dids_from_the_database_equal_the_in_memory_fits(both):
         assert entry["hazard_ratio"] == other["hazard_ratio"]
 
 
-def test_tier_counts_and_activity_in_sql_equal_pandas(sample_data, both):
-    from roi.engagement.tiers import member_tiers
+def test_tier_counts_and_activity_in_sql_equal_pandas(sample_data):
+    from roi.engagement.tiers import member_tiers, tier_summary
 
-    dataset = sample_data[0]
-    tiers = member_tiers(dataset, TierRule())
-    by_tier = both[True]["tiers"]["by_tier"]
-    assert {n: e["members"] for n, e in by_tier.items()} == \
-        tiers["tier"].value_counts().to_dict()
+    dataset, rule = sample_data[0], TierRule()
+    tiers = member_tiers(dataset, rule)
+    members, by_kind = tier_summary(dataset, rule, rule.cut_points(tiers["activity"]))
+    assert members == tiers["tier"].value_counts().to_dict()
+    assert sum(members.values()) == len(tiers) > 0
     means = tiers.filter(like="kind:").groupby(tiers["tier"], observed=False).mean()
-    for name, entry in by_tier.items():
+    assert len(means.columns) > 1
+    for name in rule.names:
         expected = {k.split(":", 1)[1]: v for k, v in means.loc[name].items()}
-        assert entry["mean_window_activity_by_kind"] == pytest.approx(expected, rel=1e-12)
+        assert by_kind[name] == pytest.approx(expected, rel=1e-12)
 
 
 def test_quantile_cut_points_from_the_frequency_table(sample_data):
@@ -130,6 +131,9 @@ def test_a_sampled_panel_keeps_all_customers_counts_and_labels_the_sample(both, 
             assert got["hazard_ratio"]["n_treated"] <= entry["members"]
     assert sample.sentence() in block["tiers"]["in_window_hazard_ratio"]["warnings"]
     assert block["acquisition"]["prospects"] == full["acquisition"]["prospects"]
+    assert block["tiers"]["by_tier"]["lurker"]["mean_window_activity_by_kind"] == \
+        pytest.approx(full["tiers"]["by_tier"]["lurker"]["mean_window_activity_by_kind"],
+                      rel=1e-12)
     assert block["tiers"]["rule"] == full["tiers"]["rule"]
 
 
@@ -153,7 +157,7 @@ def test_prospects_from_sql_equal_pandas_over_the_panel(sample_data, both):
     got = both[True]["acquisition"]["prospects"]
     assert got["customers"] == len(frame) > 0
     assert got["median_days_to_first_purchase"] == float(frame["days"].astype(float).median())
-    assert got["revenue"] == pytest.approx(float(revenue.sum()), rel=1e-12)
+    assert got["revenue"] == pytest.approx(float(revenue.sum()), rel=1e-9)
     for community, rows in frame.groupby(frame["community"].astype(str)):
         entry = got["by_community"][community]
         assert entry["customers"] == len(rows)
@@ -211,3 +215,30 @@ def test_referral_counts_in_sql_equal_pandas_over_the_panel(programme_world):
     assert referrals["churned_share_of_referred"] == pytest.approx(
         float(per_customer["churned"].any().mean()), rel=1e-12)
     assert referrals["extra_referrals_per_member_month"]["estimate"] is not None
+
+
+@pytest.mark.skip(reason="PostgreSQL 15 plans after_window_select's join of the panel with the "
+                         "tier subquery badly: the coverage GROUP BY ran > 15 min on the "
+                         "3,000-customer sample (DuckDB: < 1 s); to fix before PostgreSQL runs")
+@pytest.mark.postgres
+def test_postgres_block_equals_duckdb(postgres_url, both):
+    """The tier statements (cut points, summaries, DiD sums, coverage) and the prospects'
+    run inside PostgreSQL too, with DuckDB's numbers."""
+    from tests.conftest import load_world_into_postgres
+
+    dataset = _load(load_world_into_postgres(postgres_url, SAMPLE, "engagement_sample"))
+    assert dataset.engine.dialect.name == "postgresql"
+    block = community_engagement_block(dataset, panel=dataset.customer_month_panel(),
+                                       survival=dataset.survival_table(), in_database=True)
+    duck = both[True]
+    for name, entry in duck["tiers"]["by_tier"].items():
+        got = block["tiers"]["by_tier"][name]
+        assert (got["members"], got["member_months"]) == (entry["members"],
+                                                          entry["member_months"])
+        _same_effect(entry["lift_per_member_month"], got["lift_per_member_month"], name)
+        assert got["mean_window_activity_by_kind"] == pytest.approx(
+            entry["mean_window_activity_by_kind"], rel=1e-12)
+    prospects = duck["acquisition"]["prospects"]
+    assert block["acquisition"]["prospects"]["customers"] == prospects["customers"]
+    assert block["acquisition"]["prospects"]["revenue"] == pytest.approx(prospects["revenue"],
+                                                                         rel=1e-12)

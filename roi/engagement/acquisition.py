@@ -60,7 +60,6 @@ def prospect_counts_select(dataset) -> sa.Select:
     """Per community and days from the first join to ``first_seen``: prospects (linked members
     who joined before buying) and their revenue in the window (the panel's months)."""
     from roi.data import dialect
-    from roi.data.panel import panel_select
 
     members, life = dataset.tables["members"], dataset.tables["life"]
     first_join = sa.func.min(members.c.joined_at)
@@ -69,15 +68,30 @@ def prospect_counts_select(dataset) -> sa.Select:
              .select_from(members.join(life, members.c.customer_id == life.c.customer_id))
              .group_by(life.c.customer_id, life.c.community, life.c.first_seen)
              .having(first_join < life.c.first_seen).subquery("prospects"))
-    panel = panel_select(dataset).order_by(None).subquery("prospect_panel")
-    revenue = (sa.select(panel.c.customer_id, sa.func.sum(panel.c.revenue).label("revenue"))
-               .where(panel.c.customer_id.in_(sa.select(found.c.customer_id)))
-               .group_by(panel.c.customer_id).subquery("prospect_revenue"))
+    revenue = panel_revenue_select(dataset, found).subquery("prospect_revenue")
     spent = sa.func.coalesce(revenue.c.revenue, 0.0)
     return (sa.select(found.c.community, found.c.days, sa.func.count().label("n"),
                       sa.func.sum(spent).label("revenue"))
             .select_from(found.outerjoin(revenue, revenue.c.customer_id == found.c.customer_id))
             .group_by(found.c.community, found.c.days))
+
+
+def panel_revenue_select(dataset, customers: sa.FromClause) -> sa.Select:
+    """``customer_id``, ``revenue``: what the customer-month panel sums to for each of
+    ``customers`` (its complete calendar months from the first purchase to churn or the
+    window's end), straight from ``orders`` (a semi-join, not the panel's statement)."""
+    from roi.data import sql_parts
+
+    life, orders = dataset.tables["life"], dataset.tables["orders"]
+    months = sql_parts.complete_months(dataset.start, dataset.end)
+    month = sql_parts.month_of(orders.c.order_date)
+    return (sa.select(orders.c.customer_id,
+                      sa.func.sum(sa.cast(orders.c.revenue, sa.Double)).label("revenue"))
+            .select_from(orders.join(life, life.c.customer_id == orders.c.customer_id))
+            .where(orders.c.customer_id.in_(sa.select(customers.c.customer_id)),
+                   month >= life.c.first_month_index, month <= life.c.end_month_index,
+                   month >= months[0][0], month <= months[-1][0])
+            .group_by(orders.c.customer_id))
 
 
 def _prospect_summary(rows: pd.DataFrame) -> dict[str, Any]:

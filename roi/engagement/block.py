@@ -84,13 +84,16 @@ def tiers_block(dataset, *, panel: pd.DataFrame, survival: pd.DataFrame,
     )
 
     cuts = tier_cut_points(dataset, rule)
-    members, by_kind = tier_summary(dataset, rule, cuts)
+    # The rows' customers' tiers (the sample's when sampled), cut at all members' cut points
+    tiers = member_tiers(sampled_dataset(dataset, sample), rule, cuts=cuts)
+    # Members and activity by kind over all members: from these tiers when they are all
+    # members, else two GROUP BYs (equal: tests/test_engagement_scale.py)
+    members, by_kind = (tier_summary(dataset, rule, cuts) if sample is not None
+                        else _summary_of(tiers, rule))
     block: dict[str, Any] = {"rule": rule.to_contract(cuts=cuts), "by_tier": {}}
     if not sum(members.values()) or "activity" not in dataset.tables:
         block["refused"] = "no members or no activity table: tiers cannot be formed"
         return block
-    # The rows' customers' tiers (the sample's when sampled), cut at all members' cut points
-    tiers = member_tiers(sampled_dataset(dataset, sample), rule, cuts=cuts)
     lift = TierLift(window_days=rule.window_days, scale="additive")
     if in_database:
         lift.fit_database(dataset, tier_table(dataset, rule, cuts), list(rule.names),
@@ -125,6 +128,16 @@ def tiers_block(dataset, *, panel: pd.DataFrame, survival: pd.DataFrame,
                        "share": "tier's lift x its member-months after the window, over the "
                                 "sum of positive and negative tier lifts"}
     return block
+
+
+def _summary_of(tiers: pd.DataFrame, rule: TierRule
+                ) -> tuple[dict[str, int], dict[str, dict[str, float]]]:
+    """:func:`roi.engagement.tiers.tier_summary` from every member's row in memory."""
+    counts = tiers["tier"].value_counts()
+    means = tiers.filter(like="kind:").groupby(tiers["tier"], observed=False).mean()
+    return ({name: int(counts.get(name, 0)) for name in rule.names},
+            {name: {k.split(":", 1)[1]: float(v) for k, v in means.loc[name].items()}
+             if name in means.index else {} for name in rule.names})
 
 
 def _on_sample(found: dict[str, Any] | None, sample) -> dict[str, Any] | None:

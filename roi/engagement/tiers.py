@@ -350,27 +350,35 @@ class TierLift:
     def fit_database(self, dataset, tiers: sa.FromClause, names: list[str], *,
                      outcome: str = "organic_revenue") -> TierLift:
         """:meth:`fit` from sums the database returns, over every customer of ``dataset``:
-        ``tiers`` is :func:`tier_table` (tier = position in ``names``). Per tier one
-        :func:`roi.revenue_lift.did_sql.did_aggregates` over the panel's active rows of
-        never-members and the tier's members (months in the window left out), then
+        ``tiers`` is :func:`tier_table` (tier = position in ``names``). One
+        :func:`roi.revenue_lift.did_sql.did_aggregate_frame` by tier over the panel's active
+        rows (months in the window left out); per tier the never-members' and its members'
+        groups (:func:`~roi.revenue_lift.did_sql.scope_aggregates`), then
         :meth:`StaggeredDiD.fit_aggregates`; the proportional rule's member-month sums from one
         more ``GROUP BY``. Equal to :meth:`fit` on the whole panel. Returns ``self``."""
+        from roi.data.source import fetch_frame
         from roi.revenue_lift.did import StaggeredDiD
-        from roi.revenue_lift.did_sql import did_aggregates
+        from roi.revenue_lift.did_sql import did_aggregate_frame, scope_aggregates
         from roi.revenue_lift.panel_input import panel_scale
 
         rows = after_window_select(dataset, tiers, window_days=self.window_days,
                                    outcome=outcome)
         coverage = coverage_sums(dataset.engine, rows, key="tier", outcome=outcome)
+        # One pivot for every tier (``by`` the tier, NULL for never-members), then each tier's
+        # groups with the never-members' on the months their rows have
+        frame, periods = did_aggregate_frame(dataset.engine, rows, unit="customer_id",
+                                             time="month_index", group="join_month_index",
+                                             outcome=outcome, by="tier")
+        months = fetch_frame(dataset.engine, sa.select(rows.c.tier, rows.c.month_index)
+                             .distinct())
         self.results_, self.member_months_ = {}, {}
         for code, name in enumerate(names):
             sums = coverage.get(code, {})
             self.member_months_[name] = int(sums.get("member_months", 0))
-            mine = (sa.select(rows).where(sa.or_(rows.c.join_month_index.is_(None),
-                                                 rows.c.tier == code)).subquery("tier_rows"))
-            aggregates = did_aggregates(dataset.engine, mine, unit="customer_id",
-                                        time="month_index", group="join_month_index",
-                                        outcome=outcome)
+            keep = (frame["by"].isna() | (frame["by"] == code)).to_numpy(bool)
+            scope = (months["tier"].isna() | (months["tier"] == code)).to_numpy(bool)
+            aggregates = scope_aggregates(frame, periods, keep=keep, scope_periods=np.sort(
+                months.loc[scope, "month_index"].unique()))
             model = StaggeredDiD(control_group="never_treated", weights="member_months",
                                  scale=self.scale)
             fitted = model.fit_aggregates(aggregates, group="join_month_index").result_

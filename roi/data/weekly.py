@@ -170,10 +170,18 @@ def _activity_select(activity: sa.FromClause | None,
     if activity is None:
         return None
     week = dialect.week_start(activity.c.date)
-    inner = (sa.select(week.label("week"), activity.c.community.label("key"),
-                       sa.func.count(sa.distinct(activity.c.member_key)).label("active_members"),
-                       dialect.exact_sum(activity.c["count"]).label("activity"))
-             .group_by(week, activity.c.community).subquery("weekly_activity"))
+    # Two groupings instead of COUNT(DISTINCT member_key) per week and community: DuckDB spills
+    # a grouping to disk but not a DISTINCT aggregate (82M activity rows overflow 1 GB).
+    exact = sa.Numeric(38, 9)
+    per_member = (sa.select(week.label("week"), activity.c.community.label("key"),
+                            activity.c.member_key,
+                            sa.func.sum(sa.cast(activity.c["count"], exact)).label("n"))
+                  .group_by(week, activity.c.community, activity.c.member_key)
+                  .subquery("weekly_member_activity"))
+    inner = (sa.select(per_member.c.week, per_member.c.key,
+                       sa.func.count(per_member.c.member_key).label("active_members"),
+                       sa.cast(sa.func.sum(per_member.c.n), sa.Double).label("activity"))
+             .group_by(per_member.c.week, per_member.c.key).subquery("weekly_activity"))
     return sa.select(inner).select_from(inner.join(calendar,
                                                     calendar.c.week_start == inner.c.week))
 

@@ -33,7 +33,7 @@ Example ``roi.toml``::
     leads = 6                   # placebo months nearest to joining in the reference
 
     [scale]                     # issue 19: what the run reads into memory
-    max_panel_rows = 15000000   # customer-month rows; above it, the row-level estimators
+    max_panel_rows = 5000000    # customer-month rows; above it, the row-level estimators
                                 # read a random sample of customers sized to this budget
 
     [columns.orders]            # files whose headers differ: canonical name = "header"
@@ -301,7 +301,7 @@ def _sensitivity(raw: Any) -> SensitivitySettings:
 def _scale(raw: Any) -> ScaleSettings:
     """``[scale]``: ``max_panel_rows`` of :class:`ScaleSettings`."""
     if not isinstance(raw, dict):
-        raise ValueError("[scale] must be a table, e.g. [scale] max_panel_rows = 15000000")
+        raise ValueError("[scale] must be a table, e.g. [scale] max_panel_rows = 5000000")
     extra = set(raw) - {"max_panel_rows"}
     if extra:
         raise ValueError(f"[scale] unknown key(s) {sorted(extra)}; known: ['max_panel_rows']")

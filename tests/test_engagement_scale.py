@@ -217,9 +217,6 @@ def test_referral_counts_in_sql_equal_pandas_over_the_panel(programme_world):
     assert referrals["extra_referrals_per_member_month"]["estimate"] is not None
 
 
-@pytest.mark.skip(reason="PostgreSQL 15 plans after_window_select's join of the panel with the "
-                         "tier subquery badly: the coverage GROUP BY ran > 15 min on the "
-                         "3,000-customer sample (DuckDB: < 1 s); to fix before PostgreSQL runs")
 @pytest.mark.postgres
 def test_postgres_block_equals_duckdb(postgres_url, both):
     """The tier statements (cut points, summaries, DiD sums, coverage) and the prospects'

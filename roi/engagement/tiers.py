@@ -419,7 +419,14 @@ def after_window_select(dataset, tiers: sa.FromClause, *, window_days: int,
     from roi.data import dialect
     from roi.data.panel import panel_select
 
-    panel = panel_select(dataset).order_by(None).subquery("tier_panel")
+    panel = panel_select(dataset).order_by(None)
+    if dataset.engine.dialect.name == "postgresql":
+        # A fence (OFFSET 0 is never pulled up): without it, on tables without statistics
+        # PostgreSQL estimates the panel joined to the tiers at one row and plans its revenue
+        # join as a nested loop over every (customer, month) pair (> 15 min on 3,000
+        # customers); planned alone the panel gets hash joins (seconds)
+        panel = panel.offset(0)
+    panel = panel.subquery("tier_panel")
     joined = panel.c.join_month_index
     inside = sa.and_(joined.is_not(None), panel.c.month_index >= joined,
                      dialect.day_diff(panel.c.month, tiers.c.member_start) < window_days)

@@ -207,10 +207,6 @@ def test_all_members_joined_before_the_window_refuses_alike():
 # --------------------------------------------------------------------------------- PostgreSQL
 
 
-@pytest.mark.skip(reason="PostgreSQL 15 ran one of these GROUP BYs over the panel statement for "
-                         "over 15 minutes on the 3,000-customer sample (DuckDB: about 1 s), as "
-                         "test_engagement_scale's; to fix (the plan of panel_select) before "
-                         "PostgreSQL runs")
 @pytest.mark.postgres
 def test_postgres_aggregates_equal_duckdb(sample_fits, postgres_url):
     from tests.conftest import load_world_into_postgres

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 
@@ -107,3 +108,21 @@ def categorical_columns(dataset) -> tuple[str, ...]:
     """Columns returned as pandas categoricals: the community and categorical covariates."""
     return ("community", *(c for c, kind in dataset.covariates.items()
                            if kind == "categorical"))
+
+
+def count_distinct(column: sa.ColumnElement, *, keys: Sequence[sa.ColumnElement] = (),
+                   where: sa.ColumnElement | None = None, label: str = "n") -> sa.Select:
+    """``SELECT keys..., COUNT(DISTINCT column) AS label ... GROUP BY keys`` written as a
+    ``GROUP BY`` of the distinct values, then a count: DuckDB spills a grouping to disk, but
+    not a DISTINCT aggregate's state, which ran out of memory at 10M customers. ``keys`` are
+    labelled expressions (or columns); the result has their names."""
+    names = [k.name if isinstance(k, sa.Label) else k.key for k in keys]
+    raw = [k.element if isinstance(k, sa.Label) else k for k in keys]
+    inner = sa.select(*(e.label(n) for e, n in zip(raw, names, strict=True)),
+                      column.label("value"))
+    if where is not None:
+        inner = inner.where(where)
+    values = inner.group_by(*raw, column).subquery("distinct_values")
+    outer = [values.c[n] for n in names]
+    return (sa.select(*outer, sa.func.count().label(label)).select_from(values)
+            .group_by(*outer))

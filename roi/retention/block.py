@@ -60,12 +60,12 @@ def members_by_community_sql(engine, table, *, id_col: str = "customer_id",
     import sqlalchemy as sa
 
     from roi.data.source import fetch_frame
+    from roi.data.sql_parts import count_distinct
 
     rows = table.alias("community_rows")
     name = sa.func.coalesce(sa.cast(rows.c[community], sa.String), "(unknown)").label("name")
-    found = fetch_frame(engine, sa.select(name, sa.func.count(sa.distinct(rows.c[id_col]))
-                                          .label("n"))
-                        .where(sa.cast(rows.c[member], sa.Integer) != 0).group_by(name))
+    found = fetch_frame(engine, count_distinct(
+        rows.c[id_col], keys=[name], where=sa.cast(rows.c[member], sa.Integer) != 0))
     return {str(k): int(v) for k, v in zip(found["name"], found["n"], strict=True)}
 
 

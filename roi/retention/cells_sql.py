@@ -62,6 +62,7 @@ import sqlalchemy as sa
 
 from roi.data.dialect import exact_sum
 from roi.data.source import fetch_frame
+from roi.data.sql_parts import count_distinct
 from roi.retention.bayes_survival import NON_MEMBER, sorted_cells
 
 MISSING = "(missing)"
@@ -284,8 +285,8 @@ def member_exposure_sql(engine: sa.Engine, table: sa.FromClause, *,
     """Customers with member time and their member days at risk: the ``n_treated`` and
     ``n_obs`` of ``BayesianPiecewiseSurvival``'s result, which the cells do not hold."""
     rows = table.alias("member_rows") if not isinstance(table, sa.Alias) else table
-    statement = (sa.select(sa.func.count(sa.distinct(rows.c[id_col])).label("customers"),
-                           sa.func.sum(rows.c[stop] - rows.c[start]).label("days"))
-                 .where(sa.cast(rows.c[member], sa.Integer) != 0))
-    found = fetch_frame(engine, statement)
-    return int(found.iloc[0, 0]), int(found.iloc[0, 1] or 0)
+    exposed = sa.cast(rows.c[member], sa.Integer) != 0
+    days = sa.select(sa.func.sum(rows.c[stop] - rows.c[start]).label("days")).where(exposed)
+    customers = fetch_frame(engine, count_distinct(rows.c[id_col], where=exposed))
+    found = fetch_frame(engine, days)
+    return int(customers.iloc[0, 0]), int(found.iloc[0, 0] or 0)

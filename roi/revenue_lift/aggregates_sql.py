@@ -30,6 +30,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from roi.data.source import fetch_frame
+from roi.data.sql_parts import count_distinct
 from roi.revenue_lift._did_stats import DiDAggregates
 from roi.revenue_lift.did_multiplicative import MemberEventSums
 from roi.revenue_lift.did_sql import did_aggregate_frames, naive_gap_sums, scope_aggregates
@@ -211,8 +212,8 @@ def _member_events(engine: sa.Engine, rows: sa.FromClause) -> tuple[pd.DataFrame
                                            sa.func.sum(sa.cast(rows.c.organic_revenue,
                                                                sa.Double)).label("total"))
                          .where(member).group_by(*keys, rows.c[TIME]))
-    units = fetch_frame(engine, sa.select(*keys, sa.func.count(sa.distinct(rows.c[UNIT]))
-                                          .label("units")).where(member).group_by(*keys))
+    units = fetch_frame(engine, count_distinct(rows.c[UNIT], keys=keys, where=member,
+                                               label="units"))
     return events, units
 
 

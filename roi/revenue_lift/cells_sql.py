@@ -56,6 +56,7 @@ import sqlalchemy as sa
 
 from roi.data.dialect import exact_sum
 from roi.data.source import fetch_frame
+from roi.data.sql_parts import count_distinct
 from roi.retention.cells_sql import pattern_labels
 from roi.revenue_lift.bayes_revenue import ALL, NEVER
 from roi.revenue_lift.panel_input import first_treated_numbers
@@ -195,5 +196,5 @@ def member_units_sql(engine: sa.Engine, panel: sa.FromClause, *, unit: str, time
     member = sa.and_(joined.is_not(None), joined > 0, rows.c[time] >= joined)
     if active:
         member = sa.and_(member, rows.c[active].is_(True))
-    statement = sa.select(sa.func.count(sa.distinct(rows.c[unit])).label("n")).where(member)
+    statement = count_distinct(rows.c[unit], where=member)
     return int(fetch_frame(engine, statement).iloc[0, 0])

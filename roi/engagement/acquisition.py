@@ -37,6 +37,8 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from roi.data.dialect import exact_sum
+
 ATTRIBUTED = ("attributed, not causal: these customers joined the community before their "
               "first purchase; they may have bought anyway")
 
@@ -71,7 +73,7 @@ def prospect_counts_select(dataset) -> sa.Select:
     revenue = panel_revenue_select(dataset, found).subquery("prospect_revenue")
     spent = sa.func.coalesce(revenue.c.revenue, 0.0)
     return (sa.select(found.c.community, found.c.days, sa.func.count().label("n"),
-                      sa.func.sum(spent).label("revenue"))
+                      exact_sum(spent).label("revenue"))
             .select_from(found.outerjoin(revenue, revenue.c.customer_id == found.c.customer_id))
             .group_by(found.c.community, found.c.days))
 
@@ -86,7 +88,7 @@ def panel_revenue_select(dataset, customers: sa.FromClause) -> sa.Select:
     months = sql_parts.complete_months(dataset.start, dataset.end)
     month = sql_parts.month_of(orders.c.order_date)
     return (sa.select(orders.c.customer_id,
-                      sa.func.sum(sa.cast(orders.c.revenue, sa.Double)).label("revenue"))
+                      exact_sum(orders.c.revenue).label("revenue"))
             .select_from(orders.join(life, life.c.customer_id == orders.c.customer_id))
             .where(orders.c.customer_id.in_(sa.select(customers.c.customer_id)),
                    month >= life.c.first_month_index, month <= life.c.end_month_index,
@@ -232,14 +234,14 @@ def referred_totals(dataset) -> dict[str, Any]:
                 .where(customers.c.referred_by.is_not(None)).subquery("referred"))
     panel = panel_select(dataset).order_by(None).subquery("referral_panel")
     per_customer = (sa.select(panel.c.customer_id,
-                              sa.func.sum(panel.c.revenue).label("revenue"),
+                              exact_sum(panel.c.revenue).label("revenue"),
                               sa.func.max(sa.case((panel.c.churned, 1), else_=0))
                               .label("churned"))
                     .group_by(panel.c.customer_id).subquery("referral_customers"))
     mine = referred.c.customer_id.is_not(None)
     in_panel = (sa.select(sa.func.count().label("customers"),
                           sa.func.sum(sa.case((mine, 1), else_=0)).label("with_rows"),
-                          sa.func.sum(sa.case((mine, per_customer.c.revenue), else_=0.0))
+                          exact_sum(sa.case((mine, per_customer.c.revenue), else_=0.0))
                           .label("revenue"),
                           sa.func.sum(sa.case((mine, per_customer.c.churned), else_=0))
                           .label("churned"))

@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from roi.data.dialect import exact_sum
 from roi.results import EffectResult
 
 WINDOW_STATE = "in window"
@@ -451,13 +452,13 @@ def coverage_sums(engine, rows: sa.FromClause, *, key: str, outcome: str,
                           sa.func.max(sa.case((rows.c.month_index == rows.c[group] - 1, 1),
                                               else_=0)).label("covered"),
                           sa.func.sum(sa.case((after, 1), else_=0)).label("months"),
-                          sa.func.sum(sa.case((after, sa.cast(value, sa.Double)), else_=0.0))
+                          exact_sum(sa.case((after, sa.cast(value, sa.Double)), else_=0.0))
                           .label("total"))
                 .where(rows.c[group].is_not(None))
                 .group_by(rows.c.customer_id, rows.c[key]).subquery("coverage_units"))
     found = fetch_frame(engine, sa.select(per_unit.c.key, per_unit.c.covered,
                                           sa.func.sum(per_unit.c.months).label("months"),
-                                          sa.func.sum(per_unit.c.total).label("total"))
+                                          exact_sum(per_unit.c.total).label("total"))
                         .group_by(per_unit.c.key, per_unit.c.covered))
     if found["key"].isna().any():
         raise ValueError(f"{int(found.loc[found['key'].isna(), 'months'].sum())} member rows "

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from roi.data.dialect import exact_sum
 from roi.data.source import fetch_frame
 from roi.data.sql_parts import count_distinct
 from roi.revenue_lift._did_stats import DiDAggregates
@@ -209,8 +210,7 @@ def _member_events(engine: sa.Engine, rows: sa.FromClause) -> tuple[pd.DataFrame
     keys = [rows.c[COMMUNITY], rows.c[GROUP].label("join")]
     events = fetch_frame(engine, sa.select(*keys, rows.c[TIME].label("time"),
                                            sa.func.count().label("n"),
-                                           sa.func.sum(sa.cast(rows.c.organic_revenue,
-                                                               sa.Double)).label("total"))
+                                           exact_sum(rows.c.organic_revenue).label("total"))
                          .where(member).group_by(*keys, rows.c[TIME]))
     units = fetch_frame(engine, count_distinct(rows.c[UNIT], keys=keys, where=member,
                                                label="units"))
@@ -238,11 +238,11 @@ def _coverage(engine: sa.Engine, rows: sa.FromClause, *, lookback: int,
                           *[part for first in (0, 1) for part in (
                               sa.func.sum(sa.case((member(first), 1), else_=0))
                               .label(f"m{first}"),
-                              sa.func.sum(sa.case((member(first), revenue), else_=0.0))
+                              exact_sum(sa.case((member(first), revenue), else_=0.0))
                               .label(f"r{first}"))])
                 .group_by(rows.c[UNIT]).subquery("coverage_units"))
     keys = [per_unit.c[c] for c in (COMMUNITY, *RULES)]
-    found = fetch_frame(engine, sa.select(*keys, *[sa.func.sum(per_unit.c[c]).label(c)
+    found = fetch_frame(engine, sa.select(*keys, *[(exact_sum if c[0] == "r" else sa.func.sum)(per_unit.c[c]).label(c)
                                                    for c in ("m0", "r0", "m1", "r1")])
                         .group_by(*keys))
     parts = [found[[COMMUNITY, *RULES]].assign(first_month=first,

@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from roi.data.dialect import exact_sum
 from roi.data.source import fetch_frame
 from roi.revenue_lift._did_panel import NEVER
 from roi.revenue_lift._did_stats import DiDAggregates, PatternStats
@@ -176,8 +177,8 @@ def _aggregate_select(rows: sa.FromClause, periods: np.ndarray, *, unit: str, ti
         y = [per_unit.c[f"{p}y{i}"] for i in range(len(periods))]
         seen += [sa.case((column.is_(None), 0), else_=1).label(f"{p}s{i}")
                  for i, column in enumerate(y)]
-        sums += [sa.func.sum(column).label(f"{p}t{i}") for i, column in enumerate(y)]
-        products += [sa.func.sum(y[i] * y[j]).label(f"{p}c{i}_{j}")
+        sums += [exact_sum(column).label(f"{p}t{i}") for i, column in enumerate(y)]
+        products += [exact_sum(y[i] * y[j]).label(f"{p}c{i}_{j}")
                      for i in range(len(y)) for j in range(i, len(y))]
         missing.append(sa.func.sum(per_unit.c.n_rows - per_unit.c[f"{p}n_outcomes"])
                        .label(f"{p}missing"))
@@ -267,15 +268,15 @@ def naive_gap_sums(engine: sa.Engine, panel: sa.FromClause, *, unit: str, outcom
                           *[sa.func.min(c).label("community") for c in side],
                           sa.func.count().label("m"),
                           sa.func.count(rows.c[outcome]).label("m_outcome"),
-                          sa.func.sum(sa.cast(rows.c[outcome], sa.Double)).label("s"))
+                          exact_sum(rows.c[outcome]).label("s"))
                 .group_by(rows.c[unit]).subquery("gap_units"))
     keys = [per_unit.c.joined, *([per_unit.c.community] if community else [])]
     m = sa.cast(per_unit.c.m, sa.Double)
     statement = (sa.select(*keys, sa.func.count().label("units"), sa.func.sum(m).label("rows"),
                            sa.func.sum(per_unit.c.m - per_unit.c.m_outcome).label("missing"),
-                           sa.func.sum(per_unit.c.s).label("total"),
-                           sa.func.sum(per_unit.c.s * per_unit.c.s).label("unit_total_sq"),
-                           sa.func.sum(per_unit.c.s * m).label("unit_total_rows"),
+                           exact_sum(per_unit.c.s).label("total"),
+                           exact_sum(per_unit.c.s * per_unit.c.s).label("unit_total_sq"),
+                           exact_sum(per_unit.c.s * m).label("unit_total_rows"),
                            sa.func.sum(m * m).label("unit_rows_sq"))
                  .group_by(*keys))
     found = fetch_frame(engine, statement)

@@ -114,6 +114,19 @@ def test_sample_block_from_aggregates_equals_the_panel_path(sample_fits):
     assert database["did_multiplicative"].tables["lift_by_event"].shape[0] > 3
 
 
+def test_pivot_in_passes_equals_one_pass(sample, sample_fits, monkeypatch):
+    """Above ``ROWS_PER_PASS`` rows the embedded DuckDB pivots disjoint sets of customers (by a
+    hash of the id) and adds their sums: the block's numbers are those of one pass."""
+    from roi.revenue_lift import did_sql
+
+    panel, aggregates, memory, _ = sample_fits
+    monkeypatch.setattr(did_sql, "ROWS_PER_PASS", len(panel) // 7)
+    passes = revenue_aggregates_in_database(sample)
+    for outcome, frame in aggregates.did_frames.items():
+        assert len(passes.did_frames[outcome]) == len(frame)
+    assert largest_difference(revenue_lift_estimates(None, aggregates=passes), memory) < RTOL
+
+
 def test_member_month_counts_from_aggregates(sample_fits):
     panel, aggregates, *_ = sample_fits
     assert member_months(aggregates=aggregates) == member_months(panel) > 10_000

@@ -460,6 +460,9 @@ def coverage_sums(engine, rows: sa.FromClause, *, key: str, outcome: str,
                                           sa.func.sum(per_unit.c.months).label("months"),
                                           exact_sum(per_unit.c.total).label("total"))
                         .group_by(per_unit.c.key, per_unit.c.covered))
+    from roi.revenue_lift.did_sql import in_key_order
+
+    found = in_key_order(found, ["key", "covered"])   # the same sums on every rerun
     if found["key"].isna().any():
         raise ValueError(f"{int(found.loc[found['key'].isna(), 'months'].sum())} member rows "
                          f"of the panel have no {key}")

@@ -34,7 +34,12 @@ from roi.data.source import fetch_frame
 from roi.data.sql_parts import count_distinct
 from roi.revenue_lift._did_stats import DiDAggregates
 from roi.revenue_lift.did_multiplicative import MemberEventSums
-from roi.revenue_lift.did_sql import did_aggregate_frames, naive_gap_sums, scope_aggregates
+from roi.revenue_lift.did_sql import (
+    did_aggregate_frames,
+    in_key_order,
+    naive_gap_sums,
+    scope_aggregates,
+)
 from roi.revenue_lift.member_coverage import COVERAGE_SUMS
 from roi.revenue_lift.panel_input import never_treated
 
@@ -191,7 +196,8 @@ def revenue_aggregates(engine: sa.Engine, rows: sa.FromClause, *, lookback: int 
     # Both outcomes from one pivot per customer (the costliest pass over the panel)
     frames, periods = did_aggregate_frames(engine, rows, unit=UNIT, time=TIME, group=GROUP,
                                            outcomes=OUTCOMES, by=COMMUNITY)
-    months = fetch_frame(engine, sa.select(rows.c[COMMUNITY], rows.c[TIME]).distinct())
+    months = in_key_order(fetch_frame(engine, sa.select(rows.c[COMMUNITY], rows.c[TIME])
+                                      .distinct()), [COMMUNITY, TIME])
     events, event_units = _member_events(engine, rows)
     naive = naive_gap_sums(engine, rows, unit=UNIT, outcome="revenue", join_time=GROUP,
                            community=COMMUNITY)
@@ -214,7 +220,9 @@ def _member_events(engine: sa.Engine, rows: sa.FromClause) -> tuple[pd.DataFrame
                          .where(member).group_by(*keys, rows.c[TIME]))
     units = fetch_frame(engine, count_distinct(rows.c[UNIT], keys=keys, where=member,
                                                label="units"))
-    return events, units
+    # In a fixed order: the sums made of these rows are then the same on every rerun
+    return (in_key_order(events, [COMMUNITY, "join", "time"]),
+            in_key_order(units, [COMMUNITY, "join"]))
 
 
 def _coverage(engine: sa.Engine, rows: sa.FromClause, *, lookback: int,
@@ -242,9 +250,10 @@ def _coverage(engine: sa.Engine, rows: sa.FromClause, *, lookback: int,
                               .label(f"r{first}"))])
                 .group_by(rows.c[UNIT]).subquery("coverage_units"))
     keys = [per_unit.c[c] for c in (COMMUNITY, *RULES)]
-    found = fetch_frame(engine, sa.select(*keys, *[(exact_sum if c[0] == "r" else sa.func.sum)(per_unit.c[c]).label(c)
-                                                   for c in ("m0", "r0", "m1", "r1")])
-                        .group_by(*keys))
+    sums = [(exact_sum if c[0] == "r" else sa.func.sum)(per_unit.c[c]).label(c)
+            for c in ("m0", "r0", "m1", "r1")]
+    found = in_key_order(fetch_frame(engine, sa.select(*keys, *sums).group_by(*keys)),
+                         [COMMUNITY, *RULES])
     parts = [found[[COMMUNITY, *RULES]].assign(first_month=first,
                                                member_months=found[f"m{first}"],
                                                revenue=found[f"r{first}"])

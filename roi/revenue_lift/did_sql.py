@@ -153,8 +153,8 @@ def _pivot_in_passes(engine: sa.Engine, rows: sa.FromClause, periods: np.ndarray
     limit = rows_per_pass or ROWS_PER_PASS
     passes = -(-n_rows // limit) if is_duckdb(engine) else 1
     if passes <= 1:
-        return fetch_frame(engine, _aggregate_select(rows, periods, unit=unit, time=time,
-                                                     group=group, outcome=outcome, by=by))
+        return _in_key_order(fetch_frame(engine, _aggregate_select(
+            rows, periods, unit=unit, time=time, group=group, outcome=outcome, by=by)))
     bucket = sa.func.hash(rows.c[unit]) % passes
     parts = []
     for k in range(passes):
@@ -168,12 +168,27 @@ def _pivot_in_passes(engine: sa.Engine, rows: sa.FromClause, periods: np.ndarray
 def _sum_passes(parts: list[pd.DataFrame]) -> pd.DataFrame:
     """The passes' rows added up per group: ``by``, ``g`` and the observed-period flags
     (``s<i>``, ``o<k>_s<i>``) are the keys, every other column a sum."""
+    frame = pd.concat([_in_key_order(part) for part in parts], ignore_index=True)
+    summed = frame.groupby(_keys(frame), dropna=False, sort=False).sum().reset_index()
+    return _in_key_order(summed[list(frame.columns)])
+
+
+def _keys(frame: pd.DataFrame) -> list[str]:
+    """A pivot frame's group columns: ``by``, ``g`` and the observed-period flags."""
     import re
 
-    frame = pd.concat(parts, ignore_index=True)
-    keys = [c for c in frame.columns if c in ("by", "g") or re.search(r"(^|_)s\d+$", c)]
-    summed = frame.groupby(keys, dropna=False, sort=False).sum().reset_index()
-    return summed[list(frame.columns)]
+    return [c for c in frame.columns if c in ("by", "g") or re.search(r"(^|_)s\d+$", c)]
+
+
+def in_key_order(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """``frame`` sorted by ``keys`` (unique per row): a GROUP BY returns its groups in an order
+    that changes between runs (parallel threads), and the sums made of them downstream would
+    change in their last bits; in a fixed order the same data gives the same results.json."""
+    return frame.sort_values(keys, kind="stable", na_position="first").reset_index(drop=True)
+
+
+def _in_key_order(frame: pd.DataFrame) -> pd.DataFrame:
+    return in_key_order(frame, _keys(frame))
 
 
 def _periods(engine: sa.Engine, rows: sa.FromClause, *, unit: str,
@@ -321,7 +336,7 @@ def naive_gap_sums(engine: sa.Engine, panel: sa.FromClause, *, unit: str, outcom
                            exact_sum(per_unit.c.s * m).label("unit_total_rows"),
                            sa.func.sum(m * m).label("unit_rows_sq"))
                  .group_by(*keys))
-    found = fetch_frame(engine, statement)
+    found = in_key_order(fetch_frame(engine, statement), [k.name for k in keys])
     if found["missing"].sum():
         raise ValueError(f"NaiveRevenueGap: column {outcome!r} is empty on "
                          f"{int(found['missing'].sum())} rows")

@@ -491,27 +491,10 @@ def scaled_to_all_member_months(result: EffectResult, *, factor: float,
                                 share: float) -> EffectResult:
     """:func:`roi.revenue_lift.member_coverage.extend_to_all_member_months` for a result
     without per-community entries (the tier and programme DiDs), from the factor and covered
-    share computed in memory or in the database: the same copy, scaling, check and warning."""
-    import copy
+    share computed in memory or in the database."""
+    from roi.revenue_lift.member_coverage import scaled_by_coverage
 
-    if result.refused or result.estimate is None or not np.isfinite(result.estimate):
-        return result
-    out = copy.copy(result)
-    out.diagnostics = copy.deepcopy(result.diagnostics)
-    out.by_group = {}
-    out.estimate, out.low, out.high = (v * factor for v in (result.estimate, result.low,
-                                                              result.high))
-    if np.isfinite(out.diagnostics.checks.get("se") or np.nan):
-        out.diagnostics.checks["se"] = out.diagnostics.checks["se"] * factor
-    out.diagnostics.checks["member_coverage"] = {"covered_share": share, "factor": factor,
-                                                 "by_community": {}}
-    if share < 1.0:
-        out.diagnostics.warn(
-            f"{result.method}: {1 - share:.0%} of member-months belong to members without a "
-            "pre-join month (they joined within a month of their first purchase); they are "
-            "credited the covered members' lift in proportion to their revenue (factor "
-            f"{factor:.3f}).")
-    return out
+    return scaled_by_coverage(result, factor=factor, share=share)
 
 
 def tier_names(tier: pd.Series) -> list[str]:

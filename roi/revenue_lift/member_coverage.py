@@ -129,25 +129,38 @@ def extend_with_sums(result: EffectResult, sums: pd.DataFrame) -> EffectResult:
     the database): overall over every row of ``sums``, per community over its row."""
     if result.refused or result.estimate is None or not np.isfinite(result.estimate):
         return result
+    overall = sums[list(COVERAGE_SUMS)].sum()
+    share = float(overall["covered_months"] / max(overall["member_months"], 1))
+    named = sums.set_index(sums["community"].astype(object).where(sums["community"].notna(),
+                                                                  None))
+    by_group = {}
+    for name in result.by_group:
+        rows = named.loc[[name]] if name in named.index else named.iloc[:0]
+        by_group[name] = _factor(rows[list(COVERAGE_SUMS)].sum())
+    return scaled_by_coverage(result, factor=_factor(overall), share=share,
+                              by_group_factors=by_group)
+
+
+def scaled_by_coverage(result: EffectResult, *, factor: float, share: float,
+                       by_group_factors: dict[str, float] | None = None) -> EffectResult:
+    """A copy of ``result`` scaled from the covered member-months to all (``factor``; per
+    community ``by_group_factors``), with the ``member_coverage`` check and, when members are
+    left uncovered (``share`` < 1), the warning that says so. The one implementation of the
+    rule's last step, for the revenue block and the engagement tiers alike."""
+    if result.refused or result.estimate is None or not np.isfinite(result.estimate):
+        return result
     out = copy.copy(result)
     out.diagnostics = copy.deepcopy(result.diagnostics)
     out.by_group = {}
-    overall = sums[list(COVERAGE_SUMS)].sum()
-    factor = _factor(overall)
-    share = float(overall["covered_months"] / max(overall["member_months"], 1))
     out.estimate, out.low, out.high = (v * factor for v in (result.estimate, result.low,
                                                               result.high))
     if np.isfinite(out.diagnostics.checks.get("se") or np.nan):   # regression, AIPW
         out.diagnostics.checks["se"] = out.diagnostics.checks["se"] * factor
-    checks: dict[str, Any] = {"covered_share": share, "factor": factor, "by_community": {}}
-    named = sums.set_index(sums["community"].astype(object).where(sums["community"].notna(),
-                                                                  None))
+    factors = by_group_factors or {}
     for name, entry in result.by_group.items():
-        rows = named.loc[[name]] if name in named.index else named.iloc[:0]
-        f = _factor(rows[list(COVERAGE_SUMS)].sum())
-        out.by_group[name] = _scaled(entry, f)
-        checks["by_community"][name] = f
-    out.diagnostics.checks["member_coverage"] = checks
+        out.by_group[name] = _scaled(entry, factors[name])
+    out.diagnostics.checks["member_coverage"] = {"covered_share": share, "factor": factor,
+                                                 "by_community": dict(factors)}
     if share < 1.0:
         out.diagnostics.warn(
             f"{result.method}: {1 - share:.0%} of member-months belong to members without a "

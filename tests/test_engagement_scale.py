@@ -69,6 +69,23 @@ def test_tier_dids_from_the_database_equal_the_in_memory_fits(both):
         assert entry["hazard_ratio"] == other["hazard_ratio"]
 
 
+def test_tier_dids_summed_over_customer_slices_equal_one_pass(sample_data, both, monkeypatch):
+    """Above ``ROWS_PER_SLICE`` panel rows the embedded DuckDB sums the tiers' DiD pivots and
+    coverage over disjoint slices of customers: the same numbers as one pass."""
+    from roi.revenue_lift import aggregates_sql
+
+    dataset, panel, survival = sample_data
+    monkeypatch.setattr(aggregates_sql, "ROWS_PER_SLICE", len(panel) // 4)
+    sliced = community_engagement_block(dataset, panel=panel, survival=survival,
+                                        in_database=True)["tiers"]
+    for name, entry in both[True]["tiers"]["by_tier"].items():
+        other = sliced["by_tier"][name]
+        assert entry["member_months"] == other["member_months"] > 0
+        _same_effect(entry["lift_per_member_month"], other["lift_per_member_month"], name)
+        for key in ("covered_share", "factor") if entry["member_coverage"] else ():
+            _close(entry["member_coverage"][key], other["member_coverage"][key], key)
+
+
 def test_tier_counts_and_activity_in_sql_equal_pandas(sample_data):
     from roi.engagement.tiers import member_tiers, tier_summary
 

@@ -127,6 +127,28 @@ def test_pivot_in_passes_equals_one_pass(sample, sample_fits, monkeypatch):
     assert largest_difference(revenue_lift_estimates(None, aggregates=passes), memory) < RTOL
 
 
+def test_customer_slices_add_up_to_the_whole(sample, sample_fits, monkeypatch):
+    """Above ``ROWS_PER_SLICE`` panel rows the embedded DuckDB sums disjoint ranges of
+    customers (each joined with its own monthly revenue) and adds them up: every sum, and the
+    block's numbers, are the whole panel's."""
+    from roi.data.sample import customer_slices
+    from roi.revenue_lift import aggregates_sql
+
+    panel, aggregates, memory, _ = sample_fits
+    slices = customer_slices(sample, max_panel_rows=len(panel) // 5)
+    sizes = [len(part.customer_month_panel()) for part in slices]
+    assert len(slices) >= 5 and sum(sizes) == len(panel) and min(sizes) > 0
+    monkeypatch.setattr(aggregates_sql, "ROWS_PER_SLICE", len(panel) // 5)
+    sliced = revenue_aggregates_in_database(sample)
+    assert sliced.rows_fetched > aggregates.rows_fetched
+    for name in ("scope_months", "events", "event_units", "naive", "coverage_table"):
+        largest_difference(getattr(sliced, name), getattr(aggregates, name), name)
+    for outcome, frame in aggregates.did_frames.items():   # a period no unit saw: 0, not NaN
+        sums = {c: 0.0 for c in frame.columns if c[0] in "tc" and c[1:2].isdigit()}
+        largest_difference(sliced.did_frames[outcome], frame.fillna(sums), outcome)
+    assert largest_difference(revenue_lift_estimates(None, aggregates=sliced), memory) < RTOL
+
+
 def test_member_month_counts_from_aggregates(sample_fits):
     panel, aggregates, *_ = sample_fits
     assert member_months(aggregates=aggregates) == member_months(panel) > 10_000

@@ -29,9 +29,11 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import sqlalchemy as sa
 
 from roi.data import dialect
+from roi.data.panel import MONTHLY
 from roi.data.source import execute_scalar_rows
 
 HASH_DIGITS = 4
@@ -104,7 +106,51 @@ def sampled_dataset(dataset, sample: CustomerSample | None):
     survival table and everything built on ``life`` follow); ``dataset`` itself for ``None``."""
     if sample is None:
         return dataset
-    tables = {**dataset.tables, "life": _sampled_life(dataset, sample.threshold)}
+    return _with_life(dataset, _sampled_life(dataset, sample.threshold))
+
+
+def customer_slices(dataset, *, max_panel_rows: int) -> list:
+    """``dataset`` cut into disjoint ranges of its customers' ``customer_key``, each of about
+    ``max_panel_rows`` customer-month rows, on the embedded DuckDB; ``[dataset]`` when the panel
+    fits or elsewhere (a warehouse manages its own memory).
+
+    Sums over customers (:mod:`roi.revenue_lift.aggregates_sql`) are the sums of their slices'.
+    A slice's panel joins only its own customers' monthly revenue, so its hash tables stay in
+    DuckDB's memory cap: at 10M customers the whole panel's join (130M rows against 57M
+    customer-months of revenue) spilled to disk in every statement that read it.
+    """
+    if not dialect.is_duckdb(dataset.engine) or MONTHLY not in dataset.tables:
+        return [dataset]
+    life = dataset.tables["life"]
+    months = life.c.end_month_index - life.c.first_month_index + 1
+    statement = sa.select(sa.func.coalesce(sa.func.sum(sa.case((months > 0, months), else_=0)), 0),
+                          sa.func.coalesce(sa.func.max(life.c.customer_key), 0))
+    rows, top = (int(v) for v in execute_scalar_rows(dataset.engine, statement)[0])
+    count = -(-rows // max_panel_rows)
+    if count <= 1:
+        return [dataset]
+    bounds = np.linspace(0, top, count + 1).round().astype(int)
+    return [_keys_between(dataset, int(low), int(high), name=f"slice_{k}")
+            for k, (low, high) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))]
+
+
+def _keys_between(dataset, low: int, high: int, *, name: str):
+    """``dataset`` with the customers whose ``customer_key`` is in ``(low, high]``."""
+    life = dataset.tables["life"]
+    kept = sa.select(life).where(life.c.customer_key > low, life.c.customer_key <= high)
+    return _with_life(dataset, kept.subquery(f"life_{name}"))
+
+
+def _with_life(dataset, life: sa.FromClause):
+    """``dataset`` whose ``life`` is ``life`` (a subset of its customers), and whose stored
+    monthly revenue, when there is one, is that of those customers only: the panel's join then
+    builds its hash table on their rows, not on every customer's."""
+    tables = {**dataset.tables, "life": life}
+    monthly = dataset.tables.get(MONTHLY)
+    if monthly is not None:
+        mine = sa.select(life.c.customer_key)
+        tables[MONTHLY] = (sa.select(monthly).where(monthly.c.customer_key.in_(mine))
+                           .subquery(f"{MONTHLY}_{life.name}"))
     return dataclasses.replace(dataset, tables=tables)
 
 

@@ -357,21 +357,12 @@ class TierLift:
         groups (:func:`~roi.revenue_lift.did_sql.scope_aggregates`), then
         :meth:`StaggeredDiD.fit_aggregates`; the proportional rule's member-month sums from one
         more ``GROUP BY``. Equal to :meth:`fit` on the whole panel. Returns ``self``."""
-        from roi.data.source import fetch_frame
         from roi.revenue_lift.did import StaggeredDiD
-        from roi.revenue_lift.did_sql import did_aggregate_frame, scope_aggregates
+        from roi.revenue_lift.did_sql import scope_aggregates
         from roi.revenue_lift.panel_input import panel_scale
 
-        rows = after_window_select(dataset, tiers, window_days=self.window_days,
-                                   outcome=outcome)
-        coverage = coverage_sums(dataset.engine, rows, key="tier", outcome=outcome)
-        # One pivot for every tier (``by`` the tier, NULL for never-members), then each tier's
-        # groups with the never-members' on the months their rows have
-        frame, periods = did_aggregate_frame(dataset.engine, rows, unit="customer_id",
-                                             time="month_index", group="join_month_index",
-                                             outcome=outcome, by="tier")
-        months = fetch_frame(dataset.engine, sa.select(rows.c.tier, rows.c.month_index)
-                             .distinct())
+        coverage, frame, periods, months = _tier_sums(dataset, tiers, outcome=outcome,
+                                                      window_days=self.window_days)
         self.results_, self.member_months_ = {}, {}
         for code, name in enumerate(names):
             sums = coverage.get(code, {})
@@ -410,6 +401,45 @@ def all_member_months(result: EffectResult, rows: pd.DataFrame, *,
     share = float((member & covered).sum() / max(member.sum(), 1))
     return scaled_to_all_member_months(result, factor=coverage_factor(frame, covered),
                                        share=share)
+
+
+def _tier_sums(dataset, tiers: sa.FromClause, *, outcome: str, window_days: int
+               ) -> tuple[dict, pd.DataFrame, np.ndarray, pd.DataFrame]:
+    """:meth:`TierLift.fit_database`'s sums: the coverage sums by tier, one DiD pivot frame
+    for every tier (``by`` the tier, NULL for never-members) and its periods, the months each
+    tier's rows have. Summed over slices of the customers on the embedded DuckDB
+    (:func:`roi.data.sample.customer_slices`: each slice's panel joins its own revenue)."""
+    from roi.data.sample import customer_slices
+    from roi.data.source import fetch_frame
+    from roi.revenue_lift.aggregates_sql import ROWS_PER_SLICE
+    from roi.revenue_lift.did_sql import (
+        did_aggregate_frames,
+        in_key_order,
+        panel_periods,
+        sum_frames,
+    )
+
+    engine = dataset.engine
+    parts = [after_window_select(part, tiers, window_days=window_days, outcome=outcome)
+             for part in customer_slices(dataset, max_panel_rows=ROWS_PER_SLICE)]
+    periods = np.unique(np.concatenate([panel_periods(engine, rows, unit="customer_id",
+                                                      time="month_index") for rows in parts]))
+    coverage: dict[Any, dict[str, float]] = {}
+    frames, months = [], []
+    for rows in parts:
+        for key, sums in coverage_sums(engine, rows, key="tier", outcome=outcome).items():
+            mine = coverage.setdefault(key, dict.fromkeys(sums, 0.0))
+            for name, value in sums.items():
+                mine[name] += value
+        frames.append(did_aggregate_frames(engine, rows, unit="customer_id",
+                                           time="month_index", group="join_month_index",
+                                           outcomes=(outcome,), by="tier",
+                                           periods=periods)[0][outcome])
+        months.append(fetch_frame(engine, sa.select(rows.c.tier, rows.c.month_index).distinct()))
+    frame = frames[0] if len(frames) == 1 else sum_frames(frames)
+    seen = in_key_order(pd.concat(months, ignore_index=True).drop_duplicates(),
+                        ["tier", "month_index"])
+    return dict(sorted(coverage.items())), frame, periods, seen
 
 
 def after_window_select(dataset, tiers: sa.FromClause, *, window_days: int,

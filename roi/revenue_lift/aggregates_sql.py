@@ -38,7 +38,9 @@ from roi.revenue_lift.did_sql import (
     did_aggregate_frames,
     in_key_order,
     naive_gap_sums,
+    panel_periods,
     scope_aggregates,
+    sum_frames,
 )
 from roi.revenue_lift.member_coverage import COVERAGE_SUMS
 from roi.revenue_lift.panel_input import never_treated
@@ -183,19 +185,39 @@ def revenue_aggregates_in_database(dataset, *, lookback: int = 12,
     ``lookback`` and ``min_history``: the history rule of regression adjustment and AIPW
     (:func:`roi.revenue_lift.member_coverage.history_covered`'s defaults).
     """
-    return revenue_aggregates(dataset.engine, active_panel(dataset), lookback=lookback,
-                              min_history=min_history)
+    from roi.data.sample import customer_slices
+
+    slices = customer_slices(dataset, max_panel_rows=ROWS_PER_SLICE)
+    if len(slices) == 1:
+        return revenue_aggregates(dataset.engine, active_panel(dataset), lookback=lookback,
+                                  min_history=min_history)
+    # Every sum is over customers: each slice's (its own customers, a join that fits the
+    # database's memory) add up to the whole's, on the whole panel's months
+    panels = [active_panel(part) for part in slices]
+    periods = np.unique(np.concatenate([panel_periods(dataset.engine, panel, unit=UNIT,
+                                                      time=TIME) for panel in panels]))
+    return combined([revenue_aggregates(dataset.engine, panel, lookback=lookback,
+                                        min_history=min_history, periods=periods)
+                     for panel in panels])
+
+
+ROWS_PER_SLICE = 12_000_000
+"""Customer-month rows per slice of customers on the embedded DuckDB
+(:func:`roi.data.sample.customer_slices`): a million customers' panel and their monthly revenue
+join and pivot within its 1 GB memory cap."""
 
 
 def revenue_aggregates(engine: sa.Engine, rows: sa.FromClause, *, lookback: int = 12,
-                       min_history: int = 1) -> RevenueAggregates:
+                       min_history: int = 1,
+                       periods: np.ndarray | None = None) -> RevenueAggregates:
     """:func:`revenue_aggregates_in_database` over any selectable ``rows`` with the active
     panel's columns (:func:`active_panel`: customer_id, month_index, join_month_index,
-    community, revenue, organic_revenue), e.g. a table of a hand-made panel."""
+    community, revenue, organic_revenue), e.g. a table of a hand-made panel. ``periods``: the
+    months to pivot on when ``rows`` are one slice of the customers (else those of ``rows``)."""
     rows = rows if isinstance(rows, sa.Alias) else rows.alias("active_panel")
     # Both outcomes from one pivot per customer (the costliest pass over the panel)
     frames, periods = did_aggregate_frames(engine, rows, unit=UNIT, time=TIME, group=GROUP,
-                                           outcomes=OUTCOMES, by=COMMUNITY)
+                                           outcomes=OUTCOMES, by=COMMUNITY, periods=periods)
     months = in_key_order(fetch_frame(engine, sa.select(rows.c[COMMUNITY], rows.c[TIME])
                                       .distinct()), [COMMUNITY, TIME])
     events, event_units = _member_events(engine, rows)
@@ -207,6 +229,33 @@ def revenue_aggregates(engine: sa.Engine, rows: sa.FromClause, *, lookback: int 
     return RevenueAggregates(did_frames=frames, periods=periods, scope_months=months,
                              events=events, event_units=event_units, naive=naive,
                              coverage_table=coverage, rows_fetched=fetched)
+
+
+def combined(parts: list[RevenueAggregates]) -> RevenueAggregates:
+    """The sums of disjoint sets of customers (slices pivoted on the same months) added up:
+    the :class:`RevenueAggregates` of all of them."""
+    def added(frames: list[pd.DataFrame], keys: list[str]) -> pd.DataFrame:
+        summed = (pd.concat(frames, ignore_index=True)
+                  .groupby(keys, dropna=False, sort=False).sum().reset_index())
+        return in_key_order(summed[list(frames[0].columns)], keys)
+
+    first = parts[0]
+    naive_keys = ["ever", COMMUNITY]
+    naive = added([p.naive.assign(community=p.naive[COMMUNITY].fillna("")) for p in parts],
+                  naive_keys)
+    naive[COMMUNITY] = naive[COMMUNITY].replace("", None)
+    months = in_key_order(pd.concat([p.scope_months for p in parts], ignore_index=True)
+                          .drop_duplicates(), [COMMUNITY, TIME])
+    return RevenueAggregates(
+        did_frames={name: sum_frames([p.did_frames[name] for p in parts])
+                    for name in first.did_frames},
+        periods=first.periods, scope_months=months,
+        events=added([p.events for p in parts], [COMMUNITY, "join", "time"]),
+        event_units=added([p.event_units for p in parts], [COMMUNITY, "join"]),
+        naive=naive,
+        coverage_table=added([p.coverage_table for p in parts],
+                             ["first_month", COMMUNITY, *RULES]),
+        rows_fetched=sum(p.rows_fetched for p in parts))
 
 
 def _member_events(engine: sa.Engine, rows: sa.FromClause) -> tuple[pd.DataFrame, pd.DataFrame]:

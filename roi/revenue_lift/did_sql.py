@@ -89,12 +89,20 @@ def did_aggregate_frame(engine: sa.Engine, panel: sa.FromClause, *, unit: str, t
 
 
 def did_aggregate_frames(engine: sa.Engine, panel: sa.FromClause, *, unit: str, time: str,
-                         group: str, outcomes: tuple[str, ...], by: str | None = None
+                         group: str, outcomes: tuple[str, ...], by: str | None = None,
+                         periods: np.ndarray | None = None
                          ) -> tuple[dict[str, pd.DataFrame], np.ndarray]:
     """:func:`did_aggregate_frame` of several outcomes from one pass over ``panel`` (one
-    pivot per unit for all of them): outcome -> its frame, and the periods."""
+    pivot per unit for all of them): outcome -> its frame, and the periods.
+
+    ``periods`` (from :func:`panel_periods`) pivots on those, e.g. the whole panel's when
+    ``panel`` is one slice of its units (:func:`roi.data.sample.customer_slices`), whose frames
+    then add up; the statement is then one pass."""
     rows = panel.alias("did_panel") if not isinstance(panel, sa.Alias) else panel
-    periods, n_rows = _periods(engine, rows, unit=unit, time=time)
+    if periods is None:
+        periods, n_rows = _periods(engine, rows, unit=unit, time=time)
+    else:
+        n_rows = 0
     wide = _pivot_in_passes(engine, rows, periods, n_rows=n_rows, unit=unit, time=time,
                             group=group, outcome=tuple(outcomes), by=by)
     shared = [c for c in ("by", "g", "n", "repeated", "changing") if c in wide.columns]
@@ -162,6 +170,19 @@ def _pivot_in_passes(engine: sa.Engine, rows: sa.FromClause, periods: np.ndarray
         parts.append(fetch_frame(engine, _aggregate_select(part, periods, unit=unit, time=time,
                                                            group=group, outcome=outcome,
                                                            by=by)))
+    return _sum_passes(parts)
+
+
+def panel_periods(engine: sa.Engine, panel: sa.FromClause, *, unit: str,
+                  time: str) -> np.ndarray:
+    """The distinct periods of a long panel (sorted), with the checks of the pivot's first
+    statement (no empty ``time`` or ``unit``)."""
+    rows = panel.alias("did_panel") if not isinstance(panel, sa.Alias) else panel
+    return _periods(engine, rows, unit=unit, time=time)[0]
+
+
+def sum_frames(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """Pivot frames of disjoint sets of units (on the same periods) added up per group."""
     return _sum_passes(parts)
 
 

@@ -26,7 +26,10 @@ from roi.data.source import fetch_frame
 from roi.data.sql_parts import categorical_columns
 
 
-def panel_select(dataset) -> sa.Select:
+def panel_select(dataset, *, with_key: bool = False) -> sa.Select:
+    """The customer-month panel's statement, in customer and month order. ``with_key`` adds
+    life's integer ``customer_key`` (grouping by it inside the database is cheaper than by the
+    text id)."""
     life = dataset.tables["life"]
     calendar = sql_parts.month_calendar(dataset.start, dataset.end)
     stored = dataset.tables.get(MONTHLY)
@@ -61,7 +64,8 @@ def panel_select(dataset) -> sa.Select:
                       join_month.label("join_month_index"),
                       (calendar.c.month_index - join_month).label("months_since_join"),
                       life.c.community, life.c.n_communities,
-                      churned.label("churned"), life.c.first_month_index, *covariates)
+                      churned.label("churned"), life.c.first_month_index, *covariates,
+                      *([life.c.customer_key] if with_key else []))
             .select_from(joins)
             .order_by(life.c.customer_key, calendar.c.month_index))
 

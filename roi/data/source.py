@@ -11,6 +11,8 @@ import re
 import shutil
 import tempfile
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import duckdb
@@ -96,6 +98,27 @@ def release_memory(engine: sa.Engine) -> None:
 
 
 RELEASE_TO = "64MB"
+
+
+@contextmanager
+def temporary_table(engine: sa.Engine, select: sa.Select, *,
+                    name: str) -> Iterator[sa.TableClause]:
+    """``select``'s rows stored once in a temporary table of the embedded DuckDB, for several
+    statements that read them (each would otherwise run ``select``'s joins again); dropped on
+    exit. ``name`` must be a plain identifier."""
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", name):
+        raise ValueError(f"table name must be a plain identifier, not {name!r}")
+    compiled = select.compile(dialect=engine.dialect)
+    params = compiled.construct_params()
+    positional = [params[p] for p in compiled.positiontup or []]
+    with engine.connect() as connection:
+        driver = connection.connection.driver_connection
+        driver.execute(f'CREATE OR REPLACE TEMP TABLE "{name}" AS {compiled}', positional)
+    try:
+        yield sa.table(name, *(sa.column(c.name, c.type) for c in select.selected_columns))
+    finally:
+        with engine.connect() as connection:
+            connection.connection.driver_connection.execute(f'DROP TABLE IF EXISTS "{name}"')
 
 
 def fresh_database(url: str, database: str) -> str:

@@ -408,38 +408,48 @@ def _tier_sums(dataset, tiers: sa.FromClause, *, outcome: str, window_days: int
     """:meth:`TierLift.fit_database`'s sums: the coverage sums by tier, one DiD pivot frame
     for every tier (``by`` the tier, NULL for never-members) and its periods, the months each
     tier's rows have. Summed over slices of the customers on the embedded DuckDB
-    (:func:`roi.data.sample.customer_slices`: each slice's panel joins its own revenue)."""
+    (:func:`roi.data.sample.customer_slices`: each slice's panel joins its own revenue, and
+    its rows are stored once for the three statements)."""
     from roi.data.sample import customer_slices
-    from roi.data.source import fetch_frame
     from roi.revenue_lift.aggregates_sql import ROWS_PER_SLICE
-    from roi.revenue_lift.did_sql import (
-        did_aggregate_frames,
-        in_key_order,
-        panel_periods,
-        sum_frames,
-    )
 
-    engine = dataset.engine
-    parts = [after_window_select(part, tiers, window_days=window_days, outcome=outcome)
-             for part in customer_slices(dataset, max_panel_rows=ROWS_PER_SLICE)]
-    periods = np.unique(np.concatenate([panel_periods(engine, rows, unit="customer_id",
-                                                      time="month_index") for rows in parts]))
+    slices = customer_slices(dataset, max_panel_rows=ROWS_PER_SLICE)
+    if len(slices) == 1:
+        return _tier_slice_sums(dataset.engine, after_window_select(
+            dataset, tiers, window_days=window_days, outcome=outcome), outcome=outcome)
+    from roi.data.source import temporary_table
+    from roi.revenue_lift.did_sql import in_key_order, on_periods, sum_frames
+
+    parts = []
+    for part in slices:
+        rows = after_window_select(part, tiers, window_days=window_days, outcome=outcome)
+        with temporary_table(dataset.engine, sa.select(rows), name="roi_slice_tiers") as table:
+            parts.append(_tier_slice_sums(dataset.engine, table.alias("after_window"),
+                                          outcome=outcome))
     coverage: dict[Any, dict[str, float]] = {}
-    frames, months = [], []
-    for rows in parts:
-        for key, sums in coverage_sums(engine, rows, key="tier", outcome=outcome).items():
+    for sums_by_tier, *_ in parts:
+        for key, sums in sums_by_tier.items():
             mine = coverage.setdefault(key, dict.fromkeys(sums, 0.0))
             for name, value in sums.items():
                 mine[name] += value
-        frames.append(did_aggregate_frames(engine, rows, unit="customer_id",
-                                           time="month_index", group="join_month_index",
-                                           outcomes=(outcome,), by="tier",
-                                           periods=periods)[0][outcome])
-        months.append(fetch_frame(engine, sa.select(rows.c.tier, rows.c.month_index).distinct()))
-    frame = frames[0] if len(frames) == 1 else sum_frames(frames)
-    seen = in_key_order(pd.concat(months, ignore_index=True).drop_duplicates(),
-                        ["tier", "month_index"])
-    return dict(sorted(coverage.items())), frame, periods, seen
+    periods = np.unique(np.concatenate([p[2] for p in parts]))
+    frame = sum_frames([on_periods(p[1], p[2], periods) for p in parts])
+    months = in_key_order(pd.concat([p[3] for p in parts], ignore_index=True)
+                          .drop_duplicates(), ["tier", "month_index"])
+    return dict(sorted(coverage.items())), frame, periods, months
+
+
+def _tier_slice_sums(engine, rows: sa.FromClause, *, outcome: str
+                     ) -> tuple[dict, pd.DataFrame, np.ndarray, pd.DataFrame]:
+    """:func:`_tier_sums` of the rows of :func:`after_window_select` (or a slice's)."""
+    from roi.data.source import fetch_frame
+    from roi.revenue_lift.did_sql import did_aggregate_frame
+
+    coverage = coverage_sums(engine, rows, key="tier", outcome=outcome)
+    frame, periods = did_aggregate_frame(engine, rows, unit="customer_id", time="month_index",
+                                         group="join_month_index", outcome=outcome, by="tier")
+    months = fetch_frame(engine, sa.select(rows.c.tier, rows.c.month_index).distinct())
+    return coverage, frame, periods, months
 
 
 def after_window_select(dataset, tiers: sa.FromClause, *, window_days: int,

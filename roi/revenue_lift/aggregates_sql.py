@@ -30,7 +30,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from roi.data.dialect import exact_sum
-from roi.data.source import fetch_frame
+from roi.data.source import fetch_frame, temporary_table
 from roi.data.sql_parts import count_distinct
 from roi.revenue_lift._did_stats import DiDAggregates
 from roi.revenue_lift.did_multiplicative import MemberEventSums
@@ -38,7 +38,7 @@ from roi.revenue_lift.did_sql import (
     did_aggregate_frames,
     in_key_order,
     naive_gap_sums,
-    panel_periods,
+    on_periods,
     scope_aggregates,
     sum_frames,
 )
@@ -161,11 +161,13 @@ class RevenueAggregates:
                                                 strict=True) if v > 0}
 
 
-def active_panel(dataset) -> sa.Subquery:
-    """The data layer's panel statement, its active rows and the columns the fits read."""
+def active_panel(dataset, *, by_key: bool = False) -> sa.Subquery:
+    """The data layer's panel statement, its active rows and the columns the fits read;
+    ``by_key``: the integer ``customer_key`` stands in the ``customer_id`` column (what the
+    sums group by; nothing here returns an id)."""
     from roi.data.panel import panel_select
 
-    panel = panel_select(dataset).order_by(None)
+    panel = panel_select(dataset, with_key=by_key).order_by(None)
     if dataset.engine.dialect.name == "postgresql":
         # A fence (OFFSET 0 is never pulled up): on tables without statistics PostgreSQL
         # estimates the filtered panel at a row or two and plans its revenue join as a nested
@@ -173,7 +175,8 @@ def active_panel(dataset) -> sa.Subquery:
         # the panel gets hash joins (roi.engagement.tiers.after_window_select does the same)
         panel = panel.offset(0)
     panel = panel.subquery("panel")
-    return (sa.select(*(panel.c[c] for c in (UNIT, TIME, GROUP, COMMUNITY, *OUTCOMES)))
+    unit = panel.c.customer_key.label(UNIT) if by_key else panel.c[UNIT]
+    return (sa.select(unit, *(panel.c[c] for c in (TIME, GROUP, COMMUNITY, *OUTCOMES)))
             .where(panel.c.active).subquery("active_panel"))
 
 
@@ -192,13 +195,15 @@ def revenue_aggregates_in_database(dataset, *, lookback: int = 12,
         return revenue_aggregates(dataset.engine, active_panel(dataset), lookback=lookback,
                                   min_history=min_history)
     # Every sum is over customers: each slice's (its own customers, a join that fits the
-    # database's memory) add up to the whole's, on the whole panel's months
-    panels = [active_panel(part) for part in slices]
-    periods = np.unique(np.concatenate([panel_periods(dataset.engine, panel, unit=UNIT,
-                                                      time=TIME) for panel in panels]))
-    return combined([revenue_aggregates(dataset.engine, panel, lookback=lookback,
-                                        min_history=min_history, periods=periods)
-                     for panel in panels])
+    # database's memory) add up to the whole's. A slice's active rows are stored once and read
+    # by every statement (each would run the join again)
+    parts = []
+    for part in slices:
+        with temporary_table(dataset.engine, sa.select(active_panel(part, by_key=True)),
+                             name="roi_slice_panel") as table:
+            parts.append(revenue_aggregates(dataset.engine, table, lookback=lookback,
+                                            min_history=min_history))
+    return combined(parts)
 
 
 ROWS_PER_SLICE = 12_000_000
@@ -208,16 +213,14 @@ join and pivot within its 1 GB memory cap."""
 
 
 def revenue_aggregates(engine: sa.Engine, rows: sa.FromClause, *, lookback: int = 12,
-                       min_history: int = 1,
-                       periods: np.ndarray | None = None) -> RevenueAggregates:
+                       min_history: int = 1) -> RevenueAggregates:
     """:func:`revenue_aggregates_in_database` over any selectable ``rows`` with the active
     panel's columns (:func:`active_panel`: customer_id, month_index, join_month_index,
-    community, revenue, organic_revenue), e.g. a table of a hand-made panel. ``periods``: the
-    months to pivot on when ``rows`` are one slice of the customers (else those of ``rows``)."""
+    community, revenue, organic_revenue), e.g. a table of a hand-made panel."""
     rows = rows if isinstance(rows, sa.Alias) else rows.alias("active_panel")
     # Both outcomes from one pivot per customer (the costliest pass over the panel)
     frames, periods = did_aggregate_frames(engine, rows, unit=UNIT, time=TIME, group=GROUP,
-                                           outcomes=OUTCOMES, by=COMMUNITY, periods=periods)
+                                           outcomes=OUTCOMES, by=COMMUNITY)
     months = in_key_order(fetch_frame(engine, sa.select(rows.c[COMMUNITY], rows.c[TIME])
                                       .distinct()), [COMMUNITY, TIME])
     events, event_units = _member_events(engine, rows)
@@ -232,14 +235,15 @@ def revenue_aggregates(engine: sa.Engine, rows: sa.FromClause, *, lookback: int 
 
 
 def combined(parts: list[RevenueAggregates]) -> RevenueAggregates:
-    """The sums of disjoint sets of customers (slices pivoted on the same months) added up:
-    the :class:`RevenueAggregates` of all of them."""
+    """The sums of disjoint sets of customers (slices) added up, their pivots on every
+    slice's months: the :class:`RevenueAggregates` of all of them."""
     def added(frames: list[pd.DataFrame], keys: list[str]) -> pd.DataFrame:
         summed = (pd.concat(frames, ignore_index=True)
                   .groupby(keys, dropna=False, sort=False).sum().reset_index())
         return in_key_order(summed[list(frames[0].columns)], keys)
 
     first = parts[0]
+    periods = np.unique(np.concatenate([p.periods for p in parts]))
     naive_keys = ["ever", COMMUNITY]
     naive = added([p.naive.assign(community=p.naive[COMMUNITY].fillna("")) for p in parts],
                   naive_keys)
@@ -247,9 +251,10 @@ def combined(parts: list[RevenueAggregates]) -> RevenueAggregates:
     months = in_key_order(pd.concat([p.scope_months for p in parts], ignore_index=True)
                           .drop_duplicates(), [COMMUNITY, TIME])
     return RevenueAggregates(
-        did_frames={name: sum_frames([p.did_frames[name] for p in parts])
+        did_frames={name: sum_frames([on_periods(p.did_frames[name], p.periods, periods)
+                                      for p in parts])
                     for name in first.did_frames},
-        periods=first.periods, scope_months=months,
+        periods=periods, scope_months=months,
         events=added([p.events for p in parts], [COMMUNITY, "join", "time"]),
         event_units=added([p.event_units for p in parts], [COMMUNITY, "join"]),
         naive=naive,

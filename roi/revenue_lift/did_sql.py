@@ -35,6 +35,8 @@ Examples
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
@@ -89,20 +91,12 @@ def did_aggregate_frame(engine: sa.Engine, panel: sa.FromClause, *, unit: str, t
 
 
 def did_aggregate_frames(engine: sa.Engine, panel: sa.FromClause, *, unit: str, time: str,
-                         group: str, outcomes: tuple[str, ...], by: str | None = None,
-                         periods: np.ndarray | None = None
+                         group: str, outcomes: tuple[str, ...], by: str | None = None
                          ) -> tuple[dict[str, pd.DataFrame], np.ndarray]:
     """:func:`did_aggregate_frame` of several outcomes from one pass over ``panel`` (one
-    pivot per unit for all of them): outcome -> its frame, and the periods.
-
-    ``periods`` (from :func:`panel_periods`) pivots on those, e.g. the whole panel's when
-    ``panel`` is one slice of its units (:func:`roi.data.sample.customer_slices`), whose frames
-    then add up; the statement is then one pass."""
+    pivot per unit for all of them): outcome -> its frame, and the periods."""
     rows = panel.alias("did_panel") if not isinstance(panel, sa.Alias) else panel
-    if periods is None:
-        periods, n_rows = _periods(engine, rows, unit=unit, time=time)
-    else:
-        n_rows = 0
+    periods, n_rows = _periods(engine, rows, unit=unit, time=time)
     wide = _pivot_in_passes(engine, rows, periods, n_rows=n_rows, unit=unit, time=time,
                             group=group, outcome=tuple(outcomes), by=by)
     shared = [c for c in ("by", "g", "n", "repeated", "changing") if c in wide.columns]
@@ -173,12 +167,24 @@ def _pivot_in_passes(engine: sa.Engine, rows: sa.FromClause, periods: np.ndarray
     return _sum_passes(parts)
 
 
-def panel_periods(engine: sa.Engine, panel: sa.FromClause, *, unit: str,
-                  time: str) -> np.ndarray:
-    """The distinct periods of a long panel (sorted), with the checks of the pivot's first
-    statement (no empty ``time`` or ``unit``)."""
-    rows = panel.alias("did_panel") if not isinstance(panel, sa.Alias) else panel
-    return _periods(engine, rows, unit=unit, time=time)[0]
+def on_periods(frame: pd.DataFrame, periods: np.ndarray, wider: np.ndarray) -> pd.DataFrame:
+    """A pivot frame of :func:`did_aggregate_frame` on ``periods`` as it reads on ``wider``
+    (a superset, e.g. every slice's periods): a period none of its units had is unobserved
+    (``s`` 0) with sums 0. Frames of disjoint units on the same periods then add up
+    (:func:`sum_frames`)."""
+    if np.array_equal(periods, wider):
+        return frame
+    at = {int(k): i for i, k in enumerate(np.searchsorted(wider, periods))}
+    zeros = np.zeros(len(frame))
+    column = {}
+    for k in range(len(wider)):
+        column[f"s{k}"] = frame[f"s{at[k]}"] if k in at else zeros.astype(np.int64)
+        column[f"t{k}"] = frame[f"t{at[k]}"] if k in at else zeros
+        for j in range(k, len(wider)):
+            both = k in at and j in at
+            column[f"c{k}_{j}"] = frame[f"c{at[k]}_{at[j]}"] if both else zeros
+    kept = frame[[c for c in frame.columns if not re.fullmatch(r"[stc]\d+(_\d+)?", c)]]
+    return pd.concat([kept, pd.DataFrame(column, index=frame.index)], axis=1)
 
 
 def sum_frames(parts: list[pd.DataFrame]) -> pd.DataFrame:
@@ -196,8 +202,6 @@ def _sum_passes(parts: list[pd.DataFrame]) -> pd.DataFrame:
 
 def _keys(frame: pd.DataFrame) -> list[str]:
     """A pivot frame's group columns: ``by``, ``g`` and the observed-period flags."""
-    import re
-
     return [c for c in frame.columns if c in ("by", "g") or re.search(r"(^|_)s\d+$", c)]
 
 

@@ -4,6 +4,8 @@
   panel in memory with the run's arguments (organic revenue, segment and plan, community):
   keys, labels, dtypes, order and counts exactly, sums to 1e-9 relative; also with a numeric
   covariate (quantile bins) and on a hand-made panel with every never-member coding.
+  The same from each customer's first and last month as columns of the panel (no window
+  function), and summed over slices of customers (at the whole panel's quantile bins).
 * ``person_period_cells_sql`` over the data layer's start-stop statement equals
   ``person_period_cells`` (in key order) with the pieces at event-time quantiles, the bounds and
   the numeric bin edges included.
@@ -153,6 +155,78 @@ def test_revenue_cells_follow_the_in_memory_rules_on_awkward_rows(sample, awkwar
                                  time_dtype="int64", **columns)
     assert sorted(set(memory["cohort"].dropna())) == [11.0, 12.0]
     assert set(memory["plan"]) == {"x", "y", "(missing)"} and set(memory["trial"]) == {"0", "1"}
+    assert_cells_equal(database, memory, sums=REVENUE_SUMS)
+
+
+def test_revenue_cells_from_first_and_last_columns_equal_the_window_path(request):
+    """The data layer's panel with each customer's clipped first and last month as columns
+    (``bayes_panel``, no window over the whole panel) gives the cells of the window path and of
+    the panel in memory; also with a numeric covariate."""
+    from roi.revenue_lift.block import bayes_panel
+
+    for name in ("sample", "world"):
+        dataset = request.getfixturevalue(name)
+        frame = dataset.customer_month_panel()
+        for covariates in (RUN_COVARIATES, ["segment", "employees"]):
+            columns = {"covariates": covariates, "kinds": dataset.covariates, **REVENUE}
+            spans = revenue_cells_sql(dataset.engine, bayes_panel(dataset), first="first_month",
+                                      last="last_month", **columns)
+            window = revenue_cells_sql(dataset.engine, _panel(dataset), **columns)
+            pd.testing.assert_frame_equal(spans, window, check_exact=False, rtol=1e-12, atol=0)
+            assert_cells_equal(spans, revenue_cells(frame, covariates=covariates, **REVENUE),
+                               sums=REVENUE_SUMS)
+    with pytest.raises(ValueError, match="both"):
+        revenue_cells_sql(dataset.engine, _panel(dataset), first="first_month_index", **REVENUE)
+
+
+def test_revenue_cells_of_slices_of_customers_add_up_to_the_whole(sample, monkeypatch):
+    """Above ``ROWS_PER_SLICE`` rows the cells are summed over slices of customers: every
+    slice cut at the whole panel's quantile bins (a slice's own bins would differ), the cells
+    and the member count those of the whole panel in memory."""
+    from roi.config import RunConfig
+    from roi.data.sample import customer_slices
+    from roi.revenue_lift import aggregates_sql
+    from roi.revenue_lift.block import BAYES_COLUMNS, bayes_panel, bayesian_cells_in_database
+
+    frame = sample.customer_month_panel()
+    slices = customer_slices(sample, max_panel_rows=len(frame) // 4)
+    assert len(slices) >= 4
+    panels = [bayes_panel(part) for part in slices]
+    columns = {"covariates": ["segment", "employees"], "kinds": sample.covariates, **REVENUE}
+    sliced = revenue_cells_sql(sample.engine, panels, first="first_month", last="last_month",
+                               **columns)
+    memory = revenue_cells(frame, covariates=["segment", "employees"], **REVENUE)
+    assert memory["employees"].nunique() == 3
+    assert_cells_equal(sliced, memory, sums=REVENUE_SUMS)
+
+    sampler = RunConfig().sampler.for_model("revenue")
+    whole = bayesian_cells_in_database(sample, sampler=sampler)
+    monkeypatch.setattr(aggregates_sql, "ROWS_PER_SLICE", len(frame) // 4)
+    parts = bayesian_cells_in_database(sample, sampler=sampler)
+    member = frame["active"] & frame["member"]
+    assert parts.n_treated == whole.n_treated == frame.loc[member, "customer_id"].nunique() > 100
+    assert_cells_equal(parts.cells, whole.cells, sums=REVENUE_SUMS)
+    assert_cells_equal(parts.cells, revenue_cells(frame, covariates=RUN_COVARIATES,
+                                                  **BAYES_COLUMNS), sums=REVENUE_SUMS)
+
+
+def test_parts_of_a_panel_take_the_whole_panels_bins(sample, awkward):
+    """Each part has at most ``numeric_bins`` values of ``size`` (alone it would keep each
+    value as its level), the whole panel more: every part is cut at the whole's quantiles."""
+    frame, _ = awkward
+    frame = frame.assign(size=frame["id"] * 10.0)
+    with sample.engine.begin() as connection:
+        frame.to_sql("awkward_parts", connection, index=False)
+    table = sa.table("awkward_parts", *(sa.column(c) for c in frame.columns))
+    parts = [sa.select(table).where(sa.or_(table.c.id == a, table.c.id == b))
+             .subquery(f"part_{k}") for k, (a, b) in enumerate(((1, 4), (2, 5), (3, 6)))]
+    columns = {"unit": "id", "time": "t", "group": "g", "outcome": "y",
+               "covariates": ["plan", "size"]}
+    memory = revenue_cells(frame, **columns)
+    database = revenue_cells_sql(sample.engine, parts, kinds={"plan": "categorical",
+                                                              "size": "numeric"},
+                                 time_dtype="int64", **columns)
+    assert set(memory["size"]) == {"q1", "q2", "q3"}
     assert_cells_equal(database, memory, sums=REVENUE_SUMS)
 
 

@@ -100,8 +100,12 @@ def numpy_quantiles(values: np.ndarray, counts: np.ndarray, probs: np.ndarray) -
     return np.where(gamma >= 0.5, b - diff * (1 - gamma), a + diff * gamma)
 
 
+Histogram = tuple[np.ndarray, np.ndarray, int]
+"""Distinct values (sorted), their counts, and the number of empty values."""
+
+
 def value_histogram(engine: sa.Engine, rows: sa.FromClause, column: sa.ColumnElement, *,
-                    where: sa.ColumnElement | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+                    where: sa.ColumnElement | None = None) -> Histogram:
     """Distinct values of ``column`` (as doubles) in ``rows``, their counts, and the number of
     empty values: one row per distinct value comes back."""
     value = sa.cast(column, sa.Double).label("value")
@@ -113,6 +117,16 @@ def value_histogram(engine: sa.Engine, rows: sa.FromClause, column: sa.ColumnEle
     n_empty = int(found.loc[empty, "n"].sum())
     found = found[~empty].sort_values("value")
     return found["value"].to_numpy(float), found["n"].to_numpy(np.int64), n_empty
+
+
+def added_histograms(parts: Sequence[Histogram]) -> Histogram:
+    """The histogram of the union of disjoint sets of rows, from each set's."""
+    values = np.concatenate([p[0] for p in parts])
+    counts = np.concatenate([p[1] for p in parts])
+    distinct, at = np.unique(values, return_inverse=True)
+    summed = np.zeros(len(distinct), dtype=np.int64)
+    np.add.at(summed, at, counts)
+    return distinct, summed, sum(int(p[2]) for p in parts)
 
 
 def event_quantile_bounds_sql(engine: sa.Engine, table: sa.FromClause, *, stop: str = "stop",
@@ -145,6 +159,7 @@ def covariate_kind(column: sa.ColumnElement, kind: str | None = None) -> str:
 def pattern_labels(engine: sa.Engine, rows: sa.FromClause, *, covariates: Sequence[str],
                    kinds: Mapping[str, str] | None = None, numeric_bins: int = 5,
                    edges: Mapping[str, Sequence[float]] | None = None,
+                   histograms: Mapping[str, Histogram] | None = None,
                    ) -> tuple[list[sa.ColumnElement], dict[str, list[float]], dict[str, str]]:
     """:func:`roi.retention.bayes_survival.pattern_columns` as SQL: one text expression per
     covariate (labelled with its name), the numeric edges used, and each covariate's kind.
@@ -153,6 +168,9 @@ def pattern_labels(engine: sa.Engine, rows: sa.FromClause, *, covariates: Sequen
     equal to numpy's) with labels ``q1`` ...; one with at most ``numeric_bins`` distinct values
     keeps each value as its level (``f"{v:g}"``); a missing numeric value raises, as in memory.
     Other covariates are their text, ``(missing)`` when empty; booleans ``True``/``False``.
+    ``histograms``: a numeric covariate's :func:`value_histogram` when known (e.g. the whole
+    table's, added over parts of it with :func:`added_histograms`, so that every part gets the
+    same labels); otherwise it is read from ``rows``.
     """
     edges = {name: [float(v) for v in cut] for name, cut in (edges or {}).items()}
     labels, kind_of = [], {}
@@ -160,7 +178,10 @@ def pattern_labels(engine: sa.Engine, rows: sa.FromClause, *, covariates: Sequen
         column = rows.c[name]
         kind = kind_of[name] = covariate_kind(column, (kinds or {}).get(name))
         if kind == "numeric":
-            labels.append(_numeric_label(engine, rows, name, edges=edges,
+            known = (histograms or {}).get(name)
+            histogram = known if known is not None else value_histogram(engine, rows,
+                                                                        rows.c[name])
+            labels.append(_numeric_label(rows, name, histogram, edges=edges,
                                          numeric_bins=numeric_bins).label(name))
         elif kind == "boolean":
             labels.append(sa.case((column.is_(True), "True"), (column.is_(False), "False"),
@@ -170,11 +191,11 @@ def pattern_labels(engine: sa.Engine, rows: sa.FromClause, *, covariates: Sequen
     return labels, edges, kind_of
 
 
-def _numeric_label(engine: sa.Engine, rows: sa.FromClause, name: str, *,
+def _numeric_label(rows: sa.FromClause, name: str, histogram: Histogram, *,
                    edges: dict[str, list[float]], numeric_bins: int) -> sa.ColumnElement:
     """The bin label of a numeric covariate; fills ``edges[name]`` when it cuts at quantiles."""
     value = sa.cast(rows.c[name], sa.Double)
-    distinct, counts, empty = value_histogram(engine, rows, rows.c[name])
+    distinct, counts, empty = histogram
     if empty:
         raise ValueError(f"survival table: {empty} missing value(s) in numeric covariate "
                          f"{name!r}")

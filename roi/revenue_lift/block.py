@@ -321,8 +321,9 @@ def bayesian_cells_in_database(dataset, *, sampler,
                                attribution: RevenueAttribution | None = None
                                ) -> BayesCells | None:
     """The cells :func:`bayesian_revenue_lift` fits, from one ``GROUP BY`` over the data
-    layer's panel inside the database (:mod:`roi.revenue_lift.cells_sql`; equal to the cells of
-    the panel in memory), and its member count; None when the model is not fitted (no
+    layer's panel inside the database, or one per slice of customers added up
+    (:mod:`roi.revenue_lift.cells_sql`; equal to the cells of the panel in memory), and its
+    member count; None when the model is not fitted (no
     ``sampler`` settings, or the ratio forms are refused for ``attribution``'s reason).
 
     The run calls it in its "aggregate in database" step, before the database's memory is
@@ -330,19 +331,47 @@ def bayesian_cells_in_database(dataset, *, sampler,
     """
     if sampler is None or (attribution is not None and attribution.reason):
         return None
-    from roi.data.panel import panel_select
+    from roi.data.sample import customer_slices
+    from roi.revenue_lift import aggregates_sql
     from roi.revenue_lift.bayes_revenue import BayesianHierarchicalLift
     from roi.revenue_lift.cells_sql import member_units_sql, revenue_cells_sql
 
-    panel = panel_select(dataset).order_by(None).subquery("panel")
-    cells = revenue_cells_sql(dataset.engine, panel, covariates=bayes_keys(dataset.covariates),
+    # Above ROWS_PER_SLICE panel rows (embedded DuckDB), slices of customers: each slice's join
+    # with its own monthly revenue fits the memory cap; the cells and member counts add up
+    slices = customer_slices(dataset, max_panel_rows=aggregates_sql.ROWS_PER_SLICE)
+    panels = [bayes_panel(part) for part in slices]
+    cells = revenue_cells_sql(dataset.engine, panels, covariates=bayes_keys(dataset.covariates),
                               kinds=dataset.covariates,
                               numeric_bins=BayesianHierarchicalLift().numeric_bins,
-                              **BAYES_COLUMNS)
-    members = member_units_sql(dataset.engine, panel, unit=BAYES_COLUMNS["unit"],
-                               time=BAYES_COLUMNS["time"], group=BAYES_COLUMNS["group"],
-                               active=BAYES_COLUMNS["active"])
+                              first="first_month", last="last_month", **BAYES_COLUMNS)
+    members = sum(member_units_sql(dataset.engine, panel, unit="customer_key",
+                                   time=BAYES_COLUMNS["time"], group=BAYES_COLUMNS["group"],
+                                   active=BAYES_COLUMNS["active"]) for panel in panels)
     return BayesCells(cells=cells, n_treated=members)
+
+
+def bayes_panel(dataset) -> Any:
+    """The data layer's panel statement (a subquery) with each customer's integer
+    ``customer_key`` and first and last month in the panel (``first_month``, ``last_month``).
+
+    The panel has one row per calendar month from ``first_month_index`` to ``end_month_index``
+    (:func:`roi.data.panel.panel_select`'s calendar join), so a customer's first and last rows
+    are those bounds clipped to the calendar: per-customer columns, where computing them from
+    the rows took a window over the whole panel (a spilling sort at 10M customers).
+    """
+    import sqlalchemy as sa
+
+    from roi.data.panel import panel_select
+    from roi.data.sql_parts import complete_months
+
+    life = dataset.tables["life"]   # the life panel_select joins (a slice's own)
+    months = complete_months(dataset.start, dataset.end)
+    low, high = (sa.literal(m, sa.Integer) for m in (months[0][0], months[-1][0]))
+    return (panel_select(dataset).order_by(None)
+            .add_columns(life.c.customer_key,
+                         sa.func.greatest(life.c.first_month_index, low).label("first_month"),
+                         sa.func.least(life.c.end_month_index, high).label("last_month"))
+            .subquery("panel"))
 
 
 def bayesian_revenue_lift(panel, *, covariates: dict[str, str] | None, sampler,

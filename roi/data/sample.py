@@ -119,7 +119,7 @@ def customer_slices(dataset, *, max_panel_rows: int) -> list:
     DuckDB's memory cap: at 10M customers the whole panel's join (130M rows against 57M
     customer-months of revenue) spilled to disk in every statement that read it.
     """
-    if not dialect.is_duckdb(dataset.engine) or MONTHLY not in dataset.tables:
+    if not embedded_duckdb(dataset):
         return [dataset]
     life = dataset.tables["life"]
     months = life.c.end_month_index - life.c.first_month_index + 1
@@ -132,6 +132,13 @@ def customer_slices(dataset, *, max_panel_rows: int) -> list:
     bounds = np.linspace(0, top, count + 1).round().astype(int)
     return [_keys_between(dataset, int(low), int(high), name=f"slice_{k}")
             for k, (low, high) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))]
+
+
+def embedded_duckdb(dataset) -> bool:
+    """Whether ``dataset`` lives in the run's own DuckDB (a folder of files, a DataFrame),
+    where the toolkit may store temporary tables: the monthly revenue is stored there only
+    (a warehouse, even a DuckDB file, is only read)."""
+    return dialect.is_duckdb(dataset.engine) and MONTHLY in dataset.tables
 
 
 def _keys_between(dataset, low: int, high: int, *, name: str):

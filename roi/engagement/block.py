@@ -78,28 +78,28 @@ def tiers_block(dataset, *, panel: pd.DataFrame, survival: pd.DataFrame,
         TierLift,
         TierRetention,
         member_tiers,
+        stored_tier_table,
         tier_cut_points,
         tier_summary,
-        tier_table,
     )
 
     cuts = tier_cut_points(dataset, rule)
     # The rows' customers' tiers (the sample's when sampled), cut at all members' cut points
     tiers = member_tiers(sampled_dataset(dataset, sample), rule, cuts=cuts)
-    # Members and activity by kind over all members: from these tiers when they are all
-    # members, else two GROUP BYs (equal: tests/test_engagement_scale.py)
-    members, by_kind = (tier_summary(dataset, rule, cuts) if sample is not None
-                        else _summary_of(tiers, rule))
     block: dict[str, Any] = {"rule": rule.to_contract(cuts=cuts), "by_tier": {}}
-    if not sum(members.values()) or "activity" not in dataset.tables:
-        block["refused"] = "no members or no activity table: tiers cannot be formed"
-        return block
     lift = TierLift(window_days=rule.window_days, scale="additive")
-    if in_database:
-        lift.fit_database(dataset, tier_table(dataset, rule, cuts), list(rule.names),
-                          outcome="revenue")
-    else:
-        lift.fit(panel, tiers, outcome="revenue")
+    with stored_tier_table(dataset, rule, cuts) as tier_rows:
+        # Members and activity by kind over all members: from these tiers when they are all
+        # members, else two GROUP BYs (equal: tests/test_engagement_scale.py)
+        members, by_kind = (tier_summary(dataset, rule, cuts, tiers=tier_rows)
+                            if sample is not None else _summary_of(tiers, rule))
+        if not sum(members.values()) or "activity" not in dataset.tables:
+            block["refused"] = "no members or no activity table: tiers cannot be formed"
+            return block
+        if in_database:
+            lift.fit_database(dataset, tier_rows, list(rule.names), outcome="revenue")
+        else:
+            lift.fit(panel, tiers, outcome="revenue")
     retention = TierRetention(window_days=rule.window_days).fit(
         survival, tiers, covariates=list(dataset.covariates))
     hazards = {name: _on_sample(found, sample) for name, found in retention.results_.items()}

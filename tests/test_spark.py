@@ -235,3 +235,19 @@ def test_spark_url_equals_duckdb(spark, tiny):
     assert sorted(on_spark.source.tables) == sorted(tiny)
     assert on_spark.source.description == "spark://"
     _assert_same(load_dataset(open_source(tiny)), on_spark)
+
+
+def test_a_driver_out_of_memory_says_what_to_change():
+    """Spark's first line of a lost task result is only "An error occurred while calling
+    o949.getResult"; the error names the setting that fixes it (seen on a 1M-customer run with
+    2g of driver memory), and other failures keep their first line alone."""
+    from roi.data.spark import LOCAL_CONFIG, _session_error
+
+    lost = RuntimeError("An error occurred while calling o949.getResult.\n: org.apache.spark."
+                        "SparkException: ... TaskResultLost (result lost from block manager)")
+    message = str(_session_error(lost))
+    assert message.startswith("An error occurred while calling o949.getResult.")
+    assert "ROI_SPARK_DRIVER_MEMORY" in message and "max_panel_rows" in message
+    assert LOCAL_CONFIG["spark.driver.memory"] in message
+    other = str(_session_error(RuntimeError("[TABLE_OR_VIEW_NOT_FOUND] x\ntrace")))
+    assert other == "[TABLE_OR_VIEW_NOT_FOUND] x"

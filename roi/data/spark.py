@@ -46,7 +46,9 @@ LOCAL_CONFIG = {
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.ansi.enabled": "true",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
-    "spark.driver.memory": os.environ.get("ROI_SPARK_DRIVER_MEMORY", "2g"),
+    # 2g lost the 5M-row sampled panel of a 1M-customer world on its way to Python
+    # (TaskResultLost); 4g carried it (the run's default row budget)
+    "spark.driver.memory": os.environ.get("ROI_SPARK_DRIVER_MEMORY", "4g"),
     "spark.sql.adaptive.enabled": "true",
 }
 
@@ -78,9 +80,20 @@ apilevel = "2.0"
 threadsafety = 1
 
 
+MEMORY_SIGNS = ("TaskResultLost", "OutOfMemoryError", "maxResultSize")
+"""Words of a Spark failure whose cause is the driver's memory for a result."""
+
+
 def _session_error(exc: BaseException) -> DatabaseError:
+    """The failure's first line; where Spark's trace shows the driver had no memory for a
+    result (its first line is only "An error occurred while calling ..."), what to change."""
     text = str(exc).strip()
-    return DatabaseError(text.splitlines()[0] if text else type(exc).__name__)
+    first = text.splitlines()[0] if text else type(exc).__name__
+    if any(sign in text for sign in MEMORY_SIGNS):
+        first += (" (the Spark driver had no memory for a result: raise ROI_SPARK_DRIVER_MEMORY,"
+                  f" now {LOCAL_CONFIG['spark.driver.memory']}, or lower [scale] "
+                  "max_panel_rows, the customer-month rows a run reads)")
+    return DatabaseError(first)
 
 
 class Cursor:

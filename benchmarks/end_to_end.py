@@ -32,7 +32,10 @@ Parquet      10,000,000   729.8 (1,232.7)                3.51      197.3 / 296.3
 Both targets are met. The other steps: revenue lift 45.8 and 61.5 s, retention 15.1 and 14.4 s,
 paid media 3.0 and 2.8 s, reports 2.6 and 2.5 s. The first 10M run of the session took 874.4 s,
 with engagement at 287.4 s, before the tiers' member table was stored once: each slice summed
-the 82M-row activity table again.
+the 82M-row activity table again. Spark ``local[*]`` on the 1M world (``roi run --engine spark``,
+by hand, the test suite running beside it): 20.6 minutes, 2.36 GiB in Python and about 9 GiB
+with the JVM; results equal DuckDB's but for the Bayesian revenue model's Monte Carlo error
+(ARCHITECTURE.md).
 
 Seventh session (2026-12-04, quiet machine, load 1-1.6; ``roi run --no-pdf`` as below, numba
 kernels for the three Bayesian models, the numba Cox engine, RA/AIPW on distinct covariate rows,

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from roi.data import dialect, sql_parts
 from roi.data.errors import DataProblem, DataValidationError
 from roi.data.schema import TABLES
-from roi.data.source import CanonicalSource, execute_scalar_rows
+from roi.data.source import CanonicalSource, create_as, execute_scalar_rows
 from roi.data.typed import extra_columns, typed_select
 from roi.data.validate import parse_problems, relation_checks, run_checks, structure_problems
 
@@ -201,20 +201,7 @@ def _materialise(source: CanonicalSource, name: str, select: sa.Select, *,
         return materialise(source.engine, table_name, select, store=store)
     if not source.embedded:
         return select.subquery(table_name)
-    compiled = select.compile(dialect=source.engine.dialect)
-    params = compiled.construct_params()
-    positional = [params[p] for p in compiled.positiontup or []]
-    kind = "TABLE" if store else "VIEW"
-    sql = str(compiled)
-    if positional and not store:
-        # DuckDB views cannot hold parameters: inline the (internal, non-user) literals.
-        sql = str(select.compile(dialect=source.engine.dialect,
-                                 compile_kwargs={"literal_binds": True}))
-        positional = []
-    with source.engine.connect() as connection:
-        driver = connection.connection.driver_connection
-        driver.execute(f'CREATE OR REPLACE {kind} "{table_name}" AS {sql}', positional)
-    return sa.table(table_name, *(sa.column(c.key, c.type) for c in select.selected_columns))
+    return create_as(source.engine, table_name, select, kind="TABLE" if store else "VIEW")
 
 
 def _needs_parsing(spec, raw: sa.FromClause) -> bool:

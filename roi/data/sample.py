@@ -88,9 +88,7 @@ def plan_customer_sample(dataset, *, max_panel_rows: int = DEFAULT_MAX_PANEL_ROW
     if max_panel_rows <= 0:
         raise ValueError(f"max_panel_rows must be positive, got {max_panel_rows}")
     life = dataset.tables["life"]
-    months = life.c.end_month_index - life.c.first_month_index + 1
-    statement = sa.select(sa.func.count(),
-                          sa.func.coalesce(sa.func.sum(sa.case((months > 0, months), else_=0)), 0))
+    statement = sa.select(sa.func.count(), _panel_rows(life))
     population, rows = (int(v) for v in execute_scalar_rows(dataset.engine, statement)[0])
     if rows <= max_panel_rows:
         return None
@@ -99,6 +97,12 @@ def plan_customer_sample(dataset, *, max_panel_rows: int = DEFAULT_MAX_PANEL_ROW
     customers = int(execute_scalar_rows(dataset.engine, in_sample)[0][0])
     return CustomerSample(threshold=threshold, customers=customers, population=population,
                           panel_rows=rows, budget=max_panel_rows)
+
+
+def _panel_rows(life: sa.FromClause) -> sa.ColumnElement:
+    """The customer-month panel's rows: each customer's months in the window, summed."""
+    months = life.c.end_month_index - life.c.first_month_index + 1
+    return sa.func.coalesce(sa.func.sum(sa.case((months > 0, months), else_=0)), 0)
 
 
 def sampled_dataset(dataset, sample: CustomerSample | None):
@@ -122,9 +126,7 @@ def customer_slices(dataset, *, max_panel_rows: int) -> list:
     if not embedded_duckdb(dataset):
         return [dataset]
     life = dataset.tables["life"]
-    months = life.c.end_month_index - life.c.first_month_index + 1
-    statement = sa.select(sa.func.coalesce(sa.func.sum(sa.case((months > 0, months), else_=0)), 0),
-                          sa.func.coalesce(sa.func.max(life.c.customer_key), 0))
+    statement = sa.select(_panel_rows(life), sa.func.coalesce(sa.func.max(life.c.customer_key), 0))
     rows, top = (int(v) for v in execute_scalar_rows(dataset.engine, statement)[0])
     count = -(-rows // max_panel_rows)
     if count <= 1:

@@ -100,6 +100,24 @@ def release_memory(engine: sa.Engine) -> None:
 RELEASE_TO = "64MB"
 
 
+def create_as(engine: sa.Engine, name: str, select: sa.Select, *,
+              kind: str = "TABLE") -> sa.TableClause:
+    """``CREATE OR REPLACE <kind> "name" AS <select>`` in the embedded DuckDB (``kind``
+    ``TABLE``, ``TEMP TABLE`` or ``VIEW``); the new relation as a table clause."""
+    compiled = select.compile(dialect=engine.dialect)
+    params = compiled.construct_params()
+    positional = [params[p] for p in compiled.positiontup or []]
+    sql = str(compiled)
+    if positional and kind == "VIEW":
+        # DuckDB views cannot hold parameters: inline the (internal, non-user) literals.
+        sql = str(select.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
+        positional = []
+    with engine.connect() as connection:
+        driver = connection.connection.driver_connection
+        driver.execute(f'CREATE OR REPLACE {kind} "{name}" AS {sql}', positional)
+    return sa.table(name, *(sa.column(c.key, c.type) for c in select.selected_columns))
+
+
 @contextmanager
 def temporary_table(engine: sa.Engine, select: sa.Select, *,
                     name: str) -> Iterator[sa.TableClause]:
@@ -108,14 +126,8 @@ def temporary_table(engine: sa.Engine, select: sa.Select, *,
     exit. ``name`` must be a plain identifier."""
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", name):
         raise ValueError(f"table name must be a plain identifier, not {name!r}")
-    compiled = select.compile(dialect=engine.dialect)
-    params = compiled.construct_params()
-    positional = [params[p] for p in compiled.positiontup or []]
-    with engine.connect() as connection:
-        driver = connection.connection.driver_connection
-        driver.execute(f'CREATE OR REPLACE TEMP TABLE "{name}" AS {compiled}', positional)
     try:
-        yield sa.table(name, *(sa.column(c.name, c.type) for c in select.selected_columns))
+        yield create_as(engine, name, select, kind="TEMP TABLE")
     finally:
         with engine.connect() as connection:
             connection.connection.driver_connection.execute(f'DROP TABLE IF EXISTS "{name}"')

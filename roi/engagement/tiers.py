@@ -371,7 +371,8 @@ class TierLift:
     def fit_database(self, dataset, tiers: sa.FromClause, names: list[str], *,
                      outcome: str = "organic_revenue") -> TierLift:
         """:meth:`fit` from sums the database returns, over every customer of ``dataset``:
-        ``tiers`` is :func:`tier_table` (tier = position in ``names``). One
+        ``tiers`` is :func:`tier_table` (tier = position in ``names``; stored once by
+        :func:`stored_tier_table` on the embedded DuckDB, where each slice reads it). One
         :func:`roi.revenue_lift.did_sql.did_aggregate_frame` by tier over the panel's active
         rows (months in the window left out); per tier the never-members' and its members'
         groups (:func:`~roi.revenue_lift.did_sql.scope_aggregates`), then
@@ -441,16 +442,11 @@ def _tier_sums(dataset, tiers: sa.FromClause, *, outcome: str, window_days: int
     from roi.revenue_lift.did_sql import in_key_order, on_periods, sum_frames
 
     parts = []
-    # The members' tiers once (each slice would sum the activity table again: 11 times 15 s
-    # at 10M customers), then per slice its rows after the tier window, stored once
-    with temporary_table(dataset.engine, sa.select(tiers), name="roi_member_tiers") as stored:
-        for part in slices:
-            rows = after_window_select(part, stored.alias("tiers"), window_days=window_days,
-                                       outcome=outcome)
-            with temporary_table(dataset.engine, sa.select(rows),
-                                 name="roi_slice_tiers") as table:
-                parts.append(_tier_slice_sums(dataset.engine, table.alias("after_window"),
-                                              outcome=outcome))
+    for part in slices:   # per slice its rows after the tier window, stored once
+        rows = after_window_select(part, tiers, window_days=window_days, outcome=outcome)
+        with temporary_table(dataset.engine, sa.select(rows), name="roi_slice_tiers") as table:
+            parts.append(_tier_slice_sums(dataset.engine, table.alias("after_window"),
+                                          outcome=outcome))
     coverage: dict[Any, dict[str, float]] = {}
     for sums_by_tier, *_ in parts:
         for key, sums in sums_by_tier.items():

@@ -164,7 +164,7 @@ def _pivot_in_passes(engine: sa.Engine, rows: sa.FromClause, periods: np.ndarray
         parts.append(fetch_frame(engine, _aggregate_select(part, periods, unit=unit, time=time,
                                                            group=group, outcome=outcome,
                                                            by=by)))
-    return _sum_passes(parts)
+    return sum_frames(parts)
 
 
 def on_periods(frame: pd.DataFrame, periods: np.ndarray, wider: np.ndarray) -> pd.DataFrame:
@@ -188,13 +188,9 @@ def on_periods(frame: pd.DataFrame, periods: np.ndarray, wider: np.ndarray) -> p
 
 
 def sum_frames(parts: list[pd.DataFrame]) -> pd.DataFrame:
-    """Pivot frames of disjoint sets of units (on the same periods) added up per group."""
-    return _sum_passes(parts)
-
-
-def _sum_passes(parts: list[pd.DataFrame]) -> pd.DataFrame:
-    """The passes' rows added up per group: ``by``, ``g`` and the observed-period flags
-    (``s<i>``, ``o<k>_s<i>``) are the keys, every other column a sum."""
+    """Pivot frames of disjoint sets of units (passes, slices; on the same periods) added up
+    per group: ``by``, ``g`` and the observed-period flags (``s<i>``, ``o<k>_s<i>``) are the
+    keys, every other column a sum."""
     frame = pd.concat([_in_key_order(part) for part in parts], ignore_index=True)
     summed = frame.groupby(_keys(frame), dropna=False, sort=False).sum().reset_index()
     return _in_key_order(summed[list(frame.columns)])
